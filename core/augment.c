@@ -1,0 +1,2 @@
+/* augment.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_augment;

@@ -1,0 +1,2 @@
+/* dataset.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_dataset;

@@ -1,0 +1,129 @@
+/* layers-private.h: forward/backward kernels of the network layers.
+ *
+ * Private to libsimclr (tests reach it through the static library). Every
+ * layer is a pair of free functions: outputs first, then inputs, then sizes.
+ * Activations are NHWC float32: an image batch (B,H,W,C) is also a matrix of
+ * M = B*H*W rows and C columns, which is how batch norm, ReLU and the 1x1
+ * convolution see it.
+ *
+ * Backward functions ACCUMULATE (+=) into every gradient they write (dinp,
+ * dweight, dbias): the caller zeroes gradients once per step. This is what a
+ * residual network needs (two branches add into one dinp).
+ *
+ * Every BLAS-backed kernel has a *_naive twin (plain loops, same contract)
+ * used as the test reference. Kernels never allocate: the caller passes
+ * scratch sized by the matching *_scratch_floats function. Thread-safety:
+ * kernels are reentrant; they may use OpenBLAS threads and, for thin
+ * convolutions, split work over up to `threads` worker threads of their own.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* In-place sum across data-parallel replicas (MPI_Allreduce with MPI_SUM).
+ * NULL means one replica: the local values are the global ones. */
+typedef void (*SimclrAllreduceFn) (float *buf, int n, void *user);
+
+/* ---------------------------------------------------------------------------
+ * conv2d
+ * inp (B,H,W,C) NHWC; weight (OC, KH, KW, C) row-major, i.e. (OC, K) with
+ * K = KH*KW*C; bias (OC) or NULL; out (B,OH,OW,OC) with
+ * OH = (H + 2*pad - KH) / stride + 1, OW likewise.
+ * Forward: im2col over chunks of images + cblas_sgemm; a 1x1 stride-1 pad-0
+ * convolution is a plain GEMM on inp without columns.
+ */
+typedef struct {
+  int B, H, W, C;       /* input */
+  int OC, KH, KW;       /* output channels, kernel size */
+  int stride, pad;
+  int OH, OW;           /* derived by simclr_conv2d_shape_init */
+  int threads;          /* worker threads the fast path may use (0 or 1: the
+                         * calling thread only); results must not depend on it
+                         * beyond float summation order */
+} SimclrConvShape;
+
+/* Fills OH, OW; returns 0 if the shape is valid, -1 otherwise. */
+int simclr_conv2d_shape_init (SimclrConvShape *s);
+
+/* Floats of scratch the fast forward/backward need (0 for 1x1 convolutions). */
+size_t simclr_conv2d_scratch_floats (const SimclrConvShape *s);
+
+void simclr_conv2d_forward (float *out, const float *inp, const float *weight,
+    const float *bias, const SimclrConvShape *s, float *scratch);
+
+/* Accumulates dinp (may be NULL: the stem needs no input gradient), dweight,
+ * dbias (may be NULL when the convolution has no bias). */
+void simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const SimclrConvShape *s, float *scratch);
+
+void simclr_conv2d_forward_naive (float *out, const float *inp,
+    const float *weight, const float *bias, const SimclrConvShape *s);
+void simclr_conv2d_backward_naive (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const SimclrConvShape *s);
+
+/* ---------------------------------------------------------------------------
+ * batch norm over the rows of an (M, C) matrix: 2d (M = B*H*W) and 1d (M = B).
+ * weight, bias (C); running_mean, running_var (C); mean, rstd (C) are the
+ * batch statistics cached by the training forward for backward.
+ * Training: biased batch variance to normalise; running statistics updated as
+ * PyTorch does: r = (1 - momentum) * r + momentum * batch, with the unbiased
+ * variance (count / (count - 1)). `count` is the global row count (M summed
+ * over replicas). With `allreduce` non-NULL the sums are reduced across
+ * replicas so every replica normalises with the global batch statistics.
+ */
+void simclr_batchnorm_forward_train (float *out, float *mean, float *rstd,
+    float *running_mean, float *running_var, const float *inp,
+    const float *weight, const float *bias, int M, int C, float momentum,
+    float eps, SimclrAllreduceFn allreduce, void *allreduce_user);
+
+/* Eval mode: normalise with the running statistics. */
+void simclr_batchnorm_forward_eval (float *out, const float *inp,
+    const float *weight, const float *bias, const float *running_mean,
+    const float *running_var, int M, int C, float eps);
+
+/* Accumulates dinp, dweight, dbias. `allreduce` as in forward: the two
+ * per-channel sums of the backward pass are reduced across replicas. */
+void simclr_batchnorm_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const float *mean, const float *rstd, int M, int C,
+    SimclrAllreduceFn allreduce, void *allreduce_user);
+
+/* ---------------------------------------------------------------------------
+ * elementwise, n floats. relu_backward uses the forward OUTPUT (out > 0). */
+void simclr_relu_forward (float *out, const float *inp, size_t n);
+void simclr_relu_backward (float *dinp, const float *dout, const float *out,
+    size_t n);
+/* out = a + b (out may alias a or b). Backward is dinp += dout for both. */
+void simclr_add_forward (float *out, const float *a, const float *b, size_t n);
+void simclr_add_backward (float *da, float *db, const float *dout, size_t n);
+
+/* ---------------------------------------------------------------------------
+ * max-pool 3x3 stride 2 pad 1 (the ImageNet stem): inp (B,H,W,C),
+ * out (B,OH,OW,C), OH = (H + 2 - 3) / 2 + 1; argmax (B,OH,OW,C) records the
+ * flat input index of each maximum for backward. */
+void simclr_maxpool_forward (float *out, int32_t *argmax, const float *inp,
+    int B, int H, int W, int C);
+void simclr_maxpool_backward (float *dinp, const float *dout,
+    const int32_t *argmax, int B, int OH, int OW, int C);
+
+/* global average pool: inp (B, HW, C) -> out (B, C). */
+void simclr_avgpool_forward (float *out, const float *inp, int B, int HW, int C);
+void simclr_avgpool_backward (float *dinp, const float *dout, int B, int HW,
+    int C);
+
+/* ---------------------------------------------------------------------------
+ * linear: inp (B, IC), weight (OC, IC) as PyTorch stores it, bias (OC) or
+ * NULL, out (B, OC) = inp weight^T + bias. */
+void simclr_linear_forward (float *out, const float *inp, const float *weight,
+    const float *bias, int B, int IC, int OC);
+void simclr_linear_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight, int B, int IC,
+    int OC);
+void simclr_linear_forward_naive (float *out, const float *inp,
+    const float *weight, const float *bias, int B, int IC, int OC);
+void simclr_linear_backward_naive (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight, int B, int IC,
+    int OC);

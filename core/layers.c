@@ -1,0 +1,2 @@
+/* layers.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_layers;

@@ -1,0 +1,2 @@
+/* linclf.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_linclf;

@@ -1,0 +1,2 @@
+/* model.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_model;

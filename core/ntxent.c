@@ -1,0 +1,2 @@
+/* ntxent.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_ntxent;

@@ -1,0 +1,2 @@
+/* trainer.c: placeholder until its implementation lands. */
+typedef int simclr_placeholder_trainer;

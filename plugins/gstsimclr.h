@@ -1,0 +1,79 @@
+/* gstsimclr.h: names shared by the elements of the simclr plugin: caps, metas,
+ * the gradient event and bus messages. Elements are glue; the math lives in
+ * libsimclr (core/).
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+/* Embeddings: each buffer holds rows x dimension float32, row-major, native
+ * endianness, with a GstSimclrEmbeddingMeta naming each row. */
+#define SIMCLR_EMBEDDING_MEDIA_TYPE "application/x-simclr-embedding"
+#define SIMCLR_EMBEDDING_CAPS \
+  SIMCLR_EMBEDDING_MEDIA_TYPE ", dimension = (int) [ 1, 65536 ]"
+
+/* Upstream custom event from ntxentsink to simclrencoder carrying dL/dz of
+ * one step: fields "step" (guint64), "rows" (gint), "dimension" (gint),
+ * "gradient" (GstBuffer of rows x dimension float32) and "loss" (gdouble). */
+#define SIMCLR_GRADIENT_EVENT "simclr-gradient"
+
+/* Element messages. */
+#define SIMCLR_TRAIN_MESSAGE "simclr-train"        /* ntxentsink, per interval */
+#define SIMCLR_CHECKPOINT_MESSAGE "simclr-checkpoint" /* simclrencoder, per save */
+
+/* ---------------------------------------------------------------------------
+ * GstSimclrFrameMeta: what a frame is in the data set.
+ * Attached by simclrdatasetsrc (view -1) and by simclraugment (view 0..K-1).
+ * The API has no tags, so video transforms (videoscale, videoconvert, queue)
+ * keep it. */
+typedef struct {
+  GstMeta meta;
+  guint64 sample_id;  /* index in the data set, or the frame count of a stream */
+  gint view;          /* 0 .. views-1 for a view; -1 for an original frame */
+  gint label;         /* class label, -1 when unknown */
+  guint64 epoch;      /* epoch the sample was drawn in (0 for streams) */
+} GstSimclrFrameMeta;
+
+GType gst_simclr_frame_meta_api_get_type (void);
+#define GST_SIMCLR_FRAME_META_API_TYPE (gst_simclr_frame_meta_api_get_type ())
+const GstMetaInfo *gst_simclr_frame_meta_get_info (void);
+
+GstSimclrFrameMeta *gst_buffer_add_simclr_frame_meta (GstBuffer *buffer,
+    guint64 sample_id, gint view, gint label, guint64 epoch);
+#define gst_buffer_get_simclr_frame_meta(b) \
+  ((GstSimclrFrameMeta *) gst_buffer_get_meta ((b), GST_SIMCLR_FRAME_META_API_TYPE))
+
+/* ---------------------------------------------------------------------------
+ * GstSimclrEmbeddingMeta: one record per row of an embedding buffer. */
+typedef struct {
+  guint64 sample_id;
+  gint view;
+  gint label;
+  GstClockTime pts;   /* timestamp of the frame the row came from */
+} GstSimclrEmbeddingRow;
+
+typedef struct {
+  GstMeta meta;
+  guint64 step;                 /* training step, or a running batch count in embed mode */
+  guint rows;
+  GstSimclrEmbeddingRow *row;   /* (rows), owned by the meta */
+} GstSimclrEmbeddingMeta;
+
+GType gst_simclr_embedding_meta_api_get_type (void);
+#define GST_SIMCLR_EMBEDDING_META_API_TYPE (gst_simclr_embedding_meta_api_get_type ())
+const GstMetaInfo *gst_simclr_embedding_meta_get_info (void);
+
+/* Copies @rows records from @row. */
+GstSimclrEmbeddingMeta *gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer,
+    guint64 step, guint rows, const GstSimclrEmbeddingRow *row);
+#define gst_buffer_get_simclr_embedding_meta(b) \
+  ((GstSimclrEmbeddingMeta *) gst_buffer_get_meta ((b), GST_SIMCLR_EMBEDDING_META_API_TYPE))
+
+/* Warns once per process (as a GST_WARNING in the "simclr" category and a
+ * g_printerr-free element warning by the caller) when OpenBLAS runs a kernel
+ * far below what the CPU supports. Returns a message to show, or NULL. */
+const gchar *gst_simclr_openblas_advice (void);
+
+G_END_DECLS

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# setup.sh: install the Debian packages gst-simclr needs when they are missing,
+# then configure and build into ./build. Idempotent: when everything is there
+# it only runs ninja. Usage: scripts/setup.sh [--tests] [--data]
+#   --tests  also install what the test suite needs (PyTorch for cross-checks,
+#            the data sets and sample videos the tests read)
+#   --data   also install the data sets (Fashion-MNIST, OpenCV's samples)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_tests=0
+want_data=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) want_tests=1; want_data=1 ;;
+    --data) want_data=1 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+pkgs=(gcc libc6-dev pkgconf meson ninja-build libglib2.0-dev
+      libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+      gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav
+      libopenblas-dev libturbojpeg0-dev libjson-glib-dev zlib1g-dev
+      libopenmpi-dev openmpi-bin)
+if [ "$want_data" = 1 ]; then
+  pkgs+=(dataset-fashion-mnist opencv-doc)
+fi
+if [ "$want_tests" = 1 ]; then
+  # PyTorch reference checks and the plotting/eval scripts.
+  pkgs+=(python3-torch python3-torchvision python3-numpy python3-pil)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -f build/build.ninja ]; then
+  meson setup build
+fi
+ninja -C build
