@@ -1,0 +1,12 @@
+/* simclr.h: umbrella header of libsimclr's public API (the core: no
+ * GStreamer, no GLib types). Include this or the single headers. */
+#pragma once
+
+#include "simclr/error.h"
+#include "simclr/rng.h"
+#include "simclr/augment.h"
+#include "simclr/ntxent.h"
+#include "simclr/optim.h"
+#include "simclr/model.h"
+#include "simclr/checkpoint.h"
+#include "simclr/trainer.h"
