@@ -1,0 +1,456 @@
+/* test-ntxent.c: NT-Xent loss, gradient and contrastive accuracy against
+ * independent references: a double-precision naive loss written here (its
+ * central differences check dz), closed forms, a hand-made accuracy case and
+ * a PyTorch fixture (tests/data/make-ntxent-fixture.py). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib.h>
+
+#include "simclr/ntxent.h"
+#include "simclr/rng.h"
+
+/* ---------------------------------------------------------------------------
+ * Naive reference, double precision, straight from the definition:
+ *   u_i = z_i / ||z_i||,  s_ik = u_i.u_k / tau,
+ *   loss = mean_i [ -s_{i,p(i)} + log sum_{k != i} exp (s_ik) ].
+ * Logits stay below 1/tau <= 1/0.05 = 20 in these tests, so exp without the
+ * max shift is exact enough here (and independent of the code under test).
+ */
+static double
+naive_loss (const double *z, int R, int D, double tau, const int *pos)
+{
+  double *u = g_new (double, (size_t) R * D);
+  double loss = 0.0;
+
+  for (int i = 0; i < R; i++) {
+    double n = 0.0;
+    for (int c = 0; c < D; c++)
+      n += z[i * D + c] * z[i * D + c];
+    n = sqrt (n);
+    for (int c = 0; c < D; c++)
+      u[i * D + c] = z[i * D + c] / n;
+  }
+  for (int i = 0; i < R; i++) {
+    int p = pos ? pos[i] : (i < R / 2 ? i + R / 2 : i - R / 2);
+    double sum = 0.0, spos = 0.0;
+    for (int k = 0; k < R; k++) {
+      double s = 0.0;
+      if (k == i)
+        continue;
+      for (int c = 0; c < D; c++)
+        s += u[i * D + c] * u[k * D + c];
+      s /= tau;
+      sum += exp (s);
+      if (k == p)
+        spos = s;
+    }
+    loss += -spos + log (sum);
+  }
+  g_free (u);
+  return loss / R;
+}
+
+static void
+random_z (float *z, int R, int D, uint64_t seed)
+{
+  for (int j = 0; j < R * D; j++)
+    z[j] = (float) simclr_rng_normal (seed, 1, j);
+}
+
+/* Forward + backward through the API; fails the test on a non-OK status. */
+static SimclrNtxentResult
+run (const float *z, int R, int D, float tau, const int *pos, float *dz)
+{
+  SimclrError err = { 0 };
+  SimclrNtxentResult res = { 0 };
+  SimclrNtxent *nt = simclr_ntxent_new (R, D, &err);
+  SimclrStatus st;
+
+  g_assert_nonnull (nt);
+  st = simclr_ntxent_forward (nt, z, R, D, tau, pos, &res, &err);
+  if (st != SIMCLR_OK)
+    g_error ("forward failed: %s", err.message);
+  if (dz)
+    simclr_ntxent_backward (nt, dz);
+  simclr_ntxent_free (nt);
+  return res;
+}
+
+/* ---------------------------------------------------------------------------
+ * Finite differences of the naive double loss against the C gradient.
+ */
+typedef struct {
+  int R, D;
+  float tau;
+  int map;      /* 0: default i <-> i+R/2; 1: neighbours i <-> i^1;
+                 * 2: one-way cycle p(i) = i+1 mod R (not symmetric) */
+} GradCase;
+
+static const GradCase grad_cases[] = {
+  { 2, 3, 0.5f, 0 },
+  { 4, 2, 1.0f, 0 },
+  { 8, 5, 0.1f, 0 },
+  { 8, 5, 0.5f, 1 },
+  { 12, 16, 0.07f, 0 },
+  { 16, 32, 0.2f, 2 },
+  { 34, 128, 0.5f, 0 },
+  { 34, 128, 0.1f, 1 },
+};
+
+static void
+test_grad_fd (gconstpointer data)
+{
+  const GradCase *gc = data;
+  const int R = gc->R, D = gc->D, n = R * D;
+  float *z = g_new (float, n), *dz = g_new (float, n);
+  double *zd = g_new (double, n);
+  int *pos = NULL;
+  double ref, gmax = 0.0, worst = 0.0;
+  int worst_j = -1, stride;
+  double worst_fd = 0.0;
+  SimclrNtxentResult res;
+
+  random_z (z, R, D, 1000 + R * 7 + D + gc->map);
+  if (gc->map) {
+    pos = g_new (int, R);
+    for (int i = 0; i < R; i++)
+      pos[i] = gc->map == 1 ? (i ^ 1) : (i + 1) % R;
+  }
+  for (int j = 0; j < n; j++)
+    zd[j] = z[j];
+
+  res = run (z, R, D, gc->tau, pos, dz);
+  ref = naive_loss (zd, R, D, gc->tau, pos);
+  if (fabs (res.loss - ref) > 1e-5 * fabs (ref))
+    g_error ("R %d D %d tau %g: loss %.9g, naive double %.9g", R, D,
+        (double) gc->tau, res.loss, ref);
+
+  for (int j = 0; j < n; j++)
+    gmax = fmax (gmax, fabs (dz[j]));
+  if (R == 2) {
+    /* One other row, and it is the positive: loss 0 whatever z is. */
+    g_assert_cmpfloat_with_epsilon (res.loss, 0.0, 1e-7);
+    g_assert_cmpfloat (gmax, <, 1e-6);
+    goto out;
+  }
+  g_assert_cmpfloat (gmax, >, 0.0);
+
+  /* At most ~300 probes per case, spread over the whole matrix. Central
+   * differences in double with h = 1e-5: truncation ~h^2 and rounding
+   * ~1e-16/h, both far below the float gradient's own error. The metric is
+   * the error relative to the gradient's largest element, so entries near 0
+   * are not judged by a meaningless ratio. */
+  stride = n > 300 ? n / 300 + 1 : 1;
+  for (int j = 0; j < n; j += stride) {
+    const double h = 1e-5;
+    double keep = zd[j], fp, fm, fd, e;
+    zd[j] = keep + h;
+    fp = naive_loss (zd, R, D, gc->tau, pos);
+    zd[j] = keep - h;
+    fm = naive_loss (zd, R, D, gc->tau, pos);
+    zd[j] = keep;
+    fd = (fp - fm) / (2 * h);
+    e = fabs (fd - dz[j]) / gmax;
+    if (e > worst) {
+      worst = e;
+      worst_j = j;
+      worst_fd = fd;
+    }
+  }
+  if (worst > 1e-5)
+    g_error ("R %d D %d tau %g map %d: dz[%d] = %.9g, finite difference %.9g "
+        "(error %.3g of max |dz| %.3g)", R, D, (double) gc->tau, gc->map,
+        worst_j, (double) dz[worst_j], worst_fd, worst, gmax);
+  g_test_message ("R %d D %d tau %g map %d: loss %.6f, worst fd error %.2e",
+      R, D, (double) gc->tau, gc->map, res.loss, worst);
+
+out:
+  g_free (z);
+  g_free (dz);
+  g_free (zd);
+  g_free (pos);
+}
+
+/* ---------------------------------------------------------------------------
+ * Closed forms.
+ */
+static void
+test_identical_rows (void)
+{
+  /* Every s_ik = 1/tau, so each anchor's softmax is uniform over the R-1
+   * others: loss = -1/tau + log ((R-1) e^{1/tau}) = ln (R-1). The gradient
+   * P_ik - [k == p] sums to 0 against the common u, and what is left is along
+   * u, which the normalisation's Jacobian removes: dz = 0. */
+  const int sizes[] = { 2, 4, 16, 64 };
+  for (unsigned t = 0; t < G_N_ELEMENTS (sizes); t++) {
+    const int R = sizes[t], D = 6;
+    float *z = g_new (float, R * D), *dz = g_new (float, R * D);
+    SimclrNtxentResult res;
+    for (int i = 0; i < R; i++)
+      for (int c = 0; c < D; c++)
+        z[i * D + c] = 0.3f * (c + 1) - 1.0f;
+    res = run (z, R, D, 0.1f, NULL, dz);
+    g_assert_cmpfloat_with_epsilon (res.loss, log (R - 1.0), 1e-5);
+    for (int j = 0; j < R * D; j++)
+      if (fabs (dz[j]) > 1e-5)
+        g_error ("R %d: dz[%d] = %g, expected 0", R, j, (double) dz[j]);
+    /* Ties count for the positive. */
+    g_assert_cmpfloat (res.top1, ==, 1.0);
+    g_free (z);
+    g_free (dz);
+  }
+}
+
+static void
+test_orthogonal_negatives (void)
+{
+  /* Sample s's two views are c e_s and c' e_s (different lengths, same
+   * direction), so s_{i,p(i)} = 1/tau and every other s_ik = 0:
+   *   loss_i = -1/tau + log (e^{1/tau} + (R-2) e^0)
+   *          = log (1 + (R-2) e^{-1/tau}),
+   * the same for every anchor, hence for the mean. */
+  const int sizes[] = { 2, 4, 10, 32 };
+  const float taus[] = { 0.1f, 0.5f, 1.0f };
+  for (unsigned t = 0; t < G_N_ELEMENTS (sizes); t++) {
+    for (unsigned q = 0; q < G_N_ELEMENTS (taus); q++) {
+      const int R = sizes[t], N = R / 2, D = N + 3;
+      const double tau = taus[q];
+      float *z = g_new0 (float, R * D);
+      double expect = log (1.0 + (R - 2) * exp (-1.0 / tau));
+      SimclrNtxentResult res;
+      for (int s = 0; s < N; s++) {
+        z[s * D + s] = 0.5f + s;
+        z[(s + N) * D + s] = 2.0f;
+      }
+      res = run (z, R, D, taus[q], NULL, NULL);
+      if (fabs (res.loss - expect) > 1e-6 * fmax (1.0, expect))
+        g_error ("R %d tau %g: loss %.9g, closed form %.9g", R, tau,
+            res.loss, expect);
+      g_assert_cmpfloat (res.top1, ==, 1.0);
+      g_assert_cmpfloat (res.top5, ==, 1.0);
+      g_free (z);
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Accuracy by hand. Eight unit vectors in a plane at angles (degrees)
+ *   row:   0   1   2   3   4    5    6    7
+ *   angle: 0  10  25  45  70  100  135  175
+ * (lengths vary; the third coordinate is 0). All gaps are below 180 degrees,
+ * so more similar means a smaller angle between them.
+ * Default map (i <-> i+4), "others closer than the positive":
+ *   0: 1,2,3 (3)   1: 0,2,3,4 (4)   2: 0,1,3,4,5 (5)   3: 0,1,2,4,5,6 (6)
+ *   4: 1,2,3,5,6 (5)   5: 2,3,4,6,7 (5)   6: 3,4,5,7 (4)   7: 4,5,6 (3)
+ *   -> top-1 0/8, top-5 4/8 (anchors 0, 1, 6, 7).
+ * Neighbour map (i <-> i^1): 0: none; 1: none (2 is 15 away, 0 is 10);
+ *   2: 1 (15 < 20); 3: none (4 is 25 > 20); 4: 3 (25 < 30); 5: none (6 is
+ *   35 > 30); 6: 5 (35 < 40); 7: none -> top-1 5/8, top-5 8/8.
+ */
+static void
+test_accuracy_by_hand (void)
+{
+  static const double deg[8] = { 0, 10, 25, 45, 70, 100, 135, 175 };
+  static const int neighbours[8] = { 1, 0, 3, 2, 5, 4, 7, 6 };
+  float z[8 * 3];
+  SimclrNtxentResult res;
+
+  for (int i = 0; i < 8; i++) {
+    double len = 0.5 + 0.25 * i;
+    z[i * 3 + 0] = (float) (len * cos (deg[i] * G_PI / 180.0));
+    z[i * 3 + 1] = (float) (len * sin (deg[i] * G_PI / 180.0));
+    z[i * 3 + 2] = 0.0f;
+  }
+  res = run (z, 8, 3, 0.5f, NULL, NULL);
+  g_assert_cmpfloat (res.top1, ==, 0.0);
+  g_assert_cmpfloat (res.top5, ==, 0.5);
+  res = run (z, 8, 3, 0.5f, neighbours, NULL);
+  g_assert_cmpfloat (res.top1, ==, 5.0 / 8.0);
+  g_assert_cmpfloat (res.top5, ==, 1.0);
+}
+
+/* ---------------------------------------------------------------------------
+ * PyTorch fixture.
+ */
+static double
+read_number (FILE *f)
+{
+  double v;
+  if (fscanf (f, "%lf", &v) != 1)
+    g_error ("ntxent fixture: expected a number");
+  return v;
+}
+
+static void
+expect_word (FILE *f, const char *word)
+{
+  char buf[64];
+  if (fscanf (f, "%63s", buf) != 1 || strcmp (buf, word) != 0)
+    g_error ("ntxent fixture: expected '%s'", word);
+}
+
+static void
+test_torch_fixture (void)
+{
+  char *path = g_build_filename (SIMCLR_TEST_DATA, "ntxent-fixture.txt", NULL);
+  FILE *f = fopen (path, "r");
+  char word[64];
+  int cases = 0;
+
+  /* The fixture is committed: missing means a broken tree, not a skip. */
+  if (!f)
+    g_error ("cannot open %s (regenerate with tests/data/make-ntxent-fixture.py)",
+        path);
+  while (fscanf (f, "%63s", word) == 1) {
+    char name[64];
+    int R, D;
+    double tau, loss, top1, top5, dmax = 0.0;
+    float *z, *dz;
+    double *dref;
+    SimclrNtxentResult res;
+
+    if (word[0] == '#') {
+      int ch;
+      while ((ch = fgetc (f)) != EOF && ch != '\n');
+      continue;
+    }
+    g_assert_cmpstr (word, ==, "case");
+    if (fscanf (f, "%63s %d %d %lf", name, &R, &D, &tau) != 4)
+      g_error ("ntxent fixture: bad case header");
+    z = g_new (float, R * D);
+    dz = g_new (float, R * D);
+    dref = g_new (double, R * D);
+    expect_word (f, "z");
+    for (int j = 0; j < R * D; j++)
+      z[j] = (float) read_number (f);
+    expect_word (f, "loss");
+    loss = read_number (f);
+    expect_word (f, "top1");
+    top1 = read_number (f);
+    expect_word (f, "top5");
+    top5 = read_number (f);
+    expect_word (f, "dz");
+    for (int j = 0; j < R * D; j++) {
+      dref[j] = read_number (f);
+      dmax = fmax (dmax, fabs (dref[j]));
+    }
+
+    res = run (z, R, D, (float) tau, NULL, dz);
+    /* Tolerances: float32 similarities carry ~1e-7 relative error, scaled by
+     * 1/tau <= 10 in the logits: 1e-5 relative on the loss, and 1e-5 of the
+     * largest |dz| per element (dz entries near 0 make a per-element ratio
+     * meaningless). */
+    if (fabs (res.loss - loss) > 1e-5 * fabs (loss))
+      g_error ("%s: loss %.9g, torch %.9g", name, res.loss, loss);
+    g_assert_cmpfloat (res.top1, ==, top1);
+    g_assert_cmpfloat (res.top5, ==, top5);
+    for (int j = 0; j < R * D; j++)
+      if (fabs (dz[j] - dref[j]) > 1e-5 * dmax)
+        g_error ("%s: dz[%d] = %.9g, torch %.9g", name, j, (double) dz[j],
+            dref[j]);
+    cases++;
+    g_free (z);
+    g_free (dz);
+    g_free (dref);
+  }
+  fclose (f);
+  g_free (path);
+  g_assert_cmpint (cases, ==, 3);
+}
+
+/* ---------------------------------------------------------------------------
+ * Rejections.
+ */
+static void
+test_rejects (void)
+{
+  SimclrError err = { 0 };
+  SimclrNtxentResult res;
+  float z[8 * 4], dz[8 * 4];
+  int bad_pos[8] = { 4, 5, 6, 7, 0, 1, 2, 7 };  /* 7 is its own positive */
+  SimclrNtxent *nt;
+
+  g_assert_null (simclr_ntxent_new (7, 4, &err));
+  g_assert_cmpint (err.status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "7"));
+  g_assert_null (simclr_ntxent_new (8, 0, &err));
+  g_assert_cmpint (err.status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  simclr_ntxent_free (NULL);
+
+  nt = simclr_ntxent_new (8, 4, &err);
+  g_assert_nonnull (nt);
+  random_z (z, 8, 4, 5);
+
+  /* Backward before any forward writes nothing. */
+  for (int j = 0; j < 32; j++)
+    dz[j] = 42.0f;
+  simclr_ntxent_backward (nt, dz);
+  g_assert_cmpfloat (dz[0], ==, 42.0f);
+
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 5, 4, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "rows 5"));
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 10, 4, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 0, 4, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 0, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "dim 0"));
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 5, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, 0.0f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "temperature"));
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, -1.0f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, NAN, NULL, &res, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, 0.5f, bad_pos, &res,
+          &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "positive[7]"));
+  bad_pos[7] = 8;
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, 0.5f, bad_pos, &res,
+          &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+
+  /* A good forward, then a failed one: backward must not use stale state. */
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_OK);
+  z[13] = NAN;
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_NUMERIC);
+  g_assert_nonnull (strstr (err.message, "row 3"));
+  z[13] = INFINITY;
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 8, 4, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_ERROR_NUMERIC);
+  simclr_ntxent_backward (nt, dz);
+  g_assert_cmpfloat (dz[0], ==, 42.0f);
+
+  /* A smaller batch than the workspace is fine. */
+  z[13] = 0.25f;
+  g_assert_cmpint (simclr_ntxent_forward (nt, z, 4, 3, 0.5f, NULL, &res, &err),
+      ==, SIMCLR_OK);
+  g_assert_true (isfinite (res.loss));
+  simclr_ntxent_free (nt);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  for (unsigned i = 0; i < G_N_ELEMENTS (grad_cases); i++) {
+    char *name = g_strdup_printf ("/ntxent/grad-fd/R%d-D%d-tau%g-map%d",
+        grad_cases[i].R, grad_cases[i].D, (double) grad_cases[i].tau,
+        grad_cases[i].map);
+    g_test_add_data_func (name, &grad_cases[i], test_grad_fd);
+    g_free (name);
+  }
+  g_test_add_func ("/ntxent/identical-rows", test_identical_rows);
+  g_test_add_func ("/ntxent/orthogonal-negatives", test_orthogonal_negatives);
+  g_test_add_func ("/ntxent/accuracy-by-hand", test_accuracy_by_hand);
+  g_test_add_func ("/ntxent/torch-fixture", test_torch_fixture);
+  g_test_add_func ("/ntxent/rejects", test_rejects);
+  return g_test_run ();
+}
