@@ -14,9 +14,10 @@
  * (3x3 stride 1, no max-pool) or "imagenet" (7x7 stride 2 + max-pool 3x3/2);
  * global average pool gives h (B, d). Head:
  *   proj_layers 2 (SimCLR v1): head.0 Linear(d,hid) - head.1 ReLU - head.2 Linear(hid,out)
- *   proj_layers 3 (SimCLR v2): head.0 Linear(d,hid) - head.1 BN1d - head.2 ReLU -
- *                              head.3 Linear(hid,hid) - head.4 BN1d - head.5 ReLU -
- *                              head.6 Linear(hid,out)
+ *   proj_layers 3 (SimCLR v2): head.0 Linear(d,hid,bias=False) - head.1 BN1d -
+ *                              head.2 ReLU - head.3 Linear(hid,hid,bias=False) -
+ *                              head.4 BN1d - head.5 ReLU - head.6 Linear(hid,out)
+ *   (a bias before BN is redundant; the peer's head does the same)
  *   (this is nn.Sequential numbering, so a PyTorch module of that shape loads
  *   with strict=True). proj_layers 0: no head, z = h.
  * Initialisation as torchvision: convolutions Kaiming normal (fan_out, relu),

@@ -5,6 +5,7 @@
 #include "simclr/error.h"
 #include "simclr/rng.h"
 #include "simclr/augment.h"
+#include "simclr/dataset.h"
 #include "simclr/ntxent.h"
 #include "simclr/optim.h"
 #include "simclr/model.h"
