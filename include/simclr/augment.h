@@ -42,7 +42,8 @@ typedef struct {
 void simclr_augment_config_default (SimclrAugmentConfig *cfg);
 
 /* Checks ranges: size in [1, 4096], 0 < scale_min <= scale_max <= 1,
- * 0 < ratio_min <= ratio_max, probabilities in [0, 1], strength in [0, 10],
+ * 0 < ratio_min <= ratio_max, probabilities in [0, 1], strength in [0, 2.5]
+ * (the hue range 0.2s must stay within torchvision's [-0.5, 0.5]),
  * 0 < sigma_min <= sigma_max. Returns SIMCLR_OK or
  * SIMCLR_ERROR_INVALID_ARGUMENT with the offending field named in @err. */
 SimclrStatus simclr_augment_config_validate (const SimclrAugmentConfig *cfg,
@@ -65,7 +66,7 @@ typedef struct {
   int grayscale;
   int blur;
   double blur_sigma;
-  int blur_kernel;                      /* odd kernel side */
+  int blur_kernel;                      /* odd kernel side: 10% of size, odd, >= 3 */
   int solarize;
 } SimclrAugmentParams;
 
