@@ -49,6 +49,11 @@ int simclr_conv2d_shape_init (SimclrConvShape *s);
 /* Floats of scratch the fast forward/backward need (0 for 1x1 convolutions). */
 size_t simclr_conv2d_scratch_floats (const SimclrConvShape *s);
 
+/* Images per im2col chunk the fast path uses (a pure function of the shape;
+ * exposed so tests can cover chunk boundaries). 0 for 1x1 convolutions,
+ * which need no columns. */
+int simclr_conv2d_chunk_images (const SimclrConvShape *s);
+
 void simclr_conv2d_forward (float *out, const float *inp, const float *weight,
     const float *bias, const SimclrConvShape *s, float *scratch);
 
