@@ -59,13 +59,17 @@ typedef struct {
   guint64 step;                 /* training step, or a running batch count in embed mode */
   guint rows;
   GstSimclrEmbeddingRow *row;   /* (rows), owned by the meta */
+  gdouble epoch;                /* train: the largest GstSimclrFrameMeta.epoch of the
+                                 * batch's views; embed: 0 */
+  gdouble lr;                   /* train: learning rate of this step; embed: 0 */
 } GstSimclrEmbeddingMeta;
 
 GType gst_simclr_embedding_meta_api_get_type (void);
 #define GST_SIMCLR_EMBEDDING_META_API_TYPE (gst_simclr_embedding_meta_api_get_type ())
 const GstMetaInfo *gst_simclr_embedding_meta_get_info (void);
 
-/* Copies @rows records from @row. */
+/* Copies @rows records from @row; epoch and lr start at 0 (set them on the
+ * returned meta). */
 GstSimclrEmbeddingMeta *gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer,
     guint64 step, guint rows, const GstSimclrEmbeddingRow *row);
 #define gst_buffer_get_simclr_embedding_meta(b) \

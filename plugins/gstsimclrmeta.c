@@ -90,6 +90,8 @@ embedding_meta_init (GstMeta *meta, gpointer params, GstBuffer *buffer)
   m->step = 0;
   m->rows = 0;
   m->row = NULL;
+  m->epoch = 0.0;
+  m->lr = 0.0;
   return TRUE;
 }
 
@@ -111,10 +113,15 @@ embedding_meta_transform (GstBuffer *dest, GstMeta *meta, GstBuffer *buffer,
    * partial one (a region copy no longer has the same rows). */
   if (GST_META_TRANSFORM_IS_COPY (type)) {
     GstMetaTransformCopy *copy = data;
+    GstSimclrEmbeddingMeta *d;
     if (copy->region)
       return TRUE;
-    return gst_buffer_add_simclr_embedding_meta (dest, m->step, m->rows,
-        m->row) != NULL;
+    d = gst_buffer_add_simclr_embedding_meta (dest, m->step, m->rows, m->row);
+    if (d == NULL)
+      return FALSE;
+    d->epoch = m->epoch;
+    d->lr = m->lr;
+    return TRUE;
   }
   return TRUE;
 }
@@ -144,6 +151,8 @@ gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer, guint64 step,
   if (m) {
     m->step = step;
     m->rows = rows;
+    m->epoch = 0.0;
+    m->lr = 0.0;
     m->row = g_new0 (GstSimclrEmbeddingRow, rows ? rows : 1);
     if (row && rows)
       memcpy (m->row, row, rows * sizeof *row);
