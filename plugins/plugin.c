@@ -6,6 +6,8 @@
 #include <gst/gst.h>
 
 #include "gstsimclraugment.h"
+#include "gstntxentsink.h"
+#include "gstsimclrnpysink.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
@@ -13,6 +15,8 @@ plugin_init (GstPlugin *plugin)
   gboolean ret = FALSE;
 
   ret |= GST_ELEMENT_REGISTER (simclraugment, plugin);
+  ret |= GST_ELEMENT_REGISTER (ntxentsink, plugin);
+  ret |= GST_ELEMENT_REGISTER (simclrnpysink, plugin);
 
   return ret;
 }
