@@ -451,9 +451,8 @@ static void
 embedding_meta_epoch_lr (const GstSimclrEmbeddingMeta * meta, gdouble * epoch,
     gdouble * lr)
 {
-  /* FIXME: read meta->epoch and meta->lr once simclrencoder adds them. */
-  *epoch = 0.0;
-  *lr = 0.0;
+  *epoch = meta->epoch;
+  *lr = meta->lr;
 }
 
 static void
