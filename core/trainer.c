@@ -1,2 +1,428 @@
-/* trainer.c: placeholder until its implementation lands. */
-typedef int simclr_placeholder_trainer;
+/* trainer.c: model + optimiser state + schedule + step counter (see
+ * include/simclr/trainer.h).
+ *
+ * The optimiser sees one parameter group per parameter tensor (LARS norms are
+ * per layer), taken from the model's table: conv and linear weights adapt
+ * (weight decay + trust ratio), BN parameters and biases do not. Checkpoints
+ * are model checkpoints plus "optim.velocity.*" tensors and metadata.
+ */
+#include "simclr/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint-private.h"
+
+#define VELOCITY_PREFIX "optim.velocity."
+
+struct SimclrTrainer {
+  SimclrTrainerConfig cfg;
+  SimclrModel *model;
+  float *velocity;            /* parameter layout */
+  SimclrParamGroup *groups;
+  int n_groups;
+  int64_t step;
+  SimclrNtxent *nt;           /* NULL if max_batch < 2 */
+  float *views;               /* (max_batch,H,W,C) float scratch */
+  float *z, *dz;              /* (max_batch, out) */
+  int rows;                   /* rows of the last forward, 0 if none */
+  SimclrAllreduceFn allreduce;
+  void *allreduce_user;
+  int replicas;
+};
+
+void
+simclr_trainer_config_default (SimclrTrainerConfig *cfg)
+{
+  memset (cfg, 0, sizeof *cfg);
+  simclr_model_config_default (&cfg->model);
+  simclr_optim_config_default (&cfg->optim);
+  cfg->temperature = 0.5;
+  cfg->seed = 0;
+}
+
+void
+simclr_trainer_free (SimclrTrainer *t)
+{
+  if (!t)
+    return;
+  simclr_model_free (t->model);
+  simclr_ntxent_free (t->nt);
+  free (t->velocity);
+  free (t->groups);
+  free (t->views);
+  free (t->z);
+  free (t->dz);
+  free (t);
+}
+
+/* Builds the trainer around an existing model (taken over). */
+static SimclrTrainer *
+trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
+    SimclrError *err)
+{
+  SimclrTrainer *t = calloc (1, sizeof *t);
+  if (!t) {
+    simclr_model_free (model);
+    simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "trainer: out of memory");
+    return NULL;
+  }
+  t->cfg = *cfg;
+  t->cfg.model = *simclr_model_get_config (model);
+  t->model = model;
+  t->replicas = 1;
+  const SimclrModelConfig *mc = &t->cfg.model;
+  size_t np;
+  simclr_model_params (model, &np);
+  int out = simclr_model_output_dim (model);
+  size_t nview = (size_t) mc->max_batch * mc->image_size * mc->image_size
+      * mc->in_channels;
+  t->velocity = calloc (np ? np : 1, sizeof (float));
+  t->groups = calloc (simclr_model_n_tensors (model), sizeof *t->groups);
+  t->views = malloc (nview * sizeof (float));
+  t->z = malloc ((size_t) mc->max_batch * out * sizeof (float));
+  t->dz = malloc ((size_t) mc->max_batch * out * sizeof (float));
+  if (!t->velocity || !t->groups || !t->views || !t->z || !t->dz) {
+    simclr_trainer_free (t);
+    simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "trainer: out of memory");
+    return NULL;
+  }
+  for (int i = 0; i < simclr_model_n_tensors (model); i++) {
+    const SimclrTensorInfo *ti = simclr_model_tensor (model, i);
+    if (ti->storage != SIMCLR_TENSOR_PARAM)
+      continue;
+    t->groups[t->n_groups].offset = ti->offset;
+    t->groups[t->n_groups].numel = ti->numel;
+    t->groups[t->n_groups].adapt = ti->adapt;
+    t->n_groups++;
+  }
+  if (mc->max_batch >= 2) {
+    t->nt = simclr_ntxent_new (mc->max_batch & ~1, out, err);
+    if (!t->nt) {
+      simclr_trainer_free (t);
+      return NULL;
+    }
+  }
+  return t;
+}
+
+static SimclrStatus
+validate (const SimclrTrainerConfig *cfg, SimclrError *err)
+{
+  if (!cfg)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer: config is NULL");
+  SimclrStatus s = simclr_model_config_validate (&cfg->model, err);
+  if (s != SIMCLR_OK)
+    return s;
+  s = simclr_optim_config_validate (&cfg->optim, err);
+  if (s != SIMCLR_OK)
+    return s;
+  if (!(cfg->temperature > 0) || !isfinite (cfg->temperature))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer: temperature %g must be > 0", cfg->temperature);
+  return SIMCLR_OK;
+}
+
+SimclrTrainer *
+simclr_trainer_new (const SimclrTrainerConfig *cfg, SimclrError *err)
+{
+  if (validate (cfg, err) != SIMCLR_OK)
+    return NULL;
+  SimclrModel *m = simclr_model_new (&cfg->model, cfg->seed, err);
+  if (!m)
+    return NULL;
+  return trainer_wrap (cfg, m, err);
+}
+
+SimclrStatus
+simclr_trainer_forward (SimclrTrainer *t, const float *views, int rows,
+    float *z_out, SimclrError *err)
+{
+  t->rows = 0;
+  SimclrStatus s = simclr_model_forward (t->model, views, rows, 1, NULL, t->z,
+      err);
+  if (s != SIMCLR_OK)
+    return s;
+  t->rows = rows;
+  if (z_out)
+    memcpy (z_out, t->z, (size_t) rows * simclr_model_output_dim (t->model)
+        * sizeof (float));
+  return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_trainer_forward_u8 (SimclrTrainer *t, const uint8_t *views, int rows,
+    float *z_out, SimclrError *err)
+{
+  const SimclrModelConfig *mc = &t->cfg.model;
+  if (!views)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer forward: views is NULL");
+  if (rows < 1 || rows > mc->max_batch)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer forward: %d rows out of range [1, max_batch %d]", rows,
+        mc->max_batch);
+  size_t n = (size_t) rows * mc->image_size * mc->image_size
+      * mc->in_channels;
+  for (size_t i = 0; i < n; i++)
+    t->views[i] = views[i] * (1.0f / 255.0f);
+  return simclr_trainer_forward (t, t->views, rows, z_out, err);
+}
+
+SimclrStatus
+simclr_trainer_backward_and_step (SimclrTrainer *t, const float *dz,
+    SimclrError *err)
+{
+  if (!t->rows)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer: backward_and_step without a forward");
+  simclr_model_zero_grad (t->model);
+  SimclrStatus s = simclr_model_backward (t->model, dz, err);
+  if (s != SIMCLR_OK)
+    return s;
+  t->rows = 0;
+  size_t np;
+  float *grads = simclr_model_grads (t->model, &np);
+  if (t->allreduce) {
+    t->allreduce (grads, (int) np, t->allreduce_user);
+    if (t->replicas > 1) {
+      float inv = 1.0f / (float) t->replicas;
+      for (size_t i = 0; i < np; i++)
+        grads[i] *= inv;
+    }
+  }
+  double lr = simclr_optim_lr (&t->cfg.optim, t->step);
+  s = simclr_optim_step (&t->cfg.optim, lr, simclr_model_params (t->model,
+          NULL), grads, t->velocity, t->groups, t->n_groups, err);
+  if (s != SIMCLR_OK)
+    return s;
+  t->step++;
+  return SIMCLR_OK;
+}
+
+static SimclrStatus
+loss_and_step (SimclrTrainer *t, int rows, SimclrNtxentResult *result,
+    SimclrError *err)
+{
+  SimclrNtxentResult r;
+  int out = simclr_model_output_dim (t->model);
+  SimclrStatus s = simclr_ntxent_forward (t->nt, t->z, rows, out,
+      (float) t->cfg.temperature, NULL, &r, err);
+  if (s != SIMCLR_OK)
+    return s;
+  simclr_ntxent_backward (t->nt, t->dz);
+  s = simclr_trainer_backward_and_step (t, t->dz, err);
+  if (s == SIMCLR_OK && result)
+    *result = r;
+  return s;
+}
+
+static SimclrStatus
+check_rows (SimclrTrainer *t, int rows, SimclrError *err)
+{
+  if (!t->nt || rows < 2 || rows % 2 != 0)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer train step: %d rows: need an even count >= 2 (2N views)",
+        rows);
+  return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_trainer_train_step (SimclrTrainer *t, const uint8_t *views, int rows,
+    SimclrNtxentResult *result, SimclrError *err)
+{
+  SimclrStatus s = check_rows (t, rows, err);
+  if (s == SIMCLR_OK)
+    s = simclr_trainer_forward_u8 (t, views, rows, NULL, err);
+  if (s == SIMCLR_OK)
+    s = loss_and_step (t, rows, result, err);
+  return s;
+}
+
+SimclrStatus
+simclr_trainer_train_step_f32 (SimclrTrainer *t, const float *views, int rows,
+    SimclrNtxentResult *result, SimclrError *err)
+{
+  SimclrStatus s = check_rows (t, rows, err);
+  if (s == SIMCLR_OK)
+    s = simclr_trainer_forward (t, views, rows, NULL, err);
+  if (s == SIMCLR_OK)
+    s = loss_and_step (t, rows, result, err);
+  return s;
+}
+
+int64_t
+simclr_trainer_get_step (const SimclrTrainer *t)
+{
+  return t->step;
+}
+
+double
+simclr_trainer_get_lr (const SimclrTrainer *t)
+{
+  return simclr_optim_lr (&t->cfg.optim, t->step);
+}
+
+SimclrModel *
+simclr_trainer_get_model (SimclrTrainer *t)
+{
+  return t->model;
+}
+
+const SimclrTrainerConfig *
+simclr_trainer_get_config (const SimclrTrainer *t)
+{
+  return &t->cfg;
+}
+
+float *
+simclr_trainer_get_velocity (SimclrTrainer *t, size_t *n)
+{
+  simclr_model_params (t->model, n);
+  return t->velocity;
+}
+
+void
+simclr_trainer_set_gradient_allreduce (SimclrTrainer *t, SimclrAllreduceFn fn,
+    void *user)
+{
+  t->allreduce = fn;
+  t->allreduce_user = user;
+}
+
+void
+simclr_trainer_set_replicas (SimclrTrainer *t, int replicas)
+{
+  t->replicas = replicas < 1 ? 1 : replicas;
+}
+
+/* ------------------------------------------------------------------------ */
+/* checkpoints */
+
+SimclrStatus
+simclr_trainer_save (SimclrTrainer *t, const char *path, SimclrError *err)
+{
+  if (!t || !path)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer save: NULL trainer or path");
+  const SimclrOptimConfig *o = &t->cfg.optim;
+  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
+  if (!w)
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "out of memory");
+  SimclrStatus s;
+  if ((s = simclr_checkpoint_add_model (w, t->model, err))
+      || (s = simclr_checkpoint_add_param_like (w, t->model, VELOCITY_PREFIX,
+              t->velocity, err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "step", t->step, err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "seed",
+              (int64_t) t->cfg.seed, err))
+      || (s = simclr_checkpoint_set_meta_double (w, "temperature",
+              t->cfg.temperature, err))
+      || (s = simclr_safetensors_writer_set_metadata (w, "optim_kind",
+              o->kind == SIMCLR_OPTIM_SGD ? "sgd" : "lars", err))
+      || (s = simclr_checkpoint_set_meta_double (w, "base_lr", o->base_lr,
+              err))
+      || (s = simclr_safetensors_writer_set_metadata (w, "lr_scaling",
+              o->lr_scaling == SIMCLR_LR_SCALING_SQRT ? "sqrt" : "linear",
+              err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "batch_size",
+              o->batch_size, err))
+      || (s = simclr_checkpoint_set_meta_double (w, "momentum", o->momentum,
+              err))
+      || (s = simclr_checkpoint_set_meta_double (w, "weight_decay",
+              o->weight_decay, err))
+      || (s = simclr_checkpoint_set_meta_double (w, "trust_coefficient",
+              o->trust_coefficient, err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "warmup_steps",
+              o->warmup_steps, err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "total_steps",
+              o->total_steps, err))
+      || (s = simclr_safetensors_writer_write (w, path, err))) {
+    /* s holds the first failure */
+  }
+  simclr_safetensors_writer_free (w);
+  return s;
+}
+
+static SimclrStatus
+read_enum (const SimclrSafetensors *st, const char *key, const char *a,
+    const char *b, int *out, SimclrError *err)
+{
+  const char *v = simclr_safetensors_metadata (st, key);
+  if (!v)
+    return simclr_error_set (err, SIMCLR_ERROR_FORMAT,
+        "%s: metadata \"%s\" missing: not a trainer checkpoint",
+        simclr_safetensors_path (st), key);
+  if (strcmp (v, a) == 0)
+    *out = 0;
+  else if (strcmp (v, b) == 0)
+    *out = 1;
+  else
+    return simclr_error_set (err, SIMCLR_ERROR_FORMAT,
+        "%s: metadata \"%s\" = \"%s\" (expected %s or %s)",
+        simclr_safetensors_path (st), key, v, a, b);
+  return SIMCLR_OK;
+}
+
+SimclrTrainer *
+simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
+{
+  SimclrSafetensors *st = simclr_safetensors_open (path, err);
+  if (!st)
+    return NULL;
+  SimclrTrainer *t = NULL;
+  SimclrTrainerConfig cfg;
+  simclr_trainer_config_default (&cfg);
+  SimclrOptimConfig *o = &cfg.optim;
+  int kind = 0, scaling = 0;
+  int64_t seed = 0, step = 0, bs = o->batch_size;
+  if (simclr_checkpoint_config_from_metadata (st, &cfg.model, err)
+      || read_enum (st, "optim_kind", "lars", "sgd", &kind, err)
+      || read_enum (st, "lr_scaling", "linear", "sqrt", &scaling, err)
+      || simclr_checkpoint_meta_int64 (st, "step", 1, &step, err)
+      || simclr_checkpoint_meta_int64 (st, "seed", 1, &seed, err)
+      || simclr_checkpoint_meta_double (st, "temperature", 1,
+          &cfg.temperature, err)
+      || simclr_checkpoint_meta_double (st, "base_lr", 1, &o->base_lr, err)
+      || simclr_checkpoint_meta_int64 (st, "batch_size", 1, &bs, err)
+      || simclr_checkpoint_meta_double (st, "momentum", 1, &o->momentum, err)
+      || simclr_checkpoint_meta_double (st, "weight_decay", 1,
+          &o->weight_decay, err)
+      || simclr_checkpoint_meta_double (st, "trust_coefficient", 1,
+          &o->trust_coefficient, err)
+      || simclr_checkpoint_meta_int64 (st, "warmup_steps", 1,
+          &o->warmup_steps, err)
+      || simclr_checkpoint_meta_int64 (st, "total_steps", 1, &o->total_steps,
+          err))
+    goto out;
+  o->kind = kind ? SIMCLR_OPTIM_SGD : SIMCLR_OPTIM_LARS;
+  o->lr_scaling = scaling ? SIMCLR_LR_SCALING_SQRT : SIMCLR_LR_SCALING_LINEAR;
+  o->batch_size = (int) bs;
+  cfg.seed = (uint64_t) seed;
+  cfg.model.max_batch = max_batch;
+  if (step < 0) {
+    simclr_error_set (err, SIMCLR_ERROR_FORMAT, "%s: negative step %lld",
+        path, (long long) step);
+    goto out;
+  }
+  if (validate (&cfg, err) != SIMCLR_OK)
+    goto out;
+  /* Skip the random initialisation cost? It is cheap next to a checkpoint
+   * read, and keeps one construction path. */
+  t = simclr_trainer_new (&cfg, err);
+  if (!t)
+    goto out;
+  if (simclr_checkpoint_read_model (st, t->model, "optim.", err)
+      || simclr_checkpoint_read_param_like (st, t->model, VELOCITY_PREFIX,
+          t->velocity, err)) {
+    simclr_trainer_free (t);
+    t = NULL;
+    goto out;
+  }
+  t->step = step;
+out:
+  simclr_safetensors_free (st);
+  return t;
+}
