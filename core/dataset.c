@@ -8,6 +8,7 @@
 #include "simclr/dataset.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -138,7 +139,8 @@ list_dir (const char *dir, int want_dirs, char ***names, SimclrError *err)
 
   *names = NULL;
   if (!d) {
-    simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open folder %s", dir);
+    simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open folder %s: %s", dir,
+        strerror (errno));
     return -1;
   }
   while ((e = readdir (d))) {
@@ -257,7 +259,8 @@ idx_read (const char *path, uint32_t magic, int ndims, uint32_t *dims,
   *data = NULL;
   gz = gzopen (path, "rb");
   if (!gz)
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open %s", path);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open %s: %s",
+        path, strerror (errno));
   gzbuffer (gz, 256 * 1024);
 
   got = gz_read_full (gz, path, head, 4 + 4 * (size_t) ndims, err);
@@ -498,7 +501,8 @@ read_whole_file (const char *path, uint8_t **data, size_t *len,
   *data = NULL;
   *len = 0;
   if (!f)
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open %s", path);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open %s: %s",
+        path, strerror (errno));
   if (fseek (f, 0, SEEK_END) != 0 || (size = ftell (f)) < 0 ||
       fseek (f, 0, SEEK_SET) != 0) {
     fclose (f);
@@ -511,9 +515,11 @@ read_whole_file (const char *path, uint8_t **data, size_t *len,
         "out of memory reading %s (%ld bytes)", path, size);
   }
   if (size > 0 && fread (buf, 1, (size_t) size, f) != (size_t) size) {
+    const char *why = ferror (f) ? strerror (errno) : "file shrank";
     free (buf);
     fclose (f);
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot read %s", path);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot read %s: %s",
+        path, why);
   }
   fclose (f);
   *data = buf;
@@ -540,8 +546,8 @@ open_cifar (SimclrDataset *ds, const char *location, int test, int hundred,
   int64_t total = 0, at = 0;
 
   if (!is_dir (location))
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open folder %s",
-        location);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open folder %s: "
+        "no such folder", location);
   if (test) {
     names = &name_test;
     n_names = 1;
@@ -636,7 +642,8 @@ jpeg_load_file (SimclrDataset *ds, const char *path, size_t max, size_t *len,
   size_t want;
 
   if (!f)
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open %s", path);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open %s: %s",
+        path, strerror (errno));
   if (fseek (f, 0, SEEK_END) != 0 || (size = ftell (f)) < 0 ||
       fseek (f, 0, SEEK_SET) != 0) {
     fclose (f);
@@ -656,8 +663,10 @@ jpeg_load_file (SimclrDataset *ds, const char *path, size_t max, size_t *len,
     ds->file_cap = want;
   }
   if (want > 0 && fread (ds->file_buf, 1, want, f) != want) {
+    const char *why = ferror (f) ? strerror (errno) : "file shrank";
     fclose (f);
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot read %s", path);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot read %s: %s",
+        path, why);
   }
   fclose (f);
   *len = want;
@@ -697,8 +706,8 @@ open_jpeg (SimclrDataset *ds, const char *location, int test, SimclrError *err)
   SimclrStatus st = SIMCLR_OK;
 
   if (!is_dir (location))
-    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open folder %s",
-        location);
+    return simclr_error_set (err, SIMCLR_ERROR_IO, "cannot open folder %s: "
+        "no such folder", location);
   train_dir = path_join (location, "train");
   test_dir = path_join (location, "test");
   if (!train_dir || !test_dir) {
