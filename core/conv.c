@@ -90,14 +90,47 @@ simclr_conv2d_chunk_images (const SimclrConvShape *s)
   return conv_is_pointwise (s) ? 0 : conv_chunk_images (s);
 }
 
-/* Workers actually used: no more than there are chunks. */
+/* Workers a shape's chunks can keep busy: the requested threads, no more
+ * than there are chunks. */
 static int
-conv_workers (const SimclrConvShape *s)
+conv_max_workers (const SimclrConvShape *s)
 {
   int t = conv_threads (s);
   int nimg = conv_chunk_images (s);
   int chunks = (s->B + nimg - 1) / nimg;
   return t < chunks ? t : chunks;
+}
+
+/* Column floats of one worker's chunk. */
+static size_t
+conv_cols_floats (const SimclrConvShape *s)
+{
+  return (size_t) conv_chunk_images (s) * s->OH * s->OW *
+      s->KH * s->KW * s->C;
+}
+
+/* The input gradient of a stride-1 convolution is itself a stride-1
+ * convolution: dinp = conv (dout, w') with C and OC swapped, the kernel
+ * turned by 180 degrees, w'[c][kh][kw][o] = w[o][KH-1-kh][KW-1-kw][c], and
+ * padding KH-1-pad. It then runs on the forward's im2col + GEMM path instead
+ * of a GEMM with inner dimension OC into columns plus a col2im, which
+ * measured 2-3x faster on thin layers. Fills *t and returns 1 when this
+ * applies (stride 1, square kernel, pad <= K-1, not 1x1). */
+static int
+conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
+{
+  if (s->stride != 1 || s->KH != s->KW || s->pad > s->KH - 1 ||
+      conv_is_pointwise (s))
+    return 0;
+  *t = *s;
+  t->H = s->OH;
+  t->W = s->OW;
+  t->C = s->OC;
+  t->OC = s->C;
+  t->pad = s->KH - 1 - s->pad;
+  if (simclr_conv2d_shape_init (t) != 0 || t->OH != s->H || t->OW != s->W)
+    return 0;
+  return 1;
 }
 
 size_t
@@ -106,13 +139,23 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   if (conv_is_pointwise (s))
     return 0;
   size_t K = (size_t) s->KH * s->KW * s->C;
-  size_t rows = (size_t) conv_chunk_images (s) * s->OH * s->OW;
-  int t = conv_workers (s);
-  /* Per worker: one column buffer (reused for dcols in backward); workers
-   * beyond the first also keep a private dweight (OC, K) and dbias (OC). */
-  return (size_t) t * rows * K + (size_t) (t - 1) * ((size_t) s->OC * K + s->OC);
+  int T = conv_max_workers (s);
+  /* Forward and backward-weights, per worker: one column buffer (reused for
+   * dcols when backward-data goes through col2im); workers beyond the first
+   * also keep a private dweight (OC, K) and dbias (OC). */
+  size_t need = (size_t) T * conv_cols_floats (s) +
+      (size_t) (T - 1) * ((size_t) s->OC * K + s->OC);
+  /* Backward-data as a transposed convolution, run after the above: the
+   * turned weights, then that convolution's columns. */
+  SimclrConvShape t;
+  if (conv_transposed_shape (s, &t)) {
+    size_t td = (size_t) s->OC * K +
+        (size_t) conv_max_workers (&t) * conv_cols_floats (&t);
+    if (td > need)
+      need = td;
+  }
+  return need;
 }
-
 /* ---------------------------------------------------------------------------
  * im2col / col2im
  * inp (n, H, W, C) -> cols (n*OH*OW, KH*KW*C): row (b, oh, ow), column
@@ -197,14 +240,28 @@ col2im_add (float *dinp, const float *cols, int n, const SimclrConvShape *s)
 
 /* ---------------------------------------------------------------------------
  * Chunk workers. One task covers a contiguous range of chunks; the caller
- * runs task 0 itself and tasks 1.. on pthreads. */
+ * runs task 0 itself and tasks 1.. on pthreads.
+ *
+ * GEMMs called from several of our threads must not start OpenBLAS's own
+ * threads: OpenBLAS 0.3.x (interface/gemm.c) keeps a GEMM on the calling
+ * thread when M*N*K <= 65536 * GEMM_MULTITHREAD_THRESHOLD (4 by default),
+ * while larger calls from several threads queue on its one thread server
+ * and oversubscribe the cores (measured here: backward-data of a thin layer
+ * fell from 21 to 1-3 GFLOP/s). So when OpenBLAS runs more than one thread,
+ * workers slice their GEMMs below that size, and shapes too wide for useful
+ * slices run on one worker, letting OpenBLAS thread the GEMM instead. */
+#define CONV_SERIAL_MNK ((size_t) 65536 * 4)
+#define CONV_MIN_SLICE_ROWS 16
+
 typedef struct {
   const SimclrConvShape *s;
   int img_begin, img_end, nimg;
+  size_t max_mnk;               /* largest M*N*K per GEMM call, 0: any */
   float *cols;
   /* forward */
   float *out;
   const float *inp, *weight, *bias;
+  int accumulate;               /* out += conv instead of out = conv + bias */
   /* backward */
   float *dinp, *dweight, *dbias;
   const float *dout;
@@ -221,7 +278,18 @@ bias_fill (float *out, const float *bias, size_t rows, int OC)
   }
 }
 
-/* out (n*OH*OW, OC) = cols (n*OH*OW, K) x weight^T (K, OC) + bias, per chunk. */
+/* Rows per GEMM call so that rows * nk <= max_mnk. */
+static int
+slice_rows (size_t max_mnk, size_t nk, int rows)
+{
+  if (max_mnk == 0)
+    return rows;
+  size_t r = max_mnk / nk;
+  if (r < 1)
+    r = 1;
+  return r < (size_t) rows ? (int) r : rows;
+}
+
 static void *
 conv_forward_task (void *arg)
 {
@@ -235,11 +303,17 @@ conv_forward_task (void *arg)
     int rows = (int) (n * out_rows_img);
     float *o = t->out + (size_t) b * out_rows_img * OC;
     im2col (t->cols, t->inp + (size_t) b * in_img, n, s);
-    bias_fill (o, t->bias, rows, OC);
-    /* GEMM M = rows (output pixels), N = OC, K = KH*KW*C:
-     * out (M, N) += cols (M, K) x weight^T, weight stored (N, K). */
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, rows, OC, K,
-        1.0f, t->cols, K, t->weight, K, 1.0f, o, OC);
+    if (!t->accumulate)
+      bias_fill (o, t->bias, rows, OC);
+    int step = slice_rows (t->max_mnk, (size_t) OC * K, rows);
+    for (int r0 = 0; r0 < rows; r0 += step) {
+      int m = rows - r0 < step ? rows - r0 : step;
+      /* GEMM M = m output pixels, N = OC, K = KH*KW*C:
+       * out (M, N) += cols (M, K) x weight^T, weight stored (N, K). */
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, m, OC, K,
+          1.0f, t->cols + (size_t) r0 * K, K, t->weight, K,
+          1.0f, o + (size_t) r0 * OC, OC);
+    }
   }
   return NULL;
 }
@@ -262,24 +336,32 @@ conv_backward_task (void *arg)
           t->dbias[o] += d[(size_t) r * OC + o];
     }
     im2col (t->cols, t->inp + (size_t) b * in_img, n, s);
-    /* dweight: GEMM M = OC, N = K, K = rows:
-     * dweight (OC, K) += dout^T (OC, rows) x cols (rows, K). */
-    cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OC, K, rows,
-        1.0f, d, OC, t->cols, K, 1.0f, t->dweight, K);
+    int step = slice_rows (t->max_mnk, (size_t) OC * K, rows);
+    for (int r0 = 0; r0 < rows; r0 += step) {
+      int m = rows - r0 < step ? rows - r0 : step;
+      /* dweight: GEMM M = OC, N = K, K = m rows:
+       * dweight (OC, K) += dout^T (OC, m) x cols (m, K). */
+      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OC, K, m,
+          1.0f, d + (size_t) r0 * OC, OC, t->cols + (size_t) r0 * K, K,
+          1.0f, t->dweight, K);
+    }
     if (t->dinp) {
-      /* dcols: GEMM M = rows, N = K, K = OC:
-       * dcols (rows, K) = dout (rows, OC) x weight (OC, K); reuses cols. */
-      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, K, OC,
-          1.0f, d, OC, t->weight, K, 0.0f, t->cols, K);
+      for (int r0 = 0; r0 < rows; r0 += step) {
+        int m = rows - r0 < step ? rows - r0 : step;
+        /* dcols: GEMM M = m rows, N = K, K = OC, into the column buffer:
+         * dcols (m, K) = dout (m, OC) x weight (OC, K). */
+        cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, m, K, OC,
+            1.0f, d + (size_t) r0 * OC, OC, t->weight, K,
+            0.0f, t->cols + (size_t) r0 * K, K);
+      }
       col2im_add (t->dinp + (size_t) b * in_img, t->cols, n, s);
     }
   }
   return NULL;
 }
 
-/* Splits the B images into `workers` contiguous ranges of whole chunks and
- * runs fn on each; task 0 on the calling thread. If a thread cannot be
- * created its range runs on the calling thread: same results, just slower. */
+/* Runs fn on tasks 1.. in pthreads and task 0 on the calling thread. If a
+ * thread cannot be created its task runs here: same results, slower. */
 static void
 conv_run_tasks (ConvTask *tasks, int workers, void *(*fn) (void *))
 {
@@ -296,27 +378,55 @@ conv_run_tasks (ConvTask *tasks, int workers, void *(*fn) (void *))
   }
 }
 
+/* Splits the B images into contiguous ranges of whole chunks, one per
+ * worker, with column buffers from scratch; returns the worker count. */
 static int
 conv_split (ConvTask *tasks, const SimclrConvShape *s, float *scratch)
 {
   const int nimg = conv_chunk_images (s);
-  const int workers = conv_workers (s);
   const int chunks = (s->B + nimg - 1) / nimg;
-  const size_t K = (size_t) s->KH * s->KW * s->C;
-  const size_t col_floats = (size_t) nimg * s->OH * s->OW * K;
+  const size_t col_floats = conv_cols_floats (s);
+  int workers = conv_max_workers (s);
+  size_t max_mnk = 0;
+  if (workers > 1 && openblas_get_num_threads () > 1) {
+    max_mnk = CONV_SERIAL_MNK;
+    if ((size_t) s->OC * s->KH * s->KW * s->C * CONV_MIN_SLICE_ROWS >
+        max_mnk) {
+      workers = 1;
+      max_mnk = 0;
+    }
+  }
   int chunk = 0;
   for (int i = 0; i < workers; i++) {
-    /* Spread the chunks evenly: worker i gets chunks [c0, c1). */
     int c1 = (int) ((long) chunks * (i + 1) / workers);
     memset (&tasks[i], 0, sizeof (tasks[i]));
     tasks[i].s = s;
     tasks[i].nimg = nimg;
+    tasks[i].max_mnk = max_mnk;
     tasks[i].img_begin = chunk * nimg;
     tasks[i].img_end = c1 * nimg < s->B ? c1 * nimg : s->B;
     tasks[i].cols = scratch + (size_t) i * col_floats;
     chunk = c1;
   }
   return workers;
+}
+
+/* out = conv (inp) + bias, or out += conv (inp) with accumulate. */
+static void
+conv_forward_chunks (float *out, const float *inp, const float *weight,
+    const float *bias, int accumulate, const SimclrConvShape *s,
+    float *scratch)
+{
+  ConvTask tasks[CONV_MAX_THREADS];
+  int workers = conv_split (tasks, s, scratch);
+  for (int i = 0; i < workers; i++) {
+    tasks[i].out = out;
+    tasks[i].inp = inp;
+    tasks[i].weight = weight;
+    tasks[i].bias = bias;
+    tasks[i].accumulate = accumulate;
+  }
+  conv_run_tasks (tasks, workers, conv_forward_task);
 }
 
 void
@@ -333,15 +443,7 @@ simclr_conv2d_forward (float *out, const float *inp, const float *weight,
         1.0f, inp, s->C, weight, s->C, 1.0f, out, s->OC);
     return;
   }
-  ConvTask tasks[CONV_MAX_THREADS];
-  int workers = conv_split (tasks, s, scratch);
-  for (int i = 0; i < workers; i++) {
-    tasks[i].out = out;
-    tasks[i].inp = inp;
-    tasks[i].weight = weight;
-    tasks[i].bias = bias;
-  }
-  conv_run_tasks (tasks, workers, conv_forward_task);
+  conv_forward_chunks (out, inp, weight, bias, 0, s, scratch);
 }
 
 void
@@ -372,15 +474,19 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
     }
     return;
   }
+
+  SimclrConvShape ts;
+  const int transposed = dinp && conv_transposed_shape (s, &ts);
+  const size_t K = (size_t) s->KH * s->KW * s->C;
+
+  /* dweight, dbias (and dinp through col2im unless transposed) */
   ConvTask tasks[CONV_MAX_THREADS];
   int workers = conv_split (tasks, s, scratch);
-  const size_t K = (size_t) s->KH * s->KW * s->C;
   /* Workers 1.. accumulate into private dweight/dbias after the column
    * buffers, summed into the caller's in a fixed order at the end. */
-  float *priv = scratch + (size_t) workers * conv_chunk_images (s) *
-      s->OH * s->OW * K;
+  float *priv = scratch + (size_t) workers * conv_cols_floats (s);
   for (int i = 0; i < workers; i++) {
-    tasks[i].dinp = dinp;
+    tasks[i].dinp = transposed ? NULL : dinp;
     tasks[i].dout = dout;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
@@ -402,6 +508,19 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
     if (dbias)
       for (int o = 0; o < OC; o++)
         dbias[o] += p[OC * K + o];
+  }
+
+  if (transposed) {
+    /* wt (C, KH, KW, OC): wt[c][kh][kw][o] = weight[o][KH-1-kh][KW-1-kw][c] */
+    const int C = s->C, KH = s->KH, KW = s->KW;
+    float *wt = scratch;
+    for (int o = 0; o < OC; o++)
+      for (int kh = 0; kh < KH; kh++)
+        for (int kw = 0; kw < KW; kw++)
+          for (int c = 0; c < C; c++)
+            wt[(((size_t) c * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)) * OC
+                + o] = weight[(((size_t) o * KH + kh) * KW + kw) * C + c];
+    conv_forward_chunks (dinp, dout, wt, NULL, 1, &ts, scratch + OC * K);
   }
 }
 

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <glib.h>
 
+#include <cblas.h>
+
 #include "layers-private.h"
 
 #define FD_H 1e-4
@@ -392,6 +394,8 @@ check_float_close (const char *what, const float *a, const float *b,
   return TRUE;
 }
 
+static void test_conv_fast_vs_naive (gconstpointer data);
+
 static const ConvSpec conv_fast_specs[] = {
   /* B = 0: several chunks, the last one partial (B is chosen from the
    * kernel's chunk size so this holds whatever the tuning) */
@@ -405,7 +409,27 @@ static const ConvSpec conv_fast_specs[] = {
   {"1x1-pointwise", 7, 6, 6, 24, 40, 1, 1, 1, 0, 1, 2},
   {"3x3-wide-t4-few-images", 3, 4, 4, 64, 64, 3, 3, 1, 1, 0, 4},
   {"3x3-b1", 1, 9, 7, 5, 6, 3, 3, 1, 1, 1, 2},
+  /* non-square kernel: backward-data through col2im, not transposed */
+  {"3x1-s1-p1-t2", 6, 6, 5, 3, 4, 3, 1, 1, 1, 1, 2},
+  {"5x5-s1-p2-t2", 6, 9, 9, 8, 8, 5, 5, 1, 2, 1, 2},
 };
+
+/* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall
+ * back to one worker for wide shapes): the same comparisons must hold. The
+ * core never sets OpenBLAS threads; this test does and restores 1. */
+static void
+test_conv_openblas_threads (void)
+{
+  static const ConvSpec specs[] = {
+    {"thin-sliced", 0, 7, 7, 16, 16, 3, 3, 1, 1, 1, 2},
+    {"thin-s2-sliced", 0, 9, 9, 8, 16, 3, 3, 2, 1, 0, 2},
+    {"wide-one-worker", 6, 4, 4, 64, 64, 3, 3, 1, 1, 0, 2},
+  };
+  openblas_set_num_threads (2);
+  for (size_t i = 0; i < G_N_ELEMENTS (specs); i++)
+    test_conv_fast_vs_naive (&specs[i]);
+  openblas_set_num_threads (1);
+}
 
 static void
 test_conv_fast_vs_naive (gconstpointer data)
@@ -948,6 +972,8 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/layers/conv/bad-shape", test_conv_bad_shape);
   g_test_add_func ("/layers/conv/threads-agree", test_conv_threads_agree);
+  g_test_add_func ("/layers/conv/openblas-threads-2",
+      test_conv_openblas_threads);
   for (size_t i = 0; i < G_N_ELEMENTS (bn_specs); i++) {
     char *path = g_strdup_printf ("/layers/batchnorm/train/%s",
         bn_specs[i].name);

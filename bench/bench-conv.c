@@ -1,0 +1,205 @@
+/* bench-conv.c: GFLOP/s of the conv2d kernels on ResNet-18 shapes.
+ *
+ * For each shape: forward, backward-data and backward-weights of the fast
+ * path with threads = 1 and threads = T (the `threads` field), and one
+ * cblas_sgemm of the same M, N, K (OpenBLAS threads as the environment says)
+ * as the yardstick. Backward-data is timed as backward(dinp) minus
+ * backward(dinp = NULL). Medians of --reps runs after one warm-up. Prints a
+ * table; asserts nothing.
+ *
+ * Usage: bench-conv [--batch N] [--wide-batch N] [--reps R] [--threads T]
+ *                   [--only SUBSTRING]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "layers-private.h"
+
+typedef struct {
+  const char *name;
+  int H, W, C, OC, K, stride, pad, wide;
+} Shape;
+
+/* ResNet-18 on 28x28x1 (cifar stem), width 0.25 then width 1. */
+static const Shape shapes[] = {
+  {"w.25 stem 28x28x1->16", 28, 28, 1, 16, 3, 1, 1, 0},
+  {"w.25 l1 28x28x16->16", 28, 28, 16, 16, 3, 1, 1, 0},
+  {"w.25 l2 28x28x16->32 s2", 28, 28, 16, 32, 3, 2, 1, 0},
+  {"w.25 l2 14x14x32->32", 14, 14, 32, 32, 3, 1, 1, 0},
+  {"w.25 l2 down 1x1 s2", 28, 28, 16, 32, 1, 2, 0, 0},
+  {"w.25 l3 7x7x64->64", 7, 7, 64, 64, 3, 1, 1, 0},
+  {"w.25 l4 4x4x128->128", 4, 4, 128, 128, 3, 1, 1, 0},
+  {"w1 l1 28x28x64->64", 28, 28, 64, 64, 3, 1, 1, 1},
+  {"w1 l2 14x14x128->128", 14, 14, 128, 128, 3, 1, 1, 1},
+  {"w1 l3 7x7x256->256", 7, 7, 256, 256, 3, 1, 1, 1},
+  {"w1 l4 4x4x512->512", 4, 4, 512, 512, 3, 1, 1, 1},
+};
+
+static double
+now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return (x > y) - (x < y);
+}
+
+enum { OP_FWD, OP_BWD_W, OP_BWD_ALL, OP_GEMM };
+
+typedef struct {
+  SimclrConvShape s;
+  float *x, *w, *out, *dout, *dx, *dw, *scratch, *gc;
+} Bufs;
+
+static void
+run_op (Bufs *b, int op)
+{
+  const SimclrConvShape *s = &b->s;
+  switch (op) {
+    case OP_FWD:
+      simclr_conv2d_forward (b->out, b->x, b->w, NULL, s, b->scratch);
+      break;
+    case OP_BWD_W:
+      simclr_conv2d_backward (NULL, b->dw, NULL, b->dout, b->x, b->w, s,
+          b->scratch);
+      break;
+    case OP_BWD_ALL:
+      simclr_conv2d_backward (b->dx, b->dw, NULL, b->dout, b->x, b->w, s,
+          b->scratch);
+      break;
+    case OP_GEMM:{
+      /* M = B*OH*OW, N = OC, K = KH*KW*C: the forward's flops in one call,
+       * with the activations standing in for columns (same sizes). */
+      int M = s->B * s->OH * s->OW, K = s->KH * s->KW * s->C;
+      cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, M, s->OC, K,
+          1.0f, b->gc, K, b->w, K, 0.0f, b->out, s->OC);
+      break;
+    }
+  }
+}
+
+static double
+median_time (Bufs *b, int op, int reps)
+{
+  double t[64];
+  if (reps > 64)
+    reps = 64;
+  run_op (b, op);               /* warm-up */
+  for (int r = 0; r < reps; r++) {
+    double t0 = now ();
+    run_op (b, op);
+    t[r] = now () - t0;
+  }
+  qsort (t, reps, sizeof (double), cmp_double);
+  return t[reps / 2];
+}
+
+static float *
+rand_buf (size_t n)
+{
+  float *p = malloc (sizeof (float) * (n ? n : 1));
+  if (!p) {
+    fprintf (stderr, "out of memory\n");
+    exit (1);
+  }
+  for (size_t i = 0; i < n; i++)
+    p[i] = (float) rand () / RAND_MAX - 0.5f;
+  return p;
+}
+
+int
+main (int argc, char **argv)
+{
+  int batch = 512, wide_batch = 64, reps = 5, threads = 2;
+  const char *only = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp (argv[i], "--batch") && i + 1 < argc)
+      batch = atoi (argv[++i]);
+    else if (!strcmp (argv[i], "--wide-batch") && i + 1 < argc)
+      wide_batch = atoi (argv[++i]);
+    else if (!strcmp (argv[i], "--reps") && i + 1 < argc)
+      reps = atoi (argv[++i]);
+    else if (!strcmp (argv[i], "--threads") && i + 1 < argc)
+      threads = atoi (argv[++i]);
+    else if (!strcmp (argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
+    else {
+      fprintf (stderr, "usage: %s [--batch N] [--wide-batch N] [--reps R] "
+          "[--threads T] [--only SUBSTRING]\n", argv[0]);
+      return 2;
+    }
+  }
+  printf ("# OpenBLAS %s, %d threads; conv threads 1 and %d; medians of %d\n",
+      openblas_get_corename (), openblas_get_num_threads (), threads, reps);
+  printf ("# GFLOP/s (2*B*OH*OW*OC*KH*KW*C per pass); bwd-d = full backward"
+      " minus weights-only backward\n");
+  printf ("%-26s %4s %6s | %7s %7s %7s | %7s %7s %7s | %7s | %5s\n",
+      "shape", "B", "chunk", "fwd:1", "bwd-d:1", "bwd-w:1",
+      "fwd:T", "bwd-d:T", "bwd-w:T", "gemm", "ms:T");
+
+  for (size_t i = 0; i < sizeof (shapes) / sizeof (shapes[0]); i++) {
+    const Shape *sh = &shapes[i];
+    if (only && !strstr (sh->name, only))
+      continue;
+    Bufs b = { 0 };
+    b.s = (SimclrConvShape) { .B = sh->wide ? wide_batch : batch, .H = sh->H,
+      .W = sh->W, .C = sh->C, .OC = sh->OC, .KH = sh->K, .KW = sh->K,
+      .stride = sh->stride, .pad = sh->pad, .threads = threads };
+    if (simclr_conv2d_shape_init (&b.s) != 0)
+      continue;
+    const SimclrConvShape *s = &b.s;
+    size_t nin = (size_t) s->B * s->H * s->W * s->C;
+    size_t K = (size_t) s->KH * s->KW * s->C;
+    size_t M = (size_t) s->B * s->OH * s->OW;
+    size_t nout = M * s->OC;
+    double flops = 2.0 * M * s->OC * K;
+    b.x = rand_buf (nin);
+    b.dx = rand_buf (nin);
+    b.w = rand_buf (s->OC * K);
+    b.dw = rand_buf (s->OC * K);
+    b.out = rand_buf (nout);
+    b.dout = rand_buf (nout);
+    b.gc = rand_buf (M * K);
+    double g[2][3];
+    int chunk = 0;
+    for (int v = 0; v < 2; v++) {
+      b.s.threads = v == 0 ? 1 : threads;
+      b.scratch = rand_buf (simclr_conv2d_scratch_floats (s));
+      if (v == 1)
+        chunk = simclr_conv2d_chunk_images (s);
+      double tf = median_time (&b, OP_FWD, reps);
+      double tw = median_time (&b, OP_BWD_W, reps);
+      double ta = median_time (&b, OP_BWD_ALL, reps);
+      double td = ta - tw;
+      g[v][0] = flops / tf * 1e-9;
+      g[v][1] = td > 0 ? flops / td * 1e-9 : 0;
+      g[v][2] = flops / tw * 1e-9;
+      free (b.scratch);
+      if (v == 1)
+        printf ("%-26s %4d %6d | %7.1f %7.1f %7.1f | %7.1f %7.1f %7.1f |"
+            " %7.1f | %5.1f\n", sh->name, s->B, chunk, g[0][0], g[0][1],
+            g[0][2], g[1][0], g[1][1], g[1][2],
+            flops / median_time (&b, OP_GEMM, reps) * 1e-9,
+            (tf + ta) * 1e3);
+    }
+    fflush (stdout);
+    free (b.x);
+    free (b.dx);
+    free (b.w);
+    free (b.dw);
+    free (b.out);
+    free (b.dout);
+    free (b.gc);
+  }
+  return 0;
+}
