@@ -31,8 +31,9 @@
  * message's structure contains these fields:
  *
  * * #guint64 `step`: 0-based index of the training step just done
- * * #gdouble `epoch`: the epoch of the step's samples, as the encoder reports
- *   it (fractional: samples seen / samples per epoch), 0 for streams
+ * * #gdouble `epoch`: the epoch the step's samples were drawn in, as the
+ *   encoder reports it in the embedding meta (the largest of the batch;
+ *   0 for streams)
  * * #gdouble `loss`: the NT-Xent loss of the step, mean over the 2N anchors,
  *   in nats (natural log)
  * * #gdouble `top1`: fraction (0..1) of anchors whose positive is the most
