@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# pretrain-fashion-mnist.sh: SimCLR pretraining of a small ResNet-18 (width
+# 0.25, CIFAR stem, 128-d projection) on the Fashion-MNIST training images,
+# entirely as one gst-launch-1.0 pipeline:
+#
+#   simclrdatasetsrc ! simclraugment size=28 ! queue ! simclrencoder ! ntxentsink
+#
+# It shows the training loop of gst-simclr: the views flow downstream, the
+# NT-Xent gradient flows back upstream as an event, progress is printed from
+# the sink's `simclr-train` bus messages (step, epoch, loss, top-1/top-5
+# contrastive accuracy, learning rate, views/s) and written to a metrics CSV,
+# and the encoder writes a safetensors checkpoint at the end (EOS).
+#
+# How long it runs: by default 30 steps of 64 samples (about a minute on 2
+# cores). Longer: --steps N, --epochs E (whole passes over the 60000 images),
+# or --minutes M (a short calibration run measures views/s, then the schedule
+# is sized to end in about M minutes; the run is also stopped with EOS at the
+# deadline, so the checkpoint is always written).
+#
+# Options:
+#   --steps N          optimiser steps (default 30)
+#   --epochs E         whole epochs instead of --steps
+#   --minutes M        time budget instead of --steps / --epochs
+#   --batch-size N     samples per step (2N views; default 64)
+#   --width W          ResNet width multiplier (default 0.25)
+#   --interval K       print / log every K steps (default 5)
+#   --checkpoint FILE  checkpoint to write (default OUT/fashion-mnist.safetensors)
+#   --metrics FILE     metrics CSV (default OUT/metrics.csv)
+#   --out DIR          output folder (default build/pretrain-fashion-mnist)
+#   --data DIR         Fashion-MNIST IDX folder (default /usr/share/datasets/fashion-mnist)
+# Environment: BUILD (build folder holding plugins/libgstsimclr.so; default build).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+. "$root/scripts/env.sh"
+
+steps=30
+epochs=""
+minutes=""
+batch=64
+width=0.25
+interval=5
+checkpoint=""
+metrics=""
+data=/usr/share/datasets/fashion-mnist
+build=${BUILD:-$root/build}
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) steps="$2"; epochs=""; minutes=""; shift 2 ;;
+    --epochs) epochs="$2"; minutes=""; shift 2 ;;
+    --minutes) minutes="$2"; epochs=""; shift 2 ;;
+    --batch-size) batch="$2"; shift 2 ;;
+    --width) width="$2"; shift 2 ;;
+    --interval) interval="$2"; shift 2 ;;
+    --checkpoint) checkpoint="$2"; shift 2 ;;
+    --metrics) metrics="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "pretrain-fashion-mnist.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+case "$build" in /*) ;; *) build="$root/$build" ;; esac
+if [ ! -f "$build/plugins/libgstsimclr.so" ]; then
+  echo "pretrain-fashion-mnist.sh: no $build/plugins/libgstsimclr.so;" \
+    "build first (meson setup build && ninja -C build) or set BUILD" >&2
+  exit 1
+fi
+if [ ! -e "$data/train-images-idx3-ubyte.gz" ] && [ ! -e "$data/train-images-idx3-ubyte" ]; then
+  echo "pretrain-fashion-mnist.sh: Fashion-MNIST not found in $data" \
+    "(Debian package dataset-fashion-mnist)" >&2
+  exit 1
+fi
+export GST_PLUGIN_PATH_1_0="$build/plugins"
+export GST_REGISTRY_1_0="$build/registry.pipelines.bin"
+
+out=${out:-$build/pretrain-fashion-mnist}
+mkdir -p "$out"
+checkpoint=${checkpoint:-$out/fashion-mnist.safetensors}
+metrics=${metrics:-$out/metrics.csv}
+mkdir -p "$(dirname "$checkpoint")" "$(dirname "$metrics")"
+train_images=60000
+steps_per_epoch=$((train_images / batch))
+
+# The pipeline for $1 steps: the source plays exactly steps x batch samples
+# (whole epochs when that is more than one), so the encoder's cosine schedule
+# (total-steps) ends with the data and EOS writes the checkpoint.
+run () {
+  local n="$1" csv="$2" ckpt="$3" ivl="$4" deadline="${5:-}" source_props warmup pid rc
+  if [ "$n" -le "$steps_per_epoch" ]; then
+    source_props="epochs=1 num-samples=$((n * batch))"
+  else
+    source_props="epochs=$(( (n + steps_per_epoch - 1) / steps_per_epoch ))"
+    n=$(( (n + steps_per_epoch - 1) / steps_per_epoch * steps_per_epoch ))
+  fi
+  warmup=$((n / 10))
+  [ "$warmup" -ge 1 ] || warmup=0
+  echo "== $n steps of $batch samples (width $width), checkpoint $ckpt, metrics $csv"
+  # -e: Ctrl-C (or the deadline) sends EOS, so the checkpoint is still written.
+  # -m prints bus messages; keep the training and checkpoint ones.
+  gst-launch-1.0 -e -m \
+    simclrdatasetsrc location="$data" shuffle=true seed=1 $source_props \
+    ! simclraugment size=28 seed=1 \
+    ! queue max-size-buffers=$((4 * batch)) \
+    ! simclrencoder batch-size="$batch" width="$width" total-steps="$n" \
+        warmup-steps="$warmup" checkpoint-location="$ckpt" \
+        checkpoint-interval=100 \
+    ! ntxentsink interval="$ivl" metrics-location="$csv" \
+    > >(grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|WARNING' \
+          | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
+                   -e 's/([a-z0-9]*)//g') &
+  pid=$!
+  if [ -n "$deadline" ]; then
+    # EOS at the deadline (gst-launch -e turns SIGINT into EOS).
+    ( sleep "$deadline"; kill -INT "$pid" 2>/dev/null || true ) &
+    local timer=$!
+  fi
+  rc=0
+  wait "$pid" || rc=$?
+  [ -z "$deadline" ] || kill "$timer" 2>/dev/null || true
+  return "$rc"
+}
+
+if [ -n "$epochs" ]; then
+  steps=$((epochs * steps_per_epoch))
+elif [ -n "$minutes" ]; then
+  # Calibrate: 8 steps, then read the steady views/s from the sink's metrics.
+  start=$(date +%s)
+  cal="$out/calibration"
+  mkdir -p "$cal"
+  run 8 "$cal/metrics.csv" "$cal/calibration.safetensors" 1 >/dev/null
+  vps=$(awk -F, 'NR > 3 { s += $7; n++ } END { if (n) printf "%d", s / n; else print 0 }' \
+    "$cal/metrics.csv")
+  spent=$(( $(date +%s) - start ))
+  left=$(( minutes * 60 - spent ))
+  # Start-up (data set load, model init) and the final checkpoint: ~15 s.
+  steps=$(( (left - 15) * vps / (2 * batch) ))
+  [ "$steps" -ge 10 ] || steps=10
+  echo "== calibration: $vps views/s; $left s left -> $steps steps"
+  run "$steps" "$metrics" "$checkpoint" "$interval" "$left"
+  exit $?
+fi
+run "$steps" "$metrics" "$checkpoint" "$interval"
