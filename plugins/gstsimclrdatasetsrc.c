@@ -78,8 +78,8 @@
 GST_DEBUG_CATEGORY_STATIC (gst_simclr_dataset_src_debug);
 #define GST_CAT_DEFAULT gst_simclr_dataset_src_debug
 
-/* Nominal frame duration of the timestamps (see the SECTION comment). */
-#define NOMINAL_DURATION (GST_SECOND / 30)
+/* Nominal frame rate of the timestamps (see the SECTION comment). */
+#define NOMINAL_FPS 30
 #define MAX_TARGET_SIDE 16384
 
 struct _GstSimclrDatasetSrc
@@ -588,9 +588,11 @@ gst_simclr_dataset_src_create (GstPushSrc * src, GstBuffer ** outbuf)
       self->pending_label, self->pending_epoch);
   GST_BUFFER_OFFSET (buf) = self->frame_count;
   GST_BUFFER_OFFSET_END (buf) = self->frame_count + 1;
-  GST_BUFFER_PTS (buf) = self->frame_count * NOMINAL_DURATION;
+  GST_BUFFER_PTS (buf) = gst_util_uint64_scale_int (self->frame_count,
+      GST_SECOND, NOMINAL_FPS);
   GST_BUFFER_DTS (buf) = GST_BUFFER_PTS (buf);
-  GST_BUFFER_DURATION (buf) = NOMINAL_DURATION;
+  GST_BUFFER_DURATION (buf) = gst_util_uint64_scale_int (self->frame_count + 1,
+      GST_SECOND, NOMINAL_FPS) - GST_BUFFER_PTS (buf);
   self->frame_count++;
   self->have_pending = FALSE;
 

@@ -6,8 +6,10 @@
 #include <gst/gst.h>
 
 #include "gstsimclraugment.h"
+#include "gstsimclrencoder.h"
 #include "gstntxentsink.h"
 #include "gstsimclrnpysink.h"
+#include "gstsimclrdatasetsrc.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
@@ -15,8 +17,10 @@ plugin_init (GstPlugin *plugin)
   gboolean ret = FALSE;
 
   ret |= GST_ELEMENT_REGISTER (simclraugment, plugin);
+  ret |= GST_ELEMENT_REGISTER (simclrencoder, plugin);
   ret |= GST_ELEMENT_REGISTER (ntxentsink, plugin);
   ret |= GST_ELEMENT_REGISTER (simclrnpysink, plugin);
+  ret |= GST_ELEMENT_REGISTER (simclrdatasetsrc, plugin);
 
   return ret;
 }
