@@ -257,6 +257,27 @@ typedef struct {
   int cap_out, cap_taps;
 } AxisWeights;
 
+/* Per-value tables shared by the colour ops, filled once per augmenter.
+ * Each entry is the float32 value torchvision computes for that uint8 (the
+ * same single operation), so table lookups change no result. */
+typedef struct {
+  float lr[256], lg[256], lb[256];      /* 0.2989 v, 0.587 v, 0.114 v */
+  float unit[256];                      /* v / 255 */
+  uint8_t back[256];                    /* (uint8) ((v / 255) * 255) */
+} ColourTables;
+
+static void
+colour_tables_init (ColourTables * t)
+{
+  for (int v = 0; v < 256; v++) {
+    t->lr[v] = 0.2989f * (float) v;
+    t->lg[v] = 0.587f * (float) v;
+    t->lb[v] = 0.114f * (float) v;
+    t->unit[v] = (float) v / 255.0f;
+    t->back[v] = (uint8_t) (t->unit[v] * 255.0f);
+  }
+}
+
 struct SimclrAugmenter {
   SimclrAugmentConfig cfg;
   AxisWeights ax, ay;
@@ -268,6 +289,7 @@ struct SimclrAugmenter {
   size_t frow_cap;
   int *refl;                    /* (size + 2 r) reflected indices */
   size_t refl_cap;
+  ColourTables tables;          /* immutable after new */
 };
 
 SimclrAugmenter *
@@ -279,6 +301,7 @@ simclr_augmenter_new (const SimclrAugmentConfig * cfg, SimclrError * err)
   if (a == NULL)
     goto no_memory;
   a->cfg = *cfg;
+  colour_tables_init (&a->tables);
   size_t n = (size_t) cfg->size * cfg->size * 3;
   a->img = malloc (n);
   a->fimg = malloc (n * sizeof (float));
@@ -479,13 +502,91 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
   }
 }
 
-/* torchvision's rgb_to_grayscale on uint8: float32 products, truncation.
- * (0.2989 rather than 601's 0.299: torchvision's constant, matched here.) */
-static inline uint8_t
-luma (uint8_t r, uint8_t g, uint8_t b)
+/* Four floats, in whatever SIMD the target has (GCC / Clang vector
+ * extension; plain scalar code where there is none). */
+typedef float v4f __attribute__ ((vector_size (16)));
+typedef int32_t v4i __attribute__ ((vector_size (16)));
+
+#define V4(x) ((v4f) { (x), (x), (x), (x) })
+
+/* Lane-wise m ? a : b, m from a vector comparison (all ones or zero). */
+static inline v4f
+vsel (v4i m, v4f a, v4f b)
 {
-  float l = 0.2989f * (float) r + 0.587f * (float) g + 0.114f * (float) b;
-  return (uint8_t) l;
+  return (v4f) ((m & (v4i) a) | (~m & (v4i) b));
+}
+
+static inline v4f
+vmax (v4f a, v4f b)
+{
+  return vsel (a > b, a, b);
+}
+
+static inline v4f
+vmin (v4f a, v4f b)
+{
+  return vsel (a < b, a, b);
+}
+
+static inline v4f
+vclamp (v4f x, float lo, float hi)
+{
+  return vsel (x < V4 (lo), V4 (lo), vsel (x > V4 (hi), V4 (hi), x));
+}
+
+/* Channel c of 4 interleaved RGB pixels, through a float table. */
+static inline v4f
+gather3 (const float *table, const uint8_t * px, int c)
+{
+  return (v4f) { table[px[c]], table[px[3 + c]], table[px[6 + c]],
+    table[px[9 + c]] };
+}
+
+/* Truncates 4 values in [0, 255] (C's float to int conversion) and stores
+ * them as channel c of 4 interleaved RGB pixels. */
+static inline void
+scatter3_trunc (uint8_t * px, int c, v4f v)
+{
+  v4i i = __builtin_convertvector (v, v4i);
+  px[c] = (uint8_t) i[0];
+  px[3 + c] = (uint8_t) i[1];
+  px[6 + c] = (uint8_t) i[2];
+  px[9 + c] = (uint8_t) i[3];
+}
+
+static inline v4f
+load4 (const float *p)
+{
+  v4f v;
+  memcpy (&v, p, sizeof (v));
+  return v;
+}
+
+static inline void
+store4 (float *p, v4f v)
+{
+  memcpy (p, &v, sizeof (v));
+}
+
+/* Rounds 4 values in [0, 255] half to even and stores them as bytes. */
+static inline void
+store4_u8 (uint8_t * o, v4f v)
+{
+  const v4f big = { 12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f };
+  v4i r = __builtin_convertvector ((v + big) - big, v4i);
+  o[0] = (uint8_t) r[0];
+  o[1] = (uint8_t) r[1];
+  o[2] = (uint8_t) r[2];
+  o[3] = (uint8_t) r[3];
+}
+
+/* torchvision's rgb_to_grayscale on uint8: (0.2989 r + 0.587 g) + 0.114 b
+ * in float32, truncated. (0.2989 rather than 601's 0.299: torchvision's
+ * constant, matched here.) */
+static inline uint8_t
+luma (const ColourTables * t, const uint8_t * px)
+{
+  return (uint8_t) (t->lr[px[0]] + t->lg[px[1]] + t->lb[px[2]]);
 }
 
 /* _blend (img1, img2, ratio) = clamp (ratio img1 + (1 - ratio) img2, 0, 255),
@@ -502,55 +603,91 @@ blend_lut (uint8_t lut[256], double ratio, float other)
   }
 }
 
+/* Brightness, contrast (and solarize) are maps of single values: they are
+ * composed into one pending table and applied in one pass, when a
+ * per-pixel op comes or at the end. */
+typedef struct {
+  uint8_t lut[256];
+  int pending;
+} PendingLut;
+
 static void
-apply_lut (uint8_t * img, size_t n, const uint8_t lut[256])
+pending_compose (PendingLut * pl, const uint8_t next[256])
 {
-  for (size_t k = 0; k < n; k++)
-    img[k] = lut[img[k]];
+  if (!pl->pending) {
+    memcpy (pl->lut, next, 256);
+    pl->pending = 1;
+    return;
+  }
+  for (int v = 0; v < 256; v++)
+    pl->lut[v] = next[pl->lut[v]];
 }
 
 static void
-adjust_brightness (uint8_t * img, size_t n, double factor)
+pending_flush (PendingLut * pl, uint8_t * img, size_t n)
 {
-  uint8_t lut[256];
-  blend_lut (lut, factor, 0.0f);
-  apply_lut (img, n, lut);
+  if (!pl->pending)
+    return;
+  for (size_t k = 0; k < n; k++)
+    img[k] = pl->lut[img[k]];
+  pl->pending = 0;
 }
 
 /* Blends with the mean of the grayscale image (itself truncated to uint8,
- * as torchvision computes it). */
+ * as torchvision computes it) of the image as it stands, pending table
+ * included. */
 static void
-adjust_contrast (uint8_t * img, size_t npix, int C, double factor)
+adjust_contrast (const ColourTables * t, PendingLut * pl, const uint8_t * img,
+    size_t npix, int C, double factor)
 {
   uint64_t sum = 0;
+  uint8_t id[256];
+  const uint8_t *lut = pl->lut;
+  if (!pl->pending) {
+    for (int v = 0; v < 256; v++)
+      id[v] = (uint8_t) v;
+    lut = id;
+  }
   if (C == 3) {
-    for (size_t k = 0; k < npix; k++)
-      sum += luma (img[3 * k], img[3 * k + 1], img[3 * k + 2]);
+    for (size_t k = 0; k < npix; k++) {
+      const uint8_t px[3] = { lut[img[3 * k]], lut[img[3 * k + 1]],
+        lut[img[3 * k + 2]]
+      };
+      sum += luma (t, px);
+    }
   } else {
     for (size_t k = 0; k < npix; k++)
-      sum += img[k];
+      sum += lut[img[k]];
   }
   float mean = (float) ((double) sum / (double) npix);
-  uint8_t lut[256];
-  blend_lut (lut, factor, mean);
-  apply_lut (img, npix * C, lut);
+  uint8_t next[256];
+  blend_lut (next, factor, mean);
+  pending_compose (pl, next);
 }
 
-/* Blends each pixel with its own (truncated) luma. */
+/* Blends each pixel with its own (truncated) luma; 4 pixels at a time. */
 static void
-adjust_saturation (uint8_t * img, size_t npix, double factor)
+adjust_saturation (const ColourTables * t, uint8_t * img, size_t npix,
+    double factor)
 {
-  float fv[256], fg[256];
   const float rf = (float) factor, of = (float) (1.0 - factor);
-  for (int v = 0; v < 256; v++) {
-    fv[v] = rf * (float) v;
-    fg[v] = of * (float) v;
-  }
-  for (size_t k = 0; k < npix; k++) {
-    uint8_t *p = img + 3 * k;
-    const float g = fg[luma (p[0], p[1], p[2])];
+  size_t k = 0;
+  for (; k + 4 <= npix; k += 4) {
+    uint8_t *px = img + 3 * k;
+    v4f l = gather3 (t->lr, px, 0) + gather3 (t->lg, px, 1)
+        + gather3 (t->lb, px, 2);
+    v4f g = of * __builtin_convertvector (__builtin_convertvector (l, v4i),
+        v4f);
     for (int c = 0; c < 3; c++) {
-      float x = fv[p[c]] + g;
+      v4f v = { px[c], px[3 + c], px[6 + c], px[9 + c] };
+      scatter3_trunc (px, c, vclamp (rf * v + g, 0.0f, 255.0f));
+    }
+  }
+  for (; k < npix; k++) {
+    uint8_t *p = img + 3 * k;
+    const float g = of * (float) luma (t, p);
+    for (int c = 0; c < 3; c++) {
+      float x = rf * (float) p[c] + g;
       x = x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x);
       p[c] = (uint8_t) x;
     }
@@ -563,44 +700,55 @@ clamp01 (float x)
   return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x);
 }
 
-/* torchvision's _rgb2hsv / _hsv2rgb in float32, per pixel. */
+/* torchvision's _rgb2hsv / _hsv2rgb in float32, per pixel, with the same
+ * operations in the same order (the divisions included), so the results
+ * match; only the branch structure differs. */
 static void
-adjust_hue (uint8_t * img, size_t npix, double hue)
+hue_scalar (const ColourTables * ct, uint8_t * img, size_t npix, double hue)
 {
   const float hf = (float) hue;
+  const float *unit = ct->unit;
   for (size_t k = 0; k < npix; k++) {
     uint8_t *px = img + 3 * k;
-    const float r = px[0] / 255.0f, g = px[1] / 255.0f, b = px[2] / 255.0f;
-    const float maxc = fmaxf (r, fmaxf (g, b));
-    const float minc = fminf (r, fminf (g, b));
+    const uint8_t R = px[0], G = px[1], B = px[2];
+    const uint8_t M = R > G ? (R > B ? R : B) : (G > B ? G : B);
+    const uint8_t m = R < G ? (R < B ? R : B) : (G < B ? G : B);
+    if (M == m) {
+      /* Grey: s = 0, so p = q = t = v whatever the hue. */
+      px[0] = px[1] = px[2] = ct->back[M];
+      continue;
+    }
+    const float r = unit[R], g = unit[G], b = unit[B];
+    const float maxc = unit[M], minc = unit[m];
     const float cr = maxc - minc;
-    /* Grey (cr = 0): torchvision divides by 1 instead, giving s = h = 0. */
-    const float sdiv = cr == 0.0f ? 1.0f : maxc;
-    const float cdiv = cr == 0.0f ? 1.0f : cr;
-    const float s = cr / sdiv;
-    const float rc = (maxc - r) / cdiv, gc = (maxc - g) / cdiv,
-        bc = (maxc - b) / cdiv;
+    const float s = cr / maxc;
     float h;
-    if (maxc == r)
-      h = bc - gc;
-    else if (maxc == g)
-      h = 2.0f + rc - bc;
+    if (R == M)
+      h = (maxc - b) / cr - (maxc - g) / cr;    /* bc - gc */
+    else if (G == M)
+      h = 2.0f + (maxc - r) / cr - (maxc - b) / cr;     /* 2 + rc - bc */
     else
-      h = 4.0f + gc - rc;
-    h = fmodf (h / 6.0f + 1.0f, 1.0f);
-    /* (h + hue) % 1.0 is torch.remainder: floor-based, result in [0, 1]. */
-    h = h + hf;
-    h = h - floorf (h);
+      h = 4.0f + (maxc - g) / cr - (maxc - r) / cr;     /* 4 + gc - rc */
+    /* fmod (h / 6 + 1, 1) with h / 6 + 1 in [5/6, 11/6): one exact step. */
+    float x = h / 6.0f + 1.0f;
+    if (x >= 1.0f)
+      x -= 1.0f;
+    /* (x + hue) % 1.0 (torch.remainder) with x + hue in [-0.5, 1.5). */
+    h = x + hf;
+    if (h < 0.0f)
+      h += 1.0f;
+    else if (h >= 1.0f)
+      h -= 1.0f;
 
     const float h6 = h * 6.0f;
-    const float fi = floorf (h6);
-    const float f = h6 - fi;
+    const int i = (int) h6;     /* h6 >= 0: truncation is floor */
+    const float f = h6 - (float) i;
     const float v = maxc;
     const float p = clamp01 (v * (1.0f - s));
     const float q = clamp01 (v * (1.0f - s * f));
     const float t = clamp01 (v * (1.0f - s * (1.0f - f)));
     float ro, go, bo;
-    switch (((int) fi) % 6) {
+    switch (i % 6) {
       case 0:
         ro = v, go = t, bo = p;
         break;
@@ -626,12 +774,63 @@ adjust_hue (uint8_t * img, size_t npix, double hue)
   }
 }
 
+/* The same as hue_scalar, 4 pixels at a time, branch-free: every lane
+ * computes torchvision's three hue candidates (with its divisor-1 rule for
+ * grey pixels) and selects, as torchvision itself does with masks. */
 static void
-to_grayscale (uint8_t * img, size_t npix)
+adjust_hue (const ColourTables * ct, uint8_t * img, size_t npix, double hue)
+{
+  const float hf = (float) hue;
+  const v4f one = V4 (1.0f), zero = V4 (0.0f);
+  size_t k = 0;
+  for (; k + 4 <= npix; k += 4) {
+    uint8_t *px = img + 3 * k;
+    const v4f r = gather3 (ct->unit, px, 0), g = gather3 (ct->unit, px, 1),
+        b = gather3 (ct->unit, px, 2);
+    const v4f maxc = vmax (r, vmax (g, b)), minc = vmin (r, vmin (g, b));
+    const v4i eqc = maxc == minc;
+    const v4f cr = maxc - minc;
+    const v4f s = cr / vsel (eqc, one, maxc);
+    const v4f crd = vsel (eqc, one, cr);
+    const v4f rc = (maxc - r) / crd, gc = (maxc - g) / crd,
+        bc = (maxc - b) / crd;
+    const v4i isr = maxc == r, isg = (maxc == g) & ~isr;
+    v4f h = vsel (isr, bc - gc, vsel (isg, (V4 (2.0f) + rc) - bc,
+            (V4 (4.0f) + gc) - rc));
+    v4f x = h / V4 (6.0f) + one;
+    x = vsel (x >= one, x - one, x);
+    h = x + V4 (hf);
+    h = vsel (h < zero, h + one, vsel (h >= one, h - one, h));
+
+    const v4f h6 = h * V4 (6.0f);
+    v4i i = __builtin_convertvector (h6, v4i);
+    const v4f f = h6 - __builtin_convertvector (i, v4f);
+    i = i & ~(i == (v4i) { 6, 6, 6, 6 });     /* i % 6 for i in [0, 6] */
+    const v4f v = maxc;
+    const v4f p = vclamp (v * (one - s), 0.0f, 1.0f);
+    const v4f q = vclamp (v * (one - s * f), 0.0f, 1.0f);
+    const v4f t = vclamp (v * (one - s * (one - f)), 0.0f, 1.0f);
+    const v4i i0 = i == (v4i) { 0, 0, 0, 0 }, i1 = i == (v4i) { 1, 1, 1, 1 },
+        i2 = i == (v4i) { 2, 2, 2, 2 }, i3 = i == (v4i) { 3, 3, 3, 3 },
+        i4 = i == (v4i) { 4, 4, 4, 4 }, i5 = i == (v4i) { 5, 5, 5, 5 };
+    /* torchvision's a1 = (v, q, p, p, t, v), a2 = (t, v, v, q, p, p),
+     * a3 = (p, p, t, v, v, q) indexed by i. */
+    const v4f ro = vsel (i0 | i5, v, vsel (i1, q, vsel (i4, t, p)));
+    const v4f go = vsel (i1 | i2, v, vsel (i0, t, vsel (i3, q, p)));
+    const v4f bo = vsel (i3 | i4, v, vsel (i2, t, vsel (i5, q, p)));
+    scatter3_trunc (px, 0, ro * V4 (255.0f));
+    scatter3_trunc (px, 1, go * V4 (255.0f));
+    scatter3_trunc (px, 2, bo * V4 (255.0f));
+  }
+  hue_scalar (ct, img + 3 * k, npix - k, hue);
+}
+
+static void
+to_grayscale (const ColourTables * t, uint8_t * img, size_t npix)
 {
   for (size_t k = 0; k < npix; k++) {
     uint8_t *p = img + 3 * k;
-    p[0] = p[1] = p[2] = luma (p[0], p[1], p[2]);
+    p[0] = p[1] = p[2] = luma (t, p);
   }
 }
 
@@ -650,8 +849,8 @@ reflect (int i, int n)
 
 /* torchvision's gaussian_blur: a float32 kernel exp (-x^2 / 2 sigma^2) on
  * linspace (-(k-1)/2, (k-1)/2), normalised; reflect padding; rounding.
- * Done separably (torchvision convolves with the 2D outer product: the same
- * up to float rounding).
+ * Done separably and folding the symmetric taps (torchvision convolves with
+ * the 2D outer product: the same up to float rounding).
  * img: (size, size, C) in place; fimg: (size, size, C) scratch. */
 static SimclrStatus
 gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
@@ -681,12 +880,13 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
   }
   for (int t = 0; t < ksize; t++)
     kern[t] /= total;
+  const float kc = kern[r];
 
   int *refl = a->refl;
   for (int i = 0; i < padded; i++)
     refl[i] = reflect (i - r, size);
 
-  /* Horizontal: padded float row, then contiguous multiply-adds over x*C+c. */
+  /* Horizontal: a padded float row, then multiply-adds over x * C + c. */
   float *pr = a->frow;
   for (int y = 0; y < size; y++) {
     const uint8_t *in = a->img + (size_t) y * rowlen;
@@ -694,35 +894,43 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
       for (int c = 0; c < C; c++)
         pr[(size_t) i * C + c] = in[(size_t) refl[i] * C + c];
     float *o = fimg + (size_t) y * rowlen;
-    const float k0 = kern[0];
-    for (size_t m = 0; m < rowlen; m++)
-      o[m] = k0 * pr[m];
-    for (int t = 1; t < ksize; t++) {
-      const float kt = kern[t];
-      const float *pt = pr + (size_t) t * C;
-      for (size_t m = 0; m < rowlen; m++)
-        o[m] += kt * pt[m];
+    const float *centre = pr + (size_t) r * C;
+    size_t m = 0;
+    for (; m + 4 <= rowlen; m += 4) {
+      v4f acc = kc * load4 (centre + m);
+      for (int t = 0; t < r; t++)
+        acc += kern[t] * (load4 (pr + m + (size_t) t * C)
+            + load4 (pr + m + (size_t) (2 * r - t) * C));
+      store4 (o + m, acc);
+    }
+    for (; m < rowlen; m++) {
+      float acc = kc * centre[m];
+      for (int t = 0; t < r; t++)
+        acc += kern[t] * (pr[m + (size_t) t * C]
+            + pr[m + (size_t) (2 * r - t) * C]);
+      o[m] = acc;
     }
   }
 
-  /* Vertical: accumulate the reflected rows into the padded row buffer. */
-  float *acc = a->frow;
+  /* Vertical: rows y - r .. y + r (reflected), folded pairwise, rounded. */
+  const float *rows[ksize];
   for (int y = 0; y < size; y++) {
-    const float *r0 = fimg + (size_t) refl[y] * rowlen;
-    const float k0 = kern[0];
-    for (size_t m = 0; m < rowlen; m++)
-      acc[m] = k0 * r0[m];
-    for (int t = 1; t < ksize; t++) {
-      const float kt = kern[t];
-      const float *rt = fimg + (size_t) refl[y + t] * rowlen;
-      for (size_t m = 0; m < rowlen; m++)
-        acc[m] += kt * rt[m];
-    }
+    for (int t = 0; t < ksize; t++)
+      rows[t] = fimg + (size_t) refl[y + t] * rowlen;
     uint8_t *out = a->img + (size_t) y * rowlen;
-    for (size_t m = 0; m < rowlen; m++) {
-      float v = acc[m];
-      v = v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v);
-      out[m] = round_u8 (v);
+    size_t m = 0;
+    for (; m + 4 <= rowlen; m += 4) {
+      v4f acc = kc * load4 (rows[r] + m);
+      for (int t = 0; t < r; t++)
+        acc += kern[t] * (load4 (rows[t] + m) + load4 (rows[2 * r - t] + m));
+      /* A convex combination of [0, 255] values: no clamping needed. */
+      store4_u8 (out + m, acc);
+    }
+    for (; m < rowlen; m++) {
+      float acc = kc * rows[r][m];
+      for (int t = 0; t < r; t++)
+        acc += kern[t] * (rows[t][m] + rows[2 * r - t][m]);
+      out[m] = round_u8 (acc);
     }
   }
   return SIMCLR_OK;
@@ -802,40 +1010,53 @@ simclr_augmenter_apply (SimclrAugmenter * a, const SimclrAugmentParams * p,
 
   const size_t npix = (size_t) size * size;
   uint8_t *img = a->img;
+  PendingLut pl = { .pending = 0 };
   if (p->jitter) {
     for (int i = 0; i < 4; i++) {
       switch (p->order[i]) {
         case SIMCLR_JITTER_BRIGHTNESS:
-          if (p->brightness != 1.0)
-            adjust_brightness (img, npix * C, p->brightness);
+          if (p->brightness != 1.0) {
+            uint8_t lut[256];
+            blend_lut (lut, p->brightness, 0.0f);
+            pending_compose (&pl, lut);
+          }
           break;
         case SIMCLR_JITTER_CONTRAST:
           if (p->contrast != 1.0)
-            adjust_contrast (img, npix, C, p->contrast);
+            adjust_contrast (&a->tables, &pl, img, npix, C, p->contrast);
           break;
         case SIMCLR_JITTER_SATURATION:
-          if (C == 3 && p->saturation != 1.0)
-            adjust_saturation (img, npix, p->saturation);
+          if (C == 3 && p->saturation != 1.0) {
+            pending_flush (&pl, img, npix * C);
+            adjust_saturation (&a->tables, img, npix, p->saturation);
+          }
           break;
         case SIMCLR_JITTER_HUE:
-          if (C == 3 && p->hue != 0.0)
-            adjust_hue (img, npix, p->hue);
+          if (C == 3 && p->hue != 0.0) {
+            pending_flush (&pl, img, npix * C);
+            adjust_hue (&a->tables, img, npix, p->hue);
+          }
           break;
       }
     }
   }
-  if (p->grayscale && C == 3)
-    to_grayscale (img, npix);
+  if (p->grayscale && C == 3) {
+    pending_flush (&pl, img, npix * C);
+    to_grayscale (&a->tables, img, npix);
+  }
   if (p->blur && p->blur_kernel > 1) {
+    pending_flush (&pl, img, npix * C);
     st = gaussian_blur (a, C, p->blur_kernel, p->blur_sigma, err);
     if (st != SIMCLR_OK)
       return st;
   }
   if (p->solarize) {
-    for (size_t k = 0; k < npix * C; k++)
-      if (img[k] >= SOLARIZE_THRESHOLD)
-        img[k] = 255 - img[k];
+    uint8_t lut[256];
+    for (int v = 0; v < 256; v++)
+      lut[v] = v >= SOLARIZE_THRESHOLD ? 255 - v : v;
+    pending_compose (&pl, lut);
   }
+  pending_flush (&pl, img, npix * C);
 
   for (int y = 0; y < size; y++)
     memcpy (dst + (size_t) y * dst_stride, img + (size_t) y * size * C,
