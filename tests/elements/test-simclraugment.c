@@ -472,6 +472,56 @@ GST_START_TEST (test_temporal_three_views)
 
 GST_END_TEST;
 
+/* Temporal mode across caps changes: a new input size keeps the held frame
+ * (each frame keeps its layout); a new format drains it first, under the old
+ * output caps. */
+GST_START_TEST (test_temporal_caps_change)
+{
+  GstHarness *h = new_harness ("size=12 pair-mode=temporal temporal-offset=1 "
+      IDENTITY);
+  GstCaps *caps;
+  GstBuffer *out;
+
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=16,"
+      "height=16,framerate=30/1");
+  gst_harness_push (h, make_frame (GST_VIDEO_FORMAT_GRAY8, 16, 16, 0, 10,
+          TRUE, 0));
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 0);
+
+  /* Size change only (no new segment): frame 0 pairs with frame 1. */
+  caps = gst_caps_from_string ("video/x-raw,format=GRAY8,width=40,height=24,"
+      "framerate=30/1");
+  fail_unless (gst_harness_push_event (h, gst_event_new_caps (caps)));
+  gst_caps_unref (caps);
+  gst_harness_push (h, make_frame (GST_VIDEO_FORMAT_GRAY8, 40, 24, 0, 30,
+          TRUE, 1));
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 2);
+  for (gint v = 0; v < 2; v++) {
+    out = gst_harness_pull (h);
+    check_view (h, out, "GRAY8", 12, NULL);
+    check_meta (out, 0, v, -1, 0);
+    fail_unless_equals_int (first_pixel (h, out), v == 0 ? 10 : 30);
+    gst_buffer_unref (out);
+  }
+
+  /* Format change: frame 1 is drained (paired with itself) as GRAY8. */
+  caps = gst_caps_from_string ("video/x-raw,format=RGB,width=16,height=16,"
+      "framerate=30/1");
+  fail_unless (gst_harness_push_event (h, gst_event_new_caps (caps)));
+  gst_caps_unref (caps);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 2);
+  for (gint v = 0; v < 2; v++) {
+    out = gst_harness_pull (h);
+    check_meta (out, 1, v, -1, 0);
+    /* GRAY8 12 x 12 (RGB would be 432 bytes). */
+    fail_unless_equals_int (gst_buffer_get_size (out), 12 * 12);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Input size and format change mid-stream; output stays size x size. */
 GST_START_TEST (test_renegotiate)
 {
@@ -677,6 +727,7 @@ simclraugment_suite (void)
   tcase_add_test (tc, test_gray8);
   tcase_add_test (tc, test_temporal_pairs_and_eos);
   tcase_add_test (tc, test_temporal_three_views);
+  tcase_add_test (tc, test_temporal_caps_change);
   tcase_add_test (tc, test_renegotiate);
   tcase_add_test (tc, test_property_while_playing);
   tcase_add_test (tc, test_stress_properties);
