@@ -608,7 +608,7 @@ GST_START_TEST (test_train_checkpoints_and_eos)
       "checkpoint-location=%s", path);
   GstBus *bus;
   GstHarness *h = new_harness (settings, &bus);
-  SimclrTrainer *ref = ref_trainer (), *loaded;
+  SimclrTrainer *ref = ref_trainer (), *loaded, *init;
   SimclrError err = { 0 };
   GstEvent *ev;
   gboolean got_eos = FALSE;
@@ -677,10 +677,30 @@ GST_START_TEST (test_train_checkpoints_and_eos)
   loaded = simclr_trainer_load (path, 2 * N, &err);
   fail_unless (loaded != NULL, "%s", err.message);
   fail_unless_equals_int64 (simclr_trainer_get_step (loaded), 3);
-  assert_close ("checkpoint weights",
-      simclr_model_params (simclr_trainer_get_model (loaded), &np),
-      simclr_model_params (simclr_trainer_get_model (ref), &np2), np);
-  fail_unless_equals_uint64 (np, np2);
+  /* Early LARS steps move weights by ~1e-6 relative: compare the change
+   * since initialisation, not the weights. */
+  init = ref_trainer ();
+  {
+    const gfloat *w0 = simclr_model_params (simclr_trainer_get_model (init),
+        &np);
+    const gfloat *we = simclr_model_params (simclr_trainer_get_model (loaded),
+        &np2);
+    const gfloat *wr = simclr_model_params (simclr_trainer_get_model (ref),
+        NULL);
+    gdouble maxd = 0.0;
+    gsize i;
+    fail_unless_equals_uint64 (np, np2);
+    for (i = 0; i < np; i++)
+      maxd = MAX (maxd, fabs ((gdouble) wr[i] - w0[i]));
+    fail_unless (maxd > 0.0, "reference weights did not move");
+    for (i = 0; i < np; i++) {
+      gdouble de = (gdouble) we[i] - w0[i], dr = (gdouble) wr[i] - w0[i];
+      if (fabs (de - dr) > 1e-3 * maxd)
+        ck_abort_msg ("checkpoint weight %" G_GSIZE_FORMAT " moved %.9g, "
+            "reference %.9g", i, de, dr);
+    }
+  }
+  simclr_trainer_free (init);
 
   simclr_trainer_free (loaded);
   simclr_trainer_free (ref);
