@@ -145,6 +145,9 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
    * also keep a private dweight (OC, K) and dbias (OC). */
   size_t need = (size_t) T * conv_cols_floats (s) +
       (size_t) (T - 1) * ((size_t) s->OC * K + s->OC);
+  /* The direct forward's packed weight. */
+  if (need < (size_t) s->OC * K)
+    need = (size_t) s->OC * K;
   /* Backward-data as a transposed convolution, run after the above: the
    * turned weights, then that convolution's columns. */
   SimclrConvShape t;
@@ -239,6 +242,278 @@ col2im_add (float *dinp, const float *cols, int n, const SimclrConvShape *s)
 }
 
 /* ---------------------------------------------------------------------------
+ * Direct convolution for thin layers (OC a multiple of 8, at most 32), AVX2
+ * + FMA, chosen at run time; other CPUs and shapes take im2col + GEMM.
+ * Thin layers are memory-bound as GEMMs (the columns are KH*KW times the
+ * input, and an N = OC = 16 GEMM is far from peak), so these kernels read
+ * the NHWC input in place: along (kh, kw, c) a weight row is contiguous per
+ * (kh, kw), and so is the input pixel it multiplies. Padded taps read a
+ * zero vector (forward) or are skipped (weight gradient). */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define CONV_HAVE_DIRECT 1
+#include <immintrin.h>
+
+#define CONV_DIRECT_MAX_C 1024
+static const float conv_zeros[CONV_DIRECT_MAX_C];
+
+/* out row block: R output pixels (b, oh, ow0 .. ow0+R-1) x OC = 8*NV
+ * channels, accumulated in R*NV registers over all taps. wp is the weight
+ * packed (KH, KW, C, OC). `o` points at out (b, oh, 0, 0). */
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_fwd_block (const int NV, const int R, float *o, const float *img,
+    const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s, int oh, int ow0)
+{
+  const int C = s->C, OC = s->OC, W = s->W;
+  __m256 acc[8][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = _mm256_setzero_ps ();
+  for (int kh = 0; kh < s->KH; kh++) {
+    int ih = oh * s->stride - s->pad + kh;
+    if (ih < 0 || ih >= s->H)
+      continue;
+    const float *row = img + (size_t) ih * W * C;
+    for (int kw = 0; kw < s->KW; kw++) {
+      const float *p[8];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        int iw = (ow0 + r) * s->stride - s->pad + kw;
+        p[r] = iw >= 0 && iw < W ? row + (size_t) iw * C : conv_zeros;
+      }
+      const float *w = wp + (size_t) (kh * s->KW + kw) * C * OC;
+      for (int c = 0; c < C; c++, w += OC) {
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+          wv[v] = _mm256_loadu_ps (w + 8 * v);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+          __m256 x = _mm256_broadcast_ss (p[r] + c);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; v++)
+            acc[r][v] = _mm256_fmadd_ps (x, wv[v], acc[r][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+    float *dst = o + (size_t) (ow0 + r) * OC;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      __m256 y = acc[r][v];
+      if (accumulate)
+        y = _mm256_add_ps (y, _mm256_loadu_ps (dst + 8 * v));
+      else if (bias)
+        y = _mm256_add_ps (y, _mm256_loadu_ps (bias + 8 * v));
+      _mm256_storeu_ps (dst + 8 * v, y);
+    }
+  }
+}
+
+/* One output row (b, oh): blocks of R pixels, the rest in blocks of 4/2/1. */
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_fwd_row (const int NV, const int R, float *o, const float *img,
+    const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s, int oh)
+{
+  int ow = 0;
+  for (; ow + R <= s->OW; ow += R)
+    direct_fwd_block (NV, R, o, img, wp, bias, accumulate, s, oh, ow);
+  if (R > 4 && ow + 4 <= s->OW) {
+    direct_fwd_block (NV, 4, o, img, wp, bias, accumulate, s, oh, ow);
+    ow += 4;
+  }
+  if (R > 2 && ow + 2 <= s->OW) {
+    direct_fwd_block (NV, 2, o, img, wp, bias, accumulate, s, oh, ow);
+    ow += 2;
+  }
+  if (ow < s->OW)
+    direct_fwd_block (NV, 1, o, img, wp, bias, accumulate, s, oh, ow);
+}
+
+/* out (B,OH,OW,OC) for images [b0, b1): = conv + bias, or += conv. */
+__attribute__ ((target ("avx2,fma"))) static void
+conv_direct_forward (float *out, const float *inp, const float *wp,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1)
+{
+  for (int b = b0; b < b1; b++) {
+    const float *img = inp + (size_t) b * s->H * s->W * s->C;
+    for (int oh = 0; oh < s->OH; oh++) {
+      float *o = out + ((size_t) b * s->OH + oh) * s->OW * s->OC;
+      /* 12 accumulators of 16 leave room for the weights and a broadcast */
+      switch (s->OC / 8) {
+        case 1:
+          direct_fwd_row (1, 8, o, img, wp, bias, accumulate, s, oh);
+          break;
+        case 2:
+          direct_fwd_row (2, 6, o, img, wp, bias, accumulate, s, oh);
+          break;
+        case 3:
+          direct_fwd_row (3, 4, o, img, wp, bias, accumulate, s, oh);
+          break;
+        default:
+          direct_fwd_row (4, 3, o, img, wp, bias, accumulate, s, oh);
+          break;
+      }
+    }
+  }
+}
+
+/* First output index whose tap k lands inside [0, n): o*stride - pad + k
+ * >= 0, and one past the last. */
+static void
+tap_range (int n, int on, int stride, int pad, int k, int *lo, int *hi)
+{
+  int a = pad - k;
+  *lo = a > 0 ? (a + stride - 1) / stride : 0;
+  int last = n - 1 + pad - k;
+  *hi = last < 0 ? 0 : last / stride + 1;
+  if (*hi > on)
+    *hi = on;
+  if (*lo > *hi)
+    *lo = *hi;
+}
+
+/* dweight (OC, KH, KW, C) += sum over output pixels of images [b0, b1) of
+ * dout (pixel, o) * inp (tap (kh, kw) of the pixel, c0 .. c0+CB-1): CB*NV
+ * registers over the rows, then one scatter into dweight. */
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_dw_tile (const int NV, const int CB, float *dweight, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1, int kh,
+    int kw, int c0)
+{
+  const int C = s->C, OC = s->OC, H = s->H, W = s->W;
+  int oh_lo, oh_hi, ow_lo, ow_hi;
+  tap_range (H, s->OH, s->stride, s->pad, kh, &oh_lo, &oh_hi);
+  tap_range (W, s->OW, s->stride, s->pad, kw, &ow_lo, &ow_hi);
+  __m256 acc[8][4];
+#pragma GCC unroll 8
+  for (int j = 0; j < CB; j++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      acc[j][v] = _mm256_setzero_ps ();
+  const size_t xstep = (size_t) s->stride * C;
+  for (int b = b0; b < b1; b++)
+    for (int oh = oh_lo; oh < oh_hi; oh++) {
+      int ih = oh * s->stride - s->pad + kh;
+      const float *x = inp + (((size_t) b * H + ih) * W +
+          (ow_lo * s->stride - s->pad + kw)) * C + c0;
+      const float *d = dout + (((size_t) b * s->OH + oh) * s->OW + ow_lo) *
+          OC;
+      for (int ow = ow_lo; ow < ow_hi; ow++, x += xstep, d += OC) {
+        __m256 dv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+          dv[v] = _mm256_loadu_ps (d + 8 * v);
+#pragma GCC unroll 8
+        for (int j = 0; j < CB; j++) {
+          __m256 xb = _mm256_broadcast_ss (x + j);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; v++)
+            acc[j][v] = _mm256_fmadd_ps (xb, dv[v], acc[j][v]);
+        }
+      }
+    }
+  float tmp[32];
+  float *dw = dweight + ((size_t) kh * s->KW + kw) * C + c0;
+  const size_t ostride = (size_t) s->KH * s->KW * C;
+#pragma GCC unroll 8
+  for (int j = 0; j < CB; j++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      _mm256_storeu_ps (tmp + 8 * v, acc[j][v]);
+    for (int o = 0; o < OC; o++)
+      dw[o * ostride + j] += tmp[o];
+  }
+}
+
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_dw_taps (const int NV, const int CB, float *dweight, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1)
+{
+  for (int kh = 0; kh < s->KH; kh++)
+    for (int kw = 0; kw < s->KW; kw++) {
+      int c = 0;
+      for (; c + CB <= s->C; c += CB)
+        direct_dw_tile (NV, CB, dweight, inp, dout, s, b0, b1, kh, kw, c);
+      if (CB > 4 && c + 4 <= s->C) {
+        direct_dw_tile (NV, 4, dweight, inp, dout, s, b0, b1, kh, kw, c);
+        c += 4;
+      }
+      if (CB > 2 && c + 2 <= s->C) {
+        direct_dw_tile (NV, 2, dweight, inp, dout, s, b0, b1, kh, kw, c);
+        c += 2;
+      }
+      for (; c < s->C; c++)
+        direct_dw_tile (NV, 1, dweight, inp, dout, s, b0, b1, kh, kw, c);
+    }
+}
+
+/* dweight (OC, KH*KW*C) += dout^T x columns of images [b0, b1). */
+__attribute__ ((target ("avx2,fma"))) static void
+conv_direct_dweight (float *dweight, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  switch (s->OC / 8) {
+    case 1:
+      direct_dw_taps (1, 8, dweight, inp, dout, s, b0, b1);
+      break;
+    case 2:
+      direct_dw_taps (2, 4, dweight, inp, dout, s, b0, b1);
+      break;
+    case 3:
+      direct_dw_taps (3, 3, dweight, inp, dout, s, b0, b1);
+      break;
+    default:
+      direct_dw_taps (4, 2, dweight, inp, dout, s, b0, b1);
+      break;
+  }
+}
+#endif
+
+/* Whether the direct kernels serve this shape on this CPU. */
+static int
+conv_direct_ok (const SimclrConvShape *s)
+{
+#ifdef CONV_HAVE_DIRECT
+  if (conv_is_pointwise (s) || s->OC % 8 != 0 || s->OC > 32 ||
+      s->C > CONV_DIRECT_MAX_C)
+    return 0;
+  __builtin_cpu_init ();
+  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+#else
+  return 0;
+#endif
+}
+
+/* weight (OC, KH, KW, C) -> wp (KH, KW, C, OC), as the direct forward reads
+ * it; with `turn`, the weight of the transposed convolution (see
+ * conv_transposed_shape) packed likewise: wp (KH, KW, OC, C) with
+ * wp[kh][kw][o][c] = weight[o][KH-1-kh][KW-1-kw][c]. */
+static void
+conv_pack_weight (float *wp, const float *weight, const SimclrConvShape *s,
+    int turn)
+{
+  const int OC = s->OC, KH = s->KH, KW = s->KW, C = s->C;
+  for (int o = 0; o < OC; o++)
+    for (int kh = 0; kh < KH; kh++)
+      for (int kw = 0; kw < KW; kw++)
+        for (int c = 0; c < C; c++) {
+          float w = weight[(((size_t) o * KH + kh) * KW + kw) * C + c];
+          if (turn)
+            wp[(((size_t) (KH - 1 - kh) * KW + (KW - 1 - kw)) * OC + o) * C +
+                c] = w;
+          else
+            wp[(((size_t) kh * KW + kw) * C + c) * OC + o] = w;
+        }
+}
+
+/* ---------------------------------------------------------------------------
  * Chunk workers. One task covers a contiguous range of chunks; the caller
  * runs task 0 itself and tasks 1.. on pthreads.
  *
@@ -262,6 +537,8 @@ typedef struct {
   float *out;
   const float *inp, *weight, *bias;
   int accumulate;               /* out += conv instead of out = conv + bias */
+  int direct;                   /* use the direct kernels (forward: wpack) */
+  const float *wpack;
   /* backward */
   float *dinp, *dweight, *dbias;
   const float *dout;
@@ -298,6 +575,13 @@ conv_forward_task (void *arg)
   const int K = s->KH * s->KW * s->C, OC = s->OC;
   const size_t in_img = (size_t) s->H * s->W * s->C;
   const size_t out_rows_img = (size_t) s->OH * s->OW;
+#ifdef CONV_HAVE_DIRECT
+  if (t->direct) {
+    conv_direct_forward (t->out, t->inp, t->wpack, t->bias, t->accumulate, s,
+        t->img_begin, t->img_end);
+    return NULL;
+  }
+#endif
   for (int b = t->img_begin; b < t->img_end; b += t->nimg) {
     int n = t->img_end - b < t->nimg ? t->img_end - b : t->nimg;
     int rows = (int) (n * out_rows_img);
@@ -335,15 +619,22 @@ conv_backward_task (void *arg)
         for (int o = 0; o < OC; o++)
           t->dbias[o] += d[(size_t) r * OC + o];
     }
-    im2col (t->cols, t->inp + (size_t) b * in_img, n, s);
     int step = slice_rows (t->max_mnk, (size_t) OC * K, rows);
-    for (int r0 = 0; r0 < rows; r0 += step) {
-      int m = rows - r0 < step ? rows - r0 : step;
-      /* dweight: GEMM M = OC, N = K, K = m rows:
-       * dweight (OC, K) += dout^T (OC, m) x cols (m, K). */
-      cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OC, K, m,
-          1.0f, d + (size_t) r0 * OC, OC, t->cols + (size_t) r0 * K, K,
-          1.0f, t->dweight, K);
+#ifdef CONV_HAVE_DIRECT
+    if (t->direct)
+      conv_direct_dweight (t->dweight, t->inp, t->dout, s, b, b + n);
+    else
+#endif
+    {
+      im2col (t->cols, t->inp + (size_t) b * in_img, n, s);
+      for (int r0 = 0; r0 < rows; r0 += step) {
+        int m = rows - r0 < step ? rows - r0 : step;
+        /* dweight: GEMM M = OC, N = K, K = m rows:
+         * dweight (OC, K) += dout^T (OC, m) x cols (m, K). */
+        cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, OC, K, m,
+            1.0f, d + (size_t) r0 * OC, OC, t->cols + (size_t) r0 * K, K,
+            1.0f, t->dweight, K);
+      }
     }
     if (t->dinp) {
       for (int r0 = 0; r0 < rows; r0 += step) {
@@ -379,16 +670,18 @@ conv_run_tasks (ConvTask *tasks, int workers, void *(*fn) (void *))
 }
 
 /* Splits the B images into contiguous ranges of whole chunks, one per
- * worker, with column buffers from scratch; returns the worker count. */
+ * worker, with column buffers from scratch; returns the worker count.
+ * `blas`: whether the tasks will call OpenBLAS. */
 static int
-conv_split (ConvTask *tasks, const SimclrConvShape *s, float *scratch)
+conv_split (ConvTask *tasks, const SimclrConvShape *s, float *scratch,
+    int blas)
 {
   const int nimg = conv_chunk_images (s);
   const int chunks = (s->B + nimg - 1) / nimg;
   const size_t col_floats = conv_cols_floats (s);
   int workers = conv_max_workers (s);
   size_t max_mnk = 0;
-  if (workers > 1 && openblas_get_num_threads () > 1) {
+  if (blas && workers > 1 && openblas_get_num_threads () > 1) {
     max_mnk = CONV_SERIAL_MNK;
     if ((size_t) s->OC * s->KH * s->KW * s->C * CONV_MIN_SLICE_ROWS >
         max_mnk) {
@@ -411,20 +704,24 @@ conv_split (ConvTask *tasks, const SimclrConvShape *s, float *scratch)
   return workers;
 }
 
-/* out = conv (inp) + bias, or out += conv (inp) with accumulate. */
+/* out = conv (inp) + bias, or out += conv (inp) with accumulate. With
+ * wpack (the weight packed by conv_pack_weight) the direct kernel runs,
+ * otherwise im2col + GEMM on weight with columns in scratch. */
 static void
 conv_forward_chunks (float *out, const float *inp, const float *weight,
-    const float *bias, int accumulate, const SimclrConvShape *s,
-    float *scratch)
+    const float *wpack, const float *bias, int accumulate,
+    const SimclrConvShape *s, float *scratch)
 {
   ConvTask tasks[CONV_MAX_THREADS];
-  int workers = conv_split (tasks, s, scratch);
+  int workers = conv_split (tasks, s, scratch, wpack == NULL);
   for (int i = 0; i < workers; i++) {
     tasks[i].out = out;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
     tasks[i].bias = bias;
     tasks[i].accumulate = accumulate;
+    tasks[i].direct = wpack != NULL;
+    tasks[i].wpack = wpack;
   }
   conv_run_tasks (tasks, workers, conv_forward_task);
 }
@@ -443,7 +740,13 @@ simclr_conv2d_forward (float *out, const float *inp, const float *weight,
         1.0f, inp, s->C, weight, s->C, 1.0f, out, s->OC);
     return;
   }
-  conv_forward_chunks (out, inp, weight, bias, 0, s, scratch);
+  if (conv_direct_ok (s)) {
+    conv_pack_weight (scratch, weight, s, 0);
+    conv_forward_chunks (out, inp, NULL, scratch, bias, 0, s,
+        scratch + (size_t) s->OC * s->KH * s->KW * s->C);
+  } else {
+    conv_forward_chunks (out, inp, weight, NULL, bias, 0, s, scratch);
+  }
 }
 
 void
@@ -477,11 +780,13 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
 
   SimclrConvShape ts;
   const int transposed = dinp && conv_transposed_shape (s, &ts);
+  const int direct = conv_direct_ok (s);
   const size_t K = (size_t) s->KH * s->KW * s->C;
 
   /* dweight, dbias (and dinp through col2im unless transposed) */
   ConvTask tasks[CONV_MAX_THREADS];
-  int workers = conv_split (tasks, s, scratch);
+  int workers = conv_split (tasks, s, scratch,
+      !direct || (dinp && !transposed));
   /* Workers 1.. accumulate into private dweight/dbias after the column
    * buffers, summed into the caller's in a fixed order at the end. */
   float *priv = scratch + (size_t) workers * conv_cols_floats (s);
@@ -490,6 +795,7 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
     tasks[i].dout = dout;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
+    tasks[i].direct = direct;
     if (i == 0) {
       tasks[i].dweight = dweight;
       tasks[i].dbias = dbias;
@@ -510,7 +816,11 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
         dbias[o] += p[OC * K + o];
   }
 
-  if (transposed) {
+  if (transposed && conv_direct_ok (&ts)) {
+    conv_pack_weight (scratch, weight, s, 1);
+    conv_forward_chunks (dinp, dout, NULL, scratch, NULL, 1, &ts,
+        scratch + OC * K);
+  } else if (transposed) {
     /* wt (C, KH, KW, OC): wt[c][kh][kw][o] = weight[o][KH-1-kh][KW-1-kw][c] */
     const int C = s->C, KH = s->KH, KW = s->KW;
     float *wt = scratch;
@@ -520,7 +830,8 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
           for (int c = 0; c < C; c++)
             wt[(((size_t) c * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)) * OC
                 + o] = weight[(((size_t) o * KH + kh) * KW + kw) * C + c];
-    conv_forward_chunks (dinp, dout, wt, NULL, 1, &ts, scratch + OC * K);
+    conv_forward_chunks (dinp, dout, wt, NULL, NULL, 1, &ts,
+        scratch + OC * K);
   }
 }
 

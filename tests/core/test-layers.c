@@ -291,6 +291,11 @@ static const ConvSpec conv_specs[] = {
   {"1x1-s2-p0-nobias", 2, 5, 5, 4, 6, 1, 1, 2, 0, 0, 1},
   {"3x3-s1-p0-odd", 3, 6, 5, 2, 3, 3, 3, 1, 0, 1, 1},
   {"3x3-s2-p1-c3-threads2", 5, 7, 7, 3, 4, 3, 3, 2, 1, 1, 2},
+  /* OC a multiple of 8 (<= 32): the direct kernels on AVX2 machines */
+  {"3x3-s1-p1-oc8-bias", 2, 5, 6, 3, 8, 3, 3, 1, 1, 1, 1},
+  {"3x3-s2-p1-c1-oc16", 2, 7, 7, 1, 16, 3, 3, 2, 1, 0, 2},
+  {"7x7-s2-p3-c3-oc32-bias", 2, 9, 8, 3, 32, 7, 7, 2, 3, 1, 1},
+  {"3x3-s1-p1-c8-oc24", 2, 5, 7, 8, 24, 3, 3, 1, 1, 1, 1},
 };
 
 static void
@@ -412,6 +417,12 @@ static const ConvSpec conv_fast_specs[] = {
   /* non-square kernel: backward-data through col2im, not transposed */
   {"3x1-s1-p1-t2", 6, 6, 5, 3, 4, 3, 1, 1, 1, 1, 2},
   {"5x5-s1-p2-t2", 6, 9, 9, 8, 8, 5, 5, 1, 2, 1, 2},
+  /* direct kernels: every OC/8 and ragged row tails */
+  {"oc8-ow13", 3, 5, 13, 3, 8, 3, 3, 1, 1, 1, 1},
+  {"oc16-ow11-c5", 4, 6, 11, 5, 16, 3, 3, 1, 1, 1, 2},
+  {"oc24-ow7-c16", 3, 7, 7, 16, 24, 3, 3, 1, 1, 0, 2},
+  {"oc32-ow5-c32", 3, 5, 5, 32, 32, 3, 3, 1, 1, 1, 2},
+  {"oc32-s2-ow6-c7", 3, 12, 11, 7, 32, 3, 3, 2, 1, 1, 1},
 };
 
 /* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall
