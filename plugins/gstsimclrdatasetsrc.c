@@ -39,7 +39,8 @@
  * out each epoch), so K data-parallel pipelines with the same seed see
  * disjoint samples. #GstSimclrDatasetSrc:num-samples keeps the first samples
  * of each epoch's (shard) order. After #GstSimclrDatasetSrc:epochs epochs the
- * element sends EOS (epochs=0: never).
+ * element sends EOS (epochs=0: never). #GstSimclrDatasetSrc:start-position
+ * resumes a run part-way (the skipped samples are not read).
  *
  * Errors: a missing file or folder posts RESOURCE/NOT_FOUND (other read
  * failures RESOURCE/OPEN_READ), a malformed file (wrong IDX magic, truncated
@@ -98,6 +99,7 @@ struct _GstSimclrDatasetSrc
   guint shard_count;
   gint target_width;
   gint target_height;
+  guint64 start_position;
 
   /* Negotiated size, under the object lock (get_caps reads it from any
    * thread); 0 before the first sample is read. */
@@ -115,6 +117,9 @@ struct _GstSimclrDatasetSrc
   gint64 *order;                /* (per_epoch) */
   gint64 per_epoch;             /* samples drawn per epoch */
   gint64 pos;                   /* next position in @order */
+  gint64 skip_in_epoch;         /* start-position: positions skipped in the
+                                 * first epoch's order */
+  gboolean epoch_whole;         /* this epoch was read from its start */
   guint64 epoch;
   gboolean epoch_ready;         /* @order holds @epoch's order */
   gint64 decoded_in_epoch;
@@ -143,6 +148,7 @@ enum
   PROP_SHARD_COUNT,
   PROP_TARGET_WIDTH,
   PROP_TARGET_HEIGHT,
+  PROP_START_POSITION,
 };
 
 #define DEFAULT_LOCATION NULL
@@ -156,6 +162,7 @@ enum
 #define DEFAULT_SHARD_COUNT 1
 #define DEFAULT_TARGET_WIDTH 0
 #define DEFAULT_TARGET_HEIGHT 0
+#define DEFAULT_START_POSITION 0
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC,
@@ -288,14 +295,17 @@ gst_simclr_dataset_src_read_next (GstSimclrDatasetSrc * self)
           self->order);
       if (m < self->per_epoch)
         goto order_failed;
-      self->pos = 0;
+      self->pos = self->skip_in_epoch;
+      self->epoch_whole = self->skip_in_epoch == 0;
+      self->skip_in_epoch = 0;
       self->decoded_in_epoch = 0;
       self->epoch_ready = TRUE;
       GST_DEBUG_OBJECT (self, "epoch %" G_GUINT64_FORMAT ": %" G_GINT64_FORMAT
           " samples", self->epoch, self->per_epoch);
     }
     if (self->pos >= self->per_epoch) {
-      if (self->decoded_in_epoch == 0)
+      /* a whole epoch of corrupt images would loop forever with epochs=0 */
+      if (self->decoded_in_epoch == 0 && self->epoch_whole)
         goto nothing_decoded;
       self->epoch++;
       self->epoch_ready = FALSE;
@@ -365,6 +375,7 @@ gst_simclr_dataset_src_reset (GstSimclrDatasetSrc * self)
   self->epoch_ready = FALSE;
   self->epoch = 0;
   self->pos = 0;
+  self->skip_in_epoch = 0;
   self->frame_count = 0;
   gst_video_info_init (&self->info);
   GST_OBJECT_LOCK (self);
@@ -416,6 +427,7 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
   GstSimclrDatasetSplit split;
   guint64 num_samples;
   gint target_w, target_h;
+  guint64 start_position;
   gint64 n, m;
   GstFlowReturn ret;
 
@@ -431,6 +443,7 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
   self->run_shard_count = self->shard_count;
   target_w = self->target_width;
   target_h = self->target_height;
+  start_position = self->start_position;
   GST_OBJECT_UNLOCK (self);
 
   gst_simclr_dataset_src_reset (self);
@@ -461,6 +474,11 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
   self->channels = simclr_dataset_channels (self->ds);
   self->pixels_cap = simclr_dataset_max_image_bytes (self->ds);
   self->pixels = g_malloc (MAX (self->pixels_cap, 1));
+  /* Resume: start-position samples of the run are skipped without being
+   * read; offsets and timestamps continue from there. */
+  self->epoch = start_position / (guint64) self->per_epoch;
+  self->skip_in_epoch = (gint64) (start_position % (guint64) self->per_epoch);
+  self->frame_count = start_position;
 
   GST_INFO_OBJECT (self, "%s: %s, %" G_GINT64_FORMAT " samples, %d classes, "
       "%dx%d x %d, %" G_GINT64_FORMAT " per epoch (shard %u of %u)", location,
@@ -664,6 +682,9 @@ gst_simclr_dataset_src_set_property (GObject * object, guint prop_id,
     case PROP_TARGET_HEIGHT:
       self->target_height = g_value_get_int (value);
       break;
+    case PROP_START_POSITION:
+      self->start_position = g_value_get_uint64 (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -711,6 +732,9 @@ gst_simclr_dataset_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_TARGET_HEIGHT:
       g_value_set_int (value, self->target_height);
+      break;
+    case PROP_START_POSITION:
+      g_value_set_uint64 (value, self->start_position);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -857,6 +881,21 @@ gst_simclr_dataset_src_class_init (GstSimclrDatasetSrcClass * klass)
           "(0 = native size; set target-width too)", 0, MAX_TARGET_SIDE,
           DEFAULT_TARGET_HEIGHT, rw_ready));
 
+  /**
+   * GstSimclrDatasetSrc:start-position:
+   *
+   * Samples of the run to skip at start, counted over epochs (epoch =
+   * start-position / samples per epoch): resuming a training run after
+   * step x batch-size samples continues with the very samples, epoch, offsets
+   * and timestamps an uninterrupted run would have had next. Skipped
+   * samples are not read.
+   */
+  g_object_class_install_property (gobject_class, PROP_START_POSITION,
+      g_param_spec_uint64 ("start-position", "Start position",
+          "Samples of the run skipped at start, counted over epochs "
+          "(for resuming; 0 = from the beginning)", 0, G_MAXINT64,
+          DEFAULT_START_POSITION, rw_ready));
+
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
       "SimCLR data-set source", "Source/Video",
@@ -887,6 +926,7 @@ gst_simclr_dataset_src_init (GstSimclrDatasetSrc * self)
   self->shard_count = DEFAULT_SHARD_COUNT;
   self->target_width = DEFAULT_TARGET_WIDTH;
   self->target_height = DEFAULT_TARGET_HEIGHT;
+  self->start_position = DEFAULT_START_POSITION;
   gst_video_info_init (&self->info);
 
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);

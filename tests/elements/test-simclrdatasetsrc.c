@@ -5,7 +5,7 @@
  * simclr_dataset_get of the sample id in the meta, row by row through the
  * negotiated stride; the order with simclr_dataset_epoch_order. Also: caps,
  * meta, shuffle per seed and epoch, disjoint shards, num-samples and epochs
- * -> EOS after the right count, caps changes for JPEGs of varying size, a
+ * -> EOS after the right count, start-position (resume), caps changes for JPEGs of varying size, a
  * corrupt JPEG skipped with a warning, and errors naming the missing or
  * malformed file.
  */
@@ -402,6 +402,43 @@ GST_START_TEST (test_num_samples_epochs)
 
 GST_END_TEST;
 
+GST_START_TEST (test_start_position)
+{
+  gchar *dir = make_idx ("idx-resume", 0x803);
+  GstHarness *h;
+  GPtrArray *full, *tail;
+  gint64 *ids;
+
+  /* A resumed run continues with the samples, epochs, offsets and
+   * timestamps of the uninterrupted one. */
+  h = start_src (dir, "shuffle", TRUE, "seed", (guint64) 5, "epochs", 2, NULL);
+  full = pull_all (h);
+  gst_harness_teardown (h);
+  h = start_src (dir, "shuffle", TRUE, "seed", (guint64) 5, "epochs", 2,
+      "start-position", (guint64) 13, NULL);
+  tail = pull_all (h);
+  gst_harness_teardown (h);
+
+  fail_unless_equals_int (full->len, 2 * IDX_N);
+  fail_unless_equals_int (tail->len, 2 * IDX_N - 13);
+  ids = sample_ids (full, IDX_N);
+  for (guint i = 0; i < tail->len; i++) {
+    GstBuffer *b = g_ptr_array_index (tail, i);
+    GstBuffer *f = g_ptr_array_index (full, 13 + i);
+    GstSimclrFrameMeta *m = frame_meta (b);
+    fail_unless_equals_int64 ((gint64) m->sample_id, ids[13 + i]);
+    fail_unless_equals_uint64 (m->epoch, 1);
+    fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), GST_BUFFER_OFFSET (f));
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (b), GST_BUFFER_PTS (f));
+  }
+  g_free (ids);
+  g_ptr_array_unref (full);
+  g_ptr_array_unref (tail);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_jpeg_caps_change_and_corrupt)
 {
   gchar *dir = make_jpeg_folder ();
@@ -609,6 +646,7 @@ simclrdatasetsrc_suite (void)
   tcase_add_test (tc, test_shuffle_epochs);
   tcase_add_test (tc, test_shards_disjoint);
   tcase_add_test (tc, test_num_samples_epochs);
+  tcase_add_test (tc, test_start_position);
   tcase_add_test (tc, test_jpeg_caps_change_and_corrupt);
   tcase_add_test (tc, test_jpeg_target_size);
   tcase_add_test (tc, test_errors);
