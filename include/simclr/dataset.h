@@ -44,8 +44,9 @@ typedef struct SimclrDataset SimclrDataset;
  *   CIFAR-100: train.bin / test.bin (the fine label is used);
  *   JPEG: one sub-folder per class (class index = position of the name in
  *        byte-wise sorted order), optionally under train/ and test/ (then
- *        @split selects one); files *.jpg / *.jpeg (any case), sorted by name
- *        within a class, classes in order.
+ *        @split selects one; without them @split is ignored); files *.jpg /
+ *        *.jpeg (any case; others ignored), sorted by name within a class,
+ *        classes in order. Grayscale JPEGs are expanded to RGB.
  * @split: "train" or "test" (NULL means "train").
  * @format: SIMCLR_DATASET_AUTO guesses: an IDX file name or *-idx3-ubyte*
  *   files, data_batch_1.bin / test_batch.bin (CIFAR-10), train.bin /

@@ -679,6 +679,50 @@ test_jpeg_folder (void)
   g_free (tdog);
 }
 
+static void
+test_jpeg_grayscale (void)
+{
+  /* A grayscale JPEG comes out RGB with R = G = B = its gray level. */
+  char *dir = fixture_dir ("jpeg-gray/only");
+  char *root = g_build_filename (tmp_root, "jpeg-gray", NULL);
+  char *path = g_build_filename (dir, "g.jpg", NULL);
+  tjhandle c = tjInitCompress (), d = tjInitDecompress ();
+  guint8 gray[6 * 4], ref[6 * 4], rgb[6 * 4 * 3];
+  unsigned char *jpeg = NULL;
+  unsigned long len = 0;
+  SimclrError err = { 0 };
+  SimclrDataset *ds;
+  int w, h;
+
+  for (int i = 0; i < 24; i++)
+    gray[i] = (guint8) (10 * i);
+  g_assert_cmpint (tjCompress2 (c, gray, 6, 0, 4, TJPF_GRAY, &jpeg, &len,
+          TJSAMP_GRAY, 100, 0), ==, 0);
+  write_bytes (path, jpeg, len, FALSE);
+  g_assert_cmpint (tjDecompress2 (d, jpeg, len, ref, 6, 0, 4, TJPF_GRAY,
+          TJFLAG_ACCURATEDCT), ==, 0);
+  ds = simclr_dataset_open (root, "train", SIMCLR_DATASET_JPEG_FOLDER, &err);
+  if (!ds)
+    g_error ("open: %s", err.message);
+  g_assert_cmpint (simclr_dataset_channels (ds), ==, 3);
+  g_assert_cmpint (simclr_dataset_get (ds, 0, rgb, sizeof rgb, &w, &h, NULL,
+          &err), ==, SIMCLR_OK);
+  g_assert_cmpint (w, ==, 6);
+  g_assert_cmpint (h, ==, 4);
+  for (int i = 0; i < 24; i++)
+    for (int k = 0; k < 3; k++)
+      if (rgb[3 * i + k] != ref[i])
+        g_error ("pixel %d channel %d: got %d, gray %d", i, k, rgb[3 * i + k],
+            ref[i]);
+  simclr_dataset_free (ds);
+  tjFree (jpeg);
+  tjDestroy (c);
+  tjDestroy (d);
+  g_free (path);
+  g_free (root);
+  g_free (dir);
+}
+
 /* ------------------------------------------------------------------------- */
 /* Epoch order */
 
@@ -872,6 +916,7 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/cifar10", test_cifar10);
   g_test_add_func ("/dataset/cifar100", test_cifar100);
   g_test_add_func ("/dataset/jpeg-folder", test_jpeg_folder);
+  g_test_add_func ("/dataset/jpeg-grayscale", test_jpeg_grayscale);
   g_test_add_func ("/dataset/epoch-order", test_epoch_order);
   g_test_add_func ("/dataset/fashion-mnist", test_fashion_mnist);
 
