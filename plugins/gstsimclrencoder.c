@@ -51,7 +51,8 @@
  * file) go to #GstSimclrEncoder:checkpoint-location every
  * #GstSimclrEncoder:checkpoint-interval steps and at EOS. Each save posts an
  * element message `simclr-checkpoint` with fields `step` (guint64, steps
- * taken) and `location` (gchararray). A model whose weights are not finite is
+ * taken), `location` (gchararray) and `samples-seen` (guint64, step x N:
+ * the samples a resumed run should skip). A model whose weights are not finite is
  * never written. #GstSimclrEncoder:resume-from continues a run from such a
  * file: model, optimiser and schedule configuration then come from the file
  * (the properties that set them are ignored), and the stream should skip the
@@ -1335,16 +1336,18 @@ gst_simclr_encoder_save (GstSimclrEncoder * self)
 {
   const gchar *path = self->run.checkpoint_location;
   SimclrError err = { 0 };
+  SimclrModel *m;
   guint64 step;
-  size_t n_params = 0;
-  const gfloat *params;
+  size_t n_params = 0, n_buffers = 0;
+  const gfloat *params, *buffers;
 
   if (!str_set (path) || self->trainer == NULL)
     return TRUE;
   step = (guint64) simclr_trainer_get_step (self->trainer);
-  params = simclr_model_params (simclr_trainer_get_model (self->trainer),
-      &n_params);
-  if (!all_finite (params, n_params))
+  m = simclr_trainer_get_model (self->trainer);
+  params = simclr_model_params (m, &n_params);
+  buffers = simclr_model_buffers (m, &n_buffers);
+  if (!all_finite (params, n_params) || !all_finite (buffers, n_buffers))
     goto not_finite;
   if (simclr_trainer_save (self->trainer, path, &err) != SIMCLR_OK)
     goto write_failed;
@@ -1355,7 +1358,9 @@ gst_simclr_encoder_save (GstSimclrEncoder * self)
       gst_message_new_element (GST_OBJECT (self),
           gst_structure_new (SIMCLR_CHECKPOINT_MESSAGE,
               "step", G_TYPE_UINT64, step,
-              "location", G_TYPE_STRING, path, NULL)));
+              "location", G_TYPE_STRING, path,
+              "samples-seen", G_TYPE_UINT64, step * (guint64) self->n,
+              NULL)));
   return TRUE;
 
   /* ERRORS */

@@ -567,7 +567,10 @@ checkpoint_message_step (GstBus * bus, const gchar * path)
   while ((msg = pop_message (bus, GST_MESSAGE_ELEMENT))) {
     s = gst_message_get_structure (msg);
     if (gst_structure_has_name (s, SIMCLR_CHECKPOINT_MESSAGE)) {
+      guint64 seen = 0;
       fail_unless (gst_structure_get_uint64 (s, "step", &step));
+      fail_unless (gst_structure_get_uint64 (s, "samples-seen", &seen));
+      fail_unless_equals_uint64 (seen, step * N);
       fail_unless_equals_string (gst_structure_get_string (s, "location"),
           path);
       gst_message_unref (msg);
@@ -836,6 +839,94 @@ GST_START_TEST (test_caps_refused)
 
 GST_END_TEST;
 
+/* A checkpoint that cannot be written is an error naming the file. */
+GST_START_TEST (test_checkpoint_write_error)
+{
+  const gchar *path = "/nonexistent-simclr-dir/ck.safetensors";
+  gchar *settings = g_strdup_printf (TRAIN_SETTINGS " checkpoint-interval=1 "
+      "checkpoint-location=%s", path);
+  GstBus *bus;
+  GstHarness *h = new_harness (settings, &bus);
+  PushJob job;
+  GThread *th;
+  GstBuffer *out;
+  gfloat *dz = test_gradient (0);
+
+  gst_harness_set_src_caps_str (h, CAPS);
+  th = push_async (&job, h, shuffled_views (0, N, 0));
+  out = gst_harness_pull (h);
+  fail_unless (out != NULL);
+  gst_buffer_unref (out);
+  fail_unless (gst_harness_push_upstream_event (h, gradient_event (0, dz,
+              2 * N)));
+  push_job_finish (th, &job);
+  fail_unless_equals_int (job.ret, GST_FLOW_ERROR);
+  assert_error_names (bus, path);
+  g_free (dz);
+  g_free (settings);
+  teardown (h, bus);
+}
+
+GST_END_TEST;
+
+/* A gradient of the right step but the wrong shape is an error, and no
+ * step is taken. */
+GST_START_TEST (test_gradient_wrong_shape)
+{
+  GstBus *bus;
+  GstHarness *h = new_harness (TRAIN_SETTINGS, &bus);
+  PushJob job;
+  GThread *th;
+  GstBuffer *out;
+  gfloat *dz = test_gradient (0);
+
+  gst_harness_set_src_caps_str (h, CAPS);
+  th = push_async (&job, h, shuffled_views (0, N, 0));
+  out = gst_harness_pull (h);
+  fail_unless (out != NULL);
+  gst_buffer_unref (out);
+  fail_unless (gst_harness_push_upstream_event (h, gradient_event (0, dz, N)));
+  push_job_finish (th, &job);
+  fail_unless_equals_int (job.ret, GST_FLOW_ERROR);
+  assert_error_names (bus, "does not fit");
+  fail_unless_equals_uint64 (get_step (h), 0);
+  g_free (dz);
+  teardown (h, bus);
+}
+
+GST_END_TEST;
+
+/* Caps that do not fit a resumed model: an error naming the file. */
+GST_START_TEST (test_resume_caps_mismatch)
+{
+  gchar *dir = g_dir_make_tmp ("simclrencoder-XXXXXX", NULL);
+  gchar *path = g_build_filename (dir, "resume.safetensors", NULL);
+  gchar *settings = g_strdup_printf ("resume-from=%s", path);
+  SimclrTrainer *ref = ref_trainer ();
+  SimclrError err = { 0 };
+  GstBus *bus;
+  GstHarness *h;
+
+  fail_unless (simclr_trainer_save (ref, path, &err) == SIMCLR_OK, "%s",
+      err.message);
+  h = new_harness (settings, &bus);
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=GRAY8,width=8,height=8,framerate=0/1");
+  fail_unless_equals_int (gst_harness_push (h, make_view (0, 0, 0, 0)),
+      GST_FLOW_NOT_NEGOTIATED);
+  assert_error_names (bus, path);
+
+  simclr_trainer_free (ref);
+  teardown (h, bus);
+  g_unlink (path);
+  g_rmdir (dir);
+  g_free (settings);
+  g_free (path);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 /* ------------------------------------------------------------------------ */
 /* Embed mode */
 
@@ -1012,6 +1103,9 @@ simclrencoder_suite (void)
   tcase_add_test (tc, test_train_resume);
   tcase_add_test (tc, test_bad_files_and_settings);
   tcase_add_test (tc, test_caps_refused);
+  tcase_add_test (tc, test_checkpoint_write_error);
+  tcase_add_test (tc, test_gradient_wrong_shape);
+  tcase_add_test (tc, test_resume_caps_mismatch);
   tcase_add_test (tc, test_embed_representation);
   tcase_add_test (tc, test_embed_projection);
   tcase_add_test (tc, test_embed_max_latency);
