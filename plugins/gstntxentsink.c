@@ -56,10 +56,12 @@
  * ## Example launch line
  * |[
  * gst-launch-1.0 -m simclrdatasetsrc location=/usr/share/datasets/fashion-mnist \
- *     ! simclraugment size=28 ! queue ! simclrencoder ! ntxentsink interval=10 \
- *     metrics-location=metrics.csv
- * ]| trains an encoder on Fashion-MNIST and prints a `simclr-train` message
- * every 10 steps.
+ *     num-samples=640 ! simclraugment size=28 ! queue \
+ *     ! simclrencoder batch-size=64 width=0.25 warmup-steps=1 total-steps=10 \
+ *     ! ntxentsink interval=2 metrics-location=metrics.csv
+ * ]| trains a small encoder for 10 steps on Fashion-MNIST, printing a
+ * `simclr-train` message every 2 steps and writing them to metrics.csv
+ * (pipelines/pretrain-fashion-mnist.sh runs longer).
  */
 
 #ifdef HAVE_CONFIG_H

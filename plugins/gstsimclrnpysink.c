@@ -37,12 +37,13 @@
  *
  * ## Example launch line
  * |[
- * gst-launch-1.0 -e filesrc location=vtest.avi ! decodebin ! videoscale \
- *     ! video/x-raw,width=96,height=96,pixel-aspect-ratio=1/1 ! videoconvert \
- *     ! video/x-raw,format=RGB ! simclrencoder mode=embed checkpoint=model.safetensors \
+ * gst-launch-1.0 filesrc location=/usr/share/doc/opencv-doc/examples/data/vtest.avi \
+ *     ! decodebin ! videoscale ! video/x-raw,pixel-aspect-ratio=1/1 ! videoconvert \
+ *     ! simclrencoder mode=embed checkpoint-location=video.safetensors \
  *     ! simclrnpysink location=embeddings.npy
  * ]| writes one embedding per video frame to embeddings.npy and their
- * timestamps to embeddings.npy.csv;
+ * timestamps to embeddings.npy.csv (video.safetensors from
+ * pipelines/pretrain-video.sh; the encoder's caps set the frame size);
  * `python3 -c "import numpy; print (numpy.load ('embeddings.npy').shape)"`
  * prints (frames, D).
  */
