@@ -166,10 +166,12 @@ simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
     hits1 += above < 1;
     hits5 += above < 5;
 
-    /* log sum_{k != i} exp (s_ik) with the largest s subtracted first: with
-     * tau = 0.1 a logit reaches 10 and exp overflows float near 88, and
-     * shifting by the max keeps every term in (0, 1] with at least one 1,
-     * so the sum neither overflows nor underflows to 0 (llm.c softmax). */
+    /* log sum_{k != i} exp (s_ik) with the largest s subtracted first.
+     * Logits lie in [-1/tau, 1/tau]: for a small tau, exp (1/tau) overflows
+     * (float past 88, double past 709), and when every other row is far
+     * the terms e^{s} may all underflow, giving log (0). After the shift
+     * every term is in (0, 1] and one is exactly 1, so the sum is in
+     * [1, R-1] whatever tau is (llm.c softmax does the same). */
     for (int k = 0; k < R; k++)
       if (k != i && row[k] * inv_tau > m)
         m = row[k] * inv_tau;

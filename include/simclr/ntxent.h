@@ -34,7 +34,8 @@ typedef struct {
 SimclrNtxent *simclr_ntxent_new (int max_rows, int dim, SimclrError *err);
 void simclr_ntxent_free (SimclrNtxent *nt);   /* NULL is a no-op */
 
-/* z (rows, dim) row-major; rows even, 2 <= rows <= max_rows; tau > 0.
+/* z (rows, dim) row-major; rows even, 2 <= rows <= max_rows; 1 <= dim <=
+ * the workspace's dim; tau > 0.
  * positive (rows) gives each anchor's partner, or NULL for i <-> i +- rows/2.
  * Fails with SIMCLR_ERROR_NUMERIC if z or the loss is not finite. */
 SimclrStatus simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows,
