@@ -26,8 +26,10 @@
  * view 0, view 1, ... for one frame before any view of the next frame.
  *
  * The random choices of a view are a pure function of (#GstSimclrAugment:seed,
- * sample id, view index): the same seed and input give the same views on any
- * machine and with any scheduling.
+ * sample id, epoch, view index): the same seed and input give the same views on
+ * any machine and with any scheduling, and every epoch of a data set gets new
+ * views (epoch 0 uses the sample id alone as the key; epoch e > 0 uses
+ * simclr_rng_stream2 (sample id, e)).
  *
  * With #GstSimclrAugment:pair-mode=temporal, view v of frame t is made from
  * frame t + v * #GstSimclrAugment:temporal-offset (each view still randomly
@@ -65,6 +67,7 @@
 #include <gst/video/video.h>
 
 #include "simclr/augment.h"
+#include "simclr/rng.h"
 
 #include "gstsimclr.h"
 #include "gstsimclraugment.h"
@@ -363,6 +366,7 @@ gst_simclr_augment_make_view (GstSimclrAugment * self, guint view,
   GstFlowReturn ret;
   SimclrError err = { 0 };
   SimclrStatus status;
+  guint64 sample_key;
   guint n, idx;
   gint channels;
 
@@ -389,8 +393,12 @@ gst_simclr_augment_make_view (GstSimclrAugment * self, guint view,
     goto map_out_failed;
   }
 
+  /* Epoch 0 keys by the sample id alone; later epochs mix the epoch in, so a
+   * data set revisited in a new epoch gets new views of every sample. */
+  sample_key = anchor->epoch == 0 ? anchor->sample_id
+      : simclr_rng_stream2 (anchor->sample_id, anchor->epoch);
   status = simclr_augmenter_view (self->augmenter, self->job_seed,
-      anchor->sample_id, (int) view,
+      sample_key, (int) view,
       GST_VIDEO_FRAME_PLANE_DATA (&in_frame, 0),
       GST_VIDEO_FRAME_WIDTH (&in_frame), GST_VIDEO_FRAME_HEIGHT (&in_frame),
       GST_VIDEO_FRAME_PLANE_STRIDE (&in_frame, 0), channels,

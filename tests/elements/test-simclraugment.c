@@ -14,6 +14,7 @@
 #include <gst/video/video.h>
 
 #include "simclr/augment.h"
+#include "simclr/rng.h"
 #include "gstsimclr.h"
 
 /* ------------------------------------------------------------------------ */
@@ -303,7 +304,9 @@ GST_START_TEST (test_two_views_rgb_odd)
   fail_unless_equals_int (gst_harness_buffers_in_queue (h), 2);
   for (gint v = 0; v < 2; v++) {
     GstBuffer *out = gst_harness_pull (h);
-    guint8 *exp = expected_view (&cfg, 5, 41, v, 3, 33, 17, 1);
+    /* Epoch 3: the draws are keyed by (sample 41, epoch 3). */
+    guint8 *exp = expected_view (&cfg, 5, simclr_rng_stream2 (41, 3), v, 3,
+        33, 17, 1);
 
     check_view (h, out, "RGB", 24, exp);
     check_meta (out, 41, v, 7, 3);
@@ -354,6 +357,50 @@ GST_START_TEST (test_meta_stride)
     g_free (exp);
     gst_buffer_unref (out);
   }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* A data set revisited in a later epoch gets new views of the same sample:
+ * epoch e > 0 keys the draws by simclr_rng_stream2 (sample id, e). */
+GST_START_TEST (test_new_views_each_epoch)
+{
+  GstHarness *h = new_harness ("size=16 seed=5");
+  SimclrAugmentConfig cfg;
+  guint64 seed;
+  GstBuffer *in, *out[2][2];
+
+  config_of (h->element, &cfg, &seed);
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=24,"
+      "height=24,framerate=30/1");
+  for (guint64 epoch = 0; epoch < 2; epoch++) {
+    in = make_frame (GST_VIDEO_FORMAT_RGB, 24, 24, 0, 9, FALSE, 0);
+    add_frame_meta (in, 42, 3, epoch);
+    fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+    for (gint v = 0; v < 2; v++) {
+      guint64 key = epoch == 0 ? 42 : simclr_rng_stream2 (42, epoch);
+      guint8 *exp = expected_view (&cfg, 5, key, v, 3, 24, 24, 9);
+
+      out[epoch][v] = gst_harness_pull (h);
+      check_view (h, out[epoch][v], "RGB", 16, exp);
+      check_meta (out[epoch][v], 42, v, 3, epoch);
+      g_free (exp);
+    }
+  }
+  /* And the two epochs really differ. */
+  {
+    GstMapInfo a, b;
+    fail_unless (gst_buffer_map (out[0][0], &a, GST_MAP_READ));
+    fail_unless (gst_buffer_map (out[1][0], &b, GST_MAP_READ));
+    fail_if (a.size == b.size && memcmp (a.data, b.data, a.size) == 0,
+        "epoch 1 repeated the views of epoch 0");
+    gst_buffer_unmap (out[0][0], &a);
+    gst_buffer_unmap (out[1][0], &b);
+  }
+  for (gint e = 0; e < 2; e++)
+    for (gint v = 0; v < 2; v++)
+      gst_buffer_unref (out[e][v]);
   gst_harness_teardown (h);
 }
 
@@ -725,6 +772,7 @@ simclraugment_suite (void)
   tcase_add_test (tc, test_two_views_rgb_odd);
   tcase_add_test (tc, test_meta_stride);
   tcase_add_test (tc, test_gray8);
+  tcase_add_test (tc, test_new_views_each_epoch);
   tcase_add_test (tc, test_temporal_pairs_and_eos);
   tcase_add_test (tc, test_temporal_three_views);
   tcase_add_test (tc, test_temporal_caps_change);
