@@ -247,6 +247,94 @@ simclr_augment_draw (const SimclrAugmentConfig * cfg, uint64_t seed,
 /* ------------------------------------------------------------------------ */
 /* The worker */
 
+/* Four floats, in whatever SIMD the target has (GCC / Clang vector
+ * extension; plain scalar code where there is none). */
+typedef float v4f __attribute__ ((vector_size (16)));
+typedef int32_t v4i __attribute__ ((vector_size (16)));
+
+#define V4(x) ((v4f) { (x), (x), (x), (x) })
+
+/* Lane-wise m ? a : b, m from a vector comparison (all ones or zero). */
+static inline v4f
+vsel (v4i m, v4f a, v4f b)
+{
+  return (v4f) ((m & (v4i) a) | (~m & (v4i) b));
+}
+
+static inline v4f
+vmax (v4f a, v4f b)
+{
+  return vsel (a > b, a, b);
+}
+
+static inline v4f
+vmin (v4f a, v4f b)
+{
+  return vsel (a < b, a, b);
+}
+
+static inline v4f
+vclamp (v4f x, float lo, float hi)
+{
+  return vsel (x < V4 (lo), V4 (lo), vsel (x > V4 (hi), V4 (hi), x));
+}
+
+/* Channel c of 4 interleaved RGB pixels, through a float table. */
+static inline v4f
+gather3 (const float *table, const uint8_t * px, int c)
+{
+  return (v4f) { table[px[c]], table[px[3 + c]], table[px[6 + c]],
+    table[px[9 + c]] };
+}
+
+/* Truncates 4 values in [0, 255] (C's float to int conversion) and stores
+ * them as channel c of 4 interleaved RGB pixels. */
+static inline void
+scatter3_trunc (uint8_t * px, int c, v4f v)
+{
+  v4i i = __builtin_convertvector (v, v4i);
+  px[c] = (uint8_t) i[0];
+  px[3 + c] = (uint8_t) i[1];
+  px[6 + c] = (uint8_t) i[2];
+  px[9 + c] = (uint8_t) i[3];
+}
+
+static inline v4f
+load4 (const float *p)
+{
+  v4f v;
+  memcpy (&v, p, sizeof (v));
+  return v;
+}
+
+static inline void
+store4 (float *p, v4f v)
+{
+  memcpy (p, &v, sizeof (v));
+}
+
+/* Rounds 4 values in [0, 255] half to even and stores them as bytes. */
+static inline void
+store4_u8 (uint8_t * o, v4f v)
+{
+  const v4f big = { 12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f };
+  v4i r = __builtin_convertvector ((v + big) - big, v4i);
+  o[0] = (uint8_t) r[0];
+  o[1] = (uint8_t) r[1];
+  o[2] = (uint8_t) r[2];
+  o[3] = (uint8_t) r[3];
+}
+
+/* Round half to even for 0 <= x < 2^22, as torch.round, without a libm
+ * call: adding 1.5 * 2^23 leaves no fraction bits, so the FPU's default
+ * rounding does the work. Needs strict IEEE evaluation (no -ffast-math). */
+static inline uint8_t
+round_u8 (float x)
+{
+  float r = (x + 12582912.0f) - 12582912.0f;
+  return (uint8_t) r;
+}
+
 /* Antialiased bilinear weights of one axis. */
 typedef struct {
   int in_size, out_size;        /* cache key */
@@ -281,8 +369,10 @@ colour_tables_init (ColourTables * t)
 struct SimclrAugmenter {
   SimclrAugmentConfig cfg;
   AxisWeights ax, ay;
-  float *row;                   /* (crop_w * C) vertical resize pass */
+  float *row;                   /* (crop_w * C + 4) one source row, floats */
   size_t row_cap;
+  float *tmp;                   /* (crop_h, size * C) + 4 or (size * C + 4) */
+  size_t tmp_cap;
   uint8_t *img;                 /* (size, size, C) working image */
   float *fimg;                  /* (size, size, C) blur horizontal pass */
   float *frow;                  /* ((size + 2 r) * C) padded blur row */
@@ -333,6 +423,7 @@ simclr_augmenter_free (SimclrAugmenter * a)
   axis_free (&a->ax);
   axis_free (&a->ay);
   free (a->row);
+  free (a->tmp);
   free (a->img);
   free (a->fimg);
   free (a->frow);
@@ -432,152 +523,134 @@ axis_weights (AxisWeights * ax, int in_size, int out_size)
   return 1;
 }
 
-/* Round half to even for 0 <= x < 2^22, as torch.round, without a libm
- * call: adding 1.5 * 2^23 leaves no fraction bits, so the FPU's default
- * rounding does the work. Needs strict IEEE evaluation (no -ffast-math). */
-static inline uint8_t
-round_u8 (float x)
-{
-  float r = (x + 12582912.0f) - 12582912.0f;
-  return (uint8_t) r;
-}
 
-/* Resized crop + flip.
- * src: (h, stride) bytes, crop (cx, cy, cw, ch) inside; out: (size, size, C)
- * Vertical pass per output row into row (cw * C floats, only the rows under
- * the filter are read), then the horizontal pass writes the row, mirrored
- * if flip. */
+/* Horizontal resize of one row, mirrored if flip.
+ * in: (in_w * C) floats plus 4 readable; out: (size * C) floats plus 1
+ * writable (for C = 3 each pixel is one 4-lane store whose last lane spills
+ * into the next pixel, which is written after it). */
 static void
-resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
-    int cx, int cy, int cw, int flip)
+resize_h (const AxisWeights * ax, const float *in, float *out, int C,
+    int size, int flip)
 {
-  const int size = a->cfg.size;
-  const AxisWeights *ax = &a->ax, *ay = &a->ay;
-  const int len = cw * C;
-  float *row = a->row;
-  const uint8_t *base = src + (size_t) cx * C;
-
-  for (int i = 0; i < size; i++) {
-    const float *wy = ay->w + (size_t) i * ay->taps;
-    const uint8_t *r0 = base + (size_t) (cy + ay->start[i]) * stride;
-    const int ny = ay->count[i];
-    {
-      const float w0 = wy[0];
-      for (int k = 0; k < len; k++)
-        row[k] = w0 * r0[k];
+  if (C == 3) {
+    for (int pos = 0; pos < size; pos++) {
+      const int j = flip ? size - 1 - pos : pos;
+      const float *wx = ax->w + (size_t) j * ax->taps;
+      const float *p = in + (size_t) ax->start[j] * 3;
+      v4f acc = V4 (0.0f);
+      for (int t = 0; t < ax->count[j]; t++)
+        acc += wx[t] * load4 (p + 3 * t);
+      store4 (out + 3 * pos, acc);
     }
-    for (int t = 1; t < ny; t++) {
-      const uint8_t *rt = r0 + (size_t) t * stride;
-      const float wt = wy[t];
-      for (int k = 0; k < len; k++)
-        row[k] += wt * rt[k];
-    }
-
-    uint8_t *out = a->img + (size_t) i * size * C;
-    if (C == 3) {
-      for (int j = 0; j < size; j++) {
-        const float *wx = ax->w + (size_t) j * ax->taps;
-        const float *p = row + (size_t) ax->start[j] * 3;
-        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f;
-        for (int t = 0; t < ax->count[j]; t++) {
-          s0 += wx[t] * p[3 * t];
-          s1 += wx[t] * p[3 * t + 1];
-          s2 += wx[t] * p[3 * t + 2];
-        }
-        uint8_t *o = out + (size_t) (flip ? size - 1 - j : j) * 3;
-        o[0] = round_u8 (s0);
-        o[1] = round_u8 (s1);
-        o[2] = round_u8 (s2);
-      }
-    } else {
-      for (int j = 0; j < size; j++) {
-        const float *wx = ax->w + (size_t) j * ax->taps;
-        const float *p = row + ax->start[j];
-        float s0 = 0.0f;
-        for (int t = 0; t < ax->count[j]; t++)
-          s0 += wx[t] * p[t];
-        out[flip ? size - 1 - j : j] = round_u8 (s0);
-      }
+  } else {
+    for (int pos = 0; pos < size; pos++) {
+      const int j = flip ? size - 1 - pos : pos;
+      const float *wx = ax->w + (size_t) j * ax->taps;
+      const float *p = in + ax->start[j];
+      float acc = 0.0f;
+      for (int t = 0; t < ax->count[j]; t++)
+        acc += wx[t] * p[t];
+      out[pos] = acc;
     }
   }
 }
 
-/* Four floats, in whatever SIMD the target has (GCC / Clang vector
- * extension; plain scalar code where there is none). */
-typedef float v4f __attribute__ ((vector_size (16)));
-typedef int32_t v4i __attribute__ ((vector_size (16)));
-
-#define V4(x) ((v4f) { (x), (x), (x), (x) })
-
-/* Lane-wise m ? a : b, m from a vector comparison (all ones or zero). */
-static inline v4f
-vsel (v4i m, v4f a, v4f b)
+/* Rounds n floats in [0, 255] to bytes. */
+static void
+round_row (const float *in, uint8_t * out, size_t n)
 {
-  return (v4f) ((m & (v4i) a) | (~m & (v4i) b));
+  size_t m = 0;
+  for (; m + 4 <= n; m += 4)
+    store4_u8 (out + m, load4 (in + m));
+  for (; m < n; m++)
+    out[m] = round_u8 (in[m]);
 }
 
-static inline v4f
-vmax (v4f a, v4f b)
+/* Resized crop + flip into a->img (size, size, C).
+ * src: (h, stride) bytes; the crop (cx, cy, cw, ch) inside it is all that is
+ * read. Separable, in the cheaper order: enlarging, the horizontal pass runs
+ * first over the ch crop rows (fewer than size) and the vertical pass,
+ * contiguous and vectorised, over size rows; shrinking, the vertical pass
+ * runs first over the wide source rows so the gathering horizontal pass only
+ * sees size rows. torchvision runs horizontal first; the order changes the
+ * float32 rounding, not the result beyond that. */
+static SimclrStatus
+resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
+    int cx, int cy, int cw, int ch, int flip, SimclrError * err)
 {
-  return vsel (a > b, a, b);
-}
+  const int size = a->cfg.size;
+  const AxisWeights *ax = &a->ax, *ay = &a->ay;
+  const size_t len = (size_t) cw * C, olen = (size_t) size * C;
+  const uint8_t *base = src + (size_t) cx * C + (size_t) cy * stride;
+  /* In 4-lane operations: the horizontal pass costs about one per output
+   * pixel and tap, the vertical one per 4 values and tap. */
+  const double cost_h_first = (double) ch * size * ax->taps
+      + (double) size * olen * ay->taps / 4;
+  const double cost_v_first = (double) size * len * ay->taps / 4
+      + (double) size * size * ax->taps;
+  const int h_first = cost_h_first <= cost_v_first;
+  const size_t tmp_n = h_first ? (size_t) ch * olen + 4 : olen + 4;
 
-static inline v4f
-vmin (v4f a, v4f b)
-{
-  return vsel (a < b, a, b);
-}
+  if (!grow ((void **) &a->row, &a->row_cap, len + 4, sizeof (float))
+      || !grow ((void **) &a->tmp, &a->tmp_cap, tmp_n, sizeof (float)))
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "augment: cannot allocate resize scratch for a %dx%d crop", cw, ch);
+  float *row = a->row, *tmp = a->tmp;
+  memset (row + len, 0, 4 * sizeof (float));
 
-static inline v4f
-vclamp (v4f x, float lo, float hi)
-{
-  return vsel (x < V4 (lo), V4 (lo), vsel (x > V4 (hi), V4 (hi), x));
-}
-
-/* Channel c of 4 interleaved RGB pixels, through a float table. */
-static inline v4f
-gather3 (const float *table, const uint8_t * px, int c)
-{
-  return (v4f) { table[px[c]], table[px[3 + c]], table[px[6 + c]],
-    table[px[9 + c]] };
-}
-
-/* Truncates 4 values in [0, 255] (C's float to int conversion) and stores
- * them as channel c of 4 interleaved RGB pixels. */
-static inline void
-scatter3_trunc (uint8_t * px, int c, v4f v)
-{
-  v4i i = __builtin_convertvector (v, v4i);
-  px[c] = (uint8_t) i[0];
-  px[3 + c] = (uint8_t) i[1];
-  px[6 + c] = (uint8_t) i[2];
-  px[9 + c] = (uint8_t) i[3];
-}
-
-static inline v4f
-load4 (const float *p)
-{
-  v4f v;
-  memcpy (&v, p, sizeof (v));
-  return v;
-}
-
-static inline void
-store4 (float *p, v4f v)
-{
-  memcpy (p, &v, sizeof (v));
-}
-
-/* Rounds 4 values in [0, 255] half to even and stores them as bytes. */
-static inline void
-store4_u8 (uint8_t * o, v4f v)
-{
-  const v4f big = { 12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f };
-  v4i r = __builtin_convertvector ((v + big) - big, v4i);
-  o[0] = (uint8_t) r[0];
-  o[1] = (uint8_t) r[1];
-  o[2] = (uint8_t) r[2];
-  o[3] = (uint8_t) r[3];
+  if (h_first) {
+    /* tmp: (ch, size * C) */
+    for (int y = 0; y < ch; y++) {
+      const uint8_t *s = base + (size_t) y * stride;
+      for (size_t k = 0; k < len; k++)
+        row[k] = s[k];
+      resize_h (ax, row, tmp + (size_t) y * olen, C, size, flip);
+    }
+    for (int i = 0; i < size; i++) {
+      const float *wy = ay->w + (size_t) i * ay->taps;
+      const float *r0 = tmp + (size_t) ay->start[i] * olen;
+      const int ny = ay->count[i];
+      uint8_t *out = a->img + (size_t) i * olen;
+      size_t m = 0;
+      for (; m + 4 <= olen; m += 4) {
+        v4f acc = V4 (0.0f);
+        for (int t = 0; t < ny; t++)
+          acc += wy[t] * load4 (r0 + (size_t) t * olen + m);
+        store4_u8 (out + m, acc);
+      }
+      for (; m < olen; m++) {
+        float acc = 0.0f;
+        for (int t = 0; t < ny; t++)
+          acc += wy[t] * r0[(size_t) t * olen + m];
+        out[m] = round_u8 (acc);
+      }
+    }
+  } else {
+    /* row: the vertical pass over (cw * C); tmp: its horizontal pass. */
+    for (int i = 0; i < size; i++) {
+      const float *wy = ay->w + (size_t) i * ay->taps;
+      const uint8_t *r0 = base + (size_t) ay->start[i] * stride;
+      const int ny = ay->count[i];
+      size_t k = 0;
+      for (; k + 4 <= len; k += 4) {
+        v4f acc = V4 (0.0f);
+        for (int t = 0; t < ny; t++) {
+          const uint8_t *s = r0 + (size_t) t * stride + k;
+          acc += wy[t] * (v4f) { s[0], s[1], s[2], s[3] };
+        }
+        store4 (row + k, acc);
+      }
+      for (; k < len; k++) {
+        float acc = 0.0f;
+        for (int t = 0; t < ny; t++)
+          acc += wy[t] * r0[(size_t) t * stride + k];
+        row[k] = acc;
+      }
+      resize_h (ax, row, tmp, C, size, flip);
+      round_row (tmp, a->img + (size_t) i * olen, olen);
+    }
+  }
+  return SIMCLR_OK;
 }
 
 /* torchvision's rgb_to_grayscale on uint8: (0.2989 r + 0.587 g) + 0.114 b
@@ -890,9 +963,16 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
   float *pr = a->frow;
   for (int y = 0; y < size; y++) {
     const uint8_t *in = a->img + (size_t) y * rowlen;
-    for (int i = 0; i < padded; i++)
-      for (int c = 0; c < C; c++)
+    float *mid = pr + (size_t) r * C;
+    for (size_t m = 0; m < rowlen; m++)
+      mid[m] = in[m];
+    /* Only the 2 r border pixels need the reflection table. */
+    for (int i = 0; i < r; i++)
+      for (int c = 0; c < C; c++) {
         pr[(size_t) i * C + c] = in[(size_t) refl[i] * C + c];
+        pr[(size_t) (padded - 1 - i) * C + c] =
+            in[(size_t) refl[padded - 1 - i] * C + c];
+      }
     float *o = fimg + (size_t) y * rowlen;
     const float *centre = pr + (size_t) r * C;
     size_t m = 0;
@@ -995,18 +1075,17 @@ simclr_augmenter_apply (SimclrAugmenter * a, const SimclrAugmentParams * p,
     return st;
 
   if (!axis_weights (&a->ax, p->crop_w, size)
-      || !axis_weights (&a->ay, p->crop_h, size)
-      || !grow ((void **) &a->row, &a->row_cap, (size_t) p->crop_w * C,
-          sizeof (float))) {
+      || !axis_weights (&a->ay, p->crop_h, size)) {
     /* A half-built table must not be taken for a cached one. */
     a->ax.in_size = a->ay.in_size = 0;
     return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
-        "augment: cannot allocate resize scratch for a %dx%d crop",
+        "augment: cannot allocate resize weights for a %dx%d crop",
         p->crop_w, p->crop_h);
   }
-
-  resize_crop (a, src, (size_t) stride, C, p->crop_x, p->crop_y, p->crop_w,
-      p->flip);
+  st = resize_crop (a, src, (size_t) stride, C, p->crop_x, p->crop_y,
+      p->crop_w, p->crop_h, p->flip, err);
+  if (st != SIMCLR_OK)
+    return st;
 
   const size_t npix = (size_t) size * size;
   uint8_t *img = a->img;
