@@ -247,12 +247,33 @@ simclr_augment_draw (const SimclrAugmentConfig * cfg, uint64_t seed,
 /* ------------------------------------------------------------------------ */
 /* The worker */
 
+/* The working image is planar float32, (C, size * size), holding the integer
+ * values torchvision's uint8 tensor would hold between ops (every op ends
+ * in the same truncation or rounding). Planes make every colour op and the
+ * blur plain 4-lane arithmetic; bytes are touched once on the way in (the
+ * crop) and once on the way out. */
+
 /* Four floats, in whatever SIMD the target has (GCC / Clang vector
  * extension; plain scalar code where there is none). */
 typedef float v4f __attribute__ ((vector_size (16)));
 typedef int32_t v4i __attribute__ ((vector_size (16)));
 
 #define V4(x) ((v4f) { (x), (x), (x), (x) })
+#define V4I(x) ((v4i) { (x), (x), (x), (x) })
+
+static inline v4f
+load4 (const float *p)
+{
+  v4f v;
+  memcpy (&v, p, sizeof (v));
+  return v;
+}
+
+static inline void
+store4 (float *p, v4f v)
+{
+  memcpy (p, &v, sizeof (v));
+}
 
 /* Lane-wise m ? a : b, m from a vector comparison (all ones or zero). */
 static inline v4f
@@ -279,60 +300,41 @@ vclamp (v4f x, float lo, float hi)
   return vsel (x < V4 (lo), V4 (lo), vsel (x > V4 (hi), V4 (hi), x));
 }
 
-/* Channel c of 4 interleaved RGB pixels, through a float table. */
+/* Truncation toward zero, as a float-to-uint8 cast does in [0, 256). */
 static inline v4f
-gather3 (const float *table, const uint8_t * px, int c)
+vtrunc (v4f x)
 {
-  return (v4f) { table[px[c]], table[px[3 + c]], table[px[6 + c]],
-    table[px[9 + c]] };
-}
-
-/* Truncates 4 values in [0, 255] (C's float to int conversion) and stores
- * them as channel c of 4 interleaved RGB pixels. */
-static inline void
-scatter3_trunc (uint8_t * px, int c, v4f v)
-{
-  v4i i = __builtin_convertvector (v, v4i);
-  px[c] = (uint8_t) i[0];
-  px[3 + c] = (uint8_t) i[1];
-  px[6 + c] = (uint8_t) i[2];
-  px[9 + c] = (uint8_t) i[3];
-}
-
-static inline v4f
-load4 (const float *p)
-{
-  v4f v;
-  memcpy (&v, p, sizeof (v));
-  return v;
-}
-
-static inline void
-store4 (float *p, v4f v)
-{
-  memcpy (p, &v, sizeof (v));
-}
-
-/* Rounds 4 values in [0, 255] half to even and stores them as bytes. */
-static inline void
-store4_u8 (uint8_t * o, v4f v)
-{
-  const v4f big = { 12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f };
-  v4i r = __builtin_convertvector ((v + big) - big, v4i);
-  o[0] = (uint8_t) r[0];
-  o[1] = (uint8_t) r[1];
-  o[2] = (uint8_t) r[2];
-  o[3] = (uint8_t) r[3];
+  return __builtin_convertvector (__builtin_convertvector (x, v4i), v4f);
 }
 
 /* Round half to even for 0 <= x < 2^22, as torch.round, without a libm
  * call: adding 1.5 * 2^23 leaves no fraction bits, so the FPU's default
  * rounding does the work. Needs strict IEEE evaluation (no -ffast-math). */
-static inline uint8_t
-round_u8 (float x)
+static inline v4f
+vround (v4f x)
 {
-  float r = (x + 12582912.0f) - 12582912.0f;
-  return (uint8_t) r;
+  return (x + V4 (12582912.0f)) - V4 (12582912.0f);
+}
+
+static inline float
+round_f (float x)
+{
+  return (x + 12582912.0f) - 12582912.0f;
+}
+
+/* torchvision's rgb_to_grayscale: (0.2989 r + 0.587 g) + 0.114 b in float32
+ * (0.2989 rather than 601's 0.299: torchvision's constant, matched here);
+ * the caller truncates. */
+static inline v4f
+vluma (v4f r, v4f g, v4f b)
+{
+  return V4 (0.2989f) * r + V4 (0.587f) * g + V4 (0.114f) * b;
+}
+
+static inline float
+luma_f (float r, float g, float b)
+{
+  return 0.2989f * r + 0.587f * g + 0.114f * b;
 }
 
 /* Antialiased bilinear weights of one axis. */
@@ -345,41 +347,20 @@ typedef struct {
   int cap_out, cap_taps;
 } AxisWeights;
 
-/* Per-value tables shared by the colour ops, filled once per augmenter.
- * Each entry is the float32 value torchvision computes for that uint8 (the
- * same single operation), so table lookups change no result. */
-typedef struct {
-  float lr[256], lg[256], lb[256];      /* 0.2989 v, 0.587 v, 0.114 v */
-  float unit[256];                      /* v / 255 */
-  uint8_t back[256];                    /* (uint8) ((v / 255) * 255) */
-} ColourTables;
-
-static void
-colour_tables_init (ColourTables * t)
-{
-  for (int v = 0; v < 256; v++) {
-    t->lr[v] = 0.2989f * (float) v;
-    t->lg[v] = 0.587f * (float) v;
-    t->lb[v] = 0.114f * (float) v;
-    t->unit[v] = (float) v / 255.0f;
-    t->back[v] = (uint8_t) (t->unit[v] * 255.0f);
-  }
-}
-
 struct SimclrAugmenter {
   SimclrAugmentConfig cfg;
   AxisWeights ax, ay;
-  float *row;                   /* (crop_w * C + 4) one source row, floats */
+  size_t plane;                 /* floats per plane: size * size rounded up to 4 */
+  float *img;                   /* (3, plane) the working image */
+  float *fimg;                  /* (plane) blur scratch, one channel at a time */
+  float *row;                   /* (crop_w * C + 4) resize: one row, floats */
   size_t row_cap;
-  float *tmp;                   /* (crop_h, size * C) + 4 or (size * C + 4) */
+  float *tmp;                   /* (C, crop_h, size) resize scratch */
   size_t tmp_cap;
-  uint8_t *img;                 /* (size, size, C) working image */
-  float *fimg;                  /* (size, size, C) blur horizontal pass */
-  float *frow;                  /* ((size + 2 r) * C) padded blur row */
+  float *frow;                  /* (size + 2 r) blur: one padded row */
   size_t frow_cap;
   int *refl;                    /* (size + 2 r) reflected indices */
   size_t refl_cap;
-  ColourTables tables;          /* immutable after new */
 };
 
 SimclrAugmenter *
@@ -391,10 +372,9 @@ simclr_augmenter_new (const SimclrAugmentConfig * cfg, SimclrError * err)
   if (a == NULL)
     goto no_memory;
   a->cfg = *cfg;
-  colour_tables_init (&a->tables);
-  size_t n = (size_t) cfg->size * cfg->size * 3;
-  a->img = malloc (n);
-  a->fimg = malloc (n * sizeof (float));
+  a->plane = ((size_t) cfg->size * cfg->size + 3) & ~(size_t) 3;
+  a->img = calloc (3 * a->plane, sizeof (float));
+  a->fimg = calloc (a->plane, sizeof (float));
   if (a->img == NULL || a->fimg == NULL)
     goto no_memory;
   return a;
@@ -422,10 +402,10 @@ simclr_augmenter_free (SimclrAugmenter * a)
     return;
   axis_free (&a->ax);
   axis_free (&a->ay);
-  free (a->row);
-  free (a->tmp);
   free (a->img);
   free (a->fimg);
+  free (a->row);
+  free (a->tmp);
   free (a->frow);
   free (a->refl);
   free (a);
@@ -524,49 +504,34 @@ axis_weights (AxisWeights * ax, int in_size, int out_size)
 }
 
 
-/* Horizontal resize of one row, mirrored if flip.
- * in: (in_w * C) floats plus 4 readable; out: (size * C) floats plus 1
- * writable (for C = 3 each pixel is one 4-lane store whose last lane spills
- * into the next pixel, which is written after it). */
-static void
-resize_h (const AxisWeights * ax, const float *in, float *out, int C,
-    int size, int flip)
+/* Horizontal resize of one interleaved row at output pixel j.
+ * in: (in_w * C) floats plus 4 readable. For C = 3 one 4-lane
+ * multiply-add per tap covers the three channels (the fourth lane is
+ * ignored). */
+static inline v4f
+resize_h3 (const AxisWeights * ax, const float *in, int j)
 {
-  if (C == 3) {
-    for (int pos = 0; pos < size; pos++) {
-      const int j = flip ? size - 1 - pos : pos;
-      const float *wx = ax->w + (size_t) j * ax->taps;
-      const float *p = in + (size_t) ax->start[j] * 3;
-      v4f acc = V4 (0.0f);
-      for (int t = 0; t < ax->count[j]; t++)
-        acc += wx[t] * load4 (p + 3 * t);
-      store4 (out + 3 * pos, acc);
-    }
-  } else {
-    for (int pos = 0; pos < size; pos++) {
-      const int j = flip ? size - 1 - pos : pos;
-      const float *wx = ax->w + (size_t) j * ax->taps;
-      const float *p = in + ax->start[j];
-      float acc = 0.0f;
-      for (int t = 0; t < ax->count[j]; t++)
-        acc += wx[t] * p[t];
-      out[pos] = acc;
-    }
-  }
+  const float *wx = ax->w + (size_t) j * ax->taps;
+  const float *p = in + (size_t) ax->start[j] * 3;
+  v4f acc = V4 (0.0f);
+  for (int t = 0; t < ax->count[j]; t++)
+    acc += wx[t] * load4 (p + 3 * t);
+  return acc;
 }
 
-/* Rounds n floats in [0, 255] to bytes. */
-static void
-round_row (const float *in, uint8_t * out, size_t n)
+static inline float
+resize_h1 (const AxisWeights * ax, const float *in, int j)
 {
-  size_t m = 0;
-  for (; m + 4 <= n; m += 4)
-    store4_u8 (out + m, load4 (in + m));
-  for (; m < n; m++)
-    out[m] = round_u8 (in[m]);
+  const float *wx = ax->w + (size_t) j * ax->taps;
+  const float *p = in + ax->start[j];
+  float acc = 0.0f;
+  for (int t = 0; t < ax->count[j]; t++)
+    acc += wx[t] * p[t];
+  return acc;
 }
 
-/* Resized crop + flip into a->img (size, size, C).
+/* Resized crop + flip into the planes of a->img, rounded half to even as
+ * torchvision's resize on uint8.
  * src: (h, stride) bytes; the crop (cx, cy, cw, ch) inside it is all that is
  * read. Separable, in the cheaper order: enlarging, the horizontal pass runs
  * first over the ch crop rows (fewer than size) and the vertical pass,
@@ -580,16 +545,16 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
 {
   const int size = a->cfg.size;
   const AxisWeights *ax = &a->ax, *ay = &a->ay;
-  const size_t len = (size_t) cw * C, olen = (size_t) size * C;
+  const size_t len = (size_t) cw * C, plane = a->plane;
   const uint8_t *base = src + (size_t) cx * C + (size_t) cy * stride;
   /* In 4-lane operations: the horizontal pass costs about one per output
-   * pixel and tap, the vertical one per 4 values and tap. */
+   * pixel and tap (C = 3), the vertical one per 4 values and tap. */
   const double cost_h_first = (double) ch * size * ax->taps
-      + (double) size * olen * ay->taps / 4;
+      + (double) C * size * size * ay->taps / 4;
   const double cost_v_first = (double) size * len * ay->taps / 4
       + (double) size * size * ax->taps;
   const int h_first = cost_h_first <= cost_v_first;
-  const size_t tmp_n = h_first ? (size_t) ch * olen + 4 : olen + 4;
+  const size_t tmp_n = h_first ? (size_t) C * ch * size : 1;
 
   if (!grow ((void **) &a->row, &a->row_cap, len + 4, sizeof (float))
       || !grow ((void **) &a->tmp, &a->tmp_cap, tmp_n, sizeof (float)))
@@ -599,34 +564,45 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
   memset (row + len, 0, 4 * sizeof (float));
 
   if (h_first) {
-    /* tmp: (ch, size * C) */
+    /* tmp: (C, ch, size) */
     for (int y = 0; y < ch; y++) {
       const uint8_t *s = base + (size_t) y * stride;
       for (size_t k = 0; k < len; k++)
         row[k] = s[k];
-      resize_h (ax, row, tmp + (size_t) y * olen, C, size, flip);
-    }
-    for (int i = 0; i < size; i++) {
-      const float *wy = ay->w + (size_t) i * ay->taps;
-      const float *r0 = tmp + (size_t) ay->start[i] * olen;
-      const int ny = ay->count[i];
-      uint8_t *out = a->img + (size_t) i * olen;
-      size_t m = 0;
-      for (; m + 4 <= olen; m += 4) {
-        v4f acc = V4 (0.0f);
-        for (int t = 0; t < ny; t++)
-          acc += wy[t] * load4 (r0 + (size_t) t * olen + m);
-        store4_u8 (out + m, acc);
+      for (int pos = 0; pos < size; pos++) {
+        const int j = flip ? size - 1 - pos : pos;
+        if (C == 3) {
+          v4f acc = resize_h3 (ax, row, j);
+          for (int c = 0; c < 3; c++)
+            tmp[((size_t) c * ch + y) * size + pos] = acc[c];
+        } else {
+          tmp[(size_t) y * size + pos] = resize_h1 (ax, row, j);
+        }
       }
-      for (; m < olen; m++) {
-        float acc = 0.0f;
-        for (int t = 0; t < ny; t++)
-          acc += wy[t] * r0[(size_t) t * olen + m];
-        out[m] = round_u8 (acc);
+    }
+    for (int c = 0; c < C; c++) {
+      for (int i = 0; i < size; i++) {
+        const float *wy = ay->w + (size_t) i * ay->taps;
+        const float *r0 = tmp + ((size_t) c * ch + ay->start[i]) * size;
+        const int ny = ay->count[i];
+        float *out = a->img + c * plane + (size_t) i * size;
+        int m = 0;
+        for (; m + 4 <= size; m += 4) {
+          v4f acc = V4 (0.0f);
+          for (int t = 0; t < ny; t++)
+            acc += wy[t] * load4 (r0 + (size_t) t * size + m);
+          store4 (out + m, vround (acc));
+        }
+        for (; m < size; m++) {
+          float acc = 0.0f;
+          for (int t = 0; t < ny; t++)
+            acc += wy[t] * r0[(size_t) t * size + m];
+          out[m] = round_f (acc);
+        }
       }
     }
   } else {
-    /* row: the vertical pass over (cw * C); tmp: its horizontal pass. */
+    /* row: the vertical pass over (cw * C), then the horizontal pass. */
     for (int i = 0; i < size; i++) {
       const float *wy = ay->w + (size_t) i * ay->taps;
       const uint8_t *r0 = base + (size_t) ay->start[i] * stride;
@@ -646,223 +622,90 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
           acc += wy[t] * r0[(size_t) t * stride + k];
         row[k] = acc;
       }
-      resize_h (ax, row, tmp, C, size, flip);
-      round_row (tmp, a->img + (size_t) i * olen, olen);
+      float *out = a->img + (size_t) i * size;
+      for (int pos = 0; pos < size; pos++) {
+        const int j = flip ? size - 1 - pos : pos;
+        if (C == 3) {
+          v4f acc = vround (resize_h3 (ax, row, j));
+          for (int c = 0; c < 3; c++)
+            out[c * plane + pos] = acc[c];
+        } else {
+          out[pos] = round_f (resize_h1 (ax, row, j));
+        }
+      }
     }
   }
   return SIMCLR_OK;
 }
 
-/* torchvision's rgb_to_grayscale on uint8: (0.2989 r + 0.587 g) + 0.114 b
- * in float32, truncated. (0.2989 rather than 601's 0.299: torchvision's
- * constant, matched here.) */
-static inline uint8_t
-luma (const ColourTables * t, const uint8_t * px)
+/* _blend (img, other, ratio) = clamp (ratio img + (1 - ratio) other, 0, 255)
+ * truncated, with other a constant (0 for brightness, the mean luma for
+ * contrast): offset = (float) (1 - ratio) * other. x: (n4), n4 % 4 == 0. */
+static void
+blend_const (float *x, size_t n4, double ratio, float offset)
 {
-  return (uint8_t) (t->lr[px[0]] + t->lg[px[1]] + t->lb[px[2]]);
+  const v4f rf = V4 ((float) ratio), of = V4 (offset);
+  for (size_t m = 0; m < n4; m += 4)
+    store4 (x + m, vtrunc (vclamp (rf * load4 (x + m) + of, 0.0f, 255.0f)));
 }
 
-/* _blend (img1, img2, ratio) = clamp (ratio img1 + (1 - ratio) img2, 0, 255),
- * truncated, with img2 a constant: a table over the 256 values. */
-static void
-blend_lut (uint8_t lut[256], double ratio, float other)
+/* Mean of the truncated luma (RGB) or of the values (GRAY8), as
+ * torchvision's adjust_contrast takes it. Sums are exact integers. */
+static float
+mean_gray (const float *img, size_t plane, size_t npix, int C)
 {
-  const float rf = (float) ratio;
-  const float of = (float) (1.0 - ratio) * other;
-  for (int v = 0; v < 256; v++) {
-    float x = rf * (float) v + of;
-    x = x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x);
-    lut[v] = (uint8_t) x;
-  }
-}
-
-/* Brightness, contrast (and solarize) are maps of single values: they are
- * composed into one pending table and applied in one pass, when a
- * per-pixel op comes or at the end. */
-typedef struct {
-  uint8_t lut[256];
-  int pending;
-} PendingLut;
-
-static void
-pending_compose (PendingLut * pl, const uint8_t next[256])
-{
-  if (!pl->pending) {
-    memcpy (pl->lut, next, 256);
-    pl->pending = 1;
-    return;
-  }
-  for (int v = 0; v < 256; v++)
-    pl->lut[v] = next[pl->lut[v]];
-}
-
-static void
-pending_flush (PendingLut * pl, uint8_t * img, size_t n)
-{
-  if (!pl->pending)
-    return;
-  for (size_t k = 0; k < n; k++)
-    img[k] = pl->lut[img[k]];
-  pl->pending = 0;
-}
-
-/* Blends with the mean of the grayscale image (itself truncated to uint8,
- * as torchvision computes it) of the image as it stands, pending table
- * included. */
-static void
-adjust_contrast (const ColourTables * t, PendingLut * pl, const uint8_t * img,
-    size_t npix, int C, double factor)
-{
+  v4i acc = V4I (0);
   uint64_t sum = 0;
-  uint8_t id[256];
-  const uint8_t *lut = pl->lut;
-  if (!pl->pending) {
-    for (int v = 0; v < 256; v++)
-      id[v] = (uint8_t) v;
-    lut = id;
-  }
+  size_t k = 0;
+  const size_t n4 = npix & ~(size_t) 3;
+  /* int32 lanes: at most 255 * npix / 4 < 2^31 for size <= 4096. */
   if (C == 3) {
-    for (size_t k = 0; k < npix; k++) {
-      const uint8_t px[3] = { lut[img[3 * k]], lut[img[3 * k + 1]],
-        lut[img[3 * k + 2]]
-      };
-      sum += luma (t, px);
-    }
+    const float *r = img, *g = img + plane, *b = img + 2 * plane;
+    for (; k < n4; k += 4)
+      acc += __builtin_convertvector (vluma (load4 (r + k), load4 (g + k),
+              load4 (b + k)), v4i);
+    for (; k < npix; k++)
+      sum += (uint64_t) luma_f (r[k], g[k], b[k]);
   } else {
-    for (size_t k = 0; k < npix; k++)
-      sum += lut[img[k]];
+    for (; k < n4; k += 4)
+      acc += __builtin_convertvector (load4 (img + k), v4i);
+    for (; k < npix; k++)
+      sum += (uint64_t) img[k];
   }
-  float mean = (float) ((double) sum / (double) npix);
-  uint8_t next[256];
-  blend_lut (next, factor, mean);
-  pending_compose (pl, next);
+  sum += (uint64_t) acc[0] + acc[1] + acc[2] + acc[3];
+  return (float) ((double) sum / (double) npix);
 }
 
-/* Blends each pixel with its own (truncated) luma; 4 pixels at a time. */
+/* Blends each pixel with its own truncated luma. */
 static void
-adjust_saturation (const ColourTables * t, uint8_t * img, size_t npix,
-    double factor)
+adjust_saturation (float *img, size_t plane, double factor)
 {
-  const float rf = (float) factor, of = (float) (1.0 - factor);
-  size_t k = 0;
-  for (; k + 4 <= npix; k += 4) {
-    uint8_t *px = img + 3 * k;
-    v4f l = gather3 (t->lr, px, 0) + gather3 (t->lg, px, 1)
-        + gather3 (t->lb, px, 2);
-    v4f g = of * __builtin_convertvector (__builtin_convertvector (l, v4i),
-        v4f);
-    for (int c = 0; c < 3; c++) {
-      v4f v = { px[c], px[3 + c], px[6 + c], px[9 + c] };
-      scatter3_trunc (px, c, vclamp (rf * v + g, 0.0f, 255.0f));
-    }
-  }
-  for (; k < npix; k++) {
-    uint8_t *p = img + 3 * k;
-    const float g = of * (float) luma (t, p);
-    for (int c = 0; c < 3; c++) {
-      float x = rf * (float) p[c] + g;
-      x = x < 0.0f ? 0.0f : (x > 255.0f ? 255.0f : x);
-      p[c] = (uint8_t) x;
-    }
+  const v4f rf = V4 ((float) factor), of = V4 ((float) (1.0 - factor));
+  float *r = img, *g = img + plane, *b = img + 2 * plane;
+  for (size_t m = 0; m < plane; m += 4) {
+    const v4f vr = load4 (r + m), vg = load4 (g + m), vb = load4 (b + m);
+    const v4f gl = of * vtrunc (vluma (vr, vg, vb));
+    store4 (r + m, vtrunc (vclamp (rf * vr + gl, 0.0f, 255.0f)));
+    store4 (g + m, vtrunc (vclamp (rf * vg + gl, 0.0f, 255.0f)));
+    store4 (b + m, vtrunc (vclamp (rf * vb + gl, 0.0f, 255.0f)));
   }
 }
 
-static inline float
-clamp01 (float x)
-{
-  return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x);
-}
-
-/* torchvision's _rgb2hsv / _hsv2rgb in float32, per pixel, with the same
- * operations in the same order (the divisions included), so the results
- * match; only the branch structure differs. */
+/* torchvision's _rgb2hsv / _hsv2rgb in float32 with the same operations in
+ * the same order (the divisions included), branch-free with masks as
+ * torchvision itself is, so the results match. */
 static void
-hue_scalar (const ColourTables * ct, uint8_t * img, size_t npix, double hue)
+adjust_hue (float *img, size_t plane, double hue)
 {
-  const float hf = (float) hue;
-  const float *unit = ct->unit;
-  for (size_t k = 0; k < npix; k++) {
-    uint8_t *px = img + 3 * k;
-    const uint8_t R = px[0], G = px[1], B = px[2];
-    const uint8_t M = R > G ? (R > B ? R : B) : (G > B ? G : B);
-    const uint8_t m = R < G ? (R < B ? R : B) : (G < B ? G : B);
-    if (M == m) {
-      /* Grey: s = 0, so p = q = t = v whatever the hue. */
-      px[0] = px[1] = px[2] = ct->back[M];
-      continue;
-    }
-    const float r = unit[R], g = unit[G], b = unit[B];
-    const float maxc = unit[M], minc = unit[m];
-    const float cr = maxc - minc;
-    const float s = cr / maxc;
-    float h;
-    if (R == M)
-      h = (maxc - b) / cr - (maxc - g) / cr;    /* bc - gc */
-    else if (G == M)
-      h = 2.0f + (maxc - r) / cr - (maxc - b) / cr;     /* 2 + rc - bc */
-    else
-      h = 4.0f + (maxc - g) / cr - (maxc - r) / cr;     /* 4 + gc - rc */
-    /* fmod (h / 6 + 1, 1) with h / 6 + 1 in [5/6, 11/6): one exact step. */
-    float x = h / 6.0f + 1.0f;
-    if (x >= 1.0f)
-      x -= 1.0f;
-    /* (x + hue) % 1.0 (torch.remainder) with x + hue in [-0.5, 1.5). */
-    h = x + hf;
-    if (h < 0.0f)
-      h += 1.0f;
-    else if (h >= 1.0f)
-      h -= 1.0f;
-
-    const float h6 = h * 6.0f;
-    const int i = (int) h6;     /* h6 >= 0: truncation is floor */
-    const float f = h6 - (float) i;
-    const float v = maxc;
-    const float p = clamp01 (v * (1.0f - s));
-    const float q = clamp01 (v * (1.0f - s * f));
-    const float t = clamp01 (v * (1.0f - s * (1.0f - f)));
-    float ro, go, bo;
-    switch (i % 6) {
-      case 0:
-        ro = v, go = t, bo = p;
-        break;
-      case 1:
-        ro = q, go = v, bo = p;
-        break;
-      case 2:
-        ro = p, go = v, bo = t;
-        break;
-      case 3:
-        ro = p, go = q, bo = v;
-        break;
-      case 4:
-        ro = t, go = p, bo = v;
-        break;
-      default:
-        ro = v, go = p, bo = q;
-        break;
-    }
-    px[0] = (uint8_t) (ro * 255.0f);
-    px[1] = (uint8_t) (go * 255.0f);
-    px[2] = (uint8_t) (bo * 255.0f);
-  }
-}
-
-/* The same as hue_scalar, 4 pixels at a time, branch-free: every lane
- * computes torchvision's three hue candidates (with its divisor-1 rule for
- * grey pixels) and selects, as torchvision itself does with masks. */
-static void
-adjust_hue (const ColourTables * ct, uint8_t * img, size_t npix, double hue)
-{
-  const float hf = (float) hue;
-  const v4f one = V4 (1.0f), zero = V4 (0.0f);
-  size_t k = 0;
-  for (; k + 4 <= npix; k += 4) {
-    uint8_t *px = img + 3 * k;
-    const v4f r = gather3 (ct->unit, px, 0), g = gather3 (ct->unit, px, 1),
-        b = gather3 (ct->unit, px, 2);
+  const v4f one = V4 (1.0f), zero = V4 (0.0f), hf = V4 ((float) hue);
+  float *pr = img, *pg = img + plane, *pb = img + 2 * plane;
+  for (size_t k = 0; k < plane; k += 4) {
+    const v4f r = load4 (pr + k) / V4 (255.0f),
+        g = load4 (pg + k) / V4 (255.0f), b = load4 (pb + k) / V4 (255.0f);
     const v4f maxc = vmax (r, vmax (g, b)), minc = vmin (r, vmin (g, b));
     const v4i eqc = maxc == minc;
     const v4f cr = maxc - minc;
+    /* Grey pixels divide by 1 instead, as torchvision does. */
     const v4f s = cr / vsel (eqc, one, maxc);
     const v4f crd = vsel (eqc, one, cr);
     const v4f rc = (maxc - r) / crd, gc = (maxc - g) / crd,
@@ -870,40 +713,54 @@ adjust_hue (const ColourTables * ct, uint8_t * img, size_t npix, double hue)
     const v4i isr = maxc == r, isg = (maxc == g) & ~isr;
     v4f h = vsel (isr, bc - gc, vsel (isg, (V4 (2.0f) + rc) - bc,
             (V4 (4.0f) + gc) - rc));
+    /* fmod (h / 6 + 1, 1), the argument in [5/6, 11/6): one exact step. */
     v4f x = h / V4 (6.0f) + one;
     x = vsel (x >= one, x - one, x);
-    h = x + V4 (hf);
+    /* (x + hue) % 1.0 (torch.remainder), x + hue in [-0.5, 1.5). */
+    h = x + hf;
     h = vsel (h < zero, h + one, vsel (h >= one, h - one, h));
 
     const v4f h6 = h * V4 (6.0f);
-    v4i i = __builtin_convertvector (h6, v4i);
+    v4i i = __builtin_convertvector (h6, v4i);  /* h6 >= 0: floor */
     const v4f f = h6 - __builtin_convertvector (i, v4f);
-    i = i & ~(i == (v4i) { 6, 6, 6, 6 });     /* i % 6 for i in [0, 6] */
+    i = i & ~(i == V4I (6));    /* i % 6 for i in [0, 6] */
     const v4f v = maxc;
     const v4f p = vclamp (v * (one - s), 0.0f, 1.0f);
     const v4f q = vclamp (v * (one - s * f), 0.0f, 1.0f);
     const v4f t = vclamp (v * (one - s * (one - f)), 0.0f, 1.0f);
-    const v4i i0 = i == (v4i) { 0, 0, 0, 0 }, i1 = i == (v4i) { 1, 1, 1, 1 },
-        i2 = i == (v4i) { 2, 2, 2, 2 }, i3 = i == (v4i) { 3, 3, 3, 3 },
-        i4 = i == (v4i) { 4, 4, 4, 4 }, i5 = i == (v4i) { 5, 5, 5, 5 };
+    const v4i i0 = i == V4I (0), i1 = i == V4I (1), i2 = i == V4I (2),
+        i3 = i == V4I (3), i4 = i == V4I (4), i5 = i == V4I (5);
     /* torchvision's a1 = (v, q, p, p, t, v), a2 = (t, v, v, q, p, p),
      * a3 = (p, p, t, v, v, q) indexed by i. */
     const v4f ro = vsel (i0 | i5, v, vsel (i1, q, vsel (i4, t, p)));
     const v4f go = vsel (i1 | i2, v, vsel (i0, t, vsel (i3, q, p)));
     const v4f bo = vsel (i3 | i4, v, vsel (i2, t, vsel (i5, q, p)));
-    scatter3_trunc (px, 0, ro * V4 (255.0f));
-    scatter3_trunc (px, 1, go * V4 (255.0f));
-    scatter3_trunc (px, 2, bo * V4 (255.0f));
+    store4 (pr + k, vtrunc (ro * V4 (255.0f)));
+    store4 (pg + k, vtrunc (go * V4 (255.0f)));
+    store4 (pb + k, vtrunc (bo * V4 (255.0f)));
   }
-  hue_scalar (ct, img + 3 * k, npix - k, hue);
 }
 
 static void
-to_grayscale (const ColourTables * t, uint8_t * img, size_t npix)
+to_grayscale (float *img, size_t plane)
 {
-  for (size_t k = 0; k < npix; k++) {
-    uint8_t *p = img + 3 * k;
-    p[0] = p[1] = p[2] = luma (t, p);
+  float *r = img, *g = img + plane, *b = img + 2 * plane;
+  for (size_t m = 0; m < plane; m += 4) {
+    const v4f l = vtrunc (vluma (load4 (r + m), load4 (g + m),
+            load4 (b + m)));
+    store4 (r + m, l);
+    store4 (g + m, l);
+    store4 (b + m, l);
+  }
+}
+
+static void
+solarize (float *img, size_t n4)
+{
+  for (size_t m = 0; m < n4; m += 4) {
+    const v4f x = load4 (img + m);
+    store4 (img + m, vsel (x >= V4 ((float) SOLARIZE_THRESHOLD),
+            V4 (255.0f) - x, x));
   }
 }
 
@@ -922,9 +779,8 @@ reflect (int i, int n)
 
 /* torchvision's gaussian_blur: a float32 kernel exp (-x^2 / 2 sigma^2) on
  * linspace (-(k-1)/2, (k-1)/2), normalised; reflect padding; rounding.
- * Done separably and folding the symmetric taps (torchvision convolves with
- * the 2D outer product: the same up to float rounding).
- * img: (size, size, C) in place; fimg: (size, size, C) scratch. */
+ * Done per plane, separably, folding the symmetric taps (torchvision
+ * convolves with the 2D outer product: the same up to float rounding). */
 static SimclrStatus
 gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
     SimclrError * err)
@@ -932,11 +788,10 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
   const int size = a->cfg.size;
   const int r = ksize / 2;
   const int padded = size + 2 * r;
-  const size_t rowlen = (size_t) size * C;
   float kern[ksize];
-  float *fimg = a->fimg;
+  const float *rows[ksize];
 
-  if (!grow ((void **) &a->frow, &a->frow_cap, (size_t) padded * C,
+  if (!grow ((void **) &a->frow, &a->frow_cap, (size_t) padded,
           sizeof (float))
       || !grow ((void **) &a->refl, &a->refl_cap, (size_t) padded,
           sizeof (int)))
@@ -959,61 +814,96 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
   for (int i = 0; i < padded; i++)
     refl[i] = reflect (i - r, size);
 
-  /* Horizontal: a padded float row, then multiply-adds over x * C + c. */
-  float *pr = a->frow;
-  for (int y = 0; y < size; y++) {
-    const uint8_t *in = a->img + (size_t) y * rowlen;
-    float *mid = pr + (size_t) r * C;
-    for (size_t m = 0; m < rowlen; m++)
-      mid[m] = in[m];
-    /* Only the 2 r border pixels need the reflection table. */
-    for (int i = 0; i < r; i++)
-      for (int c = 0; c < C; c++) {
-        pr[(size_t) i * C + c] = in[(size_t) refl[i] * C + c];
-        pr[(size_t) (padded - 1 - i) * C + c] =
-            in[(size_t) refl[padded - 1 - i] * C + c];
+  float *pr = a->frow, *fimg = a->fimg;
+  for (int c = 0; c < C; c++) {
+    float *img = a->img + c * a->plane;
+    /* Horizontal: the row into the middle of a padded row, reflected
+     * borders, then contiguous multiply-adds. */
+    for (int y = 0; y < size; y++) {
+      const float *in = img + (size_t) y * size;
+      memcpy (pr + r, in, (size_t) size * sizeof (float));
+      for (int i = 0; i < r; i++) {
+        pr[i] = in[refl[i]];
+        pr[padded - 1 - i] = in[refl[padded - 1 - i]];
       }
-    float *o = fimg + (size_t) y * rowlen;
-    const float *centre = pr + (size_t) r * C;
-    size_t m = 0;
-    for (; m + 4 <= rowlen; m += 4) {
-      v4f acc = kc * load4 (centre + m);
-      for (int t = 0; t < r; t++)
-        acc += kern[t] * (load4 (pr + m + (size_t) t * C)
-            + load4 (pr + m + (size_t) (2 * r - t) * C));
-      store4 (o + m, acc);
+      float *o = fimg + (size_t) y * size;
+      int m = 0;
+      for (; m + 4 <= size; m += 4) {
+        v4f acc = kc * load4 (pr + r + m);
+        for (int t = 0; t < r; t++)
+          acc += kern[t] * (load4 (pr + m + t) + load4 (pr + m + 2 * r - t));
+        store4 (o + m, acc);
+      }
+      for (; m < size; m++) {
+        float acc = kc * pr[r + m];
+        for (int t = 0; t < r; t++)
+          acc += kern[t] * (pr[m + t] + pr[m + 2 * r - t]);
+        o[m] = acc;
+      }
     }
-    for (; m < rowlen; m++) {
-      float acc = kc * centre[m];
-      for (int t = 0; t < r; t++)
-        acc += kern[t] * (pr[m + (size_t) t * C]
-            + pr[m + (size_t) (2 * r - t) * C]);
-      o[m] = acc;
-    }
-  }
-
-  /* Vertical: rows y - r .. y + r (reflected), folded pairwise, rounded. */
-  const float *rows[ksize];
-  for (int y = 0; y < size; y++) {
-    for (int t = 0; t < ksize; t++)
-      rows[t] = fimg + (size_t) refl[y + t] * rowlen;
-    uint8_t *out = a->img + (size_t) y * rowlen;
-    size_t m = 0;
-    for (; m + 4 <= rowlen; m += 4) {
-      v4f acc = kc * load4 (rows[r] + m);
-      for (int t = 0; t < r; t++)
-        acc += kern[t] * (load4 (rows[t] + m) + load4 (rows[2 * r - t] + m));
-      /* A convex combination of [0, 255] values: no clamping needed. */
-      store4_u8 (out + m, acc);
-    }
-    for (; m < rowlen; m++) {
-      float acc = kc * rows[r][m];
-      for (int t = 0; t < r; t++)
-        acc += kern[t] * (rows[t][m] + rows[2 * r - t][m]);
-      out[m] = round_u8 (acc);
+    /* Vertical: rows y - r .. y + r (reflected), folded pairwise, rounded.
+     * A convex combination of [0, 255] values needs no clamping. */
+    for (int y = 0; y < size; y++) {
+      for (int t = 0; t < ksize; t++)
+        rows[t] = fimg + (size_t) refl[y + t] * size;
+      float *out = img + (size_t) y * size;
+      int m = 0;
+      for (; m + 4 <= size; m += 4) {
+        v4f acc = kc * load4 (rows[r] + m);
+        for (int t = 0; t < r; t++)
+          acc += kern[t] * (load4 (rows[t] + m)
+              + load4 (rows[2 * r - t] + m));
+        store4 (out + m, vround (acc));
+      }
+      for (; m < size; m++) {
+        float acc = kc * rows[r][m];
+        for (int t = 0; t < r; t++)
+          acc += kern[t] * (rows[t][m] + rows[2 * r - t][m]);
+        out[m] = round_f (acc);
+      }
     }
   }
   return SIMCLR_OK;
+}
+
+/* Planes (integer values in [0, 255]) to interleaved bytes. */
+static void
+write_out (const SimclrAugmenter * a, int C, uint8_t * dst, int dst_stride)
+{
+  const int size = a->cfg.size;
+  const size_t plane = a->plane;
+  for (int y = 0; y < size; y++) {
+    uint8_t *d = dst + (size_t) y * dst_stride;
+    const float *r = a->img + (size_t) y * size;
+    int x = 0;
+    if (C == 3) {
+      const float *g = r + plane, *b = r + 2 * plane;
+      for (; x + 4 <= size; x += 4) {
+        const v4i vr = __builtin_convertvector (load4 (r + x), v4i),
+            vg = __builtin_convertvector (load4 (g + x), v4i),
+            vb = __builtin_convertvector (load4 (b + x), v4i);
+        uint8_t *o = d + 3 * x;
+        for (int l = 0; l < 4; l++) {
+          o[3 * l] = (uint8_t) vr[l];
+          o[3 * l + 1] = (uint8_t) vg[l];
+          o[3 * l + 2] = (uint8_t) vb[l];
+        }
+      }
+      for (; x < size; x++) {
+        d[3 * x] = (uint8_t) r[x];
+        d[3 * x + 1] = (uint8_t) g[x];
+        d[3 * x + 2] = (uint8_t) b[x];
+      }
+    } else {
+      for (; x + 4 <= size; x += 4) {
+        const v4i v = __builtin_convertvector (load4 (r + x), v4i);
+        for (int l = 0; l < 4; l++)
+          d[x + l] = (uint8_t) v[l];
+      }
+      for (; x < size; x++)
+        d[x] = (uint8_t) r[x];
+    }
+  }
 }
 
 static SimclrStatus
@@ -1087,59 +977,46 @@ simclr_augmenter_apply (SimclrAugmenter * a, const SimclrAugmentParams * p,
   if (st != SIMCLR_OK)
     return st;
 
-  const size_t npix = (size_t) size * size;
-  uint8_t *img = a->img;
-  PendingLut pl = { .pending = 0 };
+  const size_t npix = (size_t) size * size, plane = a->plane;
+  float *img = a->img;
+  /* Identity factors are skipped: exact, where torchvision's hue 0 would
+   * lose a level in its float round trip. */
   if (p->jitter) {
     for (int i = 0; i < 4; i++) {
       switch (p->order[i]) {
         case SIMCLR_JITTER_BRIGHTNESS:
-          if (p->brightness != 1.0) {
-            uint8_t lut[256];
-            blend_lut (lut, p->brightness, 0.0f);
-            pending_compose (&pl, lut);
-          }
+          if (p->brightness != 1.0)
+            blend_const (img, C * plane, p->brightness, 0.0f);
           break;
         case SIMCLR_JITTER_CONTRAST:
-          if (p->contrast != 1.0)
-            adjust_contrast (&a->tables, &pl, img, npix, C, p->contrast);
+          if (p->contrast != 1.0) {
+            float mean = mean_gray (img, plane, npix, C);
+            blend_const (img, C * plane, p->contrast,
+                (float) (1.0 - p->contrast) * mean);
+          }
           break;
         case SIMCLR_JITTER_SATURATION:
-          if (C == 3 && p->saturation != 1.0) {
-            pending_flush (&pl, img, npix * C);
-            adjust_saturation (&a->tables, img, npix, p->saturation);
-          }
+          if (C == 3 && p->saturation != 1.0)
+            adjust_saturation (img, plane, p->saturation);
           break;
         case SIMCLR_JITTER_HUE:
-          if (C == 3 && p->hue != 0.0) {
-            pending_flush (&pl, img, npix * C);
-            adjust_hue (&a->tables, img, npix, p->hue);
-          }
+          if (C == 3 && p->hue != 0.0)
+            adjust_hue (img, plane, p->hue);
           break;
       }
     }
   }
-  if (p->grayscale && C == 3) {
-    pending_flush (&pl, img, npix * C);
-    to_grayscale (&a->tables, img, npix);
-  }
+  if (p->grayscale && C == 3)
+    to_grayscale (img, plane);
   if (p->blur && p->blur_kernel > 1) {
-    pending_flush (&pl, img, npix * C);
     st = gaussian_blur (a, C, p->blur_kernel, p->blur_sigma, err);
     if (st != SIMCLR_OK)
       return st;
   }
-  if (p->solarize) {
-    uint8_t lut[256];
-    for (int v = 0; v < 256; v++)
-      lut[v] = v >= SOLARIZE_THRESHOLD ? 255 - v : v;
-    pending_compose (&pl, lut);
-  }
-  pending_flush (&pl, img, npix * C);
+  if (p->solarize)
+    solarize (img, C * plane);
 
-  for (int y = 0; y < size; y++)
-    memcpy (dst + (size_t) y * dst_stride, img + (size_t) y * size * C,
-        (size_t) size * C);
+  write_out (a, C, dst, dst_stride);
   return SIMCLR_OK;
 }
 
