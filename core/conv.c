@@ -115,12 +115,14 @@ conv_cols_floats (const SimclrConvShape *s)
  * padding KH-1-pad. It then runs on the forward's im2col + GEMM path instead
  * of a GEMM with inner dimension OC into columns plus a col2im, which
  * measured 2-3x faster on thin layers. Fills *t and returns 1 when this
- * applies (stride 1, square kernel, pad <= K-1, not 1x1). */
+ * applies (stride 1, square kernel, pad <= K-1, not 1x1, and C >= 8: with
+ * fewer input channels, as in a stem, the transposed GEMM has N = C and
+ * measured slower than col2im). */
 static int
 conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
 {
   if (s->stride != 1 || s->KH != s->KW || s->pad > s->KH - 1 ||
-      conv_is_pointwise (s))
+      conv_is_pointwise (s) || s->C < 8)
     return 0;
   *t = *s;
   t->H = s->OH;
@@ -132,6 +134,8 @@ conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
     return 0;
   return 1;
 }
+
+static int conv_direct_ok (const SimclrConvShape *s);
 
 size_t
 simclr_conv2d_scratch_floats (const SimclrConvShape *s)
@@ -145,9 +149,11 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
    * also keep a private dweight (OC, K) and dbias (OC). */
   size_t need = (size_t) T * conv_cols_floats (s) +
       (size_t) (T - 1) * ((size_t) s->OC * K + s->OC);
-  /* The direct forward's packed weight. */
-  if (need < (size_t) s->OC * K)
-    need = (size_t) s->OC * K;
+  /* The direct kernels: forward's packed weight, or each worker's packed
+   * weight gradient after the above. */
+  if (conv_direct_ok (s)) {
+    need += (size_t) T * s->OC * K;
+  }
   /* Backward-data as a transposed convolution, run after the above: the
    * turned weights, then that convolution's columns. */
   SimclrConvShape t;
@@ -254,6 +260,7 @@ col2im_add (float *dinp, const float *cols, int n, const SimclrConvShape *s)
 #include <immintrin.h>
 
 #define CONV_DIRECT_MAX_C 1024
+#define CONV_DIRECT_MAX_K 16
 static const float conv_zeros[CONV_DIRECT_MAX_C];
 
 /* out row block: R output pixels (b, oh, ow0 .. ow0+R-1) x OC = 8*NV
@@ -379,98 +386,108 @@ tap_range (int n, int on, int stride, int pad, int k, int *lo, int *hi)
     *lo = *hi;
 }
 
-/* dweight (OC, KH, KW, C) += sum over output pixels of images [b0, b1) of
- * dout (pixel, o) * inp (tap (kh, kw) of the pixel, c0 .. c0+CB-1): CB*NV
- * registers over the rows, then one scatter into dweight. */
+/* One run of n output pixels along ow sharing (b, oh) and tap (kh, kw):
+ * dwp[c0 + j][o] += sum_i x[i*xstep + j] * d[i*OC + o] for j < CB, with the
+ * CB x OC block of the packed gradient held in CB*NV registers. The run's
+ * input and dout rows are a few KiB, so the sweep stays in L1. */
 __attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_dw_tile (const int NV, const int CB, float *dweight, const float *inp,
-    const float *dout, const SimclrConvShape *s, int b0, int b1, int kh,
-    int kw, int c0)
+direct_dw_run (const int NV, const int CB, float *dwp, const float *x,
+    size_t xstep, const float *d, int n, int OC)
 {
-  const int C = s->C, OC = s->OC, H = s->H, W = s->W;
-  int oh_lo, oh_hi, ow_lo, ow_hi;
-  tap_range (H, s->OH, s->stride, s->pad, kh, &oh_lo, &oh_hi);
-  tap_range (W, s->OW, s->stride, s->pad, kw, &ow_lo, &ow_hi);
-  __m256 acc[8][4];
-#pragma GCC unroll 8
+  __m256 acc[12][4];
+#pragma GCC unroll 12
   for (int j = 0; j < CB; j++)
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++)
-      acc[j][v] = _mm256_setzero_ps ();
+      acc[j][v] = _mm256_loadu_ps (dwp + (size_t) j * OC + 8 * v);
+  for (int i = 0; i < n; i++, x += xstep, d += OC) {
+    __m256 dv[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      dv[v] = _mm256_loadu_ps (d + 8 * v);
+#pragma GCC unroll 12
+    for (int j = 0; j < CB; j++) {
+      __m256 xb = _mm256_broadcast_ss (x + j);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++)
+        acc[j][v] = _mm256_fmadd_ps (xb, dv[v], acc[j][v]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int j = 0; j < CB; j++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      _mm256_storeu_ps (dwp + (size_t) j * OC + 8 * v, acc[j][v]);
+}
+
+/* dwp (KH, KW, C, OC) += weight gradient of images [b0, b1), one output
+ * row (b, oh) at a time so its input rows and dout row stay in L1. */
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_dw_rows (const int NV, const int CB, float *dwp, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1)
+{
+  const int C = s->C, OC = s->OC, H = s->H, W = s->W;
   const size_t xstep = (size_t) s->stride * C;
+  int lo[CONV_DIRECT_MAX_K], hi[CONV_DIRECT_MAX_K];
+  for (int kw = 0; kw < s->KW; kw++)
+    tap_range (W, s->OW, s->stride, s->pad, kw, &lo[kw], &hi[kw]);
   for (int b = b0; b < b1; b++)
-    for (int oh = oh_lo; oh < oh_hi; oh++) {
-      int ih = oh * s->stride - s->pad + kh;
-      const float *x = inp + (((size_t) b * H + ih) * W +
-          (ow_lo * s->stride - s->pad + kw)) * C + c0;
-      const float *d = dout + (((size_t) b * s->OH + oh) * s->OW + ow_lo) *
-          OC;
-      for (int ow = ow_lo; ow < ow_hi; ow++, x += xstep, d += OC) {
-        __m256 dv[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-          dv[v] = _mm256_loadu_ps (d + 8 * v);
-#pragma GCC unroll 8
-        for (int j = 0; j < CB; j++) {
-          __m256 xb = _mm256_broadcast_ss (x + j);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; v++)
-            acc[j][v] = _mm256_fmadd_ps (xb, dv[v], acc[j][v]);
+    for (int oh = 0; oh < s->OH; oh++) {
+      const float *drow = dout + ((size_t) b * s->OH + oh) * s->OW * OC;
+      for (int kh = 0; kh < s->KH; kh++) {
+        int ih = oh * s->stride - s->pad + kh;
+        if (ih < 0 || ih >= H)
+          continue;
+        const float *xrow = inp + ((size_t) b * H + ih) * W * C;
+        for (int kw = 0; kw < s->KW; kw++) {
+          int n = hi[kw] - lo[kw];
+          if (n <= 0)
+            continue;
+          const float *x = xrow +
+              (size_t) (lo[kw] * s->stride - s->pad + kw) * C;
+          const float *d = drow + (size_t) lo[kw] * OC;
+          float *dk = dwp + ((size_t) kh * s->KW + kw) * C * OC;
+          int c = 0;
+          for (; c + CB <= C; c += CB)
+            direct_dw_run (NV, CB, dk + (size_t) c * OC, x + c, xstep, d, n,
+                OC);
+          if (CB > 4 && c + 4 <= C) {
+            direct_dw_run (NV, 4, dk + (size_t) c * OC, x + c, xstep, d, n,
+                OC);
+            c += 4;
+          }
+          if (CB > 2 && c + 2 <= C) {
+            direct_dw_run (NV, 2, dk + (size_t) c * OC, x + c, xstep, d, n,
+                OC);
+            c += 2;
+          }
+          for (; c < C; c++)
+            direct_dw_run (NV, 1, dk + (size_t) c * OC, x + c, xstep, d, n,
+                OC);
         }
       }
     }
-  float tmp[32];
-  float *dw = dweight + ((size_t) kh * s->KW + kw) * C + c0;
-  const size_t ostride = (size_t) s->KH * s->KW * C;
-#pragma GCC unroll 8
-  for (int j = 0; j < CB; j++) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      _mm256_storeu_ps (tmp + 8 * v, acc[j][v]);
-    for (int o = 0; o < OC; o++)
-      dw[o * ostride + j] += tmp[o];
-  }
 }
 
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_dw_taps (const int NV, const int CB, float *dweight, const float *inp,
-    const float *dout, const SimclrConvShape *s, int b0, int b1)
-{
-  for (int kh = 0; kh < s->KH; kh++)
-    for (int kw = 0; kw < s->KW; kw++) {
-      int c = 0;
-      for (; c + CB <= s->C; c += CB)
-        direct_dw_tile (NV, CB, dweight, inp, dout, s, b0, b1, kh, kw, c);
-      if (CB > 4 && c + 4 <= s->C) {
-        direct_dw_tile (NV, 4, dweight, inp, dout, s, b0, b1, kh, kw, c);
-        c += 4;
-      }
-      if (CB > 2 && c + 2 <= s->C) {
-        direct_dw_tile (NV, 2, dweight, inp, dout, s, b0, b1, kh, kw, c);
-        c += 2;
-      }
-      for (; c < s->C; c++)
-        direct_dw_tile (NV, 1, dweight, inp, dout, s, b0, b1, kh, kw, c);
-    }
-}
-
-/* dweight (OC, KH*KW*C) += dout^T x columns of images [b0, b1). */
+/* dwp (KH, KW, C, OC) += dout^T x columns of images [b0, b1): the weight
+ * gradient in the packed layout (conv_unpack_add_dweight turns it back). */
 __attribute__ ((target ("avx2,fma"))) static void
-conv_direct_dweight (float *dweight, const float *inp, const float *dout,
+conv_direct_dweight (float *dwp, const float *inp, const float *dout,
     const SimclrConvShape *s, int b0, int b1)
 {
+  /* CB*NV accumulators + NV dout vectors + 1 broadcast <= 16 registers */
   switch (s->OC / 8) {
     case 1:
-      direct_dw_taps (1, 8, dweight, inp, dout, s, b0, b1);
+      direct_dw_rows (1, 12, dwp, inp, dout, s, b0, b1);
       break;
     case 2:
-      direct_dw_taps (2, 4, dweight, inp, dout, s, b0, b1);
+      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1);
       break;
     case 3:
-      direct_dw_taps (3, 3, dweight, inp, dout, s, b0, b1);
+      direct_dw_rows (3, 4, dwp, inp, dout, s, b0, b1);
       break;
     default:
-      direct_dw_taps (4, 2, dweight, inp, dout, s, b0, b1);
+      direct_dw_rows (4, 2, dwp, inp, dout, s, b0, b1);
       break;
   }
 }
@@ -482,7 +499,7 @@ conv_direct_ok (const SimclrConvShape *s)
 {
 #ifdef CONV_HAVE_DIRECT
   if (conv_is_pointwise (s) || s->OC % 8 != 0 || s->OC > 32 ||
-      s->C > CONV_DIRECT_MAX_C)
+      s->C > CONV_DIRECT_MAX_C || s->KW > CONV_DIRECT_MAX_K)
     return 0;
   __builtin_cpu_init ();
   return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
@@ -539,6 +556,7 @@ typedef struct {
   int accumulate;               /* out += conv instead of out = conv + bias */
   int direct;                   /* use the direct kernels (forward: wpack) */
   const float *wpack;
+  float *dwp;                   /* direct backward: packed dweight (K, OC) */
   /* backward */
   float *dinp, *dweight, *dbias;
   const float *dout;
@@ -610,6 +628,8 @@ conv_backward_task (void *arg)
   const int K = s->KH * s->KW * s->C, OC = s->OC;
   const size_t in_img = (size_t) s->H * s->W * s->C;
   const size_t out_rows_img = (size_t) s->OH * s->OW;
+  if (t->direct)
+    memset (t->dwp, 0, sizeof (float) * K * OC);
   for (int b = t->img_begin; b < t->img_end; b += t->nimg) {
     int n = t->img_end - b < t->nimg ? t->img_end - b : t->nimg;
     int rows = (int) (n * out_rows_img);
@@ -622,7 +642,7 @@ conv_backward_task (void *arg)
     int step = slice_rows (t->max_mnk, (size_t) OC * K, rows);
 #ifdef CONV_HAVE_DIRECT
     if (t->direct)
-      conv_direct_dweight (t->dweight, t->inp, t->dout, s, b, b + n);
+      conv_direct_dweight (t->dwp, t->inp, t->dout, s, b, b + n);
     else
 #endif
     {
@@ -647,6 +667,12 @@ conv_backward_task (void *arg)
       }
       col2im_add (t->dinp + (size_t) b * in_img, t->cols, n, s);
     }
+  }
+  if (t->direct) {
+    /* dweight (OC, K) += dwp (K, OC)^T */
+    for (int o = 0; o < OC; o++)
+      for (int k = 0; k < K; k++)
+        t->dweight[(size_t) o * K + k] += t->dwp[(size_t) k * OC + o];
   }
   return NULL;
 }
@@ -790,12 +816,14 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
   /* Workers 1.. accumulate into private dweight/dbias after the column
    * buffers, summed into the caller's in a fixed order at the end. */
   float *priv = scratch + (size_t) workers * conv_cols_floats (s);
+  float *dwp = priv + (size_t) (workers - 1) * (OC * K + OC);
   for (int i = 0; i < workers; i++) {
     tasks[i].dinp = transposed ? NULL : dinp;
     tasks[i].dout = dout;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
     tasks[i].direct = direct;
+    tasks[i].dwp = dwp + (size_t) i * OC * K;
     if (i == 0) {
       tasks[i].dweight = dweight;
       tasks[i].dbias = dbias;
