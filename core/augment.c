@@ -569,15 +569,18 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
       const uint8_t *s = base + (size_t) y * stride;
       for (size_t k = 0; k < len; k++)
         row[k] = s[k];
-      for (int pos = 0; pos < size; pos++) {
-        const int j = flip ? size - 1 - pos : pos;
-        if (C == 3) {
-          v4f acc = resize_h3 (ax, row, j);
-          for (int c = 0; c < 3; c++)
-            tmp[((size_t) c * ch + y) * size + pos] = acc[c];
-        } else {
-          tmp[(size_t) y * size + pos] = resize_h1 (ax, row, j);
+      float *t0 = tmp + (size_t) y * size;
+      if (C == 3) {
+        float *t1 = t0 + (size_t) ch * size, *t2 = t1 + (size_t) ch * size;
+        for (int pos = 0; pos < size; pos++) {
+          const v4f acc = resize_h3 (ax, row, flip ? size - 1 - pos : pos);
+          t0[pos] = acc[0];
+          t1[pos] = acc[1];
+          t2[pos] = acc[2];
         }
+      } else {
+        for (int pos = 0; pos < size; pos++)
+          t0[pos] = resize_h1 (ax, row, flip ? size - 1 - pos : pos);
       }
     }
     for (int c = 0; c < C; c++) {
@@ -622,16 +625,19 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
           acc += wy[t] * r0[(size_t) t * stride + k];
         row[k] = acc;
       }
-      float *out = a->img + (size_t) i * size;
-      for (int pos = 0; pos < size; pos++) {
-        const int j = flip ? size - 1 - pos : pos;
-        if (C == 3) {
-          v4f acc = vround (resize_h3 (ax, row, j));
-          for (int c = 0; c < 3; c++)
-            out[c * plane + pos] = acc[c];
-        } else {
-          out[pos] = round_f (resize_h1 (ax, row, j));
+      float *o0 = a->img + (size_t) i * size;
+      if (C == 3) {
+        float *o1 = o0 + plane, *o2 = o1 + plane;
+        for (int pos = 0; pos < size; pos++) {
+          const v4f acc = vround (resize_h3 (ax, row,
+                  flip ? size - 1 - pos : pos));
+          o0[pos] = acc[0];
+          o1[pos] = acc[1];
+          o2[pos] = acc[2];
         }
+      } else {
+        for (int pos = 0; pos < size; pos++)
+          o0[pos] = round_f (resize_h1 (ax, row, flip ? size - 1 - pos : pos));
       }
     }
   }
