@@ -1,9 +1,14 @@
 /* conv.c: 2-d convolution on NHWC activations, forward and backward.
  *
- * The fast path is im2col + cblas_sgemm over chunks of images, so the column
- * buffer stays bounded (and cache-sized for thin layers); a 1x1 stride-1
- * pad-0 convolution is a plain GEMM on the activations. With s->threads > 1
- * the chunks are spread over worker threads, each calling its own GEMMs.
+ * Paths, chosen per shape:
+ * - 1x1 stride-1 pad-0: a plain GEMM on the activations (OpenBLAS threads).
+ * - thin layers (OC a multiple of 8, at most 32) on CPUs with AVX2 + FMA:
+ *   direct kernels that read the NHWC input in place (no columns).
+ * - otherwise im2col + cblas_sgemm over chunks of images, so the column
+ *   buffer stays bounded (and cache-sized for thin layers).
+ * The input gradient of a stride-1 convolution runs as the forward of the
+ * transposed convolution (turned weights); other strides use GEMM + col2im.
+ * With s->threads > 1 the chunks are spread over worker threads.
  * The *_naive twins are plain loops, kept as the test reference.
  * This file does not allocate (the caller passes scratch) and never prints.
  */
