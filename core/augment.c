@@ -253,13 +253,54 @@ simclr_augment_draw (const SimclrAugmentConfig * cfg, uint64_t seed,
  * blur plain 4-lane arithmetic; bytes are touched once on the way in (the
  * crop) and once on the way out. */
 
-/* Four floats, in whatever SIMD the target has (GCC / Clang vector
- * extension; plain scalar code where there is none). */
+/* Vectors in whatever SIMD the target has (GCC / Clang vector extension,
+ * lowered to narrower registers or scalars where needed): 8 float lanes for
+ * the planes, and 4 for one RGB pixel plus a spare lane in the resize. */
+typedef float vf __attribute__ ((vector_size (32)));
+typedef int32_t vi __attribute__ ((vector_size (32)));
+typedef float vf_u __attribute__ ((vector_size (32), aligned (4),
+        may_alias));
 typedef float v4f __attribute__ ((vector_size (16)));
-typedef int32_t v4i __attribute__ ((vector_size (16)));
+#define VL 8
 
-#define V4(x) ((v4f) { (x), (x), (x), (x) })
-#define V4I(x) ((v4i) { (x), (x), (x), (x) })
+#define VS(x) ((vf) { (x), (x), (x), (x), (x), (x), (x), (x) })
+#define VSI(x) ((vi) { (x), (x), (x), (x), (x), (x), (x), (x) })
+
+/* The hot loops are also built for AVX2 and picked at load time (ifunc),
+ * where the toolchain supports it; the arithmetic is the same IEEE float32
+ * (no FMA contraction in ISO C mode), so results do not change. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) \
+    && !defined(__SANITIZE_ADDRESS__)
+#define HOT_CLONES __attribute__ ((target_clones ("avx2", "default")))
+#else
+#define HOT_CLONES
+#endif
+
+/* The 8-lane helpers are macros: GCC warns that functions passing 32-byte
+ * vectors by value have another ABI with and without AVX. Arguments are
+ * side-effect free expressions (some are evaluated twice). Loads and stores
+ * are unaligned, through a may_alias 4-byte aligned type (as GCC's own
+ * __m256_u). */
+#define vload(p) (*(const vf_u *) (p))
+#define vstore(p, v) (*(vf_u *) (p) = (v))
+/* Lane-wise m ? a : b, m from a vector comparison (all ones or zero). */
+#define vsel(m, a, b) ((vf) (((m) & (vi) (a)) | (~(m) & (vi) (b))))
+#define vmax(a, b) vsel ((a) > (b), (a), (b))
+#define vmin(a, b) vsel ((a) < (b), (a), (b))
+#define vclamp(x, lo, hi) \
+    vsel ((x) < VS (lo), VS (lo), vsel ((x) > VS (hi), VS (hi), (x)))
+/* Truncation toward zero, as a float-to-uint8 cast does in [0, 256). */
+#define vtrunc(x) \
+    __builtin_convertvector (__builtin_convertvector ((x), vi), vf)
+/* Round half to even for 0 <= x < 2^22, as torch.round, without a libm
+ * call: adding 1.5 * 2^23 leaves no fraction bits, so the FPU's default
+ * rounding does the work. Needs strict IEEE evaluation (no -ffast-math). */
+#define vround(x) (((x) + VS (12582912.0f)) - VS (12582912.0f))
+/* torchvision's rgb_to_grayscale: (0.2989 r + 0.587 g) + 0.114 b in float32
+ * (0.2989 rather than 601's 0.299: torchvision's constant, matched here);
+ * the caller truncates. */
+#define vluma(r, g, b) \
+    (VS (0.2989f) * (r) + VS (0.587f) * (g) + VS (0.114f) * (b))
 
 static inline v4f
 load4 (const float *p)
@@ -269,66 +310,17 @@ load4 (const float *p)
   return v;
 }
 
-static inline void
-store4 (float *p, v4f v)
-{
-  memcpy (p, &v, sizeof (v));
-}
-
-/* Lane-wise m ? a : b, m from a vector comparison (all ones or zero). */
 static inline v4f
-vsel (v4i m, v4f a, v4f b)
+vround4 (v4f x)
 {
-  return (v4f) ((m & (v4i) a) | (~m & (v4i) b));
-}
-
-static inline v4f
-vmax (v4f a, v4f b)
-{
-  return vsel (a > b, a, b);
-}
-
-static inline v4f
-vmin (v4f a, v4f b)
-{
-  return vsel (a < b, a, b);
-}
-
-static inline v4f
-vclamp (v4f x, float lo, float hi)
-{
-  return vsel (x < V4 (lo), V4 (lo), vsel (x > V4 (hi), V4 (hi), x));
-}
-
-/* Truncation toward zero, as a float-to-uint8 cast does in [0, 256). */
-static inline v4f
-vtrunc (v4f x)
-{
-  return __builtin_convertvector (__builtin_convertvector (x, v4i), v4f);
-}
-
-/* Round half to even for 0 <= x < 2^22, as torch.round, without a libm
- * call: adding 1.5 * 2^23 leaves no fraction bits, so the FPU's default
- * rounding does the work. Needs strict IEEE evaluation (no -ffast-math). */
-static inline v4f
-vround (v4f x)
-{
-  return (x + V4 (12582912.0f)) - V4 (12582912.0f);
+  const v4f big = { 12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f };
+  return (x + big) - big;
 }
 
 static inline float
 round_f (float x)
 {
   return (x + 12582912.0f) - 12582912.0f;
-}
-
-/* torchvision's rgb_to_grayscale: (0.2989 r + 0.587 g) + 0.114 b in float32
- * (0.2989 rather than 601's 0.299: torchvision's constant, matched here);
- * the caller truncates. */
-static inline v4f
-vluma (v4f r, v4f g, v4f b)
-{
-  return V4 (0.2989f) * r + V4 (0.587f) * g + V4 (0.114f) * b;
 }
 
 static inline float
@@ -350,7 +342,7 @@ typedef struct {
 struct SimclrAugmenter {
   SimclrAugmentConfig cfg;
   AxisWeights ax, ay;
-  size_t plane;                 /* floats per plane: size * size rounded up to 4 */
+  size_t plane;                 /* floats per plane: size * size rounded up to VL */
   float *img;                   /* (3, plane) the working image */
   float *fimg;                  /* (plane) blur scratch, one channel at a time */
   float *row;                   /* (crop_w * C + 4) resize: one row, floats */
@@ -372,7 +364,7 @@ simclr_augmenter_new (const SimclrAugmentConfig * cfg, SimclrError * err)
   if (a == NULL)
     goto no_memory;
   a->cfg = *cfg;
-  a->plane = ((size_t) cfg->size * cfg->size + 3) & ~(size_t) 3;
+  a->plane = ((size_t) cfg->size * cfg->size + VL - 1) & ~(size_t) (VL - 1);
   a->img = calloc (3 * a->plane, sizeof (float));
   a->fimg = calloc (a->plane, sizeof (float));
   if (a->img == NULL || a->fimg == NULL)
@@ -513,7 +505,7 @@ resize_h3 (const AxisWeights * ax, const float *in, int j)
 {
   const float *wx = ax->w + (size_t) j * ax->taps;
   const float *p = in + (size_t) ax->start[j] * 3;
-  v4f acc = V4 (0.0f);
+  v4f acc = { 0.0f, 0.0f, 0.0f, 0.0f };
   for (int t = 0; t < ax->count[j]; t++)
     acc += wx[t] * load4 (p + 3 * t);
   return acc;
@@ -539,7 +531,7 @@ resize_h1 (const AxisWeights * ax, const float *in, int j)
  * runs first over the wide source rows so the gathering horizontal pass only
  * sees size rows. torchvision runs horizontal first; the order changes the
  * float32 rounding, not the result beyond that. */
-static SimclrStatus
+HOT_CLONES static SimclrStatus
 resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
     int cx, int cy, int cw, int ch, int flip, SimclrError * err)
 {
@@ -590,11 +582,11 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
         const int ny = ay->count[i];
         float *out = a->img + c * plane + (size_t) i * size;
         int m = 0;
-        for (; m + 4 <= size; m += 4) {
-          v4f acc = V4 (0.0f);
+        for (; m + VL <= size; m += VL) {
+          vf acc = VS (0.0f);
           for (int t = 0; t < ny; t++)
-            acc += wy[t] * load4 (r0 + (size_t) t * size + m);
-          store4 (out + m, vround (acc));
+            acc += wy[t] * vload (r0 + (size_t) t * size + m);
+          vstore (out + m, vround (acc));
         }
         for (; m < size; m++) {
           float acc = 0.0f;
@@ -611,13 +603,13 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
       const uint8_t *r0 = base + (size_t) ay->start[i] * stride;
       const int ny = ay->count[i];
       size_t k = 0;
-      for (; k + 4 <= len; k += 4) {
-        v4f acc = V4 (0.0f);
+      for (; k + VL <= len; k += VL) {
+        vf acc = VS (0.0f);
         for (int t = 0; t < ny; t++) {
           const uint8_t *s = r0 + (size_t) t * stride + k;
-          acc += wy[t] * (v4f) { s[0], s[1], s[2], s[3] };
+          acc += wy[t] * (vf) { s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7] };
         }
-        store4 (row + k, acc);
+        vstore (row + k, acc);
       }
       for (; k < len; k++) {
         float acc = 0.0f;
@@ -629,7 +621,7 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
       if (C == 3) {
         float *o1 = o0 + plane, *o2 = o1 + plane;
         for (int pos = 0; pos < size; pos++) {
-          const v4f acc = vround (resize_h3 (ax, row,
+          const v4f acc = vround4 (resize_h3 (ax, row,
                   flip ? size - 1 - pos : pos));
           o0[pos] = acc[0];
           o1[pos] = acc[1];
@@ -646,127 +638,128 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
 
 /* _blend (img, other, ratio) = clamp (ratio img + (1 - ratio) other, 0, 255)
  * truncated, with other a constant (0 for brightness, the mean luma for
- * contrast): offset = (float) (1 - ratio) * other. x: (n4), n4 % 4 == 0. */
-static void
-blend_const (float *x, size_t n4, double ratio, float offset)
+ * contrast): offset = (float) (1 - ratio) * other. x: (n), n % VL == 0. */
+HOT_CLONES static void
+blend_const (float *x, size_t n, double ratio, float offset)
 {
-  const v4f rf = V4 ((float) ratio), of = V4 (offset);
-  for (size_t m = 0; m < n4; m += 4)
-    store4 (x + m, vtrunc (vclamp (rf * load4 (x + m) + of, 0.0f, 255.0f)));
+  const vf rf = VS ((float) ratio), of = VS (offset);
+  for (size_t m = 0; m < n; m += VL)
+    vstore (x + m, vtrunc (vclamp (rf * vload (x + m) + of, 0.0f, 255.0f)));
 }
 
 /* Mean of the truncated luma (RGB) or of the values (GRAY8), as
  * torchvision's adjust_contrast takes it. Sums are exact integers. */
-static float
+HOT_CLONES static float
 mean_gray (const float *img, size_t plane, size_t npix, int C)
 {
-  v4i acc = V4I (0);
+  vi acc = VSI (0);
   uint64_t sum = 0;
   size_t k = 0;
-  const size_t n4 = npix & ~(size_t) 3;
-  /* int32 lanes: at most 255 * npix / 4 < 2^31 for size <= 4096. */
+  const size_t nv = npix & ~(size_t) (VL - 1);
+  /* int32 lanes: at most 255 * npix / VL < 2^31 for size <= 4096. */
   if (C == 3) {
     const float *r = img, *g = img + plane, *b = img + 2 * plane;
-    for (; k < n4; k += 4)
-      acc += __builtin_convertvector (vluma (load4 (r + k), load4 (g + k),
-              load4 (b + k)), v4i);
+    for (; k < nv; k += VL)
+      acc += __builtin_convertvector (vluma (vload (r + k), vload (g + k),
+              vload (b + k)), vi);
     for (; k < npix; k++)
       sum += (uint64_t) luma_f (r[k], g[k], b[k]);
   } else {
-    for (; k < n4; k += 4)
-      acc += __builtin_convertvector (load4 (img + k), v4i);
+    for (; k < nv; k += VL)
+      acc += __builtin_convertvector (vload (img + k), vi);
     for (; k < npix; k++)
       sum += (uint64_t) img[k];
   }
-  sum += (uint64_t) acc[0] + acc[1] + acc[2] + acc[3];
+  for (int l = 0; l < VL; l++)
+    sum += (uint64_t) acc[l];
   return (float) ((double) sum / (double) npix);
 }
 
 /* Blends each pixel with its own truncated luma. */
-static void
+HOT_CLONES static void
 adjust_saturation (float *img, size_t plane, double factor)
 {
-  const v4f rf = V4 ((float) factor), of = V4 ((float) (1.0 - factor));
+  const vf rf = VS ((float) factor), of = VS ((float) (1.0 - factor));
   float *r = img, *g = img + plane, *b = img + 2 * plane;
-  for (size_t m = 0; m < plane; m += 4) {
-    const v4f vr = load4 (r + m), vg = load4 (g + m), vb = load4 (b + m);
-    const v4f gl = of * vtrunc (vluma (vr, vg, vb));
-    store4 (r + m, vtrunc (vclamp (rf * vr + gl, 0.0f, 255.0f)));
-    store4 (g + m, vtrunc (vclamp (rf * vg + gl, 0.0f, 255.0f)));
-    store4 (b + m, vtrunc (vclamp (rf * vb + gl, 0.0f, 255.0f)));
+  for (size_t m = 0; m < plane; m += VL) {
+    const vf vr = vload (r + m), vg = vload (g + m), vb = vload (b + m);
+    const vf gl = of * vtrunc (vluma (vr, vg, vb));
+    vstore (r + m, vtrunc (vclamp (rf * vr + gl, 0.0f, 255.0f)));
+    vstore (g + m, vtrunc (vclamp (rf * vg + gl, 0.0f, 255.0f)));
+    vstore (b + m, vtrunc (vclamp (rf * vb + gl, 0.0f, 255.0f)));
   }
 }
 
 /* torchvision's _rgb2hsv / _hsv2rgb in float32 with the same operations in
  * the same order (the divisions included), branch-free with masks as
  * torchvision itself is, so the results match. */
-static void
+HOT_CLONES static void
 adjust_hue (float *img, size_t plane, double hue)
 {
-  const v4f one = V4 (1.0f), zero = V4 (0.0f), hf = V4 ((float) hue);
+  const vf one = VS (1.0f), zero = VS (0.0f), hf = VS ((float) hue);
   float *pr = img, *pg = img + plane, *pb = img + 2 * plane;
-  for (size_t k = 0; k < plane; k += 4) {
-    const v4f r = load4 (pr + k) / V4 (255.0f),
-        g = load4 (pg + k) / V4 (255.0f), b = load4 (pb + k) / V4 (255.0f);
-    const v4f maxc = vmax (r, vmax (g, b)), minc = vmin (r, vmin (g, b));
-    const v4i eqc = maxc == minc;
-    const v4f cr = maxc - minc;
+  for (size_t k = 0; k < plane; k += VL) {
+    const vf r = vload (pr + k) / VS (255.0f),
+        g = vload (pg + k) / VS (255.0f), b = vload (pb + k) / VS (255.0f);
+    const vf maxc = vmax (r, vmax (g, b)), minc = vmin (r, vmin (g, b));
+    const vi eqc = maxc == minc;
+    const vf cr = maxc - minc;
     /* Grey pixels divide by 1 instead, as torchvision does. */
-    const v4f s = cr / vsel (eqc, one, maxc);
-    const v4f crd = vsel (eqc, one, cr);
-    const v4f rc = (maxc - r) / crd, gc = (maxc - g) / crd,
+    const vf s = cr / vsel (eqc, one, maxc);
+    const vf crd = vsel (eqc, one, cr);
+    const vf rc = (maxc - r) / crd, gc = (maxc - g) / crd,
         bc = (maxc - b) / crd;
-    const v4i isr = maxc == r, isg = (maxc == g) & ~isr;
-    v4f h = vsel (isr, bc - gc, vsel (isg, (V4 (2.0f) + rc) - bc,
-            (V4 (4.0f) + gc) - rc));
+    const vi isr = maxc == r, isg = (maxc == g) & ~isr;
+    vf h = vsel (isr, bc - gc, vsel (isg, (VS (2.0f) + rc) - bc,
+            (VS (4.0f) + gc) - rc));
     /* fmod (h / 6 + 1, 1), the argument in [5/6, 11/6): one exact step. */
-    v4f x = h / V4 (6.0f) + one;
+    vf x = h / VS (6.0f) + one;
     x = vsel (x >= one, x - one, x);
     /* (x + hue) % 1.0 (torch.remainder), x + hue in [-0.5, 1.5). */
     h = x + hf;
     h = vsel (h < zero, h + one, vsel (h >= one, h - one, h));
 
-    const v4f h6 = h * V4 (6.0f);
-    v4i i = __builtin_convertvector (h6, v4i);  /* h6 >= 0: floor */
-    const v4f f = h6 - __builtin_convertvector (i, v4f);
-    i = i & ~(i == V4I (6));    /* i % 6 for i in [0, 6] */
-    const v4f v = maxc;
-    const v4f p = vclamp (v * (one - s), 0.0f, 1.0f);
-    const v4f q = vclamp (v * (one - s * f), 0.0f, 1.0f);
-    const v4f t = vclamp (v * (one - s * (one - f)), 0.0f, 1.0f);
-    const v4i i0 = i == V4I (0), i1 = i == V4I (1), i2 = i == V4I (2),
-        i3 = i == V4I (3), i4 = i == V4I (4), i5 = i == V4I (5);
+    const vf h6 = h * VS (6.0f);
+    vi i = __builtin_convertvector (h6, vi);  /* h6 >= 0: floor */
+    const vf f = h6 - __builtin_convertvector (i, vf);
+    i = i & ~(i == VSI (6));    /* i % 6 for i in [0, 6] */
+    const vf v = maxc;
+    const vf p = vclamp (v * (one - s), 0.0f, 1.0f);
+    const vf q = vclamp (v * (one - s * f), 0.0f, 1.0f);
+    const vf t = vclamp (v * (one - s * (one - f)), 0.0f, 1.0f);
+    const vi i0 = i == VSI (0), i1 = i == VSI (1), i2 = i == VSI (2),
+        i3 = i == VSI (3), i4 = i == VSI (4), i5 = i == VSI (5);
     /* torchvision's a1 = (v, q, p, p, t, v), a2 = (t, v, v, q, p, p),
      * a3 = (p, p, t, v, v, q) indexed by i. */
-    const v4f ro = vsel (i0 | i5, v, vsel (i1, q, vsel (i4, t, p)));
-    const v4f go = vsel (i1 | i2, v, vsel (i0, t, vsel (i3, q, p)));
-    const v4f bo = vsel (i3 | i4, v, vsel (i2, t, vsel (i5, q, p)));
-    store4 (pr + k, vtrunc (ro * V4 (255.0f)));
-    store4 (pg + k, vtrunc (go * V4 (255.0f)));
-    store4 (pb + k, vtrunc (bo * V4 (255.0f)));
+    const vf ro = vsel (i0 | i5, v, vsel (i1, q, vsel (i4, t, p)));
+    const vf go = vsel (i1 | i2, v, vsel (i0, t, vsel (i3, q, p)));
+    const vf bo = vsel (i3 | i4, v, vsel (i2, t, vsel (i5, q, p)));
+    vstore (pr + k, vtrunc (ro * VS (255.0f)));
+    vstore (pg + k, vtrunc (go * VS (255.0f)));
+    vstore (pb + k, vtrunc (bo * VS (255.0f)));
   }
 }
 
-static void
+HOT_CLONES static void
 to_grayscale (float *img, size_t plane)
 {
   float *r = img, *g = img + plane, *b = img + 2 * plane;
-  for (size_t m = 0; m < plane; m += 4) {
-    const v4f l = vtrunc (vluma (load4 (r + m), load4 (g + m),
-            load4 (b + m)));
-    store4 (r + m, l);
-    store4 (g + m, l);
-    store4 (b + m, l);
+  for (size_t m = 0; m < plane; m += VL) {
+    const vf l = vtrunc (vluma (vload (r + m), vload (g + m),
+            vload (b + m)));
+    vstore (r + m, l);
+    vstore (g + m, l);
+    vstore (b + m, l);
   }
 }
 
-static void
-solarize (float *img, size_t n4)
+HOT_CLONES static void
+solarize (float *img, size_t n)
 {
-  for (size_t m = 0; m < n4; m += 4) {
-    const v4f x = load4 (img + m);
-    store4 (img + m, vsel (x >= V4 ((float) SOLARIZE_THRESHOLD),
-            V4 (255.0f) - x, x));
+  for (size_t m = 0; m < n; m += VL) {
+    const vf x = vload (img + m);
+    vstore (img + m, vsel (x >= VS ((float) SOLARIZE_THRESHOLD),
+            VS (255.0f) - x, x));
   }
 }
 
@@ -787,7 +780,7 @@ reflect (int i, int n)
  * linspace (-(k-1)/2, (k-1)/2), normalised; reflect padding; rounding.
  * Done per plane, separably, folding the symmetric taps (torchvision
  * convolves with the 2D outer product: the same up to float rounding). */
-static SimclrStatus
+HOT_CLONES static SimclrStatus
 gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
     SimclrError * err)
 {
@@ -834,11 +827,11 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
       }
       float *o = fimg + (size_t) y * size;
       int m = 0;
-      for (; m + 4 <= size; m += 4) {
-        v4f acc = kc * load4 (pr + r + m);
+      for (; m + VL <= size; m += VL) {
+        vf acc = kc * vload (pr + r + m);
         for (int t = 0; t < r; t++)
-          acc += kern[t] * (load4 (pr + m + t) + load4 (pr + m + 2 * r - t));
-        store4 (o + m, acc);
+          acc += kern[t] * (vload (pr + m + t) + vload (pr + m + 2 * r - t));
+        vstore (o + m, acc);
       }
       for (; m < size; m++) {
         float acc = kc * pr[r + m];
@@ -854,12 +847,12 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
         rows[t] = fimg + (size_t) refl[y + t] * size;
       float *out = img + (size_t) y * size;
       int m = 0;
-      for (; m + 4 <= size; m += 4) {
-        v4f acc = kc * load4 (rows[r] + m);
+      for (; m + VL <= size; m += VL) {
+        vf acc = kc * vload (rows[r] + m);
         for (int t = 0; t < r; t++)
-          acc += kern[t] * (load4 (rows[t] + m)
-              + load4 (rows[2 * r - t] + m));
-        store4 (out + m, vround (acc));
+          acc += kern[t] * (vload (rows[t] + m)
+              + vload (rows[2 * r - t] + m));
+        vstore (out + m, vround (acc));
       }
       for (; m < size; m++) {
         float acc = kc * rows[r][m];
@@ -873,7 +866,7 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
 }
 
 /* Planes (integer values in [0, 255]) to interleaved bytes. */
-static void
+HOT_CLONES static void
 write_out (const SimclrAugmenter * a, int C, uint8_t * dst, int dst_stride)
 {
   const int size = a->cfg.size;
@@ -884,12 +877,12 @@ write_out (const SimclrAugmenter * a, int C, uint8_t * dst, int dst_stride)
     int x = 0;
     if (C == 3) {
       const float *g = r + plane, *b = r + 2 * plane;
-      for (; x + 4 <= size; x += 4) {
-        const v4i vr = __builtin_convertvector (load4 (r + x), v4i),
-            vg = __builtin_convertvector (load4 (g + x), v4i),
-            vb = __builtin_convertvector (load4 (b + x), v4i);
+      for (; x + VL <= size; x += VL) {
+        const vi vr = __builtin_convertvector (vload (r + x), vi),
+            vg = __builtin_convertvector (vload (g + x), vi),
+            vb = __builtin_convertvector (vload (b + x), vi);
         uint8_t *o = d + 3 * x;
-        for (int l = 0; l < 4; l++) {
+        for (int l = 0; l < VL; l++) {
           o[3 * l] = (uint8_t) vr[l];
           o[3 * l + 1] = (uint8_t) vg[l];
           o[3 * l + 2] = (uint8_t) vb[l];
@@ -901,9 +894,9 @@ write_out (const SimclrAugmenter * a, int C, uint8_t * dst, int dst_stride)
         d[3 * x + 2] = (uint8_t) b[x];
       }
     } else {
-      for (; x + 4 <= size; x += 4) {
-        const v4i v = __builtin_convertvector (load4 (r + x), v4i);
-        for (int l = 0; l < 4; l++)
+      for (; x + VL <= size; x += VL) {
+        const vi v = __builtin_convertvector (vload (r + x), vi);
+        for (int l = 0; l < VL; l++)
           d[x + l] = (uint8_t) v[l];
       }
       for (; x < size; x++)
