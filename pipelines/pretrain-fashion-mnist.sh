@@ -15,12 +15,17 @@
 # cores). Longer: --steps N, --epochs E (whole passes over the 60000 images),
 # or --minutes M (a short calibration run measures views/s, then the schedule
 # is sized to end in about M minutes; the run is also stopped with EOS at the
-# deadline, so the checkpoint is always written).
+# deadline, so the checkpoint is always written). --resume FILE continues a
+# stopped run (Ctrl-C also ends with EOS and a checkpoint) where it left off:
+# same schedule, and the source skips the samples already seen.
 #
 # Options:
 #   --steps N          optimiser steps (default 30)
 #   --epochs E         whole epochs instead of --steps
 #   --minutes M        time budget instead of --steps / --epochs
+#   --resume FILE      continue the run of checkpoint FILE to its total-steps
+#                      (its batch size and schedule; writes back to FILE
+#                      unless --checkpoint says otherwise)
 #   --batch-size N     samples per step (2N views; default 64)
 #   --width W          ResNet width multiplier (default 0.25)
 #   --interval K       print / log every K steps (default 5)
@@ -45,15 +50,18 @@ metrics=""
 data=/usr/share/datasets/fashion-mnist
 build=${BUILD:-$root/build}
 out=""
+resume=""
+checkpoint_set=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; epochs=""; minutes=""; shift 2 ;;
     --epochs) epochs="$2"; minutes=""; shift 2 ;;
     --minutes) minutes="$2"; epochs=""; shift 2 ;;
+    --resume) resume="$2"; shift 2 ;;
     --batch-size) batch="$2"; shift 2 ;;
     --width) width="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
-    --checkpoint) checkpoint="$2"; shift 2 ;;
+    --checkpoint) checkpoint="$2"; checkpoint_set=1; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --data) data="$2"; shift 2 ;;
@@ -89,6 +97,7 @@ steps_per_epoch=$((train_images / batch))
 # (total-steps) ends with the data and EOS writes the checkpoint.
 run () {
   local n="$1" csv="$2" ckpt="$3" ivl="$4" deadline="${5:-}" source_props warmup pid rc
+  local resume_props=""
   if [ "$n" -le "$steps_per_epoch" ]; then
     source_props="epochs=1 num-samples=$((n * batch))"
   else
@@ -97,7 +106,16 @@ run () {
   fi
   warmup=$((n / 10))
   [ "$warmup" -ge 1 ] || warmup=0
-  echo "== $n steps of $batch samples (width $width), checkpoint $ckpt, metrics $csv"
+  if [ -n "$resume" ]; then
+    # The schedule comes from the file; the source skips what it has seen.
+    source_props="$source_props start-position=$((resume_step * batch))"
+    resume_props="resume-from=$resume"
+  fi
+  if [ -n "$resume" ]; then
+    echo "== steps $resume_step..$((n - 1)) of $n ($batch samples each), checkpoint $ckpt, metrics $csv"
+  else
+    echo "== $n steps of $batch samples (width $width), checkpoint $ckpt, metrics $csv"
+  fi
   # -e: Ctrl-C (or the deadline) sends EOS, so the checkpoint is still written.
   # -m prints bus messages; keep the training and checkpoint ones.
   gst-launch-1.0 -e -m \
@@ -106,7 +124,7 @@ run () {
     ! queue max-size-buffers=$((4 * batch)) \
     ! simclrencoder batch-size="$batch" width="$width" total-steps="$n" \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
-        checkpoint-interval=100 \
+        checkpoint-interval=100 $resume_props \
     ! ntxentsink interval="$ivl" metrics-location="$csv" \
     > >(grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|WARNING' \
           | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
@@ -123,6 +141,28 @@ run () {
   return "$rc"
 }
 
+if [ -n "$resume" ]; then
+  # Step, batch size and schedule length from the checkpoint's metadata (the
+  # safetensors header is JSON at the start of the file).
+  meta () {
+    head -c 65536 "$resume" | tr ',' '\n' | sed -n "s/^\"$1\":\"\([0-9]*\)\".*/\1/p" | head -1
+  }
+  resume_step=$(meta step)
+  total=$(meta total_steps)
+  batch=$(meta batch_size)
+  if [ -z "$resume_step" ] || [ -z "$total" ] || [ -z "$batch" ]; then
+    echo "pretrain-fashion-mnist.sh: $resume is not a gst-simclr training checkpoint" >&2
+    exit 1
+  fi
+  if [ "$resume_step" -ge "$total" ]; then
+    echo "== $resume is at step $resume_step of $total: nothing left to do"
+    exit 0
+  fi
+  [ -n "$checkpoint_set" ] || checkpoint="$resume"
+  echo "== resuming $resume at step $resume_step of $total"
+  run "$total" "$metrics" "$checkpoint" "$interval"
+  exit $?
+fi
 if [ -n "$epochs" ]; then
   steps=$((epochs * steps_per_epoch))
 elif [ -n "$minutes" ]; then
