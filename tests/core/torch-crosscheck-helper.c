@@ -1,0 +1,210 @@
+/* torch-crosscheck-helper.c: the C side of torch-crosscheck.py.
+ *
+ *   torch-crosscheck-helper train DIR IN_CHANNELS IMAGE_SIZE SEED
+ *     Builds ResNet-18 (width 0.25, CIFAR stem, head 2 layers to 32) from
+ *     SEED (weights and batch), writes DIR/model.safetensors (initial checkpoint) and
+ *     DIR/batch.safetensors ("input" (B,H,W,C) NHWC, B = 8 views), runs one
+ *     train forward, NT-Xent (tau 0.5), backward and one LARS step (lr 0.8,
+ *     momentum 0.9, weight decay 1e-4, eta 1e-3), and writes
+ *     DIR/out.safetensors: "h", "z", "loss" (F64), "grad.<param>" (PyTorch
+ *     layout) and DIR/updated.safetensors (the model after the step,
+ *     running statistics included).
+ *   torch-crosscheck-helper eval DIR
+ *     Loads DIR/torch.safetensors (written by PyTorch), runs an eval
+ *     forward on DIR/batch.safetensors, writes DIR/eval.safetensors ("h",
+ *     "z").
+ * Exits 0 on success, 1 with a message on stderr otherwise.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simclr/checkpoint.h"
+#include "simclr/model.h"
+#include "simclr/ntxent.h"
+#include "simclr/optim.h"
+#include "simclr/rng.h"
+#include "checkpoint-private.h"
+
+#define B 8
+
+static int
+fail (const char *what, const SimclrError *err)
+{
+  fprintf (stderr, "torch-crosscheck-helper: %s: %s\n", what,
+      err ? err->message : "");
+  return 1;
+}
+
+static char *
+join (const char *dir, const char *name)
+{
+  size_t n = strlen (dir) + strlen (name) + 2;
+  char *p = malloc (n);
+  snprintf (p, n, "%s/%s", dir, name);
+  return p;
+}
+
+static int
+train (const char *dir, int in_ch, int size, uint64_t seed)
+{
+  SimclrError err = { 0 };
+  SimclrModelConfig cfg;
+  simclr_model_config_default (&cfg);
+  cfg.arch = SIMCLR_ARCH_RESNET18;
+  cfg.width = 0.25;
+  cfg.stem = SIMCLR_STEM_CIFAR;
+  cfg.in_channels = in_ch;
+  cfg.image_size = size;
+  cfg.max_batch = B;
+  cfg.proj_layers = 2;
+  cfg.proj_hidden = 0;
+  cfg.proj_dim = 32;
+  SimclrModel *m = simclr_model_new (&cfg, seed, &err);
+  if (!m)
+    return fail ("model", &err);
+  char *path = join (dir, "model.safetensors");
+  if (simclr_checkpoint_save_model (m, path, &err))
+    return fail ("save", &err);
+  free (path);
+
+  size_t nin = (size_t) B * size * size * in_ch;
+  float *x = malloc (nin * sizeof (float));
+  for (size_t i = 0; i < nin; i++)
+    x[i] = simclr_rng_uniform (seed + 1000, 0, i);
+  /* Views 0 and 1 of a sample share structure, like augmented pairs. */
+  for (size_t i = 0; i < nin / 2; i++)
+    x[nin / 2 + i] = 0.5f * x[nin / 2 + i] + 0.5f * x[i];
+  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
+  int64_t shape[4] = { B, size, size, in_ch };
+  simclr_safetensors_writer_add (w, "input", SIMCLR_DTYPE_F32, 4, shape, x,
+      &err);
+  path = join (dir, "batch.safetensors");
+  if (simclr_safetensors_writer_write (w, path, &err))
+    return fail ("batch", &err);
+  free (path);
+  simclr_safetensors_writer_free (w);
+
+  int d = simclr_model_feature_dim (m), D = simclr_model_output_dim (m);
+  float *h = malloc ((size_t) B * d * sizeof (float));
+  float *z = malloc ((size_t) B * D * sizeof (float));
+  float *dz = malloc ((size_t) B * D * sizeof (float));
+  if (simclr_model_forward (m, x, B, 1, h, z, &err))
+    return fail ("forward", &err);
+  SimclrNtxent *nt = simclr_ntxent_new (B, D, &err);
+  SimclrNtxentResult r;
+  if (!nt || simclr_ntxent_forward (nt, z, B, D, 0.5f, NULL, &r, &err))
+    return fail ("ntxent", &err);
+  simclr_ntxent_backward (nt, dz);
+  simclr_model_zero_grad (m);
+  if (simclr_model_backward (m, dz, &err))
+    return fail ("backward", &err);
+
+  w = simclr_safetensors_writer_new ();
+  int64_t hs[2] = { B, d }, zs[2] = { B, D };
+  double loss = r.loss;
+  simclr_safetensors_writer_add (w, "h", SIMCLR_DTYPE_F32, 2, hs, h, &err);
+  simclr_safetensors_writer_add (w, "z", SIMCLR_DTYPE_F32, 2, zs, z, &err);
+  simclr_safetensors_writer_add (w, "loss", SIMCLR_DTYPE_F64, 0, NULL, &loss,
+      &err);
+  if (simclr_checkpoint_add_param_like (w, m, "grad.",
+          simclr_model_grads (m, NULL), &err))
+    return fail ("grads", &err);
+  path = join (dir, "out.safetensors");
+  if (simclr_safetensors_writer_write (w, path, &err))
+    return fail ("out", &err);
+  free (path);
+  simclr_safetensors_writer_free (w);
+
+  /* One LARS step. */
+  SimclrOptimConfig oc;
+  simclr_optim_config_default (&oc);
+  oc.kind = SIMCLR_OPTIM_LARS;
+  oc.momentum = 0.9;
+  oc.weight_decay = 1e-4;
+  oc.trust_coefficient = 1e-3;
+  size_t np;
+  float *p = simclr_model_params (m, &np);
+  float *vel = calloc (np, sizeof (float));
+  int nt_ = simclr_model_n_tensors (m), ng = 0;
+  SimclrParamGroup *groups = calloc (nt_, sizeof *groups);
+  for (int i = 0; i < nt_; i++) {
+    const SimclrTensorInfo *t = simclr_model_tensor (m, i);
+    if (t->storage != SIMCLR_TENSOR_PARAM)
+      continue;
+    groups[ng].offset = t->offset;
+    groups[ng].numel = t->numel;
+    groups[ng].adapt = t->adapt;
+    ng++;
+  }
+  if (simclr_optim_step (&oc, 0.8, p, simclr_model_grads (m, NULL), vel,
+          groups, ng, &err))
+    return fail ("optim", &err);
+  path = join (dir, "updated.safetensors");
+  if (simclr_checkpoint_save_model (m, path, &err))
+    return fail ("save updated", &err);
+  free (path);
+  free (groups);
+  free (vel);
+  free (x);
+  free (h);
+  free (z);
+  free (dz);
+  simclr_ntxent_free (nt);
+  simclr_model_free (m);
+  return 0;
+}
+
+static int
+eval (const char *dir)
+{
+  SimclrError err = { 0 };
+  char *path = join (dir, "torch.safetensors");
+  SimclrModel *m = simclr_checkpoint_load_model (path, B, &err);
+  free (path);
+  if (!m)
+    return fail ("load torch checkpoint", &err);
+  path = join (dir, "batch.safetensors");
+  SimclrSafetensors *st = simclr_safetensors_open (path, &err);
+  free (path);
+  if (!st)
+    return fail ("batch", &err);
+  const SimclrSafetensorsTensor *in = simclr_safetensors_find (st, "input");
+  const SimclrModelConfig *c = simclr_model_get_config (m);
+  if (!in || in->dtype != SIMCLR_DTYPE_F32 || in->ndim != 4
+      || in->shape[0] != B || in->shape[1] != c->image_size
+      || in->shape[3] != c->in_channels)
+    return fail ("batch does not fit the checkpoint's model", NULL);
+  int d = simclr_model_feature_dim (m), D = simclr_model_output_dim (m);
+  float *h = malloc ((size_t) B * d * sizeof (float));
+  float *z = malloc ((size_t) B * D * sizeof (float));
+  if (simclr_model_forward (m, in->data, B, 0, h, z, &err))
+    return fail ("eval forward", &err);
+  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
+  int64_t hs[2] = { B, d }, zs[2] = { B, D };
+  simclr_safetensors_writer_add (w, "h", SIMCLR_DTYPE_F32, 2, hs, h, &err);
+  simclr_safetensors_writer_add (w, "z", SIMCLR_DTYPE_F32, 2, zs, z, &err);
+  path = join (dir, "eval.safetensors");
+  if (simclr_safetensors_writer_write (w, path, &err))
+    return fail ("eval out", &err);
+  free (path);
+  simclr_safetensors_writer_free (w);
+  simclr_safetensors_free (st);
+  free (h);
+  free (z);
+  simclr_model_free (m);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc == 6 && strcmp (argv[1], "train") == 0)
+    return train (argv[2], atoi (argv[3]), atoi (argv[4]),
+        strtoull (argv[5], NULL, 10));
+  if (argc == 3 && strcmp (argv[1], "eval") == 0)
+    return eval (argv[2]);
+  fprintf (stderr, "usage: %s train DIR IN_CHANNELS IMAGE_SIZE SEED | eval DIR\n",
+      argv[0]);
+  return 2;
+}

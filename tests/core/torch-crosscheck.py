@@ -1,0 +1,314 @@
+#!/usr/bin/python3
+"""Cross-check of the C model against PyTorch 1.13 / torchvision 0.14.
+
+Usage: torch-crosscheck.py HELPER   (HELPER = build/tests/core/torch-crosscheck-helper)
+
+Forward direction, for in_channels 3 (16x16) and 1 (12x12), B = 8 views:
+  the C core writes a checkpoint of ResNet-18 width 0.25 with the CIFAR stem
+  and a 2-layer head, a batch, and its h, z, NT-Xent loss, every parameter
+  gradient and the model after one LARS step. Here a torchvision ResNet
+  (torchvision.models.resnet.ResNet and BasicBlock, built at width 0.25 with
+  conv1 3x3 stride 1, maxpool = Identity, fc = Identity) plus
+  head = Sequential(Linear, ReLU, Linear) loads that checkpoint with
+  load_state_dict(strict=True), runs the same batch in train mode, NT-Xent
+  (the peer's formula), backward and one step of the peer's LARS, and every
+  quantity is compared.
+Reverse direction: PyTorch writes a checkpoint (random weights and running
+  statistics); the C core loads it and its eval outputs must match PyTorch's.
+
+Why a subclass of torchvision's ResNet: torchvision's constructor fixes the
+widths (64..512) and the 7x7 stem; the subclass only replaces __init__ (the
+width-scaled channels, the CIFAR stem) and reuses torchvision's BasicBlock,
+_make_layer and forward, so the module names are torchvision's by
+construction and strict loading checks our names and shapes.
+
+The reference runs in float64 (the checkpoint's float32 values widened), so
+the tolerances measure the C core's float32 error; torch's own float32
+error is printed beside it. Tolerances (max |C - ref| / max |ref| per
+tensor): h, z, loss 1e-4; gradients 1e-4; LARS update (p_new - p_old, from
+float32 weights, so cancellation costs digits) 1e-3; running statistics
+1e-4; eval outputs 1e-4. Measured: forward 2e-6, gradients 1e-5, update
+6e-5, running statistics 6e-7, eval 2e-7.
+
+A ReLU input within float32 rounding of 0 may take the other side in
+float32 and change a whole channel's gradient: the script measures the
+smallest |ReLU input| of the float64 forward and requires > 2e-6 (the seeds
+in CASES satisfy it).
+
+safetensors files are read and written here with json + struct + numpy (the
+safetensors package is not installed). Exits 77 (skip) without torch.
+"""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from torchvision.models.resnet import BasicBlock, ResNet
+except ImportError as e:  # pragma: no cover
+    print("SKIP: no torch/torchvision: %s" % e)
+    sys.exit(77)
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
+TOL_FWD, TOL_GRAD, TOL_STEP, TOL_EVAL = 1e-4, 1e-4, 1e-3, 1e-4
+MIN_MARGIN = 2e-6
+# (in_channels, image size, seed): seeds chosen so no ReLU input lies within
+# MIN_MARGIN of 0 (checked at run time).
+CASES = ((3, 16, 3), (1, 12, 3))
+WIDTH, PROJ_DIM, TAU, LR, MOMENTUM, WD, ETA = 0.25, 32, 0.5, 0.8, 0.9, 1e-4, 1e-3
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    out = {}
+    for name, e in header.items():
+        b, end = e["data_offsets"]
+        a = np.frombuffer(blob[base + b:base + end], dtype=DTYPES[e["dtype"]])
+        out[name] = a.reshape(e["shape"]).copy()
+    return out, meta
+
+
+def write_safetensors(path, tensors, meta):
+    header, chunks, off = {"__metadata__": meta}, [], 0
+    inv = {v: k for k, v in DTYPES.items()}
+    for name, a in tensors.items():
+        a = np.ascontiguousarray(a)
+        raw = a.tobytes()
+        header[name] = {"dtype": inv[a.dtype.type], "shape": list(a.shape),
+                        "data_offsets": [off, off + len(raw)]}
+        chunks.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+
+
+class ScaledResNet(ResNet):
+    """torchvision ResNet with width-scaled channels and the CIFAR stem."""
+
+    def __init__(self, layers, width, in_ch, proj_hidden, proj_dim):
+        nn.Module.__init__(self)
+        c = [max(1, int(round(p * width))) for p in (64, 128, 256, 512)]
+        self._norm_layer = nn.BatchNorm2d
+        self.dilation, self.groups, self.base_width = 1, 1, 64
+        self.inplanes = c[0]
+        self.conv1 = nn.Conv2d(in_ch, c[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity()
+        self.layer1 = self._make_layer(BasicBlock, c[0], layers[0])
+        self.layer2 = self._make_layer(BasicBlock, c[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(BasicBlock, c[2], layers[2], stride=2)
+        self.layer4 = self._make_layer(BasicBlock, c[3], layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Identity()
+        d = c[3]
+        hid = proj_hidden or d
+        self.head = nn.Sequential(nn.Linear(d, hid), nn.ReLU(inplace=True), nn.Linear(hid, proj_dim))
+
+    def forward_both(self, x):
+        h = self.forward(x)  # torchvision's forward: ... avgpool, flatten, fc
+        return h, self.head(h)
+
+
+def nt_xent(z, tau):
+    """The peer's NT-Xent (torch_simclr.py)."""
+    z = F.normalize(z, dim=1)
+    n2 = z.shape[0]
+    sim = torch.mm(z, z.t()) / tau
+    sim = sim.masked_fill(torch.eye(n2, dtype=torch.bool), float("-inf"))
+    idx = torch.arange(n2)
+    targets = torch.where(idx < n2 // 2, idx + n2 // 2, idx - n2 // 2)
+    return F.cross_entropy(sim, targets)
+
+
+@torch.no_grad()
+def lars_step(model, lr):
+    """The peer's LARS, first step (velocity 0): conv/linear weights (ndim > 1)
+    get weight decay and the trust ratio, the rest plain momentum SGD."""
+    for p in model.parameters():
+        d = p.grad
+        if p.ndim > 1:
+            d = d.add(p, alpha=WD)
+            wn, gn = torch.linalg.vector_norm(p), torch.linalg.vector_norm(d)
+            one = torch.ones_like(wn)
+            trust = torch.where(wn > 0, torch.where(gn > 0, ETA * wn / gn, one), one)
+            d = d * (trust * lr)
+        else:
+            d = d * lr
+        v = torch.zeros_like(p).mul_(MOMENTUM).add_(d)
+        p.sub_(v)
+
+
+def to_state_dict(tensors, prefix_filter=None):
+    return {k: torch.from_numpy(v.copy()) for k, v in tensors.items()}
+
+
+def rel_err(a, ref):
+    a = np.asarray(a, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    scale = max(np.abs(ref).max(), 1e-12)
+    return float(np.abs(a - ref).max() / scale)
+
+
+class Checker:
+    def __init__(self):
+        self.failures = 0
+        self.worst = {}
+
+    def check(self, kind, name, ours, ref, torch32, tol):
+        e = rel_err(ours, ref)
+        e32 = rel_err(torch32, ref) if torch32 is not None else float("nan")
+        self.worst[kind] = max(self.worst.get(kind, 0.0), e)
+        if not e <= tol:
+            self.failures += 1
+            if self.failures <= 5 or os.environ.get("VERBOSE"):
+                flat = np.abs(np.asarray(ours, np.float64) - np.asarray(ref, np.float64)).ravel()
+                i = int(flat.argmax())
+                print("MISMATCH %s %s: rel err %.3g > %.3g (torch float32: %.3g); worst element %d: "
+                      "ours %.9g ref %.9g" % (kind, name, e, tol, e32, i, np.asarray(ours).ravel()[i],
+                                              np.asarray(ref).ravel()[i]))
+        return e, e32
+
+
+def build(in_ch, dtype):
+    torch.manual_seed(0)
+    m = ScaledResNet([2, 2, 2, 2], WIDTH, in_ch, 0, PROJ_DIM)
+    return m.to(dtype)
+
+
+def relu_margin(m, x):
+    """Smallest |input| of any ReLU (and of the residual sums it rectifies)
+    in a float64 forward: a float32 forward can flip the sign of values
+    closer to 0 than about 1e-6, and so a ReLU mask, which changes the
+    gradient of a whole channel (not an error of the core)."""
+    margin = [float("inf")]
+
+    def pre(mod, inp):
+        margin[0] = min(margin[0], inp[0].detach().abs().min().item())
+    hooks = [mod.register_forward_pre_hook(pre) for mod in m.modules() if isinstance(mod, nn.ReLU)]
+    m.forward_both(x)
+    for hk in hooks:
+        hk.remove()
+    return margin[0]
+
+
+def forward_direction(helper, tmp, in_ch, size, seed, ck):
+    subprocess.run([helper, "train", tmp, str(in_ch), str(size), str(seed)], check=True)
+    init, meta = read_safetensors(os.path.join(tmp, "model.safetensors"))
+    batch, _ = read_safetensors(os.path.join(tmp, "batch.safetensors"))
+    out, _ = read_safetensors(os.path.join(tmp, "out.safetensors"))
+    upd, _ = read_safetensors(os.path.join(tmp, "updated.safetensors"))
+    assert meta["arch"] == "resnet18" and meta["stem"] == "cifar", meta
+    x_nhwc = batch["input"]
+    x = torch.from_numpy(x_nhwc.transpose(0, 3, 1, 2).copy())
+    results = {}
+    for dtype in (torch.float64, torch.float32):
+        m = build(in_ch, dtype)
+        sd = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in to_state_dict(init).items()}
+        m.load_state_dict(sd, strict=True)
+        m.train()
+        if dtype == torch.float64:
+            # On a copy: the margin forward would move the running statistics.
+            mc = build(in_ch, dtype)
+            mc.load_state_dict(sd, strict=True)
+            margin = relu_margin(mc.train(), x.to(dtype))
+        h, z = m.forward_both(x.to(dtype))
+        loss = nt_xent(z, TAU)
+        m.zero_grad()
+        loss.backward()
+        grads = {n: p.grad.detach().numpy().copy() for n, p in m.named_parameters()}
+        before = {n: p.detach().numpy().copy() for n, p in m.named_parameters()}
+        lars_step(m, LR)
+        after = {k: v.detach().numpy().copy() for k, v in m.state_dict().items()}
+        results[dtype] = dict(h=h.detach().numpy(), z=z.detach().numpy(), loss=loss.item(),
+                              grads=grads, before=before, after=after)
+    r64, r32 = results[torch.float64], results[torch.float32]
+    tag = "c%d-%dpx" % (in_ch, size)
+    print("%s: smallest |ReLU input| %.3g (needs > %g for a sign-stable comparison)" % (tag, margin, MIN_MARGIN))
+    if margin < MIN_MARGIN:
+        ck.failures += 1
+        print("MISMATCH %s: test data too close to a ReLU kink; pick another seed" % tag)
+    ck.check("forward", tag + " h", out["h"], r64["h"], r32["h"], TOL_FWD)
+    ck.check("forward", tag + " z", out["z"], r64["z"], r32["z"], TOL_FWD)
+    ck.check("forward", tag + " loss", out["loss"], r64["loss"], r32["loss"], TOL_FWD)
+    for n, g in r64["grads"].items():
+        ck.check("grad", tag + " " + n, out["grad." + n], g, r32["grads"][n], TOL_GRAD)
+    for n, p0 in r64["before"].items():
+        ck.check("step", tag + " " + n, upd[n].astype(np.float64) - init[n], r64["after"][n] - p0,
+                 r32["after"][n] - r32["before"][n], TOL_STEP)
+    for n, v in r64["after"].items():
+        if n.endswith("running_mean") or n.endswith("running_var"):
+            ck.check("running", tag + " " + n, upd[n], v, r32["after"][n], TOL_FWD)
+        if n.endswith("num_batches_tracked") and int(upd[n]) != int(v):
+            ck.failures += 1
+            print("MISMATCH %s %s: %d vs %d" % (tag, n, int(upd[n]), int(v)))
+    print("%s: loss ours %.9f torch64 %.9f torch32 %.9f" % (tag, float(out["loss"]), r64["loss"], r32["loss"]))
+
+
+def reverse_direction(helper, tmp, in_ch, size, ck):
+    """PyTorch writes, C loads: random weights and running statistics."""
+    m = build(in_ch, torch.float32)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for n, b in m.named_buffers():
+            if n.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+            elif n.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=g))
+            elif n.endswith("num_batches_tracked"):
+                b.fill_(17)
+        for n, p in m.named_parameters():
+            if p.ndim == 1:
+                p.copy_((1.0 if n.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+    sd = {k: v.numpy() for k, v in m.state_dict().items()}
+    meta = {"arch": "resnet18", "width": str(WIDTH), "stem": "cifar", "in_channels": str(in_ch),
+            "image_size": str(size), "proj_layers": "2", "proj_hidden": "0", "proj_dim": str(PROJ_DIM)}
+    write_safetensors(os.path.join(tmp, "torch.safetensors"), sd, meta)
+    subprocess.run([helper, "eval", tmp], check=True)
+    ev, _ = read_safetensors(os.path.join(tmp, "eval.safetensors"))
+    batch, _ = read_safetensors(os.path.join(tmp, "batch.safetensors"))
+    x = torch.from_numpy(batch["input"].transpose(0, 3, 1, 2).copy())
+    m64 = m.to(torch.float64).eval()
+    m32 = build(in_ch, torch.float32)
+    m32.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    m32.eval()
+    with torch.no_grad():
+        h64, z64 = m64.forward_both(x.to(torch.float64))
+        h32, z32 = m32.forward_both(x)
+    tag = "eval c%d-%dpx" % (in_ch, size)
+    ck.check("eval", tag + " h", ev["h"], h64.numpy(), h32.numpy(), TOL_EVAL)
+    ck.check("eval", tag + " z", ev["z"], z64.numpy(), z32.numpy(), TOL_EVAL)
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    helper = sys.argv[1]
+    torch.set_num_threads(1)
+    ck = Checker()
+    with tempfile.TemporaryDirectory(prefix="torch-crosscheck-") as tmp:
+        for in_ch, size, seed in CASES:
+            forward_direction(helper, tmp, in_ch, size, seed, ck)
+            reverse_direction(helper, tmp, in_ch, size, ck)
+    for kind, e in sorted(ck.worst.items()):
+        print("worst relative error %-8s %.3g" % (kind, e))
+    print("%s: %d mismatches" % ("FAIL" if ck.failures else "PASS", ck.failures))
+    return 1 if ck.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
