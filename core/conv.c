@@ -114,20 +114,23 @@ conv_cols_floats (const SimclrConvShape *s)
       s->KH * s->KW * s->C;
 }
 
+static int conv_direct_ok (const SimclrConvShape *s);
+
 /* The input gradient of a stride-1 convolution is itself a stride-1
  * convolution: dinp = conv (dout, w') with C and OC swapped, the kernel
  * turned by 180 degrees, w'[c][kh][kw][o] = w[o][KH-1-kh][KW-1-kw][c], and
- * padding KH-1-pad. It then runs on the forward's im2col + GEMM path instead
- * of a GEMM with inner dimension OC into columns plus a col2im, which
- * measured 2-3x faster on thin layers. Fills *t and returns 1 when this
- * applies (stride 1, square kernel, pad <= K-1, not 1x1, and C >= 8: with
- * fewer input channels, as in a stem, the transposed GEMM has N = C and
- * measured slower than col2im). */
+ * padding KH-1-pad. For thin layers it then runs on the direct forward
+ * kernel instead of a GEMM with inner dimension OC into columns plus a
+ * col2im (measured 2-3x faster). Fills *t and returns 1 when this applies:
+ * stride 1, square kernel, pad <= K-1, not 1x1, and the direct kernel takes
+ * the transposed shape (C a multiple of 8, at most 32). Wide layers keep
+ * GEMM + col2im: the same transposition on the GEMM path measured slower
+ * there (turning a large weight costs more than col2im). */
 static int
 conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
 {
   if (s->stride != 1 || s->KH != s->KW || s->pad > s->KH - 1 ||
-      conv_is_pointwise (s) || s->C < 8)
+      conv_is_pointwise (s))
     return 0;
   *t = *s;
   t->H = s->OH;
@@ -137,10 +140,8 @@ conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
   t->pad = s->KH - 1 - s->pad;
   if (simclr_conv2d_shape_init (t) != 0 || t->OH != s->H || t->OW != s->W)
     return 0;
-  return 1;
+  return conv_direct_ok (t);
 }
-
-static int conv_direct_ok (const SimclrConvShape *s);
 
 size_t
 simclr_conv2d_scratch_floats (const SimclrConvShape *s)
@@ -156,18 +157,13 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
       (size_t) (T - 1) * ((size_t) s->OC * K + s->OC);
   /* The direct kernels: forward's packed weight, or each worker's packed
    * weight gradient after the above. */
-  if (conv_direct_ok (s)) {
+  if (conv_direct_ok (s))
     need += (size_t) T * s->OC * K;
-  }
-  /* Backward-data as a transposed convolution, run after the above: the
-   * turned weights, then that convolution's columns. */
+  /* Backward-data as a transposed direct convolution, run after the
+   * above: the turned, packed weight. */
   SimclrConvShape t;
-  if (conv_transposed_shape (s, &t)) {
-    size_t td = (size_t) s->OC * K +
-        (size_t) conv_max_workers (&t) * conv_cols_floats (&t);
-    if (td > need)
-      need = td;
-  }
+  if (conv_transposed_shape (s, &t) && need < (size_t) s->OC * K)
+    need = (size_t) s->OC * K;
   return need;
 }
 /* ---------------------------------------------------------------------------
@@ -260,7 +256,8 @@ col2im_add (float *dinp, const float *cols, int n, const SimclrConvShape *s)
  * the NHWC input in place: along (kh, kw, c) a weight row is contiguous per
  * (kh, kw), and so is the input pixel it multiplies. Padded taps read a
  * zero vector (forward) or are skipped (weight gradient). */
-#if defined(__GNUC__) && defined(__x86_64__)
+/* Build with -DSIMCLR_CONV_NO_DIRECT to test the portable path on x86. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(SIMCLR_CONV_NO_DIRECT)
 #define CONV_HAVE_DIRECT 1
 #include <immintrin.h>
 
@@ -849,21 +846,10 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
         dbias[o] += p[OC * K + o];
   }
 
-  if (transposed && conv_direct_ok (&ts)) {
+  if (transposed) {
+    /* dinp += conv (dout) with the turned weight packed at scratch */
     conv_pack_weight (scratch, weight, s, 1);
     conv_forward_chunks (dinp, dout, NULL, scratch, NULL, 1, &ts,
-        scratch + OC * K);
-  } else if (transposed) {
-    /* wt (C, KH, KW, OC): wt[c][kh][kw][o] = weight[o][KH-1-kh][KW-1-kw][c] */
-    const int C = s->C, KH = s->KH, KW = s->KW;
-    float *wt = scratch;
-    for (int o = 0; o < OC; o++)
-      for (int kh = 0; kh < KH; kh++)
-        for (int kw = 0; kw < KW; kw++)
-          for (int c = 0; c < C; c++)
-            wt[(((size_t) c * KH + (KH - 1 - kh)) * KW + (KW - 1 - kw)) * OC
-                + o] = weight[(((size_t) o * KH + kh) * KW + kw) * C + c];
-    conv_forward_chunks (dinp, dout, wt, NULL, NULL, 1, &ts,
         scratch + OC * K);
   }
 }
