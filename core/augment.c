@@ -332,9 +332,9 @@ luma_f (float r, float g, float b)
 /* Antialiased bilinear weights of one axis. */
 typedef struct {
   int in_size, out_size;        /* cache key */
-  int taps;                     /* weights per output */
+  int taps;                     /* weights per output, the same for all */
   int *start;                   /* (out_size) first input index */
-  int *count;                   /* (out_size) used weights */
+  int *count;                   /* (out_size) scratch: non-zero weights */
   float *w;                     /* (out_size, taps) */
   int cap_out, cap_taps;
 } AxisWeights;
@@ -460,6 +460,7 @@ axis_weights (AxisWeights * ax, int in_size, int out_size)
     ax->cap_taps = out_size * taps;
   }
 
+  int used = 1;
   for (int i = 0; i < out_size; i++) {
     double center = scale * (i + 0.5);
     /* (int) truncates toward zero, as PyTorch's static_cast<int64_t>. */
@@ -488,10 +489,28 @@ axis_weights (AxisWeights * ax, int in_size, int out_size)
       memmove (w, w + lo, (size_t) (hi - lo) * sizeof (float));
     ax->start[i] = xmin + lo;
     ax->count[i] = hi - lo;
+    if (hi - lo > used)
+      used = hi - lo;
+  }
+  /* Repack every output to exactly `used` taps (2 when enlarging), so the
+   * loops run a fixed count: zero weights pad the row, leading ones where
+   * the row would run past the input's end. Adding 0 * x changes no sum. */
+  for (int i = 0; i < out_size; i++) {
+    const int count = ax->count[i];
+    const int shift = ax->start[i] + used > in_size ?
+        ax->start[i] + used - in_size : 0;
+    float *dst = ax->w + (size_t) i * used;
+    memmove (dst + shift, ax->w + (size_t) i * taps,
+        (size_t) count * sizeof (float));
+    for (int t = 0; t < shift; t++)
+      dst[t] = 0.0f;
+    for (int t = shift + count; t < used; t++)
+      dst[t] = 0.0f;
+    ax->start[i] -= shift;
   }
   ax->in_size = in_size;
   ax->out_size = out_size;
-  ax->taps = taps;
+  ax->taps = used;
   return 1;
 }
 
@@ -503,10 +522,13 @@ axis_weights (AxisWeights * ax, int in_size, int out_size)
 static inline v4f
 resize_h3 (const AxisWeights * ax, const float *in, int j)
 {
-  const float *wx = ax->w + (size_t) j * ax->taps;
+  const int n = ax->taps;
+  const float *wx = ax->w + (size_t) j * n;
   const float *p = in + (size_t) ax->start[j] * 3;
+  if (n == 2)
+    return wx[0] * load4 (p) + wx[1] * load4 (p + 3);
   v4f acc = { 0.0f, 0.0f, 0.0f, 0.0f };
-  for (int t = 0; t < ax->count[j]; t++)
+  for (int t = 0; t < n; t++)
     acc += wx[t] * load4 (p + 3 * t);
   return acc;
 }
@@ -514,12 +536,32 @@ resize_h3 (const AxisWeights * ax, const float *in, int j)
 static inline float
 resize_h1 (const AxisWeights * ax, const float *in, int j)
 {
-  const float *wx = ax->w + (size_t) j * ax->taps;
+  const int n = ax->taps;
+  const float *wx = ax->w + (size_t) j * n;
   const float *p = in + ax->start[j];
+  if (n == 2)
+    return wx[0] * p[0] + wx[1] * p[1];
   float acc = 0.0f;
-  for (int t = 0; t < ax->count[j]; t++)
+  for (int t = 0; t < n; t++)
     acc += wx[t] * p[t];
   return acc;
+}
+
+typedef uint8_t vu8 __attribute__ ((vector_size (VL)));
+
+/* 8 bytes to 8 floats. */
+static inline void
+u8_to_float (float *dst, const uint8_t * src, size_t n)
+{
+  size_t k = 0;
+  for (; k + VL <= n; k += VL) {
+    vu8 b;
+    memcpy (&b, src + k, sizeof (b));
+    vstore (dst + k, __builtin_convertvector (__builtin_convertvector (b,
+                vi), vf));
+  }
+  for (; k < n; k++)
+    dst[k] = src[k];
 }
 
 /* Resized crop + flip into the planes of a->img, rounded half to even as
@@ -558,9 +600,7 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
   if (h_first) {
     /* tmp: (C, ch, size) */
     for (int y = 0; y < ch; y++) {
-      const uint8_t *s = base + (size_t) y * stride;
-      for (size_t k = 0; k < len; k++)
-        row[k] = s[k];
+      u8_to_float (row, base + (size_t) y * stride, len);
       float *t0 = tmp + (size_t) y * size;
       if (C == 3) {
         float *t1 = t0 + (size_t) ch * size, *t2 = t1 + (size_t) ch * size;
@@ -579,7 +619,7 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
       for (int i = 0; i < size; i++) {
         const float *wy = ay->w + (size_t) i * ay->taps;
         const float *r0 = tmp + ((size_t) c * ch + ay->start[i]) * size;
-        const int ny = ay->count[i];
+        const int ny = ay->taps;
         float *out = a->img + c * plane + (size_t) i * size;
         int m = 0;
         for (; m + VL <= size; m += VL) {
@@ -601,13 +641,15 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
     for (int i = 0; i < size; i++) {
       const float *wy = ay->w + (size_t) i * ay->taps;
       const uint8_t *r0 = base + (size_t) ay->start[i] * stride;
-      const int ny = ay->count[i];
+      const int ny = ay->taps;
       size_t k = 0;
       for (; k + VL <= len; k += VL) {
         vf acc = VS (0.0f);
         for (int t = 0; t < ny; t++) {
-          const uint8_t *s = r0 + (size_t) t * stride + k;
-          acc += wy[t] * (vf) { s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7] };
+          vu8 b;
+          memcpy (&b, r0 + (size_t) t * stride + k, sizeof (b));
+          acc += wy[t] * __builtin_convertvector (__builtin_convertvector (b,
+                  vi), vf);
         }
         vstore (row + k, acc);
       }
