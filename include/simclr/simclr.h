@@ -11,3 +11,5 @@
 #include "simclr/model.h"
 #include "simclr/checkpoint.h"
 #include "simclr/trainer.h"
+#include "simclr/features.h"
+#include "simclr/linclf.h"

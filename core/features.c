@@ -1,0 +1,168 @@
+/* features.c: frozen-feature extraction for linear evaluation (features.h).
+ * Not a training path: the model runs in eval mode only and its state is
+ * checked to be byte-identical afterwards. */
+#include "simclr/features.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t
+fnv1a (uint64_t h, const void *data, size_t bytes)
+{
+  const unsigned char *p = data;
+  for (size_t i = 0; i < bytes; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+uint64_t
+simclr_model_state_hash (SimclrModel *m)
+{
+  size_t np = 0, nb = 0;
+  const float *params = simclr_model_params (m, &np);
+  const float *buffers = simclr_model_buffers (m, &nb);
+  int64_t tracked = simclr_model_num_batches_tracked (m);
+  uint64_t h = 0xcbf29ce484222325ULL;
+  h = fnv1a (h, params, np * sizeof (float));
+  h = fnv1a (h, buffers, nb * sizeof (float));
+  return fnv1a (h, &tracked, sizeof tracked);
+}
+
+/* Validates the set against the model's input and returns the sample count. */
+static SimclrStatus
+check_dataset (const SimclrModelConfig *cfg, SimclrDataset *ds, int64_t limit,
+    int64_t *n, SimclrError *err)
+{
+  int w = simclr_dataset_width (ds), h = simclr_dataset_height (ds);
+  if (w != cfg->image_size || h != cfg->image_size)
+    return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+        "data set images are %dx%d but the encoder takes %dx%d (set a "
+        "target size for image folders)", w, h, cfg->image_size,
+        cfg->image_size);
+  if (simclr_dataset_channels (ds) != cfg->in_channels)
+    return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+        "data set images have %d channels but the encoder takes %d",
+        simclr_dataset_channels (ds), cfg->in_channels);
+  *n = simclr_dataset_size (ds);
+  if (limit > 0 && limit < *n)
+    *n = limit;
+  if (*n <= 0)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "the data set is empty");
+  return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
+    SimclrFeatureKind kind, float **features, int **labels, int64_t *n,
+    int *dim, SimclrError *err)
+{
+  if (!m || !ds || !features || !labels || !n || !dim)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "features: NULL argument");
+  const SimclrModelConfig *cfg = simclr_model_get_config (m);
+  int64_t count = 0;
+  SimclrStatus s = check_dataset (cfg, ds, limit, &count, err);
+  if (s != SIMCLR_OK)
+    return s;
+  int d = kind == SIMCLR_FEATURES_PROJECTION ? simclr_model_output_dim (m)
+      : simclr_model_feature_dim (m);
+  size_t pixels = (size_t) cfg->image_size * cfg->image_size
+      * cfg->in_channels;
+  int batch = cfg->max_batch;
+  float *out = malloc (sizeof (float) * (size_t) count * d);
+  int *lab = malloc (sizeof (int) * (size_t) count);
+  float *x = malloc (sizeof (float) * pixels * batch);
+  uint8_t *img = malloc (pixels);
+  if (!out || !lab || !x || !img) {
+    s = simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "features: out of memory for %lld x %d features", (long long) count,
+        d);
+    goto done;
+  }
+
+  uint64_t before = simclr_model_state_hash (m);
+  for (int64_t start = 0; start < count && s == SIMCLR_OK; start += batch) {
+    int b = (int) (count - start < batch ? count - start : batch);
+    for (int i = 0; i < b; i++) {
+      int w, h;
+      s = simclr_dataset_get (ds, start + i, img, pixels, &w, &h,
+          &lab[start + i], err);
+      if (s != SIMCLR_OK)
+        goto done;
+      for (size_t k = 0; k < pixels; k++)
+        x[(size_t) i * pixels + k] = img[k] * (1.0f / 255.0f);
+    }
+    float *dst = out + (size_t) start * d;
+    /* train = 0: running statistics, no caches, no state change. */
+    s = kind == SIMCLR_FEATURES_PROJECTION
+        ? simclr_model_forward (m, x, b, 0, NULL, dst, err)
+        : simclr_model_forward (m, x, b, 0, dst, NULL, err);
+  }
+  if (s == SIMCLR_OK && simclr_model_state_hash (m) != before)
+    s = simclr_error_set (err, SIMCLR_ERROR_NUMERIC,
+        "features: the encoder changed during evaluation (it must be frozen)");
+
+done:
+  free (x);
+  free (img);
+  if (s != SIMCLR_OK) {
+    free (out);
+    free (lab);
+    return s;
+  }
+  *features = out;
+  *labels = lab;
+  *n = count;
+  *dim = d;
+  return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_features_raw (SimclrDataset *ds, int64_t limit, float **features,
+    int **labels, int64_t *n, int *dim, SimclrError *err)
+{
+  if (!ds || !features || !labels || !n || !dim)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "features: NULL argument");
+  int w = simclr_dataset_width (ds), h = simclr_dataset_height (ds);
+  int c = simclr_dataset_channels (ds);
+  if (w <= 0 || h <= 0)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "raw features need images of one size (set a target size)");
+  int64_t count = simclr_dataset_size (ds);
+  if (limit > 0 && limit < count)
+    count = limit;
+  size_t pixels = (size_t) w * h * c;
+  float *out = malloc (sizeof (float) * (size_t) count * pixels);
+  int *lab = malloc (sizeof (int) * (size_t) count);
+  uint8_t *img = malloc (pixels);
+  SimclrStatus s = SIMCLR_OK;
+  if (!out || !lab || !img) {
+    s = simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "features: out of memory");
+    goto done;
+  }
+  for (int64_t i = 0; i < count; i++) {
+    int iw, ih;
+    s = simclr_dataset_get (ds, i, img, pixels, &iw, &ih, &lab[i], err);
+    if (s != SIMCLR_OK)
+      goto done;
+    for (size_t k = 0; k < pixels; k++)
+      out[(size_t) i * pixels + k] = img[k] * (1.0f / 255.0f);
+  }
+done:
+  free (img);
+  if (s != SIMCLR_OK) {
+    free (out);
+    free (lab);
+    return s;
+  }
+  *features = out;
+  *labels = lab;
+  *n = count;
+  *dim = (int) pixels;
+  return SIMCLR_OK;
+}
