@@ -3,6 +3,10 @@
 
 #include <string.h>
 
+/* A test program links this file and also loads the plugin, so both copies
+ * look a registration up by name before making it: GLib refuses (with a
+ * critical) to register one type name twice. */
+
 /* ---- GstSimclrFrameMeta ------------------------------------------------- */
 
 GType
@@ -11,7 +15,9 @@ gst_simclr_frame_meta_api_get_type (void)
   static GType type = 0;
   static const gchar *tags[] = { NULL };
   if (g_once_init_enter (&type)) {
-    GType t = gst_meta_api_type_register ("GstSimclrFrameMetaAPI", tags);
+    GType t = g_type_from_name ("GstSimclrFrameMetaAPI");
+    if (t == 0)
+      t = gst_meta_api_type_register ("GstSimclrFrameMetaAPI", tags);
     g_once_init_leave (&type, t);
   }
   return type;
@@ -44,7 +50,9 @@ gst_simclr_frame_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
   if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi = gst_meta_register (GST_SIMCLR_FRAME_META_API_TYPE,
+    const GstMetaInfo *mi = gst_meta_get_info ("GstSimclrFrameMeta");
+    if (mi == NULL)
+      mi = gst_meta_register (GST_SIMCLR_FRAME_META_API_TYPE,
         "GstSimclrFrameMeta", sizeof (GstSimclrFrameMeta), frame_meta_init,
         NULL, frame_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
@@ -77,7 +85,9 @@ gst_simclr_embedding_meta_api_get_type (void)
   static GType type = 0;
   static const gchar *tags[] = { NULL };
   if (g_once_init_enter (&type)) {
-    GType t = gst_meta_api_type_register ("GstSimclrEmbeddingMetaAPI", tags);
+    GType t = g_type_from_name ("GstSimclrEmbeddingMetaAPI");
+    if (t == 0)
+      t = gst_meta_api_type_register ("GstSimclrEmbeddingMetaAPI", tags);
     g_once_init_leave (&type, t);
   }
   return type;
@@ -131,8 +141,9 @@ gst_simclr_embedding_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
   if (g_once_init_enter ((GstMetaInfo **) & info)) {
-    const GstMetaInfo *mi =
-        gst_meta_register (GST_SIMCLR_EMBEDDING_META_API_TYPE,
+    const GstMetaInfo *mi = gst_meta_get_info ("GstSimclrEmbeddingMeta");
+    if (mi == NULL)
+      mi = gst_meta_register (GST_SIMCLR_EMBEDDING_META_API_TYPE,
         "GstSimclrEmbeddingMeta", sizeof (GstSimclrEmbeddingMeta),
         embedding_meta_init, embedding_meta_free, embedding_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
