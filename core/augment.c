@@ -269,7 +269,7 @@ typedef float v4f __attribute__ ((vector_size (16)));
 /* The hot loops are also built for AVX2 and picked at load time (ifunc),
  * where the toolchain supports it; the arithmetic is the same IEEE float32
  * (no FMA contraction in ISO C mode), so results do not change. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) \
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) \
     && !defined(__SANITIZE_ADDRESS__)
 #define HOT_CLONES __attribute__ ((target_clones ("avx2", "default")))
 #else

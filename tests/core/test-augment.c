@@ -358,8 +358,9 @@ test_grayscale (void)
 static void
 test_blur (gconstpointer data)
 {
-  const int C = GPOINTER_TO_INT (data);
-  const int n = 40;
+  /* data: channels | side << 8 (sides off the 8-lane grid test the tails) */
+  const int C = GPOINTER_TO_INT (data) & 0xff;
+  const int n = GPOINTER_TO_INT (data) >> 8;
   SimclrAugmenter *a = new_augmenter (n);
   uint8_t *src = random_frame (n, n, C, 0, 6);
   SimclrAugmentParams p;
@@ -797,8 +798,14 @@ main (int argc, char **argv)
       test_jitter_identity);
   g_test_add_func ("/augment/jitter-effects", test_jitter_effects);
   g_test_add_func ("/augment/grayscale", test_grayscale);
-  g_test_add_data_func ("/augment/blur/gray8", GINT_TO_POINTER (1), test_blur);
-  g_test_add_data_func ("/augment/blur/rgb", GINT_TO_POINTER (3), test_blur);
+  g_test_add_data_func ("/augment/blur/gray8-40", GINT_TO_POINTER (1 | 40 << 8),
+      test_blur);
+  g_test_add_data_func ("/augment/blur/rgb-40", GINT_TO_POINTER (3 | 40 << 8),
+      test_blur);
+  g_test_add_data_func ("/augment/blur/gray8-37", GINT_TO_POINTER (1 | 37 << 8),
+      test_blur);
+  g_test_add_data_func ("/augment/blur/rgb-37", GINT_TO_POINTER (3 | 37 << 8),
+      test_blur);
   g_test_add_func ("/augment/solarize", test_solarize);
   g_test_add_data_func ("/augment/resize-reference/gray8", GINT_TO_POINTER (1),
       test_resize_reference);
