@@ -556,6 +556,7 @@ static const BnSpec bn_specs[] = {
   {"m13-c5", 13, 5},
   {"m3-c3", 3, 3},
   {"m7-c300-two-blocks", 7, 300},
+  {"m150-c16-row-blocks", 150, 16},
 };
 
 static void
