@@ -81,12 +81,14 @@
  *
  * ## Example launch lines
  * |[
- * gst-launch-1.0 -e simclrdatasetsrc location=/usr/share/datasets/fashion-mnist num-epochs=1 ! \
+ * gst-launch-1.0 -e simclrdatasetsrc location=/usr/share/datasets/fashion-mnist epochs=1 ! \
  *     simclraugment size=28 ! queue ! \
  *     simclrencoder batch-size=64 width=0.25 warmup-steps=90 total-steps=937 \
  *         checkpoint-location=fmnist.safetensors checkpoint-interval=100 ! \
  *     ntxentsink
- * ]| pretrains a small ResNet-18 on Fashion-MNIST for one epoch.
+ * ]| pretrains a small ResNet-18 (width 0.25) on Fashion-MNIST for one epoch
+ * (937 steps of 64 pairs; about 10 minutes on 2 cores; Ctrl-C stops early
+ * and, thanks to -e, still writes the checkpoint).
  * |[
  * gst-launch-1.0 filesrc location=/usr/share/doc/opencv-doc/examples/data/vtest.avi ! \
  *     decodebin ! videoconvert ! videoscale ! \
