@@ -1198,6 +1198,8 @@ gst_simclr_encoder_new_trainer (GstSimclrEncoder * self, gint size,
       simclr_stem_to_string (cfg.model.stem), size, size, channels,
       s->batch_size);
   gst_simclr_encoder_update_progress (self);
+  gst_simclr_encoder_publish_input (self,
+      simclr_trainer_get_model (self->trainer));
   return TRUE;
 }
 
