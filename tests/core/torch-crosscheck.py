@@ -32,8 +32,9 @@ float32 weights, so cancellation costs digits) 1e-3; running statistics
 
 A ReLU input within float32 rounding of 0 may take the other side in
 float32 and change a whole channel's gradient: the script measures the
-smallest |ReLU input| of the float64 forward and requires > 2e-6 (the seeds
-in CASES satisfy it).
+smallest |ReLU input| of the float64 forward and requires > 1e-5 (the seeds
+in CASES satisfy it: 2.1e-5 and 4.3e-5; the float32 forward error of a
+pre-activation is about 1e-6 here).
 
 safetensors files are read and written here with json + struct + numpy (the
 safetensors package is not installed). Exits 77 (skip) without torch.
@@ -57,10 +58,10 @@ except ImportError as e:  # pragma: no cover
 
 DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
 TOL_FWD, TOL_GRAD, TOL_STEP, TOL_EVAL = 1e-4, 1e-4, 1e-3, 1e-4
-MIN_MARGIN = 2e-6
+MIN_MARGIN = 1e-5
 # (in_channels, image size, seed): seeds chosen so no ReLU input lies within
 # MIN_MARGIN of 0 (checked at run time).
-CASES = ((3, 16, 3), (1, 12, 3))
+CASES = ((3, 16, 3), (1, 12, 4))
 WIDTH, PROJ_DIM, TAU, LR, MOMENTUM, WD, ETA = 0.25, 32, 0.5, 0.8, 0.9, 1e-4, 1e-3
 
 
