@@ -29,6 +29,14 @@
 #   --batch-size N     samples per step (2N views; default 64)
 #   --width W          ResNet width multiplier (default 0.25)
 #   --interval K       print / log every K steps (default 5)
+#   --tau T            NT-Xent temperature (default 0.5)
+#   --crop-min S       smallest crop area fraction (default 0.08)
+#   --lr L             base learning rate (default 0.3)
+#   --lr-scaling M     linear (base x N/256, default) or sqrt (base x sqrt N)
+#   --blur P           blur probability (default 0.5)
+#   --jitter S         colour-jitter strength (default 1.0)
+#   --warmup-frac F    warm-up as a fraction of the steps (default 0.1)
+#   --checkpoint-interval K  also write the checkpoint every K steps (default 100)
 #   --checkpoint FILE  checkpoint to write (default OUT/fashion-mnist.safetensors)
 #   --metrics FILE     metrics CSV (default OUT/metrics.csv)
 #   --out DIR          output folder (default build/pretrain-fashion-mnist)
@@ -45,6 +53,14 @@ minutes=""
 batch=64
 width=0.25
 interval=5
+tau=0.5
+crop_min=0.08
+lr=0.3
+lr_scaling=linear
+blur=0.5
+jitter=1.0
+warmup_frac=0.1
+ckpt_interval=100
 checkpoint=""
 metrics=""
 data=/usr/share/datasets/fashion-mnist
@@ -61,6 +77,14 @@ while [ $# -gt 0 ]; do
     --batch-size) batch="$2"; shift 2 ;;
     --width) width="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
+    --tau) tau="$2"; shift 2 ;;
+    --crop-min) crop_min="$2"; shift 2 ;;
+    --lr) lr="$2"; shift 2 ;;
+    --lr-scaling) lr_scaling="$2"; shift 2 ;;
+    --blur) blur="$2"; shift 2 ;;
+    --jitter) jitter="$2"; shift 2 ;;
+    --warmup-frac) warmup_frac="$2"; shift 2 ;;
+    --checkpoint-interval) ckpt_interval="$2"; shift 2 ;;
     --checkpoint) checkpoint="$2"; checkpoint_set=1; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -104,7 +128,7 @@ run () {
     source_props="epochs=$(( (n + steps_per_epoch - 1) / steps_per_epoch ))"
     n=$(( (n + steps_per_epoch - 1) / steps_per_epoch * steps_per_epoch ))
   fi
-  warmup=$((n / 10))
+  warmup=$(awk -v n="$n" -v f="$warmup_frac" 'BEGIN { printf "%d", n * f }')
   [ "$warmup" -ge 1 ] || warmup=0
   if [ -n "$resume" ]; then
     # The schedule comes from the file; the source skips what it has seen.
@@ -120,12 +144,14 @@ run () {
   # -m prints bus messages; keep the training and checkpoint ones.
   gst-launch-1.0 -e -m \
     simclrdatasetsrc location="$data" shuffle=true seed=1 $source_props \
-    ! simclraugment size=28 seed=1 \
+    ! simclraugment size=28 seed=1 crop-scale-min="$crop_min" \
+        blur-probability="$blur" jitter-strength="$jitter" \
     ! queue max-size-buffers=$((4 * batch)) \
     ! simclrencoder batch-size="$batch" width="$width" total-steps="$n" \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
-        checkpoint-interval=100 $resume_props \
-    ! ntxentsink interval="$ivl" metrics-location="$csv" \
+        learning-rate="$lr" lr-scaling="$lr_scaling" \
+        checkpoint-interval="$ckpt_interval" $resume_props \
+    ! ntxentsink interval="$ivl" metrics-location="$csv" temperature="$tau" \
     > >(grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|WARNING' \
           | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
                    -e 's/([a-z0-9]*)//g') &
