@@ -4,13 +4,16 @@
  * op, including where it truncates and where it rounds: resized_crop
  * (bilinear, antialias=True) and gaussian_blur round half to even, the colour
  * ops (_blend, rgb_to_grayscale, adjust_hue) truncate. Between ops the image
- * is uint8 as in torchvision, so chained results match too. The arithmetic is
- * float32 where torchvision's is, so most pixels match bit for bit.
- * This is not an image library: RGB / GRAY8 in, the same out, nothing else.
+ * holds the integers torchvision's uint8 tensor holds, so chained results
+ * match too. The arithmetic is float32 with torchvision's operations in its
+ * order, so nearly every pixel matches bit for bit (tests/core/
+ * augment-torchvision.py measures it). This is not an image library: RGB /
+ * GRAY8 in, the same out, nothing else.
  *
- * Cost: the resize reads only the crop rectangle; brightness and contrast
- * are 256-entry tables; blur and resize are separable with contiguous inner
- * loops the compiler can vectorise.
+ * Cost: the resize reads only the crop rectangle, in the cheaper pass order;
+ * the working image is planar float32 so that every op after the crop is
+ * 8-lane vector arithmetic (GCC / Clang vector extensions, also cloned for
+ * AVX2); identity factors are skipped.
  */
 #include "simclr/augment.h"
 
@@ -250,7 +253,7 @@ simclr_augment_draw (const SimclrAugmentConfig * cfg, uint64_t seed,
 /* The working image is planar float32, (C, size * size), holding the integer
  * values torchvision's uint8 tensor would hold between ops (every op ends
  * in the same truncation or rounding). Planes make every colour op and the
- * blur plain 4-lane arithmetic; bytes are touched once on the way in (the
+ * blur plain vector arithmetic; bytes are touched once on the way in (the
  * crop) and once on the way out. */
 
 /* Vectors in whatever SIMD the target has (GCC / Clang vector extension,
@@ -310,13 +313,6 @@ load4 (const float *p)
   return v;
 }
 
-static inline v4f
-vround4 (v4f x)
-{
-  const v4f big = { 12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f };
-  return (x + big) - big;
-}
-
 static inline float
 round_f (float x)
 {
@@ -347,7 +343,7 @@ struct SimclrAugmenter {
   float *fimg;                  /* (plane) blur scratch, one channel at a time */
   float *row;                   /* (crop_w * C + 4) resize: one row, floats */
   size_t row_cap;
-  float *tmp;                   /* (C, crop_h, size) resize scratch */
+  float *tmp;                   /* (C, crop_h, size) resize: horizontal pass */
   size_t tmp_cap;
   float *frow;                  /* (size + 2 r) blur: one padded row */
   size_t frow_cap;
@@ -567,12 +563,12 @@ u8_to_float (float *dst, const uint8_t * src, size_t n)
 /* Resized crop + flip into the planes of a->img, rounded half to even as
  * torchvision's resize on uint8.
  * src: (h, stride) bytes; the crop (cx, cy, cw, ch) inside it is all that is
- * read. Separable, in the cheaper order: enlarging, the horizontal pass runs
- * first over the ch crop rows (fewer than size) and the vertical pass,
- * contiguous and vectorised, over size rows; shrinking, the vertical pass
- * runs first over the wide source rows so the gathering horizontal pass only
- * sees size rows. torchvision runs horizontal first; the order changes the
- * float32 rounding, not the result beyond that. */
+ * read. Separable, horizontal pass first as torchvision: each crop row once
+ * to floats and through the horizontal weights into tmp (C, ch, size), then
+ * the vertical pass, contiguous vector multiply-adds over tmp rows.
+ * (Running the vertical pass first over the wide source rows measured
+ * slower here even when shrinking 768x576 to 32: every tap then converts
+ * bytes again.) */
 HOT_CLONES static SimclrStatus
 resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
     int cx, int cy, int cw, int ch, int flip, SimclrError * err)
@@ -581,97 +577,51 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
   const AxisWeights *ax = &a->ax, *ay = &a->ay;
   const size_t len = (size_t) cw * C, plane = a->plane;
   const uint8_t *base = src + (size_t) cx * C + (size_t) cy * stride;
-  /* In 4-lane operations: the horizontal pass costs about one per output
-   * pixel and tap (C = 3), the vertical one per 4 values and tap. */
-  const double cost_h_first = (double) ch * size * ax->taps
-      + (double) C * size * size * ay->taps / 4;
-  const double cost_v_first = (double) size * len * ay->taps / 4
-      + (double) size * size * ax->taps;
-  const int h_first = cost_h_first <= cost_v_first;
-  const size_t tmp_n = h_first ? (size_t) C * ch * size : 1;
 
   if (!grow ((void **) &a->row, &a->row_cap, len + 4, sizeof (float))
-      || !grow ((void **) &a->tmp, &a->tmp_cap, tmp_n, sizeof (float)))
+      || !grow ((void **) &a->tmp, &a->tmp_cap, (size_t) C * ch * size,
+          sizeof (float)))
     return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
         "augment: cannot allocate resize scratch for a %dx%d crop", cw, ch);
   float *row = a->row, *tmp = a->tmp;
+  /* resize_h3 reads a fourth lane past the last pixel: keep it finite. */
   memset (row + len, 0, 4 * sizeof (float));
 
-  if (h_first) {
-    /* tmp: (C, ch, size) */
-    for (int y = 0; y < ch; y++) {
-      u8_to_float (row, base + (size_t) y * stride, len);
-      float *t0 = tmp + (size_t) y * size;
-      if (C == 3) {
-        float *t1 = t0 + (size_t) ch * size, *t2 = t1 + (size_t) ch * size;
-        for (int pos = 0; pos < size; pos++) {
-          const v4f acc = resize_h3 (ax, row, flip ? size - 1 - pos : pos);
-          t0[pos] = acc[0];
-          t1[pos] = acc[1];
-          t2[pos] = acc[2];
-        }
-      } else {
-        for (int pos = 0; pos < size; pos++)
-          t0[pos] = resize_h1 (ax, row, flip ? size - 1 - pos : pos);
+  for (int y = 0; y < ch; y++) {
+    u8_to_float (row, base + (size_t) y * stride, len);
+    float *t0 = tmp + (size_t) y * size;
+    if (C == 3) {
+      float *t1 = t0 + (size_t) ch * size, *t2 = t1 + (size_t) ch * size;
+      for (int pos = 0; pos < size; pos++) {
+        const v4f acc = resize_h3 (ax, row, flip ? size - 1 - pos : pos);
+        t0[pos] = acc[0];
+        t1[pos] = acc[1];
+        t2[pos] = acc[2];
       }
+    } else {
+      for (int pos = 0; pos < size; pos++)
+        t0[pos] = resize_h1 (ax, row, flip ? size - 1 - pos : pos);
     }
-    for (int c = 0; c < C; c++) {
-      for (int i = 0; i < size; i++) {
-        const float *wy = ay->w + (size_t) i * ay->taps;
-        const float *r0 = tmp + ((size_t) c * ch + ay->start[i]) * size;
-        const int ny = ay->taps;
-        float *out = a->img + c * plane + (size_t) i * size;
-        int m = 0;
-        for (; m + VL <= size; m += VL) {
-          vf acc = VS (0.0f);
-          for (int t = 0; t < ny; t++)
-            acc += wy[t] * vload (r0 + (size_t) t * size + m);
-          vstore (out + m, vround (acc));
-        }
-        for (; m < size; m++) {
-          float acc = 0.0f;
-          for (int t = 0; t < ny; t++)
-            acc += wy[t] * r0[(size_t) t * size + m];
-          out[m] = round_f (acc);
-        }
-      }
-    }
-  } else {
-    /* row: the vertical pass over (cw * C), then the horizontal pass. */
+  }
+
+  const int ny = ay->taps;
+  for (int c = 0; c < C; c++) {
     for (int i = 0; i < size; i++) {
-      const float *wy = ay->w + (size_t) i * ay->taps;
-      const uint8_t *r0 = base + (size_t) ay->start[i] * stride;
-      const int ny = ay->taps;
-      size_t k = 0;
-      for (; k + VL <= len; k += VL) {
+      const float *wy = ay->w + (size_t) i * ny;
+      const float *r0 = tmp + ((size_t) c * ch + ay->start[i]) * size;
+      float *out = a->img + c * plane + (size_t) i * size;
+      int m = 0;
+      for (; m + VL <= size; m += VL) {
         vf acc = VS (0.0f);
-        for (int t = 0; t < ny; t++) {
-          vu8 b;
-          memcpy (&b, r0 + (size_t) t * stride + k, sizeof (b));
-          acc += wy[t] * __builtin_convertvector (__builtin_convertvector (b,
-                  vi), vf);
-        }
-        vstore (row + k, acc);
+        for (int t = 0; t < ny; t++)
+          acc += wy[t] * vload (r0 + (size_t) t * size + m);
+        vstore (out + m, vround (acc));
       }
-      for (; k < len; k++) {
+      for (; m < size; m++) {
         float acc = 0.0f;
         for (int t = 0; t < ny; t++)
-          acc += wy[t] * r0[(size_t) t * stride + k];
-        row[k] = acc;
-      }
-      float *o0 = a->img + (size_t) i * size;
-      if (C == 3) {
-        float *o1 = o0 + plane, *o2 = o1 + plane;
-        for (int pos = 0; pos < size; pos++) {
-          const v4f acc = vround4 (resize_h3 (ax, row,
-                  flip ? size - 1 - pos : pos));
-          o0[pos] = acc[0];
-          o1[pos] = acc[1];
-          o2[pos] = acc[2];
-        }
-      } else {
-        for (int pos = 0; pos < size; pos++)
-          o0[pos] = round_f (resize_h1 (ax, row, flip ? size - 1 - pos : pos));
+          acc += wy[t] * r0[(size_t) t * size + m];
+        out[m] = round_f (acc);
       }
     }
   }
