@@ -537,8 +537,17 @@ resize_h1 (const AxisWeights * ax, const float *in, int j)
   const float *p = in + ax->start[j];
   if (n == 2)
     return wx[0] * p[0] + wx[1] * p[1];
+  int t = 0;
   float acc = 0.0f;
-  for (int t = 0; t < n; t++)
+  if (n >= VL) {
+    /* Shrinking a lot: a long contiguous dot product, VL taps at a time. */
+    vf v = VS (0.0f);
+    for (; t + VL <= n; t += VL)
+      v += vload (wx + t) * vload (p + t);
+    for (int l = 0; l < VL; l++)
+      acc += v[l];
+  }
+  for (; t < n; t++)
     acc += wx[t] * p[t];
   return acc;
 }
