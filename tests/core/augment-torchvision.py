@@ -27,8 +27,10 @@ PHOTOS = [
 # torchvision's float32 expressions and truncations, so they are nearly exact;
 # contrast's mean is summed in another order (1 level where a product sits on
 # an integer). Hue: float32 HSV in the same formulas; 1 level. The composite
-# chains 5-7 ops: one level early can be amplified by later factors (up to
-# 1.8 x 1.8 of contrast and saturation plus truncations); measured: 1.
+# chains 5-7 ops: one level off in the resize can be amplified by the later
+# factors (brightness and contrast up to 1.8 each: 1 x 1.8 x 1.8 = 3.2, plus
+# a truncation): 4 levels at most, on rare pixels; the mean stays tiny.
+# Measured on baboon.jpg: resize 1, composite 3 (a GRAY8 view), mean < 0.002.
 TOLERANCES = {
     "resized_crop": (1, 0.02),
     "hflip": (0, 0.0),
@@ -39,7 +41,7 @@ TOLERANCES = {
     "rgb_to_grayscale": (1, 0.01),
     "gaussian_blur": (1, 0.02),
     "solarize": (0, 0.0),
-    "composite": (3, 0.05),
+    "composite": (4, 0.05),
 }
 
 
