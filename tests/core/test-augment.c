@@ -780,6 +780,47 @@ test_crop_fallback (void)
   g_assert_cmpint (p.crop_w * p.crop_h, <=, 8000);
 }
 
+/* Odd shapes end to end, every op on: tiny outputs and sources, thin
+ * sources, sides off the vector grid, padded strides. Checks status and
+ * that the output is a pure function of the inputs (run under the
+ * sanitizers in CI, this also checks the memory accesses). */
+static void
+test_shapes (void)
+{
+  const int sizes[] = { 1, 2, 3, 7, 9, 17, 33 };
+  const int srcs[][2] = { {1, 1}, {1, 50}, {50, 1}, {33, 17}, {200, 3} };
+  for (size_t si = 0; si < G_N_ELEMENTS (sizes); si++) {
+    SimclrAugmentConfig cfg;
+    SimclrError err = { 0 };
+    simclr_augment_config_default (&cfg);
+    cfg.size = sizes[si];
+    cfg.jitter_probability = cfg.blur_probability = 1.0;
+    cfg.solarize_probability = cfg.grayscale_probability = 0.5;
+    SimclrAugmenter *a = simclr_augmenter_new (&cfg, &err);
+    g_assert_nonnull (a);
+    for (size_t k = 0; k < G_N_ELEMENTS (srcs); k++)
+      for (int C = 1; C <= 3; C += 2) {
+        const int w = srcs[k][0], h = srcs[k][1], pad = 3;
+        uint8_t *src = random_frame (w, h, C, pad, k);
+        const int n = sizes[si] * sizes[si] * C;
+        uint8_t *o1 = g_malloc (n), *o2 = g_malloc (n);
+        for (int view = 0; view < 4; view++) {
+          g_assert_cmpint (simclr_augmenter_view (a, 9, k, view, src, w, h,
+                  w * C + pad, C, o1, sizes[si] * C, NULL, &err), ==,
+              SIMCLR_OK);
+          g_assert_cmpint (simclr_augmenter_view (a, 9, k, view, src, w, h,
+                  w * C + pad, C, o2, sizes[si] * C, NULL, &err), ==,
+              SIMCLR_OK);
+          assert_close (o1, o2, n, 0, "same view twice");
+        }
+        g_free (o1);
+        g_free (o2);
+        g_free (src);
+      }
+    simclr_augmenter_free (a);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -813,6 +854,7 @@ main (int argc, char **argv)
       test_resize_reference);
   g_test_add_func ("/augment/antialias", test_antialias);
   g_test_add_func ("/augment/determinism", test_determinism);
+  g_test_add_func ("/augment/shapes", test_shapes);
   g_test_add_func ("/augment/draw-statistics", test_draw_statistics);
   g_test_add_func ("/augment/crop-uniform", test_crop_uniform);
   g_test_add_func ("/augment/crop-fallback", test_crop_fallback);
