@@ -757,20 +757,67 @@ simclr_model_zero_grad (SimclrModel *m)
 /* ------------------------------------------------------------------------ */
 /* forward */
 
+/* The elementwise passes below run over blocks of RELU_VEC floats with a
+ * constant trip count so GCC's -O2 vectoriser (very-cheap cost model) turns
+ * them into compare + blend; the plain loops stayed scalar and branchy, and
+ * a branch on a ReLU mask mispredicts about half the time: they took a
+ * quarter of a training step. */
+#define RELU_VEC 8
+
+/* x (n) = max (x, 0) in place. */
 static void
 relu_inplace (float *x, size_t n)
 {
-  for (size_t i = 0; i < n; i++)
+  size_t i = 0;
+  for (; i + RELU_VEC <= n; i += RELU_VEC) {
+    float t[RELU_VEC];
+    for (int j = 0; j < RELU_VEC; j++)
+      t[j] = x[i + j] > 0.0f ? x[i + j] : 0.0f;
+    for (int j = 0; j < RELU_VEC; j++)
+      x[i + j] = t[j];
+  }
+  for (; i < n; i++)
     x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* dx (n) is masked in place by the ReLU output y: dx = y > 0 ? dx : 0. */
+/* y (n) = max (y + sc, 0) in place: the residual sum and its ReLU. */
 static void
-relu_mask_inplace (float *dx, const float *y, size_t n)
+add_relu_inplace (float *restrict y, const float *restrict sc, size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    if (!(y[i] > 0.0f))
-      dx[i] = 0.0f;
+  size_t i = 0;
+  for (; i + RELU_VEC <= n; i += RELU_VEC) {
+    float t[RELU_VEC];
+    for (int j = 0; j < RELU_VEC; j++) {
+      float v = y[i + j] + sc[i + j];
+      t[j] = v > 0.0f ? v : 0.0f;
+    }
+    for (int j = 0; j < RELU_VEC; j++)
+      y[i + j] = t[j];
+  }
+  for (; i < n; i++) {
+    float v = y[i] + sc[i];
+    y[i] = v > 0.0f ? v : 0.0f;
+  }
+}
+
+/* dx (n) is masked in place by the ReLU output y: dx = y > 0 ? dx : 0.
+ * Both operands are loaded unconditionally into temporaries, so the select
+ * is branch-free. */
+static void
+relu_mask_inplace (float *restrict dx, const float *restrict y, size_t n)
+{
+  size_t i = 0;
+  for (; i + RELU_VEC <= n; i += RELU_VEC) {
+    float d[RELU_VEC], t[RELU_VEC];
+    for (int j = 0; j < RELU_VEC; j++)
+      d[j] = dx[i + j];
+    for (int j = 0; j < RELU_VEC; j++)
+      t[j] = y[i + j] > 0.0f ? d[j] : 0.0f;
+    for (int j = 0; j < RELU_VEC; j++)
+      dx[i + j] = t[j];
+  }
+  for (; i < n; i++)
+    dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
 }
 
 static size_t
@@ -840,12 +887,8 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
     /* y = relu (main + shortcut), in place in the last unit's b. */
     Unit *last = &b->u[b->n_units - 1];
     size_t n = unit_out_numel (last, B);
-    float *y = last->b;
-    for (size_t k = 0; k < n; k++) {
-      float v = y[k] + sc[k];
-      y[k] = v > 0.0f ? v : 0.0f;
-    }
-    x = y;
+    add_relu_inplace (last->b, sc, n);
+    x = last->b;
   }
   simclr_avgpool_forward (m->h, x, B, m->feat_h * m->feat_w, m->d);
 

@@ -3,14 +3,17 @@
  * 200 trainer steps on a fixed set of N = 16 real Fashion-MNIST images (the
  * first 16 of the training set, via the dataset API), each step with fresh
  * SimCLR views from the augmentation API (random resized crop to 16x16 with
- * scale 0.5..1, flip, brightness/contrast jitter 0.3; no blur), ResNet-18
- * width 0.125, 1 channel, head 2 layers to 32, LARS (peak lr 1.0, 10 warm-up
+ * scale 0.6..1, flip, brightness/contrast jitter 0.2; no blur), ResNet-18
+ * width 0.125, 1 channel, head 2 layers to 32, LARS (peak lr 0.5, 10 warm-up
  * steps, cosine), NT-Xent tau 0.2. Chance level is ln(2N - 1) = ln 31 = 3.43.
- * The mean loss of the last 20 steps must fall below 0.45 ln 31 and below
- * 0.6 of the first 20 steps' mean; contrastive top-1 accuracy of the last 20
- * steps must exceed 0.5 (chance 1/31). Measured: 3.07 -> 1.11, top-1 0.76,
- * about 6 s with one thread. Skips (TAP "# SKIP", meson shows SKIP) without
- * the data set.
+ * The mean loss of the last 20 steps must fall below 0.4 ln 31 = 1.37 and
+ * below half the first 20 steps' mean; contrastive top-1 accuracy of the
+ * last 20 steps must exceed 0.6 (chance 1/31). Measured over model seeds 42,
+ * 7, 3: 3.11 -> 0.58, 3.27 -> 0.63, 3.10 -> 0.70; top-1 0.88-0.90; about
+ * 6 s with one thread. (A harder recipe, crop 0.5 and jitter 0.3 at peak lr
+ * 1.0, ended between 1.1 and 1.8 depending on the seed and the resize
+ * details: too close to any bound.) Skips (TAP "# SKIP", meson shows SKIP)
+ * without the data set.
  */
 #include <math.h>
 #include <stdio.h>
@@ -58,8 +61,8 @@ test_loss_falls (void)
   SimclrAugmentConfig ac;
   simclr_augment_config_default (&ac);
   ac.size = SIZE;
-  ac.crop_scale_min = 0.5;
-  ac.jitter_strength = 0.3;
+  ac.crop_scale_min = 0.6;
+  ac.jitter_strength = 0.2;
   ac.blur_probability = 0.0;
   SimclrAugmenter *aug = simclr_augmenter_new (&ac, &err);
   if (!aug)
@@ -75,7 +78,7 @@ test_loss_falls (void)
   tc.model.proj_dim = 32;
   tc.optim.kind = SIMCLR_OPTIM_LARS;
   tc.optim.batch_size = N;
-  tc.optim.base_lr = 16.0;    /* peak lr 16 * N / 256 = 1.0 */
+  tc.optim.base_lr = 8.0;     /* peak lr 8 * N / 256 = 0.5 */
   tc.optim.lr_scaling = SIMCLR_LR_SCALING_LINEAR;
   tc.optim.warmup_steps = 10;
   tc.optim.total_steps = STEPS;
@@ -116,9 +119,9 @@ test_loss_falls (void)
       "%.4f (chance ln 31 = %.4f), last-20 top-1 %.3f\n", STEPS, secs, first,
       last, chance, last_top1);
   g_assert_cmpint (simclr_trainer_get_step (t), ==, STEPS);
-  g_assert_cmpfloat (last, <, 0.45 * chance);
-  g_assert_cmpfloat (last, <, 0.6 * first);
-  g_assert_cmpfloat (last_top1, >, 0.5);
+  g_assert_cmpfloat (last, <, 0.4 * chance);
+  g_assert_cmpfloat (last, <, 0.5 * first);
+  g_assert_cmpfloat (last_top1, >, 0.6);
 
   g_free (views);
   g_free (src);
