@@ -37,7 +37,10 @@
  * order otherwise. With #GstSimclrDatasetSrc:shard-count K, shard r plays the
  * r-th of K disjoint equal blocks of that permutation (n % K samples are left
  * out each epoch), so K data-parallel pipelines with the same seed see
- * disjoint samples. #GstSimclrDatasetSrc:num-samples keeps the first samples
+ * disjoint samples. Under `mpirun -np K` (plugin built with MPI) the
+ * defaults are shard-index = the rank and shard-count = K, so every rank
+ * plays its own part without settings; a property set explicitly wins.
+ * #GstSimclrDatasetSrc:num-samples keeps the first samples
  * of each epoch's (shard) order. After #GstSimclrDatasetSrc:epochs epochs the
  * element sends EOS (epochs=0: never). #GstSimclrDatasetSrc:start-position
  * resumes a run part-way (the skipped samples are not read).
@@ -75,6 +78,7 @@
 
 #include "gstsimclr.h"
 #include "gstsimclrdatasetsrc.h"
+#include "gstsimclrmpi.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_simclr_dataset_src_debug);
 #define GST_CAT_DEFAULT gst_simclr_dataset_src_debug
@@ -97,6 +101,8 @@ struct _GstSimclrDatasetSrc
   guint64 num_samples;
   guint shard_index;
   guint shard_count;
+  gboolean shard_index_set;     /* set explicitly: wins over the MPI rank */
+  gboolean shard_count_set;     /* set explicitly: wins over the MPI size */
   gint target_width;
   gint target_height;
   guint64 start_position;
@@ -430,6 +436,18 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
   guint64 start_position;
   gint64 n, m;
   GstFlowReturn ret;
+  gboolean distributed;
+  GError *mpi_error = NULL;
+
+  /* Under `mpirun -np K` (plugin built with MPI): initialise MPI, so that an
+   * error here ends every rank, and shard by rank unless told otherwise. */
+  distributed = gst_simclr_mpi_start (GST_ELEMENT (self), &mpi_error);
+  if (mpi_error) {
+    GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", mpi_error->message),
+        (NULL));
+    g_clear_error (&mpi_error);
+    return FALSE;
+  }
 
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->location);
@@ -441,6 +459,10 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
   num_samples = self->num_samples;
   self->run_shard_index = self->shard_index;
   self->run_shard_count = self->shard_count;
+  if (distributed && !self->shard_index_set)
+    self->run_shard_index = gst_simclr_mpi_rank ();
+  if (distributed && !self->shard_count_set)
+    self->run_shard_count = gst_simclr_mpi_size ();
   target_w = self->target_width;
   target_h = self->target_height;
   start_position = self->start_position;
@@ -672,9 +694,11 @@ gst_simclr_dataset_src_set_property (GObject * object, guint prop_id,
       break;
     case PROP_SHARD_INDEX:
       self->shard_index = g_value_get_uint (value);
+      self->shard_index_set = TRUE;
       break;
     case PROP_SHARD_COUNT:
       self->shard_count = g_value_get_uint (value);
+      self->shard_count_set = TRUE;
       break;
     case PROP_TARGET_WIDTH:
       self->target_width = g_value_get_int (value);
@@ -842,8 +866,8 @@ gst_simclr_dataset_src_class_init (GstSimclrDatasetSrcClass * klass)
   /**
    * GstSimclrDatasetSrc:shard-index:
    *
-   * Which of the shard-count disjoint parts of each epoch this element plays
-   * (e.g. the MPI rank).
+   * Which of the shard-count disjoint parts of each epoch this element plays.
+   * Under mpirun with several ranks the default is the MPI rank (unless set).
    */
   g_object_class_install_property (gobject_class, PROP_SHARD_INDEX,
       g_param_spec_uint ("shard-index", "Shard index",
@@ -853,7 +877,8 @@ gst_simclr_dataset_src_class_init (GstSimclrDatasetSrcClass * klass)
    * GstSimclrDatasetSrc:shard-count:
    *
    * Number of disjoint equal parts each epoch is split into; n % shard-count
-   * samples are left out of each epoch.
+   * samples are left out of each epoch. Under mpirun with several ranks the
+   * default is the number of ranks (unless set).
    */
   g_object_class_install_property (gobject_class, PROP_SHARD_COUNT,
       g_param_spec_uint ("shard-count", "Shard count",

@@ -168,9 +168,20 @@ watch_bus (GstElement * element)
   static GQuark watched;
   GstBus *bus;
 
+  GstObject *top, *parent;
+
   if (!element)
     return;
-  bus = gst_element_get_bus (element);
+  /* An element in a bin posts on the bin's internal child bus, whose sync
+   * handler drops the messages after forwarding them: watch the bus of the
+   * top-level pipeline, where the application reads errors. */
+  top = gst_object_ref (GST_OBJECT (element));
+  while ((parent = gst_object_get_parent (top))) {
+    gst_object_unref (top);
+    top = parent;
+  }
+  bus = GST_IS_ELEMENT (top) ? gst_element_get_bus (GST_ELEMENT (top)) : NULL;
+  gst_object_unref (top);
   if (!bus)
     return;
   if (!watched)
