@@ -49,6 +49,14 @@
  * CSV file (header line `step,epoch,loss,top1,top5,lr,views-per-second`),
  * flushed after each row so it can be followed during training.
  *
+ * Data-parallel training: under `mpirun -np K` (plugin built with MPI, see
+ * gstsimclrmpi.h) each rank's sink all-gathers the 2N rows of every rank
+ * (2NK rows; the positive of a row is the other view of the same sample of
+ * the same rank), computes the loss and accuracies over all 2NK anchors and
+ * returns to its encoder dL/dz of its own 2N rows, where L is that global
+ * loss. The `loss`, `top1`, `top5` and `views-per-second` figures are
+ * global; only rank 0 posts messages and writes the metrics file.
+ *
  * A non-finite loss or embedding stops the stream with a STREAM/FAILED error
  * naming the step; no gradient is sent for it, so the encoder does not apply
  * it (the last good checkpoint stays).
@@ -70,6 +78,7 @@
 
 #include "gstntxentsink.h"
 #include "gstsimclr.h"
+#include "gstsimclrmpi.h"
 
 #include <errno.h>
 #include <math.h>
@@ -121,6 +130,7 @@ struct _GstNtxentSink
   gchar *metrics_file_name;     /* the name it was opened under */
   gint64 window_start;          /* g_get_monotonic_time () in us */
   guint64 window_views;         /* rows seen since window_start */
+  gint global_rows;             /* rows of the last step over all MPI ranks */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -349,7 +359,21 @@ gst_ntxent_sink_start (GstBaseSink * sink)
   self->window_start = g_get_monotonic_time ();
   self->window_views = 0;
 
-  if (location && location[0] != '\0') {
+  /* Data-parallel (mpirun -np K, see gstsimclrmpi.h): the loss is computed
+   * over the rows of all ranks; rank 0 alone reports and writes metrics. */
+  {
+    GError *mpi_error = NULL;
+    gst_simclr_mpi_start (GST_ELEMENT (self), &mpi_error);
+    if (mpi_error) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", mpi_error->message),
+          (NULL));
+      g_clear_error (&mpi_error);
+      g_free (location);
+      return FALSE;
+    }
+  }
+
+  if (location && location[0] != '\0' && gst_simclr_mpi_rank () == 0) {
     self->metrics_file = g_fopen (location, "w");
     if (!self->metrics_file)
       goto open_failed;
@@ -430,6 +454,11 @@ gst_ntxent_sink_compute (GstNtxentSink * self, const float *z, gint rows,
     SimclrError * err)
 {
   SimclrStatus status;
+
+  if (gst_simclr_mpi_active ())
+    return gst_simclr_mpi_ntxent (&self->nt, &self->nt_rows, z, rows, dim,
+        tau, result, dz, &self->global_rows, err);
+  self->global_rows = rows;
 
   if (!self->nt || rows > self->nt_rows) {
     g_clear_pointer (&self->nt, simclr_ntxent_free);
@@ -627,9 +656,10 @@ gst_ntxent_sink_render (GstBaseSink * sink, GstBuffer * buffer)
     GST_DEBUG_OBJECT (self, "nobody upstream took the gradient of step %"
         G_GUINT64_FORMAT, step);
 
-  self->window_views += rows;
+  self->window_views += self->global_rows;
   if (interval > 0 && (step + 1) % interval == 0) {
-    if (!gst_ntxent_sink_report (self, post, step, epoch, &res, lr))
+    if (!gst_ntxent_sink_report (self, post && gst_simclr_mpi_rank () == 0,
+            step, epoch, &res, lr))
       return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;
