@@ -559,6 +559,67 @@ test_trainer_resume (void)
   simclr_trainer_free (t2);
 }
 
+/* Two identical replicas: the hook sums (doubles) the gradient and the
+ * trainer divides by 2, which is exact in float, so the run must equal the
+ * single-replica run bit for bit. */
+static int allreduce_calls;
+
+static void
+double_sum (float *buf, int n, void *user)
+{
+  g_assert_true (user == &allreduce_calls);
+  allreduce_calls++;
+  for (int i = 0; i < n; i++)
+    buf[i] *= 2.0f;
+}
+
+static void
+test_trainer_allreduce (void)
+{
+  SimclrTrainerConfig cfg;
+  trainer_cfg (&cfg);
+  SimclrError err = { 0 };
+  SimclrTrainer *a = simclr_trainer_new (&cfg, &err);
+  SimclrTrainer *b = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  simclr_trainer_set_gradient_allreduce (b, double_sum, &allreduce_calls);
+  simclr_trainer_set_replicas (b, 2);
+  uint8_t views[8 * 8 * 8];
+  SimclrNtxentResult ra, rb;
+  for (int s = 0; s < 3; s++) {
+    batch_u8 (views, sizeof views, s);
+    g_assert_cmpint (simclr_trainer_train_step (a, views, 8, &ra, &err), ==, 0);
+    g_assert_cmpint (simclr_trainer_train_step (b, views, 8, &rb, &err), ==, 0);
+    g_assert_cmpfloat (ra.loss, ==, rb.loss);
+  }
+  g_assert_cmpint (allreduce_calls, ==, 3);
+  size_t np;
+  const float *pa = simclr_model_params (simclr_trainer_get_model (a), &np);
+  const float *pb = simclr_model_params (simclr_trainer_get_model (b), NULL);
+  for (size_t i = 0; i < np; i++)
+    if (memcmp (pa + i, pb + i, sizeof (float)) != 0)
+      g_error ("parameter %zu: with allreduce %.9g, without %.9g", i, pb[i],
+          pa[i]);
+  /* Without the division the step differs (the test can fail). */
+  simclr_trainer_set_replicas (b, 1);
+  batch_u8 (views, sizeof views, 3);
+  g_assert_cmpint (simclr_trainer_train_step (a, views, 8, &ra, &err), ==, 0);
+  g_assert_cmpint (simclr_trainer_train_step (b, views, 8, &rb, &err), ==, 0);
+  g_assert_cmpint (memcmp (simclr_model_params (simclr_trainer_get_model (a),
+              NULL), simclr_model_params (simclr_trainer_get_model (b), NULL),
+          np * sizeof (float)), !=, 0);
+  /* Odd rows and oversize batches are errors, not crashes. */
+  g_assert_cmpint (simclr_trainer_train_step (a, views, 7, &ra, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_trainer_train_step (a, views, 10, &ra, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_trainer_backward_and_step (a, views == NULL ? NULL
+          : (const float *) NULL, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  simclr_trainer_free (a);
+  simclr_trainer_free (b);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -581,6 +642,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/checkpoint/atomic", test_atomic);
   g_test_add_func ("/checkpoint/trainer-resume", test_trainer_resume);
+  g_test_add_func ("/checkpoint/trainer-allreduce", test_trainer_allreduce);
   int rc = g_test_run ();
   /* Remove what the tests left. */
   GDir *d = g_dir_open (tmpdir, 0, NULL);
