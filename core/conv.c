@@ -53,10 +53,20 @@ conv_is_pointwise (const SimclrConvShape *s)
   return s->KH == 1 && s->KW == 1 && s->stride == 1 && s->pad == 0;
 }
 
+/* Threads used: the requested count, but each worker must get at least
+ * CONV_MIN_WORKER_FLOPS of work. Workers are started per call, and a thread
+ * created while the cores are busy can wait a scheduler time slice (ms)
+ * before it runs: a 26 MFLOP layer (1x1 stride-2 shortcut, batch 128) took
+ * 3x longer on two threads than on one on a loaded machine. */
+#define CONV_MIN_WORKER_FLOPS 2e7
+
 static int
 conv_threads (const SimclrConvShape *s)
 {
   int t = s->threads;
+  double flops = 2.0 * s->B * s->OH * s->OW * s->OC * s->KH * s->KW * s->C;
+  if (t > flops / CONV_MIN_WORKER_FLOPS)
+    t = (int) (flops / CONV_MIN_WORKER_FLOPS);
   if (t < 1)
     t = 1;
   if (t > CONV_MAX_THREADS)
@@ -104,6 +114,12 @@ conv_max_workers (const SimclrConvShape *s)
   int nimg = conv_chunk_images (s);
   int chunks = (s->B + nimg - 1) / nimg;
   return t < chunks ? t : chunks;
+}
+
+int
+simclr_conv2d_max_workers (const SimclrConvShape *s)
+{
+  return conv_is_pointwise (s) ? 1 : conv_max_workers (s);
 }
 
 /* Column floats of one worker's chunk. */

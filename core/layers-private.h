@@ -54,6 +54,11 @@ size_t simclr_conv2d_scratch_floats (const SimclrConvShape *s);
  * which need no columns. */
 int simclr_conv2d_chunk_images (const SimclrConvShape *s);
 
+/* Worker threads the fast path may start for this shape: s->threads, capped
+ * so each worker gets enough work to pay for starting it, and by the number
+ * of chunks (exposed for tests). 1 for 1x1 convolutions. */
+int simclr_conv2d_max_workers (const SimclrConvShape *s);
+
 void simclr_conv2d_forward (float *out, const float *inp, const float *weight,
     const float *bias, const SimclrConvShape *s, float *scratch);
 

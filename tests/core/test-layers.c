@@ -384,15 +384,15 @@ test_conv_bad_shape (void)
  * fast conv against the naive twin, incl. accumulation into non-zero grads */
 static gboolean
 check_float_close (const char *what, const float *a, const float *b,
-    size_t n, double rtol)
+    size_t n, double rtol, const char *ref)
 {
   double scale = 0;
   for (size_t i = 0; i < n; i++)
     scale = fmax (scale, fabs (b[i]));
   for (size_t i = 0; i < n; i++) {
     if (!(fabs (a[i] - b[i]) <= rtol * (scale + fabs (b[i])))) {
-      g_printerr ("%s mismatch at [%zu]: fast %.8g, naive %.8g\n", what, i,
-          a[i], b[i]);
+      g_printerr ("%s mismatch at [%zu]: fast %.8g, %s %.8g\n", what, i,
+          a[i], ref, b[i]);
       return FALSE;
     }
   }
@@ -432,8 +432,11 @@ static void
 test_conv_openblas_threads (void)
 {
   static const ConvSpec specs[] = {
-    {"thin-sliced", 0, 7, 7, 16, 16, 3, 3, 1, 1, 1, 2},
-    {"thin-s2-sliced", 0, 9, 9, 8, 16, 3, 3, 2, 1, 0, 2},
+    /* OC not a multiple of 8: GEMM path, sliced */
+    {"thin-sliced", 0, 7, 7, 16, 12, 3, 3, 1, 1, 1, 2},
+    {"thin-s2-sliced", 0, 9, 9, 8, 20, 3, 3, 2, 1, 0, 2},
+    /* direct path; stride 2 backward-data through sliced GEMM + col2im */
+    {"direct-s2", 0, 9, 9, 8, 16, 3, 3, 2, 1, 0, 2},
     {"wide-one-worker", 6, 4, 4, 64, 64, 3, 3, 1, 1, 0, 2},
   };
   openblas_set_num_threads (2);
@@ -442,65 +445,63 @@ test_conv_openblas_threads (void)
   openblas_set_num_threads (1);
 }
 
+/* Runs the fast kernels on shape s (forward, backward with and without
+ * dinp/dbias, into non-zero gradients: backward must accumulate) and the
+ * reference: the naive twin, or with naive FALSE the fast path on one
+ * thread (for shapes too large for the naive loops). */
 static void
-test_conv_fast_vs_naive (gconstpointer data)
+conv_compare (const SimclrConvShape *s, gboolean with_bias, gboolean naive)
 {
-  const ConvSpec *sp = data;
-  SimclrConvShape s = { .B = sp->B, .H = sp->H, .W = sp->W, .C = sp->C,
-    .OC = sp->OC, .KH = sp->KH, .KW = sp->KW, .stride = sp->stride,
-    .pad = sp->pad, .threads = sp->threads };
-  if (sp->B == 0) {
-    s.B = 1000;
-    g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
-    int n = simclr_conv2d_chunk_images (&s);
-    s.B = (s.threads + 1) * n + (n + 1) / 2;
-  }
-  g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
-  int nimg = simclr_conv2d_chunk_images (&s);
-  g_test_message ("%s: B %d, chunk of %d images, %zu scratch floats",
-      sp->name, s.B, nimg, simclr_conv2d_scratch_floats (&s));
-  if (sp->B == 0) {
-    /* more chunks than workers, the last one partial */
-    g_assert_cmpint (s.B / nimg, >, s.threads);
-    g_assert_cmpint (s.B % nimg, !=, 0);
-  }
-  size_t nin = (size_t) s.B * s.H * s.W * s.C;
-  size_t nw = (size_t) s.OC * s.KH * s.KW * s.C;
-  size_t nout = (size_t) s.B * s.OH * s.OW * s.OC;
+  size_t nin = (size_t) s->B * s->H * s->W * s->C;
+  size_t nw = (size_t) s->OC * s->KH * s->KW * s->C;
+  size_t nout = (size_t) s->B * s->OH * s->OW * s->OC;
+  SimclrConvShape s1 = *s;
+  s1.threads = 1;
   float *x = g_new (float, nin), *w = g_new (float, nw);
-  float *bias = g_new (float, s.OC), *dout = g_new (float, nout);
+  float *bias = g_new (float, s->OC), *dout = g_new (float, nout);
   float *o1 = g_new (float, nout), *o2 = g_new (float, nout);
   float *dx1 = g_new (float, nin), *dx2 = g_new (float, nin);
   float *dw1 = g_new (float, nw), *dw2 = g_new (float, nw);
-  float *db1 = g_new (float, s.OC), *db2 = g_new (float, s.OC);
+  float *db1 = g_new (float, s->OC), *db2 = g_new (float, s->OC);
   fill_uniform (x, NULL, nin, -1, 1);
   fill_uniform (w, NULL, nw, -1, 1);
-  fill_uniform (bias, NULL, s.OC, -1, 1);
+  fill_uniform (bias, NULL, s->OC, -1, 1);
   fill_uniform (dout, NULL, nout, -1, 1);
-  /* Gradients start non-zero: backward must accumulate. */
   fill_uniform (dx1, NULL, nin, -1, 1);
   fill_uniform (dw1, NULL, nw, -1, 1);
-  fill_uniform (db1, NULL, s.OC, -1, 1);
+  fill_uniform (db1, NULL, s->OC, -1, 1);
   memcpy (dx2, dx1, sizeof (float) * nin);
   memcpy (dw2, dw1, sizeof (float) * nw);
-  memcpy (db2, db1, sizeof (float) * s.OC);
-  float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
-  const float *b = sp->bias ? bias : NULL;
+  memcpy (db2, db1, sizeof (float) * s->OC);
+  float *scratch = g_new (float, simclr_conv2d_scratch_floats (s) + 1);
+  float *scratch1 = g_new (float, simclr_conv2d_scratch_floats (&s1) + 1);
+  const float *b = with_bias ? bias : NULL;
+  const char *ref = naive ? "naive" : "1 thread";
 
-  simclr_conv2d_forward (o1, x, w, b, &s, scratch);
-  simclr_conv2d_forward_naive (o2, x, w, b, &s);
-  g_assert_true (check_float_close ("forward", o1, o2, nout, 1e-5));
-  simclr_conv2d_backward (dx1, dw1, db1, dout, x, w, &s, scratch);
-  simclr_conv2d_backward_naive (dx2, dw2, db2, dout, x, w, &s);
-  g_assert_true (check_float_close ("dinp", dx1, dx2, nin, 1e-5));
-  g_assert_true (check_float_close ("dweight", dw1, dw2, nw, 1e-5));
-  g_assert_true (check_float_close ("dbias", db1, db2, s.OC, 1e-5));
+  simclr_conv2d_forward (o1, x, w, b, s, scratch);
+  if (naive)
+    simclr_conv2d_forward_naive (o2, x, w, b, s);
+  else
+    simclr_conv2d_forward (o2, x, w, b, &s1, scratch1);
+  g_assert_true (check_float_close ("forward", o1, o2, nout, 1e-5, ref));
+  simclr_conv2d_backward (dx1, dw1, db1, dout, x, w, s, scratch);
+  if (naive)
+    simclr_conv2d_backward_naive (dx2, dw2, db2, dout, x, w, s);
+  else
+    simclr_conv2d_backward (dx2, dw2, db2, dout, x, w, &s1, scratch1);
+  g_assert_true (check_float_close ("dinp", dx1, dx2, nin, 1e-5, ref));
+  g_assert_true (check_float_close ("dweight", dw1, dw2, nw, 1e-5, ref));
+  g_assert_true (check_float_close ("dbias", db1, db2, s->OC, 1e-5, ref));
 
   /* dinp NULL and dbias NULL (the stem) leave dweight the same. */
   memcpy (dw1, dw2, sizeof (float) * nw);
-  simclr_conv2d_backward (NULL, dw1, NULL, dout, x, w, &s, scratch);
-  simclr_conv2d_backward_naive (NULL, dw2, NULL, dout, x, w, &s);
-  g_assert_true (check_float_close ("dweight (no dinp)", dw1, dw2, nw, 1e-5));
+  simclr_conv2d_backward (NULL, dw1, NULL, dout, x, w, s, scratch);
+  if (naive)
+    simclr_conv2d_backward_naive (NULL, dw2, NULL, dout, x, w, s);
+  else
+    simclr_conv2d_backward (NULL, dw2, NULL, dout, x, w, &s1, scratch1);
+  g_assert_true (check_float_close ("dweight (no dinp)", dw1, dw2, nw, 1e-5,
+          ref));
 
   g_free (x);
   g_free (w);
@@ -515,16 +516,60 @@ test_conv_fast_vs_naive (gconstpointer data)
   g_free (db1);
   g_free (db2);
   g_free (scratch);
+  g_free (scratch1);
+}
+
+static void
+test_conv_fast_vs_naive (gconstpointer data)
+{
+  const ConvSpec *sp = data;
+  SimclrConvShape s = { .B = sp->B, .H = sp->H, .W = sp->W, .C = sp->C,
+    .OC = sp->OC, .KH = sp->KH, .KW = sp->KW, .stride = sp->stride,
+    .pad = sp->pad, .threads = sp->threads };
+  if (sp->B == 0) {
+    s.B = 1000;
+    g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+    int n = simclr_conv2d_chunk_images (&s);
+    s.B = 2 * n + (n + 1) / 2;
+  }
+  g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+  int nimg = simclr_conv2d_chunk_images (&s);
+  g_test_message ("%s: B %d, chunk of %d images, %d workers, %zu scratch "
+      "floats", sp->name, s.B, nimg, simclr_conv2d_max_workers (&s),
+      simclr_conv2d_scratch_floats (&s));
+  if (sp->B == 0) {
+    /* several chunks, the last one partial */
+    g_assert_cmpint (s.B / nimg, >=, 2);
+    g_assert_cmpint (s.B % nimg, !=, 0);
+  }
+  conv_compare (&s, sp->bias, TRUE);
+
+  /* The kernel gives small shapes fewer workers than asked for (each must
+   * get enough work): grow the batch until threads > 1 runs that many, and
+   * compare with one thread there (the naive loops would be too slow). */
+  if (s.threads > 1 && nimg > 0) {
+    while (simclr_conv2d_max_workers (&s) < s.threads && s.B < 100000) {
+      s.B = s.B * 3 / 2 + 1;
+      g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+    }
+    nimg = simclr_conv2d_chunk_images (&s);
+    g_test_message ("%s threaded: B %d, chunk of %d images, %d workers",
+        sp->name, s.B, nimg, simclr_conv2d_max_workers (&s));
+    g_assert_cmpint (simclr_conv2d_max_workers (&s), ==, s.threads);
+    conv_compare (&s, sp->bias, FALSE);
+  }
 }
 
 /* Thread count changes summation order only. */
 static void
 test_conv_threads_agree (void)
 {
-  SimclrConvShape s = { .B = 16, .H = 7, .W = 7, .C = 8, .OC = 8, .KH = 3,
-    .KW = 3, .stride = 1, .pad = 1, .threads = 1 };
+  SimclrConvShape s = { .B = 64, .H = 14, .W = 14, .C = 16, .OC = 16,
+    .KH = 3, .KW = 3, .stride = 1, .pad = 1, .threads = 2 };
   g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
-  size_t nin = (size_t) s.B * s.H * s.W * s.C, nw = 8 * 9 * 8;
+  g_assert_cmpint (simclr_conv2d_max_workers (&s), ==, 2);
+  s.threads = 1;
+  size_t nin = (size_t) s.B * s.H * s.W * s.C, nw = 16 * 9 * 16;
   size_t nout = (size_t) s.B * s.OH * s.OW * s.OC;
   float *x = g_new (float, nin), *w = g_new (float, nw);
   float *o1 = g_new (float, nout), *o2 = g_new (float, nout);
@@ -537,7 +582,8 @@ test_conv_threads_agree (void)
   sc = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
   simclr_conv2d_forward (o2, x, w, NULL, &s, sc);
   /* Only the GEMM blocking (rounding order) may differ. */
-  g_assert_true (check_float_close ("threads 2 vs 1", o2, o1, nout, 1e-6));
+  g_assert_true (check_float_close ("threads 2 vs 1", o2, o1, nout, 1e-6,
+          "1 thread"));
   g_free (sc);
   g_free (x);
   g_free (w);
