@@ -1,8 +1,9 @@
 /* torch-crosscheck-helper.c: the C side of torch-crosscheck.py.
  *
- *   torch-crosscheck-helper train DIR IN_CHANNELS IMAGE_SIZE SEED
- *     Builds ResNet-18 (width 0.25, CIFAR stem, head 2 layers to 32) from
- *     SEED (weights and batch), writes DIR/model.safetensors (initial checkpoint) and
+ *   torch-crosscheck-helper train DIR ARCH STEM WIDTH PROJ_LAYERS IN_CHANNELS
+ *                                 IMAGE_SIZE SEED
+ *     Builds the model (e.g. resnet18 cifar 0.25 2: head 2 layers to 32;
+ *     hidden = d) from SEED (weights and batch), writes DIR/model.safetensors (initial checkpoint) and
  *     DIR/batch.safetensors ("input" (B,H,W,C) NHWC, B = 8 views), runs one
  *     train forward, NT-Xent (tau 0.5), backward and one LARS step (lr 0.8,
  *     momentum 0.9, weight decay 1e-4, eta 1e-3), and writes
@@ -46,18 +47,21 @@ join (const char *dir, const char *name)
 }
 
 static int
-train (const char *dir, int in_ch, int size, uint64_t seed)
+train (const char *dir, const char *arch, const char *stem, double width,
+    int proj_layers, int in_ch, int size, uint64_t seed)
 {
   SimclrError err = { 0 };
   SimclrModelConfig cfg;
   simclr_model_config_default (&cfg);
-  cfg.arch = SIMCLR_ARCH_RESNET18;
-  cfg.width = 0.25;
-  cfg.stem = SIMCLR_STEM_CIFAR;
+  if (simclr_arch_from_string (arch) < 0 || simclr_stem_from_string (stem) < 0)
+    return fail ("unknown arch or stem", NULL);
+  cfg.arch = (SimclrArch) simclr_arch_from_string (arch);
+  cfg.width = width;
+  cfg.stem = (SimclrStem) simclr_stem_from_string (stem);
   cfg.in_channels = in_ch;
   cfg.image_size = size;
   cfg.max_batch = B;
-  cfg.proj_layers = 2;
+  cfg.proj_layers = proj_layers;
   cfg.proj_hidden = 0;
   cfg.proj_dim = 32;
   SimclrModel *m = simclr_model_new (&cfg, seed, &err);
@@ -199,12 +203,12 @@ eval (const char *dir)
 int
 main (int argc, char **argv)
 {
-  if (argc == 6 && strcmp (argv[1], "train") == 0)
-    return train (argv[2], atoi (argv[3]), atoi (argv[4]),
-        strtoull (argv[5], NULL, 10));
+  if (argc == 10 && strcmp (argv[1], "train") == 0)
+    return train (argv[2], argv[3], argv[4], atof (argv[5]), atoi (argv[6]),
+        atoi (argv[7]), atoi (argv[8]), strtoull (argv[9], NULL, 10));
   if (argc == 3 && strcmp (argv[1], "eval") == 0)
     return eval (argv[2]);
-  fprintf (stderr, "usage: %s train DIR IN_CHANNELS IMAGE_SIZE SEED | eval DIR\n",
-      argv[0]);
+  fprintf (stderr, "usage: %s train DIR ARCH STEM WIDTH PROJ_LAYERS "
+      "IN_CHANNELS IMAGE_SIZE SEED | eval DIR\n", argv[0]);
   return 2;
 }
