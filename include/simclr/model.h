@@ -9,8 +9,8 @@
  * over one buffer.
  *
  * Architecture: torchvision's ResNet (basic blocks for 18/34, bottleneck
- * with expansion 4 for 50; stride on the 3x3 convolution as in torchvision
- * >= 0.x "ResNet v1.5"), channels max(1, round(c * width)); stem "cifar"
+ * with expansion 4 for 50, its stride on the 3x3 convolution as torchvision
+ * does, "ResNet v1.5"), channels max(1, round(c * width)); stem "cifar"
  * (3x3 stride 1, no max-pool) or "imagenet" (7x7 stride 2 + max-pool 3x3/2);
  * global average pool gives h (B, d). Head:
  *   proj_layers 2 (SimCLR v1): head.0 Linear(d,hid) - head.1 ReLU - head.2 Linear(hid,out)
