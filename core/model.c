@@ -860,6 +860,18 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "model forward: batch %d out of range [1, max_batch %d]", B,
         c->max_batch);
+  /* PyTorch refuses this too: one value per channel has no batch variance
+   * (and the unbiased running variance would divide by zero). */
+  if (train) {
+    long min_rows = (long) B * m->feat_h * m->feat_w;
+    if (m->cfg.proj_layers == 3)
+      min_rows = B;
+    if (min_rows < 2)
+      return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "model forward: train mode with batch %d leaves batch norm one "
+          "value per channel (final feature map %dx%d); use B >= 2", B,
+          m->feat_h, m->feat_w);
+  }
   m->cached_B = 0;
   size_t in_n = (size_t) B * c->image_size * c->image_size * c->in_channels;
   memcpy (m->input, input, in_n * sizeof (float));

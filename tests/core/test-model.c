@@ -506,6 +506,11 @@ test_eval_train (void)
   g_assert_cmpint (simclr_model_backward (m, dz, &err), ==,
       SIMCLR_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (err.message, "train forward"));
+  /* One row in train mode: batch norm over 1 value per channel (layer4 is
+   * 1x1 here) is refused, as PyTorch does; eval mode is fine. */
+  g_assert_cmpint (simclr_model_forward (m, x, 1, 1, NULL, NULL, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "one value per channel"));
   /* Oversized batch. */
   g_assert_cmpint (simclr_model_forward (m, x, 5, 1, NULL, NULL, &err), ==,
       SIMCLR_ERROR_INVALID_ARGUMENT);
