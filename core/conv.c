@@ -442,7 +442,7 @@ direct_dw_run (const int NV, const int CB, float *dwp, const float *x,
  * row (b, oh) at a time so its input rows and dout row stay in L1. */
 __attribute__ ((target ("avx2,fma"), always_inline)) static inline void
 direct_dw_rows (const int NV, const int CB, float *dwp, const float *inp,
-    const float *dout, const SimclrConvShape *s, int b0, int b1)
+    const float *dout, const SimclrConvShape *s, int b0, int b1, int o0)
 {
   const int C = s->C, OC = s->OC, H = s->H, W = s->W;
   const size_t xstep = (size_t) s->stride * C;
@@ -463,8 +463,8 @@ direct_dw_rows (const int NV, const int CB, float *dwp, const float *inp,
             continue;
           const float *x = xrow +
               (size_t) (lo[kw] * s->stride - s->pad + kw) * C;
-          const float *d = drow + (size_t) lo[kw] * OC;
-          float *dk = dwp + ((size_t) kh * s->KW + kw) * C * OC;
+          const float *d = drow + (size_t) lo[kw] * OC + o0;
+          float *dk = dwp + ((size_t) kh * s->KW + kw) * C * OC + o0;
           int c = 0;
           for (; c + CB <= C; c += CB)
             direct_dw_run (NV, CB, dk + (size_t) c * OC, x + c, xstep, d, n,
@@ -493,19 +493,21 @@ __attribute__ ((target ("avx2,fma"))) static void
 conv_direct_dweight (float *dwp, const float *inp, const float *dout,
     const SimclrConvShape *s, int b0, int b1)
 {
-  /* CB*NV accumulators + NV dout vectors + 1 broadcast <= 16 registers */
+  /* CB*NV accumulators + NV dout vectors + 1 broadcast <= 16 registers;
+   * OC = 32 runs as two halves of 16 (6 x 2 blocks beat 2 x 4). */
   switch (s->OC / 8) {
     case 1:
-      direct_dw_rows (1, 12, dwp, inp, dout, s, b0, b1);
+      direct_dw_rows (1, 12, dwp, inp, dout, s, b0, b1, 0);
       break;
     case 2:
-      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1);
+      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1, 0);
       break;
     case 3:
-      direct_dw_rows (3, 4, dwp, inp, dout, s, b0, b1);
+      direct_dw_rows (3, 4, dwp, inp, dout, s, b0, b1, 0);
       break;
     default:
-      direct_dw_rows (4, 2, dwp, inp, dout, s, b0, b1);
+      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1, 0);
+      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1, 16);
       break;
   }
 }
