@@ -6,8 +6,9 @@
  *   direct kernels that read the NHWC input in place (no columns).
  * - otherwise im2col + cblas_sgemm over chunks of images, so the column
  *   buffer stays bounded (and cache-sized for thin layers).
- * The input gradient of a stride-1 convolution runs as the forward of the
- * transposed convolution (turned weights); other strides use GEMM + col2im.
+ * The input gradient of a thin stride-1 convolution runs as the forward of
+ * the transposed convolution (turned weights), of a thin strided one as a
+ * direct gather; wide layers use GEMM + col2im.
  * With s->threads > 1 the chunks are spread over worker threads.
  * The *_naive twins are plain loops, kept as the test reference.
  * This file does not allocate (the caller passes scratch) and never prints.
@@ -131,6 +132,7 @@ conv_cols_floats (const SimclrConvShape *s)
 }
 
 static int conv_direct_ok (const SimclrConvShape *s);
+static int conv_direct_bwd_ok (const SimclrConvShape *s);
 
 /* The input gradient of a stride-1 convolution is itself a stride-1
  * convolution: dinp = conv (dout, w') with C and OC swapped, the kernel
@@ -179,6 +181,9 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
    * above: the turned, packed weight. */
   SimclrConvShape t;
   if (conv_transposed_shape (s, &t) && need < (size_t) s->OC * K)
+    need = (size_t) s->OC * K;
+  /* Or a strided one gathered directly: its packed weight. */
+  if (conv_direct_bwd_ok (s) && need < (size_t) s->OC * K)
     need = (size_t) s->OC * K;
   return need;
 }
@@ -511,7 +516,134 @@ conv_direct_dweight (float *dwp, const float *inp, const float *dout,
       break;
   }
 }
+/* Input gradient of a strided convolution, gathered per input pixel:
+ * dinp (b, ih, iw, :) += sum over taps (kh, kw) that reach an output pixel
+ * (oh, ow) of dout (b, oh, ow, :) x wt[kh][kw] (OC x C). For stride s the
+ * input pixels iw0, iw0+s, iw0+2s, ... of one residue class reach the same
+ * taps, at consecutive output pixels, so a block of R of them reads R
+ * consecutive dout pixels per tap, like the forward block with the roles of
+ * C and OC swapped. wt is packed (KH, KW, OC, C); C = 8*NV. */
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_bwd_block (const int NV, const int R, float *drow,
+    const float *dout_img, const float *wt, const SimclrConvShape *s, int ih,
+    int iw0)
+{
+  const int C = s->C, OC = s->OC, st = s->stride;
+  __m256 acc[8][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = _mm256_setzero_ps ();
+  for (int kh = 0; kh < s->KH; kh++) {
+    int t = ih + s->pad - kh;
+    if (t < 0 || t % st != 0 || t / st >= s->OH)
+      continue;
+    const float *orow = dout_img + (size_t) (t / st) * s->OW * OC;
+    for (int kw = 0; kw < s->KW; kw++) {
+      int u = iw0 + s->pad - kw;
+      if (((u % st) + st) % st != 0)
+        continue;
+      int ow0 = u / st;         /* exact: u is a multiple of st */
+      const float *p[8];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++)
+        p[r] = ow0 + r >= 0 && ow0 + r < s->OW ?
+            orow + (size_t) (ow0 + r) * OC : conv_zeros;
+      const float *w = wt + (size_t) (kh * s->KW + kw) * OC * C;
+      for (int o = 0; o < OC; o++, w += C) {
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+          wv[v] = _mm256_loadu_ps (w + 8 * v);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+          __m256 x = _mm256_broadcast_ss (p[r] + o);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; v++)
+            acc[r][v] = _mm256_fmadd_ps (x, wv[v], acc[r][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++) {
+    float *dst = drow + (size_t) (iw0 + st * r) * C;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      _mm256_storeu_ps (dst + 8 * v,
+          _mm256_add_ps (acc[r][v], _mm256_loadu_ps (dst + 8 * v)));
+  }
+}
+
+__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
+direct_bwd_row (const int NV, const int R, float *drow,
+    const float *dout_img, const float *wt, const SimclrConvShape *s, int ih)
+{
+  const int st = s->stride;
+  for (int q = 0; q < st && q < s->W; q++) {
+    int n = (s->W - q + st - 1) / st;   /* pixels q, q+st, ... < W */
+    int j = 0;
+    for (; j + R <= n; j += R)
+      direct_bwd_block (NV, R, drow, dout_img, wt, s, ih, q + st * j);
+    if (R > 4 && j + 4 <= n) {
+      direct_bwd_block (NV, 4, drow, dout_img, wt, s, ih, q + st * j);
+      j += 4;
+    }
+    if (R > 2 && j + 2 <= n) {
+      direct_bwd_block (NV, 2, drow, dout_img, wt, s, ih, q + st * j);
+      j += 2;
+    }
+    if (j < n)
+      direct_bwd_block (NV, 1, drow, dout_img, wt, s, ih, q + st * j);
+  }
+}
+
+/* dinp (B,H,W,C) += input gradient of images [b0, b1); wt from
+ * conv_pack_weight (..., CONV_PACK_OC_C). */
+__attribute__ ((target ("avx2,fma"))) static void
+conv_direct_backward_data (float *dinp, const float *dout, const float *wt,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  for (int b = b0; b < b1; b++) {
+    const float *dimg = dout + (size_t) b * s->OH * s->OW * s->OC;
+    for (int ih = 0; ih < s->H; ih++) {
+      float *drow = dinp + ((size_t) b * s->H + ih) * s->W * s->C;
+      switch (s->C / 8) {
+        case 1:
+          direct_bwd_row (1, 8, drow, dimg, wt, s, ih);
+          break;
+        case 2:
+          direct_bwd_row (2, 6, drow, dimg, wt, s, ih);
+          break;
+        case 3:
+          direct_bwd_row (3, 4, drow, dimg, wt, s, ih);
+          break;
+        default:
+          direct_bwd_row (4, 3, drow, dimg, wt, s, ih);
+          break;
+      }
+    }
+  }
+}
 #endif
+
+/* Whether conv_direct_backward_data serves this shape's input gradient:
+ * strided convolutions with C a multiple of 8, at most 32 (stride 1 goes
+ * through the transposed forward instead). */
+static int
+conv_direct_bwd_ok (const SimclrConvShape *s)
+{
+#ifdef CONV_HAVE_DIRECT
+  if (conv_is_pointwise (s) || s->stride < 2 || s->C % 8 != 0 ||
+      s->C > 32 || s->OC > CONV_DIRECT_MAX_C)
+    return 0;
+  __builtin_cpu_init ();
+  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
+#else
+  return 0;
+#endif
+}
 
 /* Whether the direct kernels serve this shape on this CPU. */
 static int
@@ -528,13 +660,17 @@ conv_direct_ok (const SimclrConvShape *s)
 #endif
 }
 
-/* weight (OC, KH, KW, C) -> wp (KH, KW, C, OC), as the direct forward reads
- * it; with `turn`, the weight of the transposed convolution (see
- * conv_transposed_shape) packed likewise: wp (KH, KW, OC, C) with
- * wp[kh][kw][o][c] = weight[o][KH-1-kh][KW-1-kw][c]. */
+/* Packs weight (OC, KH, KW, C) for the direct kernels:
+ * CONV_PACK_C_OC: wp (KH, KW, C, OC), as the direct forward reads it;
+ * CONV_PACK_TURNED: the weight of the transposed convolution (see
+ * conv_transposed_shape) packed likewise, wp (KH, KW, OC, C) with
+ * wp[kh][kw][o][c] = weight[o][KH-1-kh][KW-1-kw][c];
+ * CONV_PACK_OC_C: wp (KH, KW, OC, C), for conv_direct_backward_data. */
+enum { CONV_PACK_C_OC, CONV_PACK_TURNED, CONV_PACK_OC_C };
+
 static void
 conv_pack_weight (float *wp, const float *weight, const SimclrConvShape *s,
-    int turn)
+    int layout)
 {
   const int OC = s->OC, KH = s->KH, KW = s->KW, C = s->C;
   for (int o = 0; o < OC; o++)
@@ -542,9 +678,11 @@ conv_pack_weight (float *wp, const float *weight, const SimclrConvShape *s,
       for (int kw = 0; kw < KW; kw++)
         for (int c = 0; c < C; c++) {
           float w = weight[(((size_t) o * KH + kh) * KW + kw) * C + c];
-          if (turn)
+          if (layout == CONV_PACK_TURNED)
             wp[(((size_t) (KH - 1 - kh) * KW + (KW - 1 - kw)) * OC + o) * C +
                 c] = w;
+          else if (layout == CONV_PACK_OC_C)
+            wp[(((size_t) kh * KW + kw) * OC + o) * C + c] = w;
           else
             wp[(((size_t) kh * KW + kw) * C + c) * OC + o] = w;
         }
@@ -697,6 +835,17 @@ conv_backward_task (void *arg)
   return NULL;
 }
 
+static void *
+conv_backward_data_task (void *arg)
+{
+#ifdef CONV_HAVE_DIRECT
+  ConvTask *t = arg;
+  conv_direct_backward_data (t->dinp, t->dout, t->wpack, t->s, t->img_begin,
+      t->img_end);
+#endif
+  return NULL;
+}
+
 /* Runs fn on tasks 1.. in pthreads and task 0 on the calling thread. If a
  * thread cannot be created its task runs here: same results, slower. */
 static void
@@ -787,7 +936,7 @@ simclr_conv2d_forward (float *out, const float *inp, const float *weight,
     return;
   }
   if (conv_direct_ok (s)) {
-    conv_pack_weight (scratch, weight, s, 0);
+    conv_pack_weight (scratch, weight, s, CONV_PACK_C_OC);
     conv_forward_chunks (out, inp, NULL, scratch, bias, 0, s,
         scratch + (size_t) s->OC * s->KH * s->KW * s->C);
   } else {
@@ -826,19 +975,21 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
 
   SimclrConvShape ts;
   const int transposed = dinp && conv_transposed_shape (s, &ts);
+  const int gather = dinp && !transposed && conv_direct_bwd_ok (s);
   const int direct = conv_direct_ok (s);
   const size_t K = (size_t) s->KH * s->KW * s->C;
 
-  /* dweight, dbias (and dinp through col2im unless transposed) */
+  /* dweight, dbias (and dinp through GEMM + col2im unless transposed or
+   * gathered: both run afterwards) */
   ConvTask tasks[CONV_MAX_THREADS];
   int workers = conv_split (tasks, s, scratch,
-      !direct || (dinp && !transposed));
+      !direct || (dinp && !transposed && !gather));
   /* Workers 1.. accumulate into private dweight/dbias after the column
    * buffers, summed into the caller's in a fixed order at the end. */
   float *priv = scratch + (size_t) workers * conv_cols_floats (s);
   float *dwp = priv + (size_t) (workers - 1) * (OC * K + OC);
   for (int i = 0; i < workers; i++) {
-    tasks[i].dinp = transposed ? NULL : dinp;
+    tasks[i].dinp = transposed || gather ? NULL : dinp;
     tasks[i].dout = dout;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
@@ -866,9 +1017,18 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
 
   if (transposed) {
     /* dinp += conv (dout) with the turned weight packed at scratch */
-    conv_pack_weight (scratch, weight, s, 1);
+    conv_pack_weight (scratch, weight, s, CONV_PACK_TURNED);
     conv_forward_chunks (dinp, dout, NULL, scratch, NULL, 1, &ts,
         scratch + OC * K);
+  } else if (gather) {
+    conv_pack_weight (scratch, weight, s, CONV_PACK_OC_C);
+    workers = conv_split (tasks, s, scratch + OC * K, 0);
+    for (int i = 0; i < workers; i++) {
+      tasks[i].dinp = dinp;
+      tasks[i].dout = dout;
+      tasks[i].wpack = scratch;
+    }
+    conv_run_tasks (tasks, workers, conv_backward_data_task);
   }
 }
 

@@ -296,6 +296,10 @@ static const ConvSpec conv_specs[] = {
   {"3x3-s2-p1-c1-oc16", 2, 7, 7, 1, 16, 3, 3, 2, 1, 0, 2},
   {"7x7-s2-p3-c3-oc32-bias", 2, 9, 8, 3, 32, 7, 7, 2, 3, 1, 1},
   {"3x3-s1-p1-c8-oc24", 2, 5, 7, 8, 24, 3, 3, 1, 1, 1, 1},
+  /* strided with C a multiple of 8: the direct input-gradient gather */
+  {"3x3-s2-p1-c8-gather", 2, 7, 8, 8, 4, 3, 3, 2, 1, 1, 1},
+  {"5x5-s3-p2-c16-gather", 2, 11, 10, 16, 8, 5, 5, 3, 2, 0, 1},
+  {"1x1-s2-c24-gather", 2, 5, 6, 24, 8, 1, 1, 2, 0, 0, 1},
 };
 
 static void
@@ -423,6 +427,9 @@ static const ConvSpec conv_fast_specs[] = {
   {"oc24-ow7-c16", 3, 7, 7, 16, 24, 3, 3, 1, 1, 0, 2},
   {"oc32-ow5-c32", 3, 5, 5, 32, 32, 3, 3, 1, 1, 1, 2},
   {"oc32-s2-ow6-c7", 3, 12, 11, 7, 32, 3, 3, 2, 1, 1, 1},
+  {"gather-s2-c32-w13", 3, 13, 13, 32, 16, 3, 3, 2, 1, 0, 2},
+  {"gather-s3-c8-w17", 2, 9, 17, 8, 12, 5, 5, 3, 2, 1, 1},
+  {"gather-s2-p0-c16-w20", 2, 6, 20, 16, 8, 3, 3, 2, 0, 0, 2},
 };
 
 /* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall
