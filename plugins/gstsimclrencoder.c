@@ -76,6 +76,19 @@
  * Non-square input caps are refused with an error naming the fix (crop or
  * scale to a square).
  *
+ * ## Data-parallel training (mpirun)
+ *
+ * Under `mpirun -np K` (plugin built with MPI, see gstsimclrmpi.h) each
+ * rank's encoder trains the same model on its own N =
+ * #GstSimclrEncoder:batch-size samples per step: batch norm uses the
+ * statistics of all K x N samples (SyncBN), the parameter gradients are
+ * summed over the ranks after the backward pass (ntxentsink returns each
+ * rank dL/dz of its rows for the loss of all ranks' rows), and the
+ * learning-rate scaling and the checkpoint's batch_size use the global batch
+ * K x N. Rank 0's initial weights are broadcast, rank 0 alone writes
+ * checkpoints, and `samples-seen` counts the samples of one rank (the
+ * start-position of its simclrdatasetsrc shard).
+ *
  * If OpenBLAS runs a slow generic kernel on this CPU, a warning naming the
  * fix (an environment variable) is posted once per process at start.
  *
@@ -102,6 +115,7 @@
 
 #include "gstsimclrencoder.h"
 #include "gstsimclr.h"
+#include "gstsimclrmpi.h"
 
 #include <gst/video/video.h>
 #include <math.h>
@@ -1052,6 +1066,21 @@ post_load_error (GstSimclrEncoder * self, const gchar * property,
   }
 }
 
+/* Data-parallel under mpirun (a no-op otherwise): gradient sum and SyncBN
+ * over the ranks, rank 0's state broadcast (gstsimclrmpi.h). */
+static gboolean
+gst_simclr_encoder_mpi_setup (GstSimclrEncoder * self)
+{
+  GError *mpi_error = NULL;
+
+  if (gst_simclr_mpi_setup_trainer (self->trainer, TRUE, &mpi_error))
+    return TRUE;
+  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("%s", mpi_error->message),
+      (NULL));
+  g_clear_error (&mpi_error);
+  return FALSE;
+}
+
 /* Checks the settings that the pspec ranges cannot express, then loads what
  * a run needs before caps: the embed model, or the trainer to resume. */
 static gboolean
@@ -1082,6 +1111,18 @@ gst_simclr_encoder_start (GstSimclrEncoder * self)
     return TRUE;
   }
 
+  {
+    /* Data-parallel under mpirun: initialise MPI here, never in plugin_init */
+    GError *mpi_error = NULL;
+    gst_simclr_mpi_start (GST_ELEMENT (self), &mpi_error);
+    if (mpi_error) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", mpi_error->message),
+          (NULL));
+      g_clear_error (&mpi_error);
+      return FALSE;
+    }
+  }
+
   if (s->proj_layers == 1)
     goto bad_proj_layers;
   if (s->total_steps <= s->warmup_steps)
@@ -1098,10 +1139,13 @@ gst_simclr_encoder_start (GstSimclrEncoder * self)
       return FALSE;
     }
     cfg = simclr_trainer_get_config (self->trainer);
-    if (cfg->optim.batch_size != s->batch_size) {
+    /* MPI: the file holds the global batch, K x the per-rank batch-size */
+    if (cfg->optim.batch_size != s->batch_size * gst_simclr_mpi_size ()) {
       /* The file's batch size is the schedule's: use it, and size the
        * model's scratch for it. */
-      gint n = cfg->optim.batch_size;
+      gint n = cfg->optim.batch_size / gst_simclr_mpi_size ();
+      if (n < 1 || n * gst_simclr_mpi_size () != cfg->optim.batch_size)
+        goto bad_resume_ranks;
       GST_INFO_OBJECT (self, "%s was trained with batch-size %d: using it "
           "instead of %d", s->resume_from, n, s->batch_size);
       simclr_trainer_free (self->trainer);
@@ -1111,6 +1155,8 @@ gst_simclr_encoder_start (GstSimclrEncoder * self)
         return FALSE;
       }
     }
+    if (!gst_simclr_encoder_mpi_setup (self))
+      return FALSE;
     self->model_origin = s->resume_from;
     GST_INFO_OBJECT (self, "resuming from %s at step %" G_GINT64_FORMAT,
         s->resume_from, simclr_trainer_get_step (self->trainer));
@@ -1148,6 +1194,15 @@ bad_momentum:
         ("momentum must be below 1, not %g.", s->momentum), (NULL));
     return FALSE;
   }
+bad_resume_ranks:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("\"%s\" was trained with a global batch of %d samples, which %d "
+            "MPI ranks cannot split evenly.", s->resume_from,
+            simclr_trainer_get_config (self->trainer)->optim.batch_size,
+            gst_simclr_mpi_size ()), (NULL));
+    return FALSE;
+  }
 }
 
 /* Creates a new trainer from the properties for @size x @size frames of
@@ -1179,7 +1234,8 @@ gst_simclr_encoder_new_trainer (GstSimclrEncoder * self, gint size,
   cfg.optim.kind = s->optimizer;
   cfg.optim.base_lr = s->learning_rate;
   cfg.optim.lr_scaling = s->lr_scaling;
-  cfg.optim.batch_size = s->batch_size;
+  /* the global batch: batch-size per MPI rank (1 rank without MPI) */
+  cfg.optim.batch_size = s->batch_size * gst_simclr_mpi_size ();
   cfg.optim.momentum = s->momentum;
   cfg.optim.weight_decay = s->weight_decay;
   cfg.optim.warmup_steps = (int64_t) s->warmup_steps;
@@ -1193,6 +1249,8 @@ gst_simclr_encoder_new_trainer (GstSimclrEncoder * self, gint size,
         ("%s", err.message));
     return FALSE;
   }
+  if (!gst_simclr_encoder_mpi_setup (self))
+    return FALSE;
   GST_INFO_OBJECT (self, "new %s width %g %s stem, %dx%dx%d, N %d",
       simclr_arch_to_string (cfg.model.arch), cfg.model.width,
       simclr_stem_to_string (cfg.model.stem), size, size, channels,
@@ -1243,7 +1301,8 @@ gst_simclr_encoder_set_caps (GstSimclrEncoder * self, GstCaps * caps)
   self->frame_bytes = (gsize) size * size * channels;
 
   if (self->trainer) {
-    self->n = simclr_trainer_get_config (self->trainer)->optim.batch_size;
+    self->n = simclr_trainer_get_config (self->trainer)->optim.batch_size /
+        gst_simclr_mpi_size ();     /* per rank */
     dim = simclr_model_output_dim (m);
     self->batch_u8 = g_malloc ((gsize) 2 * self->n * self->frame_bytes);
     self->batch_z = g_malloc ((gsize) 2 * self->n * dim * sizeof (gfloat));
@@ -1347,6 +1406,8 @@ gst_simclr_encoder_save (GstSimclrEncoder * self)
 
   if (!str_set (path) || self->trainer == NULL)
     return TRUE;
+  if (gst_simclr_mpi_rank () != 0)
+    return TRUE;                /* MPI: replicas are identical; rank 0 writes */
   step = (guint64) simclr_trainer_get_step (self->trainer);
   m = simclr_trainer_get_model (self->trainer);
   params = simclr_model_params (m, &n_params);
