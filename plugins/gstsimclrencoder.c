@@ -125,6 +125,9 @@
 #include "simclr/model.h"
 #include "simclr/trainer.h"
 
+/* Declared by OpenBLAS (not in cblas.h). */
+extern int openblas_get_num_threads (void);
+
 GST_DEBUG_CATEGORY_STATIC (gst_simclr_encoder_debug);
 #define GST_CAT_DEFAULT gst_simclr_encoder_debug
 
@@ -181,7 +184,7 @@ enum
 #define DEFAULT_CHECKPOINT_INTERVAL 0
 #define DEFAULT_RESUME_FROM NULL
 #define DEFAULT_SEED 0
-#define DEFAULT_THREADS 1
+#define DEFAULT_THREADS 0
 #define DEFAULT_OUTPUT GST_SIMCLR_ENCODER_OUTPUT_REPRESENTATION
 #define DEFAULT_EMBED_BATCH 16
 #define DEFAULT_MAX_LATENCY 0
@@ -620,13 +623,16 @@ gst_simclr_encoder_class_init (GstSimclrEncoderClass * klass)
    *
    * Worker threads of the model's own parallel loops (thin convolutions) in
    * train mode. OpenBLAS's threads are process-wide and set by
-   * OPENBLAS_NUM_THREADS in the environment, not by this property; keep
-   * threads x OpenBLAS threads at most the number of cores.
+   * OPENBLAS_NUM_THREADS in the environment, not by this property. The
+   * default 0 uses as many workers as OpenBLAS has threads: the thin layers
+   * then use every core (their GEMMs are sliced below OpenBLAS's own
+   * threading threshold, so the two never oversubscribe the cores).
    */
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
-          "Model worker threads for thin convolutions (0 = 1; OpenBLAS "
-          "threads are set by OPENBLAS_NUM_THREADS)", 0, 256, DEFAULT_THREADS,
+          "Model worker threads for thin convolutions (0 = as many as "
+          "OpenBLAS uses, set by OPENBLAS_NUM_THREADS)", 0, 256,
+          DEFAULT_THREADS,
           rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT,
       g_param_spec_enum ("output", "Output",
@@ -1230,7 +1236,7 @@ gst_simclr_encoder_new_trainer (GstSimclrEncoder * self, gint size,
   cfg.model.proj_layers = s->proj_layers;
   cfg.model.proj_hidden = s->proj_hidden;
   cfg.model.proj_dim = s->proj_dim;
-  cfg.model.threads = s->threads;
+  cfg.model.threads = s->threads > 0 ? s->threads : openblas_get_num_threads ();
   cfg.optim.kind = s->optimizer;
   cfg.optim.base_lr = s->learning_rate;
   cfg.optim.lr_scaling = s->lr_scaling;
