@@ -10,6 +10,9 @@
 #   2. rank 1 ends cleanly after 2 samples, rank 0 never ends -> rank 1's
 #      exit waits SIMCLR_MPI_FINALIZE_TIMEOUT (3 s) for the others, then
 #      aborts all
+#   3. mid-training: the full pipeline on 2 ranks; rank 0 (the only writer)
+#      fails to write its step-2 checkpoint while rank 1 waits in the next
+#      step's collectives -> every rank ends
 # TAP output.
 set -u
 MPIRUN=$1
@@ -73,6 +76,17 @@ run "rank 1 ends early, rank 0 does not: abort instead of a hang" fail \
   "not every rank" -- \
   -np 1 gst-launch-1.0 -q $SRC epochs=0 ! fakesink : \
   -np 1 gst-launch-1.0 -q $SRC num-samples=2 epochs=1 ! fakesink
+
+OUT=$(mktemp -d)
+run "mid-training: rank 0 cannot write its checkpoint" fail \
+  "simclr-mpi: rank 0 of 2: ERROR from" -- \
+  -np 2 gst-launch-1.0 -q $SRC shuffle=true epochs=0 \
+    ! simclraugment size=12 ! queue \
+    ! simclrencoder batch-size=4 width=0.25 proj-dim=16 threads=1 \
+        checkpoint-location=$OUT/missing-folder/ckpt.safetensors \
+        checkpoint-interval=2 \
+    ! ntxentsink
+rmdir "$OUT"
 
 echo "1..$n"
 [ $failures -eq 0 ]
