@@ -135,7 +135,8 @@ echo "== checkpoint $checkpoint, metrics $metrics"
         warmup-steps="$warmup" checkpoint-location="$checkpoint" \
         threads="$threads" $resume_props \
     ! ntxentsink interval="$interval" metrics-location="$metrics" \
-  2>&1 | grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|simclr-mpi|MPI_ABORT' \
-       | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
-                -e 's/([a-z0-9]*)//g'
+  2>&1 | tr '\r' '\n' \
+  | grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|simclr-mpi|MPI_ABORT' \
+  | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)"[^:]*: /\1: /' \
+           -e 's/([a-z0-9]*)//g'
 exit "${PIPESTATUS[0]}"
