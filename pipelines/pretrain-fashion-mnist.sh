@@ -116,9 +116,10 @@ mkdir -p "$(dirname "$checkpoint")" "$(dirname "$metrics")"
 train_images=60000
 steps_per_epoch=$((train_images / batch))
 
-# The pipeline for $1 steps: the source plays exactly steps x batch samples
-# (whole epochs when that is more than one), so the encoder's cosine schedule
-# (total-steps) ends with the data and EOS writes the checkpoint.
+# The pipeline for $1 steps: the source plays enough epochs for them, the
+# encoder's cosine schedule (total-steps) is exactly $1 steps, and the encoder
+# ends the stream when it is complete (stop-at-end), so EOS writes the final
+# checkpoint with the learning rate decayed to 0.
 run () {
   local n="$1" csv="$2" ckpt="$3" ivl="$4" deadline="${5:-}" source_props warmup pid rc
   local resume_props=""
@@ -126,7 +127,6 @@ run () {
     source_props="epochs=1 num-samples=$((n * batch))"
   else
     source_props="epochs=$(( (n + steps_per_epoch - 1) / steps_per_epoch ))"
-    n=$(( (n + steps_per_epoch - 1) / steps_per_epoch * steps_per_epoch ))
   fi
   warmup=$(awk -v n="$n" -v f="$warmup_frac" 'BEGIN { printf "%d", n * f }')
   [ "$warmup" -ge 1 ] || warmup=0

@@ -158,6 +158,7 @@ enum
   PROP_RESUME_FROM,
   PROP_SEED,
   PROP_THREADS,
+  PROP_STOP_AT_END,
   PROP_OUTPUT,
   PROP_EMBED_BATCH,
   PROP_MAX_LATENCY,
@@ -186,6 +187,7 @@ enum
 #define DEFAULT_SEED 0
 #define DEFAULT_THREADS 0
 #define DEFAULT_OUTPUT GST_SIMCLR_ENCODER_OUTPUT_REPRESENTATION
+#define DEFAULT_STOP_AT_END TRUE
 #define DEFAULT_EMBED_BATCH 16
 #define DEFAULT_MAX_LATENCY 0
 
@@ -216,6 +218,7 @@ typedef struct
   gchar *resume_from;           /* NULL or "" = none */
   guint64 seed;
   gint threads;
+  gboolean stop_at_end;
   GstSimclrEncoderOutput output;
   gint embed_batch;
   GstClockTime max_latency;
@@ -634,6 +637,21 @@ gst_simclr_encoder_class_init (GstSimclrEncoderClass * klass)
           "OpenBLAS uses, set by OPENBLAS_NUM_THREADS)", 0, 256,
           DEFAULT_THREADS,
           rw));
+  /**
+   * GstSimclrEncoder:stop-at-end:
+   *
+   * In train mode, once the schedule is complete (the step count reaches
+   * total-steps, where the learning rate has decayed to 0) the element
+   * returns GST_FLOW_EOS to upstream: the source then sends EOS, which
+   * writes the final checkpoint and ends the pipeline. A run can thus be
+   * sized by total-steps alone, whatever the length of the stream. FALSE
+   * keeps consuming the stream (with learning rate 0) until its own EOS.
+   */
+  g_object_class_install_property (gobject_class, PROP_STOP_AT_END,
+      g_param_spec_boolean ("stop-at-end", "Stop at end",
+          "Train mode: end the stream once total-steps steps are done "
+          "(FALSE: keep going with learning rate 0 until EOS)",
+          DEFAULT_STOP_AT_END, rw));
   g_object_class_install_property (gobject_class, PROP_OUTPUT,
       g_param_spec_enum ("output", "Output",
           "Embed mode: representation h (for downstream tasks) or projection z",
@@ -719,6 +737,7 @@ settings_init (Settings * s)
   s->resume_from = g_strdup (DEFAULT_RESUME_FROM);
   s->seed = DEFAULT_SEED;
   s->threads = DEFAULT_THREADS;
+  s->stop_at_end = DEFAULT_STOP_AT_END;
   s->output = DEFAULT_OUTPUT;
   s->embed_batch = DEFAULT_EMBED_BATCH;
   s->max_latency = DEFAULT_MAX_LATENCY;
@@ -919,6 +938,9 @@ gst_simclr_encoder_set_property (GObject * object, guint prop_id,
     case PROP_THREADS:
       s->threads = g_value_get_int (value);
       break;
+    case PROP_STOP_AT_END:
+      s->stop_at_end = g_value_get_boolean (value);
+      break;
     case PROP_OUTPUT:
       s->output = g_value_get_enum (value);
       break;
@@ -1003,6 +1025,9 @@ gst_simclr_encoder_get_property (GObject * object, guint prop_id,
       break;
     case PROP_THREADS:
       g_value_set_int (value, s->threads);
+      break;
+    case PROP_STOP_AT_END:
+      g_value_set_boolean (value, s->stop_at_end);
       break;
     case PROP_OUTPUT:
       g_value_set_enum (value, s->output);
@@ -1586,6 +1611,14 @@ gst_simclr_encoder_train_step (GstSimclrEncoder * self)
       && step % self->run.checkpoint_interval == 0
       && !gst_simclr_encoder_save (self))
     return GST_FLOW_ERROR;
+  if (self->run.stop_at_end && (gint64) step >=
+      simclr_trainer_get_config (self->trainer)->optim.total_steps) {
+    /* The schedule is done: tell upstream to stop; its EOS then writes the
+     * final checkpoint (see stop-at-end). */
+    GST_INFO_OBJECT (self, "schedule complete at step %" G_GUINT64_FORMAT
+        ": returning EOS upstream", step);
+    return GST_FLOW_EOS;
+  }
   return GST_FLOW_OK;
 
   /* ERRORS */
