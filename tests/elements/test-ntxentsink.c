@@ -15,74 +15,8 @@
 #include "gstsimclr.h"
 #include "simclr/ntxent.h"
 
-/* ---- The embedding meta, reached through the plugin ----------------------
- * The plugin (libgstsimclr.so, hidden symbols) registers the meta API type
- * under a fixed name the first time it looks for the meta; a second copy of
- * gstsimclrmeta.c linked into this test would register the same type names
- * again, which GLib refuses with a critical. So the test lets the plugin
- * register the API first (a warm-up buffer through ntxentsink), then looks it
- * up by name and attaches records through its own implementation of the same
- * struct. These two definitions stand in for the header's functions. */
-static GType embedding_api = 0;
-
-GType
-gst_simclr_embedding_meta_api_get_type (void)
-{
-  g_assert (embedding_api != 0);
-  return embedding_api;
-}
-
-static gboolean
-test_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
-{
-  GstSimclrEmbeddingMeta *m = (GstSimclrEmbeddingMeta *) meta;
-  m->step = 0;
-  m->rows = 0;
-  m->row = NULL;
-  m->epoch = 0;
-  m->lr = 0;
-  return TRUE;
-}
-
-static void
-test_meta_free (GstMeta * meta, GstBuffer * buffer)
-{
-  g_free (((GstSimclrEmbeddingMeta *) meta)->row);
-}
-
-GstSimclrEmbeddingMeta *
-gst_buffer_add_simclr_embedding_meta (GstBuffer * buffer, guint64 step,
-    guint rows, const GstSimclrEmbeddingRow * row)
-{
-  static const GstMetaInfo *info = NULL;
-  GstSimclrEmbeddingMeta *m;
-
-  if (!info)
-    info = gst_meta_register (gst_simclr_embedding_meta_api_get_type (),
-        "GstSimclrEmbeddingMetaTest", sizeof (GstSimclrEmbeddingMeta),
-        test_meta_init, test_meta_free, NULL);
-  m = (GstSimclrEmbeddingMeta *) gst_buffer_add_meta (buffer, info, NULL);
-  m->step = step;
-  m->rows = rows;
-  m->row = g_new0 (GstSimclrEmbeddingRow, MAX (rows, 1));
-  memcpy (m->row, row, rows * sizeof *row);
-  return m;
-}
-
-/* Makes the plugin register the embedding meta API, then finds it. */
-static void
-register_embedding_api (void)
-{
-  GstHarness *h = gst_harness_new ("ntxentsink");
-  gst_harness_set_src_caps_str (h, SIMCLR_EMBEDDING_MEDIA_TYPE
-      ", dimension=(int)1");
-  /* No meta: ntxentsink looks for it (registering the API) and refuses the
-   * buffer; there is no bus, so the error goes nowhere. */
-  gst_harness_push (h, gst_buffer_new_allocate (NULL, 8, NULL));
-  gst_harness_teardown (h);
-  embedding_api = g_type_from_name ("GstSimclrEmbeddingMetaAPI");
-  g_assert (embedding_api != 0);
-}
+/* The meta code (plugins/gstsimclrmeta.c) is linked into this test; it
+ * shares the plugin's registration by name. */
 
 /* ------------------------------------------------------------------------ */
 
@@ -652,6 +586,5 @@ int
 main (int argc, char **argv)
 {
   gst_check_init (&argc, &argv);
-  register_embedding_api ();
   return gst_check_run_suite (ntxentsink_suite (), "ntxentsink", __FILE__);
 }
