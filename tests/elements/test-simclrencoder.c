@@ -399,6 +399,53 @@ get_step (GstHarness * h)
 /* Shuffled views pair by meta; embeddings and the step taken with the
  * test's gradient match an independent trainer, twice in a row (so the
  * second batch shows the weights after the element's step). */
+/* With stop-at-end (the default) the push that completes the last step of
+ * the schedule returns EOS, so upstream stops; with stop-at-end=false it
+ * keeps training (learning rate 0). */
+static void
+run_two_steps (gboolean stop_at_end)
+{
+  GstHarness *h = new_harness (stop_at_end
+      ? "width=0.25 batch-size=4 proj-dim=8 seed=7 warmup-steps=0 "
+      "total-steps=2 threads=1"
+      : "width=0.25 batch-size=4 proj-dim=8 seed=7 warmup-steps=0 "
+      "total-steps=2 threads=1 stop-at-end=false", NULL);
+  PushJob job;
+  GThread *th;
+  GstBuffer *out;
+  gfloat *dz;
+
+  gst_harness_set_src_caps_str (h, CAPS);
+  for (guint64 step = 0; step < 2; step++) {
+    th = push_async (&job, h, shuffled_views (step * N, N, 0));
+    out = gst_harness_pull (h);
+    fail_unless (out != NULL);
+    gst_buffer_unref (out);
+    dz = test_gradient (step);
+    fail_unless (gst_harness_push_upstream_event (h, gradient_event (step, dz,
+                2 * N)));
+    g_free (dz);
+    push_job_finish (th, &job);
+    /* The push that completed step 1 (the last of total-steps 2) is the one
+     * that learns the schedule is over. */
+    if (step == 1 && stop_at_end) {
+      fail_unless_equals_int (job.ret, GST_FLOW_EOS);
+    } else {
+      fail_unless_equals_int (job.ret, GST_FLOW_OK);
+    }
+  }
+  fail_unless_equals_uint64 (get_step (h), 2);
+  teardown (h, NULL);
+}
+
+GST_START_TEST (test_stop_at_end)
+{
+  run_two_steps (TRUE);
+  run_two_steps (FALSE);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_train_pairing_and_gradient)
 {
   GstHarness *h = new_harness (TRAIN_SETTINGS, NULL);
@@ -1096,6 +1143,7 @@ simclrencoder_suite (void)
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_train_pairing_and_gradient);
+  tcase_add_test (tc, test_stop_at_end);
   tcase_add_test (tc, test_train_reentrant_gradient);
   tcase_add_test (tc, test_train_shutdown_wakes_wait);
   tcase_add_test (tc, test_train_flush_wakes_wait);
