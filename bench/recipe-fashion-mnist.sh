@@ -68,7 +68,7 @@ evaluate () {
   local log="$out/lineval-$label.txt"
   "$lineval" "$@" --json "$out/lineval.jsonl" | tee "$log"
   awk -v m="$minute" -v k="$label" '
-    /^linear eval/ { t1 = $5; t5 = $9 }
+    /^linear eval/ { t1 = $5; t5 = $8 }
     /^kNN/ { kn = $8 }
     END { printf "%s,%s,%s,%s,%s\n", m, k, t1, t5, kn }' "$log" >> "$out/curve.csv"
 }
