@@ -1,0 +1,143 @@
+/* pipeline-common.c: see pipeline-common.h. */
+#include "pipeline-common.h"
+
+#include <math.h>
+
+gboolean
+pt_have_fashion_mnist (void)
+{
+  return g_file_test (PT_FASHION_MNIST "/train-images-idx3-ubyte.gz",
+      G_FILE_TEST_EXISTS)
+      || g_file_test (PT_FASHION_MNIST "/train-images-idx3-ubyte",
+      G_FILE_TEST_EXISTS);
+}
+
+/* Runs in the encoder's streaming thread while it waits for us: the file is
+ * exactly what the save wrote. */
+static GstBusSyncReply
+sync_handler (GstBus * bus, GstMessage * msg, gpointer user)
+{
+  PtRun *run = user;
+  const GstStructure *s;
+  const gchar *location;
+  gchar *contents = NULL;
+  gsize len = 0;
+
+  if (GST_MESSAGE_TYPE (msg) != GST_MESSAGE_ELEMENT)
+    return GST_BUS_PASS;
+  s = gst_message_get_structure (msg);
+  if (!gst_structure_has_name (s, "simclr-checkpoint"))
+    return GST_BUS_PASS;
+  location = gst_structure_get_string (s, "location");
+  g_assert_nonnull (location);
+  g_assert_true (g_file_get_contents (location, &contents, &len, NULL));
+  g_clear_pointer (&run->last_checkpoint_bytes, g_bytes_unref);
+  run->last_checkpoint_bytes = g_bytes_new_take (contents, len);
+  return GST_BUS_PASS;
+}
+
+PtRun *
+pt_run_pipeline (const gchar * description, guint timeout_s)
+{
+  PtRun *run = g_new0 (PtRun, 1);
+  GError *parse_error = NULL;
+  GstElement *pipeline;
+  GstBus *bus;
+  GstStateChangeReturn sret;
+  gint64 deadline;
+
+  run->train = g_array_new (FALSE, TRUE, sizeof (PtTrainRow));
+  g_test_message ("pipeline: %s", description);
+  pipeline = gst_parse_launch (description, &parse_error);
+  g_assert_no_error (parse_error);
+  g_assert_nonnull (pipeline);
+  bus = gst_element_get_bus (pipeline);
+  gst_bus_set_sync_handler (bus, sync_handler, run, NULL);
+
+  sret = gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  deadline = g_get_monotonic_time () + (gint64) timeout_s * G_TIME_SPAN_SECOND;
+  /* A failed state change still posts its ERROR: read the bus either way. */
+  (void) sret;
+  while (!run->eos && run->error == NULL) {
+    gint64 left = deadline - g_get_monotonic_time ();
+    GstMessage *msg;
+
+    if (left <= 0)
+      g_error ("pipeline did not finish within %u s: %s", timeout_s,
+          description);
+    msg = gst_bus_timed_pop_filtered (bus, left * GST_USECOND,
+        GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_ELEMENT);
+    if (msg == NULL)
+      continue;
+    switch (GST_MESSAGE_TYPE (msg)) {
+      case GST_MESSAGE_EOS:
+        run->eos = TRUE;
+        break;
+      case GST_MESSAGE_ERROR:
+        gst_message_parse_error (msg, &run->error, &run->error_debug);
+        if (GST_IS_ELEMENT (GST_MESSAGE_SRC (msg))
+            && gst_element_get_factory (GST_ELEMENT (GST_MESSAGE_SRC (msg))))
+          run->error_source = g_strdup (GST_OBJECT_NAME (gst_element_get_factory
+                  (GST_ELEMENT (GST_MESSAGE_SRC (msg)))));
+        else
+          run->error_source = gst_object_get_name (GST_MESSAGE_SRC (msg));
+        g_test_message ("ERROR from %s: %s (%s)", run->error_source,
+            run->error->message, GST_STR_NULL (run->error_debug));
+        break;
+      case GST_MESSAGE_ELEMENT:{
+        const GstStructure *s = gst_message_get_structure (msg);
+        if (gst_structure_has_name (s, "simclr-train")) {
+          PtTrainRow row = { 0 };
+          g_assert_true (gst_structure_get (s, "step", G_TYPE_UINT64,
+                  &row.step, "loss", G_TYPE_DOUBLE, &row.loss, "top1",
+                  G_TYPE_DOUBLE, &row.top1, "top5", G_TYPE_DOUBLE, &row.top5,
+                  "lr", G_TYPE_DOUBLE, &row.lr, NULL));
+          g_array_append_val (run->train, row);
+        } else if (gst_structure_has_name (s, "simclr-checkpoint")) {
+          run->n_checkpoints++;
+          g_assert_true (gst_structure_get_uint64 (s, "step",
+                  &run->last_checkpoint_step));
+          g_free (run->last_checkpoint_location);
+          run->last_checkpoint_location =
+              g_strdup (gst_structure_get_string (s, "location"));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    gst_message_unref (msg);
+  }
+  g_assert_cmpint (gst_element_set_state (pipeline, GST_STATE_NULL), !=,
+      GST_STATE_CHANGE_FAILURE);
+  gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (pipeline);
+  return run;
+}
+
+void
+pt_run_free (PtRun * run)
+{
+  if (run == NULL)
+    return;
+  g_array_unref (run->train);
+  g_free (run->last_checkpoint_location);
+  g_clear_pointer (&run->last_checkpoint_bytes, g_bytes_unref);
+  g_clear_error (&run->error);
+  g_free (run->error_debug);
+  g_free (run->error_source);
+  g_free (run);
+}
+
+gdouble
+pt_run_loss (const PtRun * run, guint64 step)
+{
+  guint i;
+  for (i = 0; i < run->train->len; i++) {
+    const PtTrainRow *r = &g_array_index (run->train, PtTrainRow, i);
+    if (r->step == step)
+      return r->loss;
+  }
+  return NAN;
+}
