@@ -2,6 +2,9 @@
 #include "pipeline-common.h"
 
 #include <math.h>
+#include <string.h>
+
+#include "simclr/checkpoint.h"
 
 gboolean
 pt_have_fashion_mnist (void)
@@ -140,4 +143,53 @@ pt_run_loss (const PtRun * run, guint64 step)
       return r->loss;
   }
   return NAN;
+}
+
+void
+pt_assert_same_tensors (const gchar * path_a, const gchar * path_c)
+{
+  SimclrError err = { 0 };
+  SimclrSafetensors *a = simclr_safetensors_open (path_a, &err);
+  SimclrSafetensors *c;
+  int i, n_velocity = 0;
+
+  if (a == NULL)
+    g_error ("%s", err.message);
+  c = simclr_safetensors_open (path_c, &err);
+  if (c == NULL)
+    g_error ("%s", err.message);
+  g_assert_cmpint (simclr_safetensors_n_tensors (a), ==,
+      simclr_safetensors_n_tensors (c));
+  g_assert_cmpint (simclr_safetensors_n_tensors (a), >, 0);
+  for (i = 0; i < simclr_safetensors_n_tensors (a); i++) {
+    const SimclrSafetensorsTensor *ta = simclr_safetensors_tensor (a, i);
+    const SimclrSafetensorsTensor *tc = simclr_safetensors_find (c, ta->name);
+    gsize bytes = ta->numel * simclr_dtype_size (ta->dtype);
+    gsize j;
+
+    if (tc == NULL)
+      g_error ("tensor %s of %s missing in %s", ta->name, path_a, path_c);
+    g_assert_cmpint (ta->dtype, ==, tc->dtype);
+    g_assert_cmpint (ta->ndim, ==, tc->ndim);
+    g_assert_true (memcmp (ta->shape, tc->shape, sizeof ta->shape) == 0);
+    g_assert_cmpuint (ta->numel, ==, tc->numel);
+    if (memcmp (ta->data, tc->data, bytes) != 0) {
+      for (j = 0; ta->dtype == SIMCLR_DTYPE_F32 && j < ta->numel; j++) {
+        gfloat x = ((const gfloat *) ta->data)[j];
+        gfloat y = ((const gfloat *) tc->data)[j];
+        if (memcmp (&x, &y, sizeof x) != 0)
+          g_error ("tensor %s element %" G_GSIZE_FORMAT ": %s "
+              "%.9g, %s %.9g", ta->name, j, path_a, x, path_c, y);
+      }
+      g_error ("tensor %s differs", ta->name);
+    }
+    if (g_str_has_prefix (ta->name, "optim.velocity."))
+      n_velocity++;
+  }
+  /* The optimiser state is part of the comparison. */
+  g_assert_cmpint (n_velocity, >, 0);
+  g_assert_cmpstr (simclr_safetensors_metadata (a, "step"), ==,
+      simclr_safetensors_metadata (c, "step"));
+  simclr_safetensors_free (a);
+  simclr_safetensors_free (c);
 }

@@ -40,3 +40,8 @@ void pt_run_free (PtRun * run);
 
 /* The loss of step @step in @run, or NAN if it was not reported. */
 gdouble pt_run_loss (const PtRun * run, guint64 step);
+
+/* Asserts that two safetensors files hold the same tensors (names, dtypes,
+ * shapes, bytes; at least one "optim.velocity." tensor) and the same "step"
+ * metadata, printing the first differing element. */
+void pt_assert_same_tensors (const gchar * path_a, const gchar * path_c);

@@ -15,10 +15,14 @@
  * simclr_trainer_train_step with the sink's temperature.
  *
  * Tolerance: none. With one thread (OPENBLAS_NUM_THREADS=1, threads=1) the
- * losses, top-1 and top-5 of every step are equal bit for bit (measured).
+ * losses, top-1 and top-5 of every step are equal bit for bit (measured),
+ * and so are the final checkpoints (every tensor, velocity included, and
+ * the step), read back with the core's safetensors reader.
  */
 #include <math.h>
 #include <string.h>
+
+#include <glib/gstdio.h>
 
 #include "pipeline-common.h"
 
@@ -36,7 +40,7 @@
 #define TAU 0.2
 
 static void
-core_losses (SimclrNtxentResult * out)
+core_losses (SimclrNtxentResult * out, const gchar * ckpt)
 {
   SimclrError err = { 0 };
   SimclrDataset *ds;
@@ -105,6 +109,8 @@ core_losses (SimclrNtxentResult * out)
         != SIMCLR_OK)
       g_error ("core step %d: %s", step, err.message);
   }
+  if (simclr_trainer_save (t, ckpt, &err) != SIMCLR_OK)
+    g_error ("%s", err.message);
   g_free (views);
   g_free (pix);
   simclr_trainer_free (t);
@@ -117,6 +123,9 @@ static void
 test_pipeline_equals_core (void)
 {
   SimclrNtxentResult core[STEPS];
+  gchar *dir = g_dir_make_tmp ("pt-equiv-XXXXXX", NULL);
+  gchar *pipe_ckpt = g_build_filename (dir, "pipeline.safetensors", NULL);
+  gchar *core_ckpt = g_build_filename (dir, "core.safetensors", NULL);
   gchar *desc;
   PtRun *run;
   guint i, bad = 0;
@@ -124,15 +133,16 @@ test_pipeline_equals_core (void)
   desc = g_strdup_printf ("simclrdatasetsrc location=" PT_FASHION_MNIST
       " shuffle=true seed=%d num-samples=%d ! simclraugment size=%d seed=%d "
       "! queue ! simclrencoder batch-size=%d width=0.25 threads=1 seed=%d "
-      "total-steps=%d warmup-steps=%d learning-rate=0.075 lr-scaling=sqrt ! "
-      "ntxentsink temperature=%g interval=1", DATA_SEED, N * STEPS, SIZE,
-      AUG_SEED, N, MODEL_SEED, STEPS, WARMUP, TAU);
+      "total-steps=%d warmup-steps=%d learning-rate=0.075 lr-scaling=sqrt "
+      "checkpoint-location=\"%s\" ! ntxentsink temperature=%g interval=1",
+      DATA_SEED, N * STEPS, SIZE, AUG_SEED, N, MODEL_SEED, STEPS, WARMUP,
+      pipe_ckpt, TAU);
   run = pt_run_pipeline (desc, 120);
   g_assert_no_error (run->error);
   g_assert_true (run->eos);
   g_assert_cmpuint (run->train->len, ==, STEPS);
 
-  core_losses (core);
+  core_losses (core, core_ckpt);
   for (i = 0; i < STEPS; i++) {
     const PtTrainRow *r = &g_array_index (run->train, PtTrainRow, i);
     g_assert_cmpuint (r->step, ==, i);
@@ -152,7 +162,17 @@ test_pipeline_equals_core (void)
    * initial model. */
   g_assert_cmpfloat (core[0].loss, !=, core[STEPS - 1].loss);
 
+  /* The weights, running statistics and velocity after the last step are
+   * the core's too. */
+  pt_assert_same_tensors (core_ckpt, pipe_ckpt);
+
   pt_run_free (run);
+  g_remove (pipe_ckpt);
+  g_remove (core_ckpt);
+  g_rmdir (dir);
+  g_free (pipe_ckpt);
+  g_free (core_ckpt);
+  g_free (dir);
   g_free (desc);
 }
 
