@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "checkpoint-private.h"
 
@@ -30,7 +31,20 @@ struct SimclrTrainer {
   SimclrAllreduceFn allreduce;
   void *allreduce_user;
   int replicas;
+  /* Pretraining wall time: seconds carried in from a resumed checkpoint,
+   * plus the time since this object was made (saved as "train_seconds", so
+   * a result can state its budget). Not part of the training state. */
+  double wall_before;
+  struct timespec wall_start;
 };
+
+static double
+seconds_since (const struct timespec *t0)
+{
+  struct timespec now;
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - t0->tv_sec) + (now.tv_nsec - t0->tv_nsec) * 1e-9;
+}
 
 void
 simclr_trainer_config_default (SimclrTrainerConfig *cfg)
@@ -68,6 +82,7 @@ trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
     simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "trainer: out of memory");
     return NULL;
   }
+  clock_gettime (CLOCK_MONOTONIC, &t->wall_start);
   t->cfg = *cfg;
   t->cfg.model = *simclr_model_get_config (model);
   t->model = model;
@@ -339,6 +354,8 @@ simclr_trainer_save (SimclrTrainer *t, const char *path, SimclrError *err)
               o->warmup_steps, err))
       || (s = simclr_checkpoint_set_meta_int64 (w, "total_steps",
               o->total_steps, err))
+      || (s = simclr_checkpoint_set_meta_double (w, "train_seconds",
+              t->wall_before + seconds_since (&t->wall_start), err))
       || (s = simclr_safetensors_writer_write (w, path, err))) {
     /* s holds the first failure */
   }
@@ -422,6 +439,11 @@ simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
     goto out;
   }
   t->step = step;
+  /* Optional: files written before it existed have no wall time. */
+  if (simclr_safetensors_metadata (st, "train_seconds")
+      && simclr_checkpoint_meta_double (st, "train_seconds", 0,
+          &t->wall_before, NULL) != SIMCLR_OK)
+    t->wall_before = 0;
 out:
   simclr_safetensors_free (st);
   return t;

@@ -162,8 +162,8 @@ parse_args (int argc, char **argv, Options *o)
 
 /* Opens the model the options name; NULL (message printed) on failure. */
 static SimclrModel *
-open_model (const Options *o, int image_size, int channels, char *budget,
-    size_t budget_size)
+open_model (const Options *o, int image_size, int channels,
+    int64_t train_size, char *budget, size_t budget_size)
 {
   SimclrError err = { 0 };
   SimclrModel *m = NULL;
@@ -177,14 +177,20 @@ open_model (const Options *o, int image_size, int channels, char *budget,
     const char *step = st ? simclr_safetensors_metadata (st, "step") : NULL;
     const char *batch = st ? simclr_safetensors_metadata (st, "batch_size") : NULL;
     const char *secs = st ? simclr_safetensors_metadata (st, "train_seconds") : NULL;
-    const char *samples = st ? simclr_safetensors_metadata (st, "samples_seen") : NULL;
     const SimclrModelConfig *c = simclr_model_get_config (m);
+    /* Epochs over the split being evaluated (the pretraining set when the
+     * encoder was pretrained on this data set's training images). */
+    double epochs = step && batch && train_size > 0
+        ? atof (step) * atof (batch) / (double) train_size : -1;
+    char epochs_text[64] = "";
+    if (epochs >= 0)
+      snprintf (epochs_text, sizeof epochs_text, " = %.2f epochs of %lld images",
+          epochs, (long long) train_size);
     snprintf (budget, budget_size,
-        "SimCLR %s w%g %dx%dx%d, %s steps of batch %s%s%s%s%s",
+        "SimCLR %s w%g %dx%dx%d, %s steps of batch %s%s, pretraining wall time %s%s",
         simclr_arch_to_string (c->arch), c->width, c->image_size,
         c->image_size, c->in_channels, step ? step : "?", batch ? batch : "?",
-        samples ? ", samples seen " : "", samples ? samples : "",
-        secs ? ", pretraining wall time s " : "", secs ? secs : "");
+        epochs_text, secs ? secs : "unknown", secs ? " s" : "");
     simclr_safetensors_free (st);
   } else {
     SimclrModelConfig cfg;
@@ -256,7 +262,8 @@ main (int argc, char **argv)
   int classes = simclr_dataset_n_classes (train);
   if (o.source != SOURCE_RAW) {
     m = open_model (&o, simclr_dataset_width (train),
-        simclr_dataset_channels (train), budget, sizeof budget);
+        simclr_dataset_channels (train), simclr_dataset_size (train), budget,
+        sizeof budget);
     if (!m)
       goto out;
   }

@@ -620,6 +620,45 @@ test_trainer_allreduce (void)
   simclr_trainer_free (b);
 }
 
+/* Trainer checkpoints record the pretraining wall time ("train_seconds"),
+ * and a resumed trainer carries it on, so results can state their budget. */
+static void
+test_trainer_wall_time (void)
+{
+  SimclrTrainerConfig cfg;
+  trainer_cfg (&cfg);
+  SimclrError err = { 0 };
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (t);
+  g_usleep (50000);
+  char *path = tmp_path ("wall.safetensors");
+  char *path2 = tmp_path ("wall2.safetensors");
+  g_assert_cmpint (simclr_trainer_save (t, path, &err), ==, SIMCLR_OK);
+  SimclrSafetensors *st = simclr_safetensors_open (path, &err);
+  g_assert_nonnull (st);
+  const char *v = simclr_safetensors_metadata (st, "train_seconds");
+  g_assert_nonnull (v);
+  double first = g_ascii_strtod (v, NULL);
+  g_assert_cmpfloat (first, >=, 0.05);
+  g_assert_cmpfloat (first, <, 60.0);
+  simclr_safetensors_free (st);
+
+  SimclrTrainer *t2 = simclr_trainer_load (path, 8, &err);
+  g_assert_nonnull (t2);
+  g_usleep (50000);
+  g_assert_cmpint (simclr_trainer_save (t2, path2, &err), ==, SIMCLR_OK);
+  st = simclr_safetensors_open (path2, &err);
+  g_assert_nonnull (st);
+  double second = g_ascii_strtod (simclr_safetensors_metadata (st,
+          "train_seconds"), NULL);
+  g_assert_cmpfloat (second, >=, first + 0.05);
+  simclr_safetensors_free (st);
+  simclr_trainer_free (t);
+  simclr_trainer_free (t2);
+  g_free (path);
+  g_free (path2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -642,6 +681,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/checkpoint/atomic", test_atomic);
   g_test_add_func ("/checkpoint/trainer-resume", test_trainer_resume);
+  g_test_add_func ("/checkpoint/trainer-wall-time", test_trainer_wall_time);
   g_test_add_func ("/checkpoint/trainer-allreduce", test_trainer_allreduce);
   int rc = g_test_run ();
   /* Remove what the tests left. */
