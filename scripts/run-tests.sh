@@ -38,7 +38,8 @@ if [ "$sanitize" = 1 ]; then
     meson setup build-asan -Db_sanitize=address,undefined -Dbuildtype=debug
   fi
   if ninja -C build-asan; then
-    meson test -C build-asan --print-errorlogs --num-processes 2 --timeout-multiplier 4
+    SIMCLR_TEST_TIME_SCALE=4 meson test -C build-asan --print-errorlogs \
+      --num-processes 2 --timeout-multiplier 4
     count build-asan
   else
     failed=$((failed + 1))

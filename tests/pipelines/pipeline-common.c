@@ -1,4 +1,5 @@
 /* pipeline-common.c: see pipeline-common.h. */
+#include <stdlib.h>
 #include "pipeline-common.h"
 
 #include <math.h>
@@ -57,6 +58,11 @@ pt_run_pipeline (const gchar * description, guint timeout_s)
   bus = gst_element_get_bus (pipeline);
   gst_bus_set_sync_handler (bus, sync_handler, run, NULL);
 
+  /* Sanitizer builds run several times slower: scripts/run-tests.sh sets
+   * SIMCLR_TEST_TIME_SCALE there, as it sets meson's timeout multiplier. */
+  const gchar *scale_env = g_getenv ("SIMCLR_TEST_TIME_SCALE");
+  guint scale = scale_env ? (guint) MAX (1, atoi (scale_env)) : 1;
+  timeout_s *= scale;
   sret = gst_element_set_state (pipeline, GST_STATE_PLAYING);
   deadline = g_get_monotonic_time () + (gint64) timeout_s * G_TIME_SPAN_SECOND;
   /* A failed state change still posts its ERROR: read the bus either way. */
