@@ -242,8 +242,7 @@ main (int argc, char **argv)
   int rc = 1;
   SimclrModel *m = NULL;
   SimclrDataset *train = NULL, *test = NULL;
-  float *xtr = NULL, *xte = NULL, *mean = NULL, *std = NULL, *ntr = NULL,
-      *nte = NULL;
+  float *xtr = NULL, *xte = NULL, *mean = NULL, *std = NULL;
   int *ytr = NULL, *yte = NULL;
   SimclrLinclf *clf = NULL;
 
@@ -376,8 +375,6 @@ out:
   free (yte);
   free (mean);
   free (std);
-  free (ntr);
-  free (nte);
   simclr_model_free (m);
   simclr_dataset_free (train);
   simclr_dataset_free (test);
