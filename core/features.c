@@ -3,8 +3,11 @@
  * checked to be byte-identical afterwards. */
 #include "simclr/features.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 static uint64_t
 fnv1a (uint64_t h, const void *data, size_t bytes)
@@ -55,6 +58,91 @@ check_dataset (const SimclrModelConfig *cfg, SimclrDataset *ds, int64_t limit,
 }
 
 SimclrStatus
+simclr_features_dim (const SimclrModel *m, SimclrFeatureKind kind, int *dim,
+    SimclrError *err)
+{
+  const SimclrModelConfig *cfg = simclr_model_get_config (m);
+  switch (kind) {
+    case SIMCLR_FEATURES_REPRESENTATION:
+      *dim = simclr_model_feature_dim (m);
+      return SIMCLR_OK;
+    case SIMCLR_FEATURES_PROJECTION:
+      *dim = simclr_model_output_dim (m);
+      return SIMCLR_OK;
+    case SIMCLR_FEATURES_HEAD_HIDDEN:
+      if (cfg->proj_layers == 0)
+        return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+            "features: the encoder has no projection head, so no hidden "
+            "layer to probe");
+      *dim = cfg->proj_hidden > 0 ? cfg->proj_hidden
+          : simclr_model_feature_dim (m);
+      return SIMCLR_OK;
+  }
+  return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "features: unknown feature kind %d", (int) kind);
+}
+
+static const float *
+tensor_data (SimclrModel *m, const char *name)
+{
+  int i = simclr_model_find_tensor (m, name);
+  if (i < 0)
+    return NULL;
+  const SimclrTensorInfo *t = simclr_model_tensor (m, i);
+  float *base = t->storage == SIMCLR_TENSOR_PARAM
+      ? simclr_model_params (m, NULL) : simclr_model_buffers (m, NULL);
+  return base + t->offset;
+}
+
+/* out (b, hid) = relu(BN_eval(h W0^T) ) for a v2 head, relu(h W0^T + b0)
+ * for v1: the layer SimCLR v2 probes. Reads the model's tensors only. */
+static SimclrStatus
+head_hidden (SimclrModel *m, const float *h, int b, float *out,
+    SimclrError *err)
+{
+  const SimclrModelConfig *cfg = simclr_model_get_config (m);
+  int d = simclr_model_feature_dim (m), hid = 0;
+  SimclrStatus s = simclr_features_dim (m, SIMCLR_FEATURES_HEAD_HIDDEN, &hid,
+      err);
+  if (s != SIMCLR_OK)
+    return s;
+  const float *w0 = tensor_data (m, "head.0.weight");
+  if (!w0)
+    return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+        "features: no head.0.weight");
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, b, hid, d, 1.0f, h,
+      d, w0, d, 0.0f, out, hid);
+  if (cfg->proj_layers == 2) {
+    const float *b0 = tensor_data (m, "head.0.bias");
+    if (!b0)
+      return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+          "features: no head.0.bias");
+    for (int i = 0; i < b; i++)
+      for (int j = 0; j < hid; j++) {
+        float v = out[(size_t) i * hid + j] + b0[j];
+        out[(size_t) i * hid + j] = v > 0.0f ? v : 0.0f;
+      }
+    return SIMCLR_OK;
+  }
+  const float *gamma = tensor_data (m, "head.1.weight");
+  const float *beta = tensor_data (m, "head.1.bias");
+  const float *mean = tensor_data (m, "head.1.running_mean");
+  const float *var = tensor_data (m, "head.1.running_var");
+  if (!gamma || !beta || !mean || !var)
+    return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+        "features: the v2 head has no head.1 batch norm");
+  for (int j = 0; j < hid; j++) {
+    float scale = gamma[j] / sqrtf (var[j] + (float) cfg->bn_eps);
+    float shift = beta[j] - mean[j] * scale;
+    for (int i = 0; i < b; i++) {
+      float v = out[(size_t) i * hid + j] * scale + shift;
+      out[(size_t) i * hid + j] = v > 0.0f ? v : 0.0f;
+    }
+  }
+  return SIMCLR_OK;
+}
+
+SimclrStatus
 simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
     SimclrFeatureKind kind, float **features, int **labels, int64_t *n,
     int *dim, SimclrError *err)
@@ -67,8 +155,10 @@ simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
   SimclrStatus s = check_dataset (cfg, ds, limit, &count, err);
   if (s != SIMCLR_OK)
     return s;
-  int d = kind == SIMCLR_FEATURES_PROJECTION ? simclr_model_output_dim (m)
-      : simclr_model_feature_dim (m);
+  int d = 0;
+  s = simclr_features_dim (m, kind, &d, err);
+  if (s != SIMCLR_OK)
+    return s;
   size_t pixels = (size_t) cfg->image_size * cfg->image_size
       * cfg->in_channels;
   int batch = cfg->max_batch;
@@ -76,7 +166,11 @@ simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
   int *lab = malloc (sizeof (int) * (size_t) count);
   float *x = malloc (sizeof (float) * pixels * batch);
   uint8_t *img = malloc (pixels);
-  if (!out || !lab || !x || !img) {
+  float *rep = kind == SIMCLR_FEATURES_HEAD_HIDDEN
+      ? malloc (sizeof (float) * (size_t) batch * simclr_model_feature_dim (m))
+      : NULL;
+  if (!out || !lab || !x || !img
+      || (kind == SIMCLR_FEATURES_HEAD_HIDDEN && !rep)) {
     s = simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
         "features: out of memory for %lld x %d features", (long long) count,
         d);
@@ -97,9 +191,14 @@ simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
     }
     float *dst = out + (size_t) start * d;
     /* train = 0: running statistics, no caches, no state change. */
-    s = kind == SIMCLR_FEATURES_PROJECTION
-        ? simclr_model_forward (m, x, b, 0, NULL, dst, err)
-        : simclr_model_forward (m, x, b, 0, dst, NULL, err);
+    if (kind == SIMCLR_FEATURES_PROJECTION)
+      s = simclr_model_forward (m, x, b, 0, NULL, dst, err);
+    else if (kind == SIMCLR_FEATURES_HEAD_HIDDEN) {
+      s = simclr_model_forward (m, x, b, 0, rep, NULL, err);
+      if (s == SIMCLR_OK)
+        s = head_hidden (m, rep, b, dst, err);
+    } else
+      s = simclr_model_forward (m, x, b, 0, dst, NULL, err);
   }
   if (s == SIMCLR_OK && simclr_model_state_hash (m) != before)
     s = simclr_error_set (err, SIMCLR_ERROR_NUMERIC,
@@ -108,6 +207,7 @@ simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
 done:
   free (x);
   free (img);
+  free (rep);
   if (s != SIMCLR_OK) {
     free (out);
     free (lab);

@@ -31,6 +31,7 @@ typedef struct {
   SimclrFeatureKind kind;
   const char *arch;
   double width;
+  int proj_hidden;             /* head hidden units of --random (0 = d) */
   uint64_t seed;
   int64_t train_limit, test_limit;
   int knn_k;
@@ -55,8 +56,11 @@ usage (FILE *f)
       "usage: simclr-lineval (--checkpoint FILE | --random | --raw) [options]\n"
       "  --data DIR          labelled set (IDX, CIFAR binary, JPEG class folders);\n"
       "                      default /usr/share/datasets/fashion-mnist\n"
-      "  --features h|z      representation h (default) or projection z\n"
+      "  --features h|z|hidden  representation h (default), projection z, or\n"
+      "                      the projection head's first hidden layer after\n"
+      "                      its ReLU (SimCLR v2's probe; as wide as the head)\n"
       "  --arch A --width W  architecture of --random (resnet18, 0.25)\n"
+      "  --proj-hidden H     head hidden units of --random (0: the feature size)\n"
       "  --seed S            initialisation of --random (0)\n"
       "  --train-limit N     use the first N training samples (0: all)\n"
       "  --test-limit N      use the first N test samples (0: all)\n"
@@ -102,8 +106,11 @@ parse_args (int argc, char **argv, Options *o)
         o->kind = SIMCLR_FEATURES_REPRESENTATION;
       else if (!strcmp (v, "z"))
         o->kind = SIMCLR_FEATURES_PROJECTION;
+      else if (!strcmp (v, "hidden"))
+        o->kind = SIMCLR_FEATURES_HEAD_HIDDEN;
       else {
-        fprintf (stderr, "simclr-lineval: --features must be h or z, not '%s'\n", v);
+        fprintf (stderr, "simclr-lineval: --features must be h, z or hidden, "
+            "not '%s'\n", v);
         return -1;
       }
     } else if (!strcmp (a, "--arch")) {
@@ -112,6 +119,9 @@ parse_args (int argc, char **argv, Options *o)
     } else if (!strcmp (a, "--width")) {
       NEED_VALUE ();
       o->width = atof (v);
+    } else if (!strcmp (a, "--proj-hidden")) {
+      NEED_VALUE ();
+      o->proj_hidden = atoi (v);
     } else if (!strcmp (a, "--seed")) {
       NEED_VALUE ();
       o->seed = strtoull (v, NULL, 10);
@@ -206,6 +216,7 @@ open_model (const Options *o, int image_size, int channels,
     cfg.image_size = image_size;
     cfg.stem = image_size <= 64 ? SIMCLR_STEM_CIFAR : SIMCLR_STEM_IMAGENET;
     cfg.max_batch = o->batch;
+    cfg.proj_hidden = o->proj_hidden;
     m = simclr_model_new (&cfg, o->seed, &err);
     if (!m) {
       fprintf (stderr, "simclr-lineval: %s\n", err.message);
@@ -274,8 +285,10 @@ main (int argc, char **argv)
           &dim_te) < 0)
     goto out;
   double t_feat = now_seconds () - t_start;
-  printf ("features: %lld train, %lld test, dimension %d (%.1f s)\n",
-      (long long) ntrain, (long long) ntest, dim, t_feat);
+  static const char *const kind_names[] = { "h", "z", "head hidden layer" };
+  printf ("features: %s, %lld train, %lld test, dimension %d (%.1f s)\n",
+      m ? kind_names[o.kind] : "raw pixels", (long long) ntrain,
+      (long long) ntest, dim, t_feat);
   fflush (stdout);
 
   /* kNN works on the unstandardised features (cosine similarity). */
@@ -355,12 +368,12 @@ main (int argc, char **argv)
       fprintf (stderr, "simclr-lineval: cannot append to %s\n", o.json);
       goto out;
     }
-    fprintf (f, "{\"features\": \"%s\", \"budget\": \"%s\", \"checkpoint\": \"%s\", "
+    fprintf (f, "{\"features\": \"%s\", \"layer\": \"%s\", \"budget\": \"%s\", \"checkpoint\": \"%s\", "
         "\"dim\": %d, \"n_train\": %lld, \"n_test\": %lld, \"lambda\": %g, "
         "\"test_top1\": %.6f, \"test_top5\": %.6f, \"train_top1\": %.6f, "
         "\"knn_top1\": %.6f, \"eval_wall_s\": %.2f}\n",
         o.source == SOURCE_RAW ? "raw" : o.source == SOURCE_RANDOM ? "random"
-        : "simclr", budget, o.checkpoint ? o.checkpoint : "", dim,
+        : "simclr", m ? kind_names[o.kind] : "pixels", budget, o.checkpoint ? o.checkpoint : "", dim,
         (long long) ntrain, (long long) ntest, lambda, top1, top5, train_top1,
         o.knn_k > 0 ? knn_top1 : -1.0, wall);
     fclose (f);

@@ -25,11 +25,21 @@ extern "C" {
 typedef enum {
   SIMCLR_FEATURES_REPRESENTATION = 0,  /* h: the encoder's pooled output (d) */
   SIMCLR_FEATURES_PROJECTION = 1,      /* z: the head's output */
+  SIMCLR_FEATURES_HEAD_HIDDEN = 2,     /* the head's first hidden layer after
+                                        * its ReLU (proj_hidden wide): v1
+                                        * relu(head.0 h), v2 relu(head.1(head.0 h))
+                                        * with running statistics (SimCLR v2
+                                        * probes this layer) */
 } SimclrFeatureKind;
 
 /* 64-bit FNV-1a hash of the model's parameters, running statistics and
  * num_batches_tracked: equal hashes mean byte-identical state. */
 uint64_t simclr_model_state_hash (SimclrModel *m);
+
+/* Width of the features of @kind; fails (with @err) for the hidden layer of
+ * a model without a projection head. */
+SimclrStatus simclr_features_dim (const SimclrModel *m, SimclrFeatureKind kind,
+    int *dim, SimclrError *err);
 
 /* Features of the first @limit samples of @ds (limit <= 0: all), in data-set
  * order, computed in batches of at most the model's max_batch images.

@@ -106,6 +106,120 @@ test_frozen (void)
   simclr_dataset_free (ds);
 }
 
+static const float *
+tensor_of (SimclrModel *m, const char *name)
+{
+  int i = simclr_model_find_tensor (m, name);
+  g_assert_cmpint (i, >=, 0);
+  const SimclrTensorInfo *t = simclr_model_tensor (m, i);
+  return (t->storage == SIMCLR_TENSOR_PARAM ? simclr_model_params (m, NULL)
+      : simclr_model_buffers (m, NULL)) + t->offset;
+}
+
+/* The head's hidden layer (v1: relu(W0 h + b0); v2: relu(BN_eval(W0 h)))
+ * against a double-precision reference built from h and the named tensors,
+ * with a head narrower than h so a mix-up of sizes shows; no head: error. */
+static void
+test_head_hidden (void)
+{
+  SimclrDataset *ds = open_split ("test");
+  if (!ds)
+    return;
+  for (int layers = 2; layers <= 3; layers++) {
+    SimclrModelConfig cfg;
+    SimclrError err = { 0 };
+    simclr_model_config_default (&cfg);
+    cfg.width = 0.25;
+    cfg.in_channels = 1;
+    cfg.image_size = 28;
+    cfg.max_batch = 16;
+    cfg.proj_layers = layers;
+    cfg.proj_hidden = 48;
+    SimclrModel *m = simclr_model_new (&cfg, 5, &err);
+    g_assert_nonnull (m);
+    /* Non-trivial head BN state (v2), and BN statistics everywhere. */
+    if (layers == 3) {
+      float *mean = (float *) tensor_of (m, "head.1.running_mean");
+      float *var = (float *) tensor_of (m, "head.1.running_var");
+      float *gamma = (float *) tensor_of (m, "head.1.weight");
+      float *beta = (float *) tensor_of (m, "head.1.bias");
+      for (int j = 0; j < 48; j++) {
+        mean[j] = 0.05f * (j % 7) - 0.1f;
+        var[j] = 0.5f + 0.03f * j;
+        gamma[j] = 1.0f + 0.02f * (j % 5);
+        beta[j] = 0.01f * (j % 9) - 0.04f;
+      }
+    }
+    int dim = 0;
+    g_assert_cmpint (simclr_features_dim (m, SIMCLR_FEATURES_HEAD_HIDDEN, &dim,
+            &err), ==, SIMCLR_OK);
+    g_assert_cmpint (dim, ==, 48);
+    uint64_t h0 = simclr_model_state_hash (m);
+    float *f = NULL;
+    int *y = NULL;
+    int64_t n = 0;
+    g_assert_cmpint (simclr_features_extract (m, ds, 20,
+            SIMCLR_FEATURES_HEAD_HIDDEN, &f, &y, &n, &dim, &err), ==,
+        SIMCLR_OK);
+    g_assert_cmpint (n, ==, 20);
+    g_assert_cmpint (dim, ==, 48);
+    g_assert_cmphex (simclr_model_state_hash (m), ==, h0);
+
+    float *h = NULL;
+    int *yh = NULL, d = 0;
+    g_assert_cmpint (simclr_features_extract (m, ds, 20,
+            SIMCLR_FEATURES_REPRESENTATION, &h, &yh, &n, &d, &err), ==,
+        SIMCLR_OK);
+    const float *w0 = tensor_of (m, "head.0.weight");
+    int positive = 0;
+    for (int i = 0; i < 20; i++)
+      for (int j = 0; j < 48; j++) {
+        double a = 0;
+        for (int k = 0; k < d; k++)
+          a += (double) w0[(size_t) j * d + k] * h[(size_t) i * d + k];
+        if (layers == 2)
+          a += tensor_of (m, "head.0.bias")[j];
+        else
+          a = (a - tensor_of (m, "head.1.running_mean")[j])
+              / sqrt (tensor_of (m, "head.1.running_var")[j] + cfg.bn_eps)
+              * tensor_of (m, "head.1.weight")[j]
+              + tensor_of (m, "head.1.bias")[j];
+        double ref = a > 0 ? a : 0;
+        positive += ref > 0;
+        g_assert_cmpfloat_with_epsilon (f[i * 48 + j], ref,
+            1e-5 * (1 + fabs (ref)));
+      }
+    /* both sides of the ReLU are exercised */
+    g_assert_cmpint (positive, >, 20 * 48 / 10);
+    g_assert_cmpint (positive, <, 20 * 48 * 9 / 10);
+    free (f);
+    free (y);
+    free (h);
+    free (yh);
+    simclr_model_free (m);
+  }
+
+  SimclrModelConfig cfg;
+  SimclrError err = { 0 };
+  simclr_model_config_default (&cfg);
+  cfg.width = 0.25;
+  cfg.in_channels = 1;
+  cfg.image_size = 28;
+  cfg.max_batch = 16;
+  cfg.proj_layers = 0;
+  SimclrModel *m = simclr_model_new (&cfg, 5, &err);
+  g_assert_nonnull (m);
+  float *f = NULL;
+  int *y = NULL, dim = 0;
+  int64_t n = 0;
+  g_assert_cmpint (simclr_features_extract (m, ds, 4,
+          SIMCLR_FEATURES_HEAD_HIDDEN, &f, &y, &n, &dim, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "no projection head"));
+  simclr_model_free (m);
+  simclr_dataset_free (ds);
+}
+
 /* Pretrain a few steps, then evaluate: accuracy well above chance (10 %). */
 static void
 test_pretrain_then_evaluate (void)
@@ -217,6 +331,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/lineval/frozen", test_frozen);
+  g_test_add_func ("/lineval/head-hidden", test_head_hidden);
   g_test_add_func ("/lineval/pretrain-then-evaluate",
       test_pretrain_then_evaluate);
   return g_test_run ();
