@@ -42,6 +42,17 @@
 #                      threads spin (sched_yield) and take cycles from the
 #                      workers and the augmentation thread: at width 0.25 one
 #                      OpenBLAS thread measured faster
+#   --proj-hidden H    hidden units of the projection head (default 0 = the
+#                      feature dimension); simclr-lineval --features hidden
+#                      probes that layer
+#   --ranks K          K > 1: data-parallel over K Open MPI ranks on this
+#                      machine (mpirun -np K, one core and one OpenBLAS thread
+#                      each; needs the MPI build). --batch-size stays the
+#                      global batch (each rank takes N/K samples); the same
+#                      step as one process, about 15 % faster on 2 cores.
+#                      With --minutes there is no EOS at the deadline (ranks
+#                      must end at the same step): the calibrated schedule ends
+#                      the run
 #   --checkpoint FILE  checkpoint to write (default OUT/fashion-mnist.safetensors)
 #   --metrics FILE     metrics CSV (default OUT/metrics.csv)
 #   --out DIR          output folder (default build/pretrain-fashion-mnist)
@@ -67,6 +78,8 @@ jitter=1.0
 warmup_frac=0.1
 ckpt_interval=100
 threads=$(nproc)
+proj_hidden=0
+ranks=1
 checkpoint=""
 metrics=""
 data=/usr/share/datasets/fashion-mnist
@@ -92,6 +105,8 @@ while [ $# -gt 0 ]; do
     --warmup-frac) warmup_frac="$2"; shift 2 ;;
     --checkpoint-interval) ckpt_interval="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
+    --proj-hidden) proj_hidden="$2"; shift 2 ;;
+    --ranks) ranks="$2"; shift 2 ;;
     --checkpoint) checkpoint="$2"; checkpoint_set=1; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -116,6 +131,30 @@ export GST_PLUGIN_PATH_1_0="$build/plugins"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 export GST_REGISTRY_1_0="$build/registry.pipelines.bin"
 
+# Under MPI each rank runs this pipeline on its shard with N/K samples; the
+# encoders and the sink make it one step of N (see pretrain-fashion-mnist-mpi.sh).
+launcher=()
+if [ "$ranks" -gt 1 ]; then
+  if ! grep -q '#define HAVE_MPI' "$build/plugins/config.h" 2>/dev/null; then
+    echo "pretrain-fashion-mnist.sh: --ranks needs the MPI build (libopenmpi-dev;" \
+      "meson setup --reconfigure -Dmpi=enabled)" >&2
+    exit 1
+  fi
+  if [ $((batch % ranks)) != 0 ]; then
+    echo "pretrain-fashion-mnist.sh: --batch-size $batch is not a multiple of --ranks $ranks" >&2
+    exit 2
+  fi
+  threads=1
+  export OPENBLAS_NUM_THREADS=1
+  # Allow root (containers); only rank 0 posts the training messages.
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  launcher=("${MPIRUN:-mpirun}" -np "$ranks")
+  [ "$ranks" -le "$(nproc)" ] || launcher+=(--oversubscribe)
+  for v in GST_PLUGIN_PATH_1_0 GST_REGISTRY_1_0 OPENBLAS_NUM_THREADS; do
+    launcher+=(-x "$v")
+  done
+fi
+
 out=${out:-$build/pretrain-fashion-mnist}
 mkdir -p "$out"
 checkpoint=${checkpoint:-$out/fashion-mnist.safetensors}
@@ -131,8 +170,9 @@ steps_per_epoch=$((train_images / batch))
 run () {
   local n="$1" csv="$2" ckpt="$3" ivl="$4" deadline="${5:-}" source_props warmup pid rc
   local resume_props=""
+  local rank_batch=$((batch / ranks))   # a resume takes batch from its file
   if [ "$n" -le "$steps_per_epoch" ]; then
-    source_props="epochs=1 num-samples=$((n * batch))"
+    source_props="epochs=1 num-samples=$((n * rank_batch))"
   else
     source_props="epochs=$(( (n + steps_per_epoch - 1) / steps_per_epoch ))"
   fi
@@ -140,7 +180,7 @@ run () {
   [ "$warmup" -ge 1 ] || warmup=0
   if [ -n "$resume" ]; then
     # The schedule comes from the file; the source skips what it has seen.
-    source_props="$source_props start-position=$((resume_step * batch))"
+    source_props="$source_props start-position=$((resume_step * rank_batch))"
     resume_props="resume-from=$resume"
   fi
   if [ -n "$resume" ]; then
@@ -150,28 +190,29 @@ run () {
   fi
   # -e: Ctrl-C (or the deadline) sends EOS, so the checkpoint is still written.
   # -m prints bus messages; keep the training and checkpoint ones.
-  gst-launch-1.0 -e -m \
+  "${launcher[@]}" gst-launch-1.0 -e -m \
     simclrdatasetsrc location="$data" shuffle=true seed=1 $source_props \
     ! simclraugment size=28 seed=1 crop-scale-min="$crop_min" \
         blur-probability="$blur" jitter-strength="$jitter" \
     ! queue max-size-buffers=$((4 * batch)) \
-    ! simclrencoder batch-size="$batch" width="$width" total-steps="$n" \
+    ! simclrencoder batch-size="$rank_batch" width="$width" total-steps="$n" \
+        proj-hidden="$proj_hidden" \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
         learning-rate="$lr" lr-scaling="$lr_scaling" \
         checkpoint-interval="$ckpt_interval" threads="$threads" $resume_props \
     ! ntxentsink interval="$ivl" metrics-location="$csv" temperature="$tau" \
-    > >(grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|WARNING' \
+    > >(sed -u 's/\r/\n/g' | grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|WARNING' \
           | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
                    -e 's/([a-z0-9]*)//g') &
   pid=$!
-  if [ -n "$deadline" ]; then
+  if [ -n "$deadline" ] && [ "$ranks" = 1 ]; then
     # EOS at the deadline (gst-launch -e turns SIGINT into EOS).
     ( sleep "$deadline"; kill -INT "$pid" 2>/dev/null || true ) &
     local timer=$!
   fi
   rc=0
   wait "$pid" || rc=$?
-  [ -z "$deadline" ] || kill "$timer" 2>/dev/null || true
+  [ -z "${timer:-}" ] || kill "$timer" 2>/dev/null || true
   return "$rc"
 }
 
