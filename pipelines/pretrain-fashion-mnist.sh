@@ -53,6 +53,8 @@
 #                      With --minutes there is no EOS at the deadline (ranks
 #                      must end at the same step): the calibrated schedule ends
 #                      the run
+#   --seed S           seed of the data order, the views and the initial
+#                      weights (default 1)
 #   --checkpoint FILE  checkpoint to write (default OUT/fashion-mnist.safetensors)
 #   --metrics FILE     metrics CSV (default OUT/metrics.csv)
 #   --out DIR          output folder (default build/pretrain-fashion-mnist)
@@ -80,6 +82,7 @@ ckpt_interval=100
 threads=$(nproc)
 proj_hidden=0
 ranks=1
+seed=1
 checkpoint=""
 metrics=""
 data=/usr/share/datasets/fashion-mnist
@@ -107,6 +110,7 @@ while [ $# -gt 0 ]; do
     --threads) threads="$2"; shift 2 ;;
     --proj-hidden) proj_hidden="$2"; shift 2 ;;
     --ranks) ranks="$2"; shift 2 ;;
+    --seed) seed="$2"; shift 2 ;;
     --checkpoint) checkpoint="$2"; checkpoint_set=1; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -191,12 +195,12 @@ run () {
   # -e: Ctrl-C (or the deadline) sends EOS, so the checkpoint is still written.
   # -m prints bus messages; keep the training and checkpoint ones.
   "${launcher[@]}" gst-launch-1.0 -e -m \
-    simclrdatasetsrc location="$data" shuffle=true seed=1 $source_props \
-    ! simclraugment size=28 seed=1 crop-scale-min="$crop_min" \
+    simclrdatasetsrc location="$data" shuffle=true seed="$seed" $source_props \
+    ! simclraugment size=28 seed="$seed" crop-scale-min="$crop_min" \
         blur-probability="$blur" jitter-strength="$jitter" \
     ! queue max-size-buffers=$((4 * batch)) \
     ! simclrencoder batch-size="$rank_batch" width="$width" total-steps="$n" \
-        proj-hidden="$proj_hidden" \
+        proj-hidden="$proj_hidden" seed="$seed" \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
         learning-rate="$lr" lr-scaling="$lr_scaling" \
         checkpoint-interval="$ckpt_interval" threads="$threads" $resume_props \
