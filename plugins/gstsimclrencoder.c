@@ -119,9 +119,13 @@
 
 #include <gst/video/video.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "simclr/checkpoint.h"
+#include "simclr/dataset.h"
+#include "simclr/features.h"
+#include "simclr/linclf.h"
 #include "simclr/model.h"
 #include "simclr/trainer.h"
 
@@ -162,6 +166,8 @@ enum
   PROP_OUTPUT,
   PROP_EMBED_BATCH,
   PROP_MAX_LATENCY,
+  PROP_MONITOR_LOCATION,
+  PROP_MONITOR_SAMPLES,
   PROP_STEP,
   PROP_LR,
 };
@@ -190,6 +196,8 @@ enum
 #define DEFAULT_STOP_AT_END TRUE
 #define DEFAULT_EMBED_BATCH 16
 #define DEFAULT_MAX_LATENCY 0
+#define DEFAULT_MONITOR_LOCATION NULL
+#define DEFAULT_MONITOR_SAMPLES 1000
 
 #define MAX_BATCH_SIZE 32768
 #define MAX_EMBED_BATCH 4096
@@ -222,6 +230,8 @@ typedef struct
   GstSimclrEncoderOutput output;
   gint embed_batch;
   GstClockTime max_latency;
+  gchar *monitor_location;      /* NULL or "" = no kNN monitor */
+  gint monitor_samples;
 } Settings;
 
 /* A sample waiting for its views, keyed by (sample id, epoch). */
@@ -280,6 +290,10 @@ struct _GstSimclrEncoder
   gboolean warned_horizon;
   gboolean warned_unpaired;
   gboolean warned_view;
+  /* kNN monitor (train mode, rank 0): the labelled set's two splits */
+  SimclrDataset *monitor_train;
+  SimclrDataset *monitor_test;
+  guint64 monitor_epoch;        /* epoch of the previous batch; G_MAXUINT64 = none */
   /* embed mode */
   gfloat *embed_in;             /* (embed_batch,H,W,C) float, pixel/255 */
   gfloat *embed_out;            /* (embed_batch,D) */
@@ -677,6 +691,28 @@ gst_simclr_encoder_class_init (GstSimclrEncoderClass * klass)
           "Embed mode: compute a partial batch once it spans this much stream "
           "time (ns; 0 = wait for a full batch)", 0, G_MAXUINT64,
           DEFAULT_MAX_LATENCY, rw));
+  /**
+   * GstSimclrEncoder:monitor-location:
+   *
+   * Train mode: a labelled data set with a train and a test split (IDX,
+   * CIFAR binary or image class folders, as simclrdatasetsrc reads; images
+   * of the training input's size and channels). At the start of every new
+   * epoch the element embeds the first monitor-samples images of each split
+   * with the frozen encoder (eval mode, running statistics; the training
+   * state is untouched) and classifies the test images by kNN on the train
+   * images (cosine, k 200, temperature 0.1), then posts an element message
+   * "simclr-monitor" (step, epoch: the epoch just completed, knn-top1,
+   * knn-top5, samples, seconds). Under MPI rank 0 does this alone.
+   */
+  g_object_class_install_property (gobject_class, PROP_MONITOR_LOCATION,
+      g_param_spec_string ("monitor-location", "Monitor location",
+          "Train mode: labelled data set (train and test splits) for a kNN "
+          "accuracy posted as \"simclr-monitor\" every epoch (NULL/\"\" = off)",
+          DEFAULT_MONITOR_LOCATION, rw));
+  g_object_class_install_property (gobject_class, PROP_MONITOR_SAMPLES,
+      g_param_spec_int ("monitor-samples", "Monitor samples",
+          "Images of each split the kNN monitor uses (the first ones)", 10,
+          G_MAXINT, DEFAULT_MONITOR_SAMPLES, rw));
   g_object_class_install_property (gobject_class, PROP_STEP,
       g_param_spec_uint64 ("step", "Step",
           "Optimiser steps taken (train mode)", 0, G_MAXUINT64, 0,
@@ -741,6 +777,8 @@ settings_init (Settings * s)
   s->output = DEFAULT_OUTPUT;
   s->embed_batch = DEFAULT_EMBED_BATCH;
   s->max_latency = DEFAULT_MAX_LATENCY;
+  s->monitor_location = g_strdup (DEFAULT_MONITOR_LOCATION);
+  s->monitor_samples = DEFAULT_MONITOR_SAMPLES;
 }
 
 static void
@@ -748,6 +786,7 @@ settings_clear (Settings * s)
 {
   g_clear_pointer (&s->checkpoint_location, g_free);
   g_clear_pointer (&s->resume_from, g_free);
+  g_clear_pointer (&s->monitor_location, g_free);
 }
 
 static void
@@ -757,6 +796,7 @@ settings_copy (Settings * dst, const Settings * src)
   *dst = *src;
   dst->checkpoint_location = g_strdup (src->checkpoint_location);
   dst->resume_from = g_strdup (src->resume_from);
+  dst->monitor_location = g_strdup (src->monitor_location);
 }
 
 static gboolean
@@ -813,6 +853,7 @@ gst_simclr_encoder_init (GstSimclrEncoder * self)
   self->pending = g_hash_table_new_full (pending_hash, pending_equal,
       NULL, pending_free);
   self->ready = g_ptr_array_new_with_free_func (pending_free);
+  self->monitor_epoch = G_MAXUINT64;
   g_mutex_init (&self->grad_lock);
   g_cond_init (&self->grad_cond);
 }
@@ -843,6 +884,9 @@ gst_simclr_encoder_reset (GstSimclrEncoder * self)
   self->warned_horizon = FALSE;
   self->warned_unpaired = FALSE;
   self->warned_view = FALSE;
+  g_clear_pointer (&self->monitor_train, simclr_dataset_free);
+  g_clear_pointer (&self->monitor_test, simclr_dataset_free);
+  self->monitor_epoch = G_MAXUINT64;
   self->model_origin = NULL;
   gst_simclr_encoder_publish_input (self, NULL);
   g_mutex_lock (&self->grad_lock);
@@ -950,6 +994,13 @@ gst_simclr_encoder_set_property (GObject * object, guint prop_id,
     case PROP_MAX_LATENCY:
       s->max_latency = g_value_get_uint64 (value);
       break;
+    case PROP_MONITOR_LOCATION:
+      g_free (s->monitor_location);
+      s->monitor_location = g_value_dup_string (value);
+      break;
+    case PROP_MONITOR_SAMPLES:
+      s->monitor_samples = g_value_get_int (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -1037,6 +1088,12 @@ gst_simclr_encoder_get_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_LATENCY:
       g_value_set_uint64 (value, s->max_latency);
+      break;
+    case PROP_MONITOR_LOCATION:
+      g_value_set_string (value, s->monitor_location);
+      break;
+    case PROP_MONITOR_SAMPLES:
+      g_value_set_int (value, s->monitor_samples);
       break;
     case PROP_STEP:
       g_value_set_uint64 (value, self->cur_step);
@@ -1150,6 +1207,20 @@ gst_simclr_encoder_start (GstSimclrEncoder * self)
       GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", mpi_error->message),
           (NULL));
       g_clear_error (&mpi_error);
+      return FALSE;
+    }
+  }
+
+  if (str_set (s->monitor_location) && gst_simclr_mpi_rank () == 0) {
+    self->monitor_train = simclr_dataset_open (s->monitor_location, "train",
+        SIMCLR_DATASET_AUTO, &err);
+    if (self->monitor_train)
+      self->monitor_test = simclr_dataset_open (s->monitor_location, "test",
+          SIMCLR_DATASET_AUTO, &err);
+    if (self->monitor_test == NULL) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+          ("Could not open the labelled data set \"%s\" of monitor-location: "
+              "%s", s->monitor_location, err.message), (NULL));
       return FALSE;
     }
   }
@@ -1325,6 +1396,18 @@ gst_simclr_encoder_set_caps (GstSimclrEncoder * self, GstCaps * caps)
   mcfg = simclr_model_get_config (m);
   if (mcfg->image_size != size || mcfg->in_channels != channels)
     goto model_mismatch;
+  if (self->monitor_train && (simclr_dataset_width (self->monitor_train) != size
+          || simclr_dataset_height (self->monitor_train) != size
+          || simclr_dataset_channels (self->monitor_train) != channels)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("monitor-location \"%s\" has %dx%d images of %d channels, but the "
+            "encoder trains on %dx%d frames of %d.", self->run.monitor_location,
+            simclr_dataset_width (self->monitor_train),
+            simclr_dataset_height (self->monitor_train),
+            simclr_dataset_channels (self->monitor_train), size, size,
+            channels), (NULL));
+    return FALSE;
+  }
 
   self->vinfo = info;
   self->size = size;
@@ -1481,6 +1564,56 @@ write_failed:
 
 /* Runs one step on the N ready samples: forward, push, wait for the
  * gradient, backward and optimiser step, checkpoint. */
+/* kNN accuracy of the frozen encoder on the monitor set, posted as
+ * "simclr-monitor". Eval-mode forwards only: features.c checks that the
+ * model's bytes are unchanged, so training continues exactly as without. */
+static gboolean
+gst_simclr_encoder_monitor (GstSimclrEncoder * self, guint64 epoch)
+{
+  SimclrModel *m = simclr_trainer_get_model (self->trainer);
+  SimclrError err = { 0 };
+  gfloat *xtr = NULL, *xte = NULL;
+  gint *ytr = NULL, *yte = NULL, dim = 0, dim_te = 0;
+  gint64 ntr = 0, nte = 0;
+  gdouble top1 = 0, top5 = 0;
+  gint64 t0 = g_get_monotonic_time ();
+  gint limit = self->run.monitor_samples;
+  SimclrStatus st;
+
+  st = simclr_features_extract (m, self->monitor_train, limit,
+      SIMCLR_FEATURES_REPRESENTATION, &xtr, &ytr, &ntr, &dim, &err);
+  if (st == SIMCLR_OK)
+    st = simclr_features_extract (m, self->monitor_test, limit,
+        SIMCLR_FEATURES_REPRESENTATION, &xte, &yte, &nte, &dim_te, &err);
+  if (st == SIMCLR_OK)
+    st = simclr_knn_classify (xtr, ytr, (gint) ntr, xte, yte, (gint) nte, dim,
+        simclr_dataset_n_classes (self->monitor_train),
+        (gint) MIN (ntr, SIMCLR_KNN_DEFAULT_K), SIMCLR_KNN_DEFAULT_TEMPERATURE,
+        NULL, &top1, &top5, &err);
+  free (xtr);
+  free (xte);
+  free (ytr);
+  free (yte);
+  if (st != SIMCLR_OK) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("kNN monitor on \"%s\" failed after epoch %" G_GUINT64_FORMAT ": %s",
+            self->run.monitor_location, epoch, err.message), (NULL));
+    return FALSE;
+  }
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("simclr-monitor",
+              "step", G_TYPE_UINT64,
+              (guint64) simclr_trainer_get_step (self->trainer),
+              "epoch", G_TYPE_UINT64, epoch,
+              "knn-top1", G_TYPE_DOUBLE, top1,
+              "knn-top5", G_TYPE_DOUBLE, top5,
+              "samples", G_TYPE_INT, (gint) nte,
+              "seconds", G_TYPE_DOUBLE,
+              (g_get_monotonic_time () - t0) / 1e6, NULL)));
+  return TRUE;
+}
+
 static GstFlowReturn
 gst_simclr_encoder_train_step (GstSimclrEncoder * self)
 {
@@ -1517,6 +1650,16 @@ gst_simclr_encoder_train_step (GstSimclrEncoder * self)
     max_epoch = MAX (max_epoch, p->epoch);
   }
   g_ptr_array_set_size (self->ready, 0);
+
+  /* The first batch of a later epoch: the previous epoch is done, and the
+   * model has trained on it alone. */
+  if (self->monitor_train && self->monitor_epoch != G_MAXUINT64
+      && max_epoch > self->monitor_epoch
+      && !gst_simclr_encoder_monitor (self, self->monitor_epoch)) {
+    g_free (meta_rows);
+    return GST_FLOW_ERROR;
+  }
+  self->monitor_epoch = max_epoch;
 
   step_i = simclr_trainer_get_step (self->trainer);
   step = (guint64) step_i;
@@ -1914,6 +2057,10 @@ gst_simclr_encoder_sink_event (GstPad * pad, GstObject * parent,
         if (self->trainer && !(self->saved && self->last_saved_step ==
                 (guint64) simclr_trainer_get_step (self->trainer)))
           gst_simclr_encoder_save (self);
+        /* The last epoch's kNN, after the checkpoint is safe. */
+        if (self->trainer && self->monitor_train
+            && self->monitor_epoch != G_MAXUINT64)
+          gst_simclr_encoder_monitor (self, self->monitor_epoch);
       } else if (self->configured) {
         gst_simclr_encoder_embed_flush (self);
       }

@@ -51,6 +51,7 @@ pt_run_pipeline (const gchar * description, guint timeout_s)
   gint64 deadline;
 
   run->train = g_array_new (FALSE, TRUE, sizeof (PtTrainRow));
+  run->monitor = g_array_new (FALSE, TRUE, sizeof (PtMonitorRow));
   g_test_message ("pipeline: %s", description);
   pipeline = gst_parse_launch (description, &parse_error);
   g_assert_no_error (parse_error);
@@ -102,6 +103,13 @@ pt_run_pipeline (const gchar * description, guint timeout_s)
                   G_TYPE_DOUBLE, &row.top1, "top5", G_TYPE_DOUBLE, &row.top5,
                   "lr", G_TYPE_DOUBLE, &row.lr, NULL));
           g_array_append_val (run->train, row);
+        } else if (gst_structure_has_name (s, "simclr-monitor")) {
+          PtMonitorRow row = { 0 };
+          g_assert_true (gst_structure_get (s, "step", G_TYPE_UINT64,
+                  &row.step, "epoch", G_TYPE_UINT64, &row.epoch, "knn-top1",
+                  G_TYPE_DOUBLE, &row.knn_top1, "knn-top5", G_TYPE_DOUBLE,
+                  &row.knn_top5, "samples", G_TYPE_INT, &row.samples, NULL));
+          g_array_append_val (run->monitor, row);
         } else if (gst_structure_has_name (s, "simclr-checkpoint")) {
           run->n_checkpoints++;
           g_assert_true (gst_structure_get_uint64 (s, "step",
@@ -131,6 +139,7 @@ pt_run_free (PtRun * run)
   if (run == NULL)
     return;
   g_array_unref (run->train);
+  g_array_unref (run->monitor);
   g_free (run->last_checkpoint_location);
   g_clear_pointer (&run->last_checkpoint_bytes, g_bytes_unref);
   g_clear_error (&run->error);

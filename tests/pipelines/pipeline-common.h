@@ -1,6 +1,7 @@
 /* pipeline-common.h: helpers of the pipeline tests: run a gst_parse_launch
  * description to EOS or ERROR and collect what the bus said (the sink's
- * simclr-train messages, the encoder's simclr-checkpoint messages with a
+ * simclr-train messages, the encoder's simclr-monitor and simclr-checkpoint
+ * messages, the latter with a
  * copy of the file taken when it was written, the first error).
  */
 #pragma once
@@ -16,9 +17,18 @@ typedef struct
   gdouble loss, top1, top5, lr;
 } PtTrainRow;
 
+/* simclrencoder's "simclr-monitor" message (kNN on monitor-location). */
+typedef struct
+{
+  guint64 step, epoch;
+  gdouble knn_top1, knn_top5;
+  gint samples;
+} PtMonitorRow;
+
 typedef struct
 {
   GArray *train;                /* PtTrainRow, in posting order */
+  GArray *monitor;              /* PtMonitorRow, in posting order */
   guint n_checkpoints;
   guint64 last_checkpoint_step;
   gchar *last_checkpoint_location;
