@@ -53,6 +53,8 @@
 #                      With --minutes there is no EOS at the deadline (ranks
 #                      must end at the same step): the calibrated schedule ends
 #                      the run
+#   --monitor          post the kNN accuracy of the frozen h on 1000 test
+#                      images every epoch (simclrencoder monitor-location)
 #   --seed S           seed of the data order, the views and the initial
 #                      weights (default 1)
 #   --checkpoint FILE  checkpoint to write (default OUT/fashion-mnist.safetensors)
@@ -83,6 +85,7 @@ threads=$(nproc)
 proj_hidden=0
 ranks=1
 seed=1
+monitor=0
 checkpoint=""
 metrics=""
 data=/usr/share/datasets/fashion-mnist
@@ -111,6 +114,7 @@ while [ $# -gt 0 ]; do
     --proj-hidden) proj_hidden="$2"; shift 2 ;;
     --ranks) ranks="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
+    --monitor) monitor=1; shift ;;
     --checkpoint) checkpoint="$2"; checkpoint_set=1; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -174,6 +178,8 @@ steps_per_epoch=$((train_images / batch))
 run () {
   local n="$1" csv="$2" ckpt="$3" ivl="$4" deadline="${5:-}" source_props warmup pid rc
   local resume_props=""
+  local monitor_props=""
+  [ "$monitor" = 0 ] || monitor_props="monitor-location=$data"
   local rank_batch=$((batch / ranks))   # a resume takes batch from its file
   if [ "$n" -le "$steps_per_epoch" ]; then
     source_props="epochs=1 num-samples=$((n * rank_batch))"
@@ -200,12 +206,12 @@ run () {
         blur-probability="$blur" jitter-strength="$jitter" \
     ! queue max-size-buffers=$((4 * batch)) \
     ! simclrencoder batch-size="$rank_batch" width="$width" total-steps="$n" \
-        proj-hidden="$proj_hidden" seed="$seed" \
+        proj-hidden="$proj_hidden" seed="$seed" $monitor_props \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
         learning-rate="$lr" lr-scaling="$lr_scaling" \
         checkpoint-interval="$ckpt_interval" threads="$threads" $resume_props \
     ! ntxentsink interval="$ivl" metrics-location="$csv" temperature="$tau" \
-    > >(sed -u 's/\r/\n/g' | grep --line-buffered -E 'simclr-(train|checkpoint)|ERROR|WARNING' \
+    > >(sed -u 's/\r/\n/g' | grep --line-buffered -E 'simclr-(train|checkpoint|monitor)|ERROR|WARNING' \
           | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
                    -e 's/([a-z0-9]*)//g') &
   pid=$!
