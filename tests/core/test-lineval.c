@@ -23,8 +23,10 @@ open_split (const char *split)
   return ds;
 }
 
+/* ResNet-18 w0.25 for 28x28x1 with the given head (proj_layers, hidden). */
 static SimclrModel *
-small_model (int max_batch)
+model_with_head (int max_batch, int proj_layers, int proj_hidden,
+    uint64_t seed)
 {
   SimclrModelConfig cfg;
   SimclrError err = { 0 };
@@ -33,9 +35,17 @@ small_model (int max_batch)
   cfg.in_channels = 1;
   cfg.image_size = 28;
   cfg.max_batch = max_batch;
-  SimclrModel *m = simclr_model_new (&cfg, 3, &err);
+  cfg.proj_layers = proj_layers;
+  cfg.proj_hidden = proj_hidden;
+  SimclrModel *m = simclr_model_new (&cfg, seed, &err);
   g_assert_nonnull (m);
   return m;
+}
+
+static SimclrModel *
+small_model (int max_batch)
+{
+  return model_with_head (max_batch, 2, 0, 3);
 }
 
 /* Byte-identical parameters, running statistics and batch count after
@@ -126,17 +136,9 @@ test_head_hidden (void)
   if (!ds)
     return;
   for (int layers = 2; layers <= 3; layers++) {
-    SimclrModelConfig cfg;
     SimclrError err = { 0 };
-    simclr_model_config_default (&cfg);
-    cfg.width = 0.25;
-    cfg.in_channels = 1;
-    cfg.image_size = 28;
-    cfg.max_batch = 16;
-    cfg.proj_layers = layers;
-    cfg.proj_hidden = 48;
-    SimclrModel *m = simclr_model_new (&cfg, 5, &err);
-    g_assert_nonnull (m);
+    SimclrModel *m = model_with_head (16, layers, 48, 5);
+    const double bn_eps = simclr_model_get_config (m)->bn_eps;
     /* Non-trivial head BN state (v2), and BN statistics everywhere. */
     if (layers == 3) {
       float *mean = (float *) tensor_of (m, "head.1.running_mean");
@@ -181,7 +183,7 @@ test_head_hidden (void)
           a += tensor_of (m, "head.0.bias")[j];
         else
           a = (a - tensor_of (m, "head.1.running_mean")[j])
-              / sqrt (tensor_of (m, "head.1.running_var")[j] + cfg.bn_eps)
+              / sqrt (tensor_of (m, "head.1.running_var")[j] + bn_eps)
               * tensor_of (m, "head.1.weight")[j]
               + tensor_of (m, "head.1.bias")[j];
         double ref = a > 0 ? a : 0;
@@ -199,16 +201,8 @@ test_head_hidden (void)
     simclr_model_free (m);
   }
 
-  SimclrModelConfig cfg;
   SimclrError err = { 0 };
-  simclr_model_config_default (&cfg);
-  cfg.width = 0.25;
-  cfg.in_channels = 1;
-  cfg.image_size = 28;
-  cfg.max_batch = 16;
-  cfg.proj_layers = 0;
-  SimclrModel *m = simclr_model_new (&cfg, 5, &err);
-  g_assert_nonnull (m);
+  SimclrModel *m = model_with_head (16, 0, 0, 5);
   float *f = NULL;
   int *y = NULL, dim = 0;
   int64_t n = 0;
