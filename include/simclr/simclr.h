@@ -13,3 +13,4 @@
 #include "simclr/trainer.h"
 #include "simclr/features.h"
 #include "simclr/linclf.h"
+#include "simclr/index.h"
