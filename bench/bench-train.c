@@ -279,9 +279,13 @@ main (int argc, char **argv)
   if (threads <= 0)
     threads = openblas_get_num_threads ();
 
+  SimclrError cpu_err = { 0 };
+  if (simclr_cpu_check_env (&cpu_err) != SIMCLR_OK)
+    fprintf (stderr, "bench-train: %s\n", cpu_err.message);
   printf ("OpenBLAS core %s, %d threads; model worker threads %d; batch N=%d (%d views)\n",
       openblas_get_corename (), openblas_get_num_threads (), threads, batch,
       2 * batch);
+  printf ("kernels: %s\n", simclr_cpu_describe ());
   double peak = do_sgemm ? sgemm_gflops (2048, 5) : 0;
   if (do_sgemm)
     printf ("square sgemm 2048^3: %.1f GFLOP/s (median of 5)\n", peak);

@@ -12,8 +12,8 @@
  *
  * Cost: the resize reads only the crop rectangle, in the cheaper pass order;
  * the working image is planar float32 so that every op after the crop is
- * 8-lane vector arithmetic (GCC / Clang vector extensions, also cloned for
- * AVX2); identity factors are skipped.
+ * 8-lane vector arithmetic (GCC / Clang vector extensions, also built for
+ * AVX2 and picked by the CPU level of cpu.c); identity factors are skipped.
  */
 #include "simclr/augment.h"
 
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "simclr/rng.h"
+#include "cpu-private.h"
 
 /* Draw indices within the (sample id, view) stream: each decision owns its
  * index, so changing one probability never shifts the others' numbers. */
@@ -269,14 +270,15 @@ typedef float v4f __attribute__ ((vector_size (16)));
 #define VS(x) ((vf) { (x), (x), (x), (x), (x), (x), (x), (x) })
 #define VSI(x) ((vi) { (x), (x), (x), (x), (x), (x), (x), (x) })
 
-/* The hot loops are also built for AVX2 and picked at load time (ifunc),
- * where the toolchain supports it; the arithmetic is the same IEEE float32
- * (no FMA contraction in ISO C mode), so results do not change. */
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) \
-    && !defined(__SANITIZE_ADDRESS__)
-#define HOT_CLONES __attribute__ ((target_clones ("avx2", "default")))
-#else
-#define HOT_CLONES
+/* The hot loops are built twice: they are inlined into two copies of the
+ * pipeline (augment_run), one for the baseline target and one for AVX2,
+ * where an 8-lane vector fits one register. The augmenter runs the copy of
+ * its CPU level (cpu.c: the CPU's best, or the lower one SIMCLR_CPU forces),
+ * so the tests exercise both. The arithmetic is the same IEEE float32 (no
+ * FMA contraction in ISO C mode), so the results are bit-identical. */
+#define HOT static inline __attribute__ ((always_inline))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define AUGMENT_AVX2 1
 #endif
 
 /* The 8-lane helpers are macros: GCC warns that functions passing 32-byte
@@ -349,6 +351,7 @@ struct SimclrAugmenter {
   size_t frow_cap;
   int *refl;                    /* (size + 2 r) reflected indices */
   size_t refl_cap;
+  SimclrCpuLevel level;         /* which copy of the hot loops runs */
 };
 
 SimclrAugmenter *
@@ -360,6 +363,7 @@ simclr_augmenter_new (const SimclrAugmentConfig * cfg, SimclrError * err)
   if (a == NULL)
     goto no_memory;
   a->cfg = *cfg;
+  a->level = simclr_cpu_level ();
   a->plane = ((size_t) cfg->size * cfg->size + VL - 1) & ~(size_t) (VL - 1);
   a->img = calloc (3 * a->plane, sizeof (float));
   a->fimg = calloc (a->plane, sizeof (float));
@@ -578,7 +582,7 @@ u8_to_float (float *dst, const uint8_t * src, size_t n)
  * (Running the vertical pass first over the wide source rows measured
  * slower here even when shrinking 768x576 to 32: every tap then converts
  * bytes again.) */
-HOT_CLONES static SimclrStatus
+HOT SimclrStatus
 resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
     int cx, int cy, int cw, int ch, int flip, SimclrError * err)
 {
@@ -640,7 +644,7 @@ resize_crop (SimclrAugmenter * a, const uint8_t * src, size_t stride, int C,
 /* _blend (img, other, ratio) = clamp (ratio img + (1 - ratio) other, 0, 255)
  * truncated, with other a constant (0 for brightness, the mean luma for
  * contrast): offset = (float) (1 - ratio) * other. x: (n), n % VL == 0. */
-HOT_CLONES static void
+HOT void
 blend_const (float *x, size_t n, double ratio, float offset)
 {
   const vf rf = VS ((float) ratio), of = VS (offset);
@@ -650,7 +654,7 @@ blend_const (float *x, size_t n, double ratio, float offset)
 
 /* Mean of the truncated luma (RGB) or of the values (GRAY8), as
  * torchvision's adjust_contrast takes it. Sums are exact integers. */
-HOT_CLONES static float
+HOT float
 mean_gray (const float *img, size_t plane, size_t npix, int C)
 {
   vi acc = VSI (0);
@@ -677,7 +681,7 @@ mean_gray (const float *img, size_t plane, size_t npix, int C)
 }
 
 /* Blends each pixel with its own truncated luma. */
-HOT_CLONES static void
+HOT void
 adjust_saturation (float *img, size_t plane, double factor)
 {
   const vf rf = VS ((float) factor), of = VS ((float) (1.0 - factor));
@@ -694,7 +698,7 @@ adjust_saturation (float *img, size_t plane, double factor)
 /* torchvision's _rgb2hsv / _hsv2rgb in float32 with the same operations in
  * the same order (the divisions included), branch-free with masks as
  * torchvision itself is, so the results match. */
-HOT_CLONES static void
+HOT void
 adjust_hue (float *img, size_t plane, double hue)
 {
   const vf one = VS (1.0f), zero = VS (0.0f), hf = VS ((float) hue);
@@ -741,7 +745,7 @@ adjust_hue (float *img, size_t plane, double hue)
   }
 }
 
-HOT_CLONES static void
+HOT void
 to_grayscale (float *img, size_t plane)
 {
   float *r = img, *g = img + plane, *b = img + 2 * plane;
@@ -754,7 +758,7 @@ to_grayscale (float *img, size_t plane)
   }
 }
 
-HOT_CLONES static void
+HOT void
 solarize (float *img, size_t n)
 {
   for (size_t m = 0; m < n; m += VL) {
@@ -781,7 +785,7 @@ reflect (int i, int n)
  * linspace (-(k-1)/2, (k-1)/2), normalised; reflect padding; rounding.
  * Done per plane, separably, folding the symmetric taps (torchvision
  * convolves with the 2D outer product: the same up to float rounding). */
-HOT_CLONES static SimclrStatus
+HOT SimclrStatus
 gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
     SimclrError * err)
 {
@@ -867,7 +871,7 @@ gaussian_blur (SimclrAugmenter * a, int C, int ksize, double sigma,
 }
 
 /* Planes (integer values in [0, 255]) to interleaved bytes. */
-HOT_CLONES static void
+HOT void
 write_out (const SimclrAugmenter * a, int C, uint8_t * dst, int dst_stride)
 {
   const int size = a->cfg.size;
@@ -905,6 +909,82 @@ write_out (const SimclrAugmenter * a, int C, uint8_t * dst, int dst_stride)
     }
   }
 }
+
+/* The pipeline after the checks: resized crop, colour jitter, grayscale,
+ * blur, solarize, bytes out. Inlined into one copy per target below. */
+HOT SimclrStatus
+augment_run (SimclrAugmenter * a, const SimclrAugmentParams * p,
+    const uint8_t * src, int stride, int C, uint8_t * dst, int dst_stride,
+    SimclrError * err)
+{
+  const int size = a->cfg.size;
+  SimclrStatus st = resize_crop (a, src, (size_t) stride, C, p->crop_x,
+      p->crop_y, p->crop_w, p->crop_h, p->flip, err);
+  if (st != SIMCLR_OK)
+    return st;
+
+  const size_t npix = (size_t) size * size, plane = a->plane;
+  float *img = a->img;
+  /* Identity factors are skipped: exact, where torchvision's hue 0 would
+   * lose a level in its float round trip. */
+  if (p->jitter) {
+    for (int i = 0; i < 4; i++) {
+      switch (p->order[i]) {
+        case SIMCLR_JITTER_BRIGHTNESS:
+          if (p->brightness != 1.0)
+            blend_const (img, C * plane, p->brightness, 0.0f);
+          break;
+        case SIMCLR_JITTER_CONTRAST:
+          if (p->contrast != 1.0) {
+            float mean = mean_gray (img, plane, npix, C);
+            blend_const (img, C * plane, p->contrast,
+                (float) (1.0 - p->contrast) * mean);
+          }
+          break;
+        case SIMCLR_JITTER_SATURATION:
+          if (C == 3 && p->saturation != 1.0)
+            adjust_saturation (img, plane, p->saturation);
+          break;
+        case SIMCLR_JITTER_HUE:
+          if (C == 3 && p->hue != 0.0)
+            adjust_hue (img, plane, p->hue);
+          break;
+      }
+    }
+  }
+  if (p->grayscale && C == 3)
+    to_grayscale (img, plane);
+  if (p->blur && p->blur_kernel > 1) {
+    st = gaussian_blur (a, C, p->blur_kernel, p->blur_sigma, err);
+    if (st != SIMCLR_OK)
+      return st;
+  }
+  if (p->solarize)
+    solarize (img, C * plane);
+
+  write_out (a, C, dst, dst_stride);
+  return SIMCLR_OK;
+}
+
+static SimclrStatus
+augment_run_generic (SimclrAugmenter * a, const SimclrAugmentParams * p,
+    const uint8_t * src, int stride, int C, uint8_t * dst, int dst_stride,
+    SimclrError * err)
+{
+  return augment_run (a, p, src, stride, C, dst, dst_stride, err);
+}
+
+#ifdef AUGMENT_AVX2
+__attribute__ ((target ("avx2"))) static SimclrStatus
+augment_run_avx2 (SimclrAugmenter * a, const SimclrAugmentParams * p,
+    const uint8_t * src, int stride, int C, uint8_t * dst, int dst_stride,
+    SimclrError * err)
+{
+  return augment_run (a, p, src, stride, C, dst, dst_stride, err);
+}
+#else
+#define augment_run_avx2 augment_run_generic
+#endif
 
 static SimclrStatus
 check_params (const SimclrAugmentParams * p, int w, int h, SimclrError * err)
@@ -972,52 +1052,16 @@ simclr_augmenter_apply (SimclrAugmenter * a, const SimclrAugmentParams * p,
         "augment: cannot allocate resize weights for a %dx%d crop",
         p->crop_w, p->crop_h);
   }
-  st = resize_crop (a, src, (size_t) stride, C, p->crop_x, p->crop_y,
-      p->crop_w, p->crop_h, p->flip, err);
-  if (st != SIMCLR_OK)
-    return st;
+  return a->level >= SIMCLR_CPU_AVX2 ?
+      augment_run_avx2 (a, p, src, stride, C, dst, dst_stride, err) :
+      augment_run_generic (a, p, src, stride, C, dst, dst_stride, err);
+}
 
-  const size_t npix = (size_t) size * size, plane = a->plane;
-  float *img = a->img;
-  /* Identity factors are skipped: exact, where torchvision's hue 0 would
-   * lose a level in its float round trip. */
-  if (p->jitter) {
-    for (int i = 0; i < 4; i++) {
-      switch (p->order[i]) {
-        case SIMCLR_JITTER_BRIGHTNESS:
-          if (p->brightness != 1.0)
-            blend_const (img, C * plane, p->brightness, 0.0f);
-          break;
-        case SIMCLR_JITTER_CONTRAST:
-          if (p->contrast != 1.0) {
-            float mean = mean_gray (img, plane, npix, C);
-            blend_const (img, C * plane, p->contrast,
-                (float) (1.0 - p->contrast) * mean);
-          }
-          break;
-        case SIMCLR_JITTER_SATURATION:
-          if (C == 3 && p->saturation != 1.0)
-            adjust_saturation (img, plane, p->saturation);
-          break;
-        case SIMCLR_JITTER_HUE:
-          if (C == 3 && p->hue != 0.0)
-            adjust_hue (img, plane, p->hue);
-          break;
-      }
-    }
-  }
-  if (p->grayscale && C == 3)
-    to_grayscale (img, plane);
-  if (p->blur && p->blur_kernel > 1) {
-    st = gaussian_blur (a, C, p->blur_kernel, p->blur_sigma, err);
-    if (st != SIMCLR_OK)
-      return st;
-  }
-  if (p->solarize)
-    solarize (img, C * plane);
-
-  write_out (a, C, dst, dst_stride);
-  return SIMCLR_OK;
+void
+simclr_augmenter_set_cpu_level (SimclrAugmenter * a, SimclrCpuLevel level)
+{
+  SimclrCpuLevel best = simclr_cpu_best_level ();
+  a->level = level < best ? level : best;
 }
 
 SimclrStatus

@@ -2,23 +2,26 @@
  *
  * Paths, chosen per shape:
  * - 1x1 stride-1 pad-0: a plain GEMM on the activations (OpenBLAS threads).
- * - thin layers (OC a multiple of 8, at most 32) on CPUs with AVX2 + FMA:
- *   direct kernels that read the NHWC input in place (no columns).
+ * - shapes a direct kernel of the CPU's instruction set accepts (the kernel
+ *   table of cpu.c; AVX2: OC a multiple of 8, at most 32): kernels that
+ *   read the NHWC input in place (no columns), in conv-<set>.c.
  * - otherwise im2col + cblas_sgemm over chunks of images, so the column
  *   buffer stays bounded (and cache-sized for thin layers).
- * The input gradient of a thin stride-1 convolution runs as the forward of
- * the transposed convolution (turned weights), of a thin strided one as a
- * direct gather; wide layers use GEMM + col2im.
+ * The input gradient of a stride-1 convolution whose transposed shape a
+ * direct kernel takes runs as the forward of the transposed convolution
+ * (turned weights), of a strided one as a direct gather where a set has
+ * one; the rest uses GEMM + col2im.
  * With s->threads > 1 the chunks are spread over worker threads.
- * The *_naive twins are plain loops, kept as the test reference.
- * This file does not allocate (the caller passes scratch) and never prints.
+ * This file holds the dispatch, the threads, the GEMM path and the naive
+ * twins (plain loops, kept as the test reference). It does not allocate
+ * (the caller passes scratch) and never prints.
  */
 #include <pthread.h>
 #include <string.h>
 
 #include <cblas.h>
 
-#include "layers-private.h"
+#include "cpu-private.h"
 
 /* Upper bound on worker threads of one call (scratch grows with it). */
 #define CONV_MAX_THREADS 16
@@ -131,8 +134,54 @@ conv_cols_floats (const SimclrConvShape *s)
       s->KH * s->KW * s->C;
 }
 
-static int conv_direct_ok (const SimclrConvShape *s);
-static int conv_direct_bwd_ok (const SimclrConvShape *s);
+/* The kernel sets for this shape: the pinned ones, or the CPU's. */
+static const SimclrKernels *
+conv_kernels (const SimclrConvShape *s)
+{
+  return s->kernels ? s->kernels : simclr_cpu_kernels ();
+}
+
+/* The best set with a direct kernel for @op on this shape, or NULL (the
+ * GEMM path). Strided input gradients only: stride 1 runs as the forward of
+ * the transposed convolution (conv_transposed_shape). */
+static const SimclrKernelSet *
+conv_pick (const SimclrConvShape *s, SimclrConvOp op)
+{
+  if (conv_is_pointwise (s) || (op == SIMCLR_CONV_DINPUT && s->stride < 2))
+    return NULL;
+  for (const SimclrKernelSet *const *k = conv_kernels (s)->set; *k; k++) {
+    const SimclrConvKernels *c = (*k)->conv;
+    if (c == NULL)
+      continue;
+    if ((op == SIMCLR_CONV_FORWARD && c->forward && c->forward_ok (s)) ||
+        (op == SIMCLR_CONV_DWEIGHT && c->dweight && c->dweight_ok (s)) ||
+        (op == SIMCLR_CONV_DINPUT && c->backward_data &&
+            c->backward_data_ok (s)))
+      return *k;
+  }
+  return NULL;
+}
+
+static const SimclrConvKernels *
+conv_pick_forward (const SimclrConvShape *s)
+{
+  const SimclrKernelSet *k = conv_pick (s, SIMCLR_CONV_FORWARD);
+  return k ? k->conv : NULL;
+}
+
+static const SimclrConvKernels *
+conv_pick_dweight (const SimclrConvShape *s)
+{
+  const SimclrKernelSet *k = conv_pick (s, SIMCLR_CONV_DWEIGHT);
+  return k ? k->conv : NULL;
+}
+
+static const SimclrConvKernels *
+conv_pick_backward_data (const SimclrConvShape *s)
+{
+  const SimclrKernelSet *k = conv_pick (s, SIMCLR_CONV_DINPUT);
+  return k ? k->conv : NULL;
+}
 
 /* The input gradient of a stride-1 convolution is itself a stride-1
  * convolution: dinp = conv (dout, w') with C and OC swapped, the kernel
@@ -140,8 +189,8 @@ static int conv_direct_bwd_ok (const SimclrConvShape *s);
  * padding KH-1-pad. For thin layers it then runs on the direct forward
  * kernel instead of a GEMM with inner dimension OC into columns plus a
  * col2im (measured 2-3x faster). Fills *t and returns 1 when this applies:
- * stride 1, square kernel, pad <= K-1, not 1x1, and the direct kernel takes
- * the transposed shape (C a multiple of 8, at most 32). Wide layers keep
+ * stride 1, square kernel, pad <= K-1, not 1x1, and a direct forward takes
+ * the transposed shape (AVX2: C a multiple of 8, at most 32). Others keep
  * GEMM + col2im: the same transposition on the GEMM path measured slower
  * there (turning a large weight costs more than col2im). */
 static int
@@ -158,7 +207,19 @@ conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
   t->pad = s->KH - 1 - s->pad;
   if (simclr_conv2d_shape_init (t) != 0 || t->OH != s->H || t->OW != s->W)
     return 0;
-  return conv_direct_ok (t);
+  return conv_pick_forward (t) != NULL;
+}
+
+const char *
+simclr_conv2d_kernel_name (const SimclrConvShape *s, SimclrConvOp op)
+{
+  SimclrConvShape t;
+  const SimclrKernelSet *k;
+  if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
+    k = conv_pick (&t, SIMCLR_CONV_FORWARD);
+  else
+    k = conv_pick (s, op);
+  return k ? k->name : "gemm";
 }
 
 size_t
@@ -175,7 +236,7 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
       (size_t) (T - 1) * ((size_t) s->OC * K + s->OC);
   /* The direct kernels: forward's packed weight, or each worker's packed
    * weight gradient after the above. */
-  if (conv_direct_ok (s))
+  if (conv_pick_forward (s) || conv_pick_dweight (s))
     need += (size_t) T * s->OC * K;
   /* Backward-data as a transposed direct convolution, run after the
    * above: the turned, packed weight. */
@@ -183,7 +244,7 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   if (conv_transposed_shape (s, &t) && need < (size_t) s->OC * K)
     need = (size_t) s->OC * K;
   /* Or a strided one gathered directly: its packed weight. */
-  if (conv_direct_bwd_ok (s) && need < (size_t) s->OC * K)
+  if (conv_pick_backward_data (s) && need < (size_t) s->OC * K)
     need = (size_t) s->OC * K;
   return need;
 }
@@ -269,403 +330,14 @@ col2im_add (float *dinp, const float *cols, int n, const SimclrConvShape *s)
   }
 }
 
-/* ---------------------------------------------------------------------------
- * Direct convolution for thin layers (OC a multiple of 8, at most 32), AVX2
- * + FMA, chosen at run time; other CPUs and shapes take im2col + GEMM.
- * Thin layers are memory-bound as GEMMs (the columns are KH*KW times the
- * input, and an N = OC = 16 GEMM is far from peak), so these kernels read
- * the NHWC input in place: along (kh, kw, c) a weight row is contiguous per
- * (kh, kw), and so is the input pixel it multiplies. Padded taps read a
- * zero vector (forward) or are skipped (weight gradient). */
-/* Build with -DSIMCLR_CONV_NO_DIRECT to test the portable path on x86. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(SIMCLR_CONV_NO_DIRECT)
-#define CONV_HAVE_DIRECT 1
-#include <immintrin.h>
-
-#define CONV_DIRECT_MAX_C 1024
-#define CONV_DIRECT_MAX_K 16
-static const float conv_zeros[CONV_DIRECT_MAX_C];
-
-/* out row block: R output pixels (b, oh, ow0 .. ow0+R-1) x OC = 8*NV
- * channels, accumulated in R*NV registers over all taps. wp is the weight
- * packed (KH, KW, C, OC). `o` points at out (b, oh, 0, 0). */
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_fwd_block (const int NV, const int R, float *o, const float *img,
-    const float *wp, const float *bias, int accumulate,
-    const SimclrConvShape *s, int oh, int ow0)
-{
-  const int C = s->C, OC = s->OC, W = s->W;
-  __m256 acc[8][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      acc[r][v] = _mm256_setzero_ps ();
-  for (int kh = 0; kh < s->KH; kh++) {
-    int ih = oh * s->stride - s->pad + kh;
-    if (ih < 0 || ih >= s->H)
-      continue;
-    const float *row = img + (size_t) ih * W * C;
-    for (int kw = 0; kw < s->KW; kw++) {
-      const float *p[8];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; r++) {
-        int iw = (ow0 + r) * s->stride - s->pad + kw;
-        p[r] = iw >= 0 && iw < W ? row + (size_t) iw * C : conv_zeros;
-      }
-      const float *w = wp + (size_t) (kh * s->KW + kw) * C * OC;
-      for (int c = 0; c < C; c++, w += OC) {
-        __m256 wv[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-          wv[v] = _mm256_loadu_ps (w + 8 * v);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-          __m256 x = _mm256_broadcast_ss (p[r] + c);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; v++)
-            acc[r][v] = _mm256_fmadd_ps (x, wv[v], acc[r][v]);
-        }
-      }
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; r++) {
-    float *dst = o + (size_t) (ow0 + r) * OC;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-      __m256 y = acc[r][v];
-      if (accumulate)
-        y = _mm256_add_ps (y, _mm256_loadu_ps (dst + 8 * v));
-      else if (bias)
-        y = _mm256_add_ps (y, _mm256_loadu_ps (bias + 8 * v));
-      _mm256_storeu_ps (dst + 8 * v, y);
-    }
-  }
-}
-
-/* One output row (b, oh): blocks of R pixels, the rest in blocks of 4/2/1. */
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_fwd_row (const int NV, const int R, float *o, const float *img,
-    const float *wp, const float *bias, int accumulate,
-    const SimclrConvShape *s, int oh)
-{
-  int ow = 0;
-  for (; ow + R <= s->OW; ow += R)
-    direct_fwd_block (NV, R, o, img, wp, bias, accumulate, s, oh, ow);
-  if (R > 4 && ow + 4 <= s->OW) {
-    direct_fwd_block (NV, 4, o, img, wp, bias, accumulate, s, oh, ow);
-    ow += 4;
-  }
-  if (R > 2 && ow + 2 <= s->OW) {
-    direct_fwd_block (NV, 2, o, img, wp, bias, accumulate, s, oh, ow);
-    ow += 2;
-  }
-  if (ow < s->OW)
-    direct_fwd_block (NV, 1, o, img, wp, bias, accumulate, s, oh, ow);
-}
-
-/* out (B,OH,OW,OC) for images [b0, b1): = conv + bias, or += conv. */
-__attribute__ ((target ("avx2,fma"))) static void
-conv_direct_forward (float *out, const float *inp, const float *wp,
-    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
-    int b1)
-{
-  for (int b = b0; b < b1; b++) {
-    const float *img = inp + (size_t) b * s->H * s->W * s->C;
-    for (int oh = 0; oh < s->OH; oh++) {
-      float *o = out + ((size_t) b * s->OH + oh) * s->OW * s->OC;
-      /* 12 accumulators of 16 leave room for the weights and a broadcast */
-      switch (s->OC / 8) {
-        case 1:
-          direct_fwd_row (1, 8, o, img, wp, bias, accumulate, s, oh);
-          break;
-        case 2:
-          direct_fwd_row (2, 6, o, img, wp, bias, accumulate, s, oh);
-          break;
-        case 3:
-          direct_fwd_row (3, 4, o, img, wp, bias, accumulate, s, oh);
-          break;
-        default:
-          direct_fwd_row (4, 3, o, img, wp, bias, accumulate, s, oh);
-          break;
-      }
-    }
-  }
-}
-
-/* First output index whose tap k lands inside [0, n): o*stride - pad + k
- * >= 0, and one past the last. */
-static void
-tap_range (int n, int on, int stride, int pad, int k, int *lo, int *hi)
-{
-  int a = pad - k;
-  *lo = a > 0 ? (a + stride - 1) / stride : 0;
-  int last = n - 1 + pad - k;
-  *hi = last < 0 ? 0 : last / stride + 1;
-  if (*hi > on)
-    *hi = on;
-  if (*lo > *hi)
-    *lo = *hi;
-}
-
-/* One run of n output pixels along ow sharing (b, oh) and tap (kh, kw):
- * dwp[c0 + j][o] += sum_i x[i*xstep + j] * d[i*OC + o] for j < CB, with the
- * CB x OC block of the packed gradient held in CB*NV registers. The run's
- * input and dout rows are a few KiB, so the sweep stays in L1. */
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_dw_run (const int NV, const int CB, float *dwp, const float *x,
-    size_t xstep, const float *d, int n, int OC)
-{
-  __m256 acc[12][4];
-#pragma GCC unroll 12
-  for (int j = 0; j < CB; j++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      acc[j][v] = _mm256_loadu_ps (dwp + (size_t) j * OC + 8 * v);
-  for (int i = 0; i < n; i++, x += xstep, d += OC) {
-    __m256 dv[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      dv[v] = _mm256_loadu_ps (d + 8 * v);
-#pragma GCC unroll 12
-    for (int j = 0; j < CB; j++) {
-      __m256 xb = _mm256_broadcast_ss (x + j);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; v++)
-        acc[j][v] = _mm256_fmadd_ps (xb, dv[v], acc[j][v]);
-    }
-  }
-#pragma GCC unroll 12
-  for (int j = 0; j < CB; j++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      _mm256_storeu_ps (dwp + (size_t) j * OC + 8 * v, acc[j][v]);
-}
-
-/* dwp (KH, KW, C, OC) += weight gradient of images [b0, b1), one output
- * row (b, oh) at a time so its input rows and dout row stay in L1. */
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_dw_rows (const int NV, const int CB, float *dwp, const float *inp,
-    const float *dout, const SimclrConvShape *s, int b0, int b1, int o0)
-{
-  const int C = s->C, OC = s->OC, H = s->H, W = s->W;
-  const size_t xstep = (size_t) s->stride * C;
-  int lo[CONV_DIRECT_MAX_K], hi[CONV_DIRECT_MAX_K];
-  for (int kw = 0; kw < s->KW; kw++)
-    tap_range (W, s->OW, s->stride, s->pad, kw, &lo[kw], &hi[kw]);
-  for (int b = b0; b < b1; b++)
-    for (int oh = 0; oh < s->OH; oh++) {
-      const float *drow = dout + ((size_t) b * s->OH + oh) * s->OW * OC;
-      for (int kh = 0; kh < s->KH; kh++) {
-        int ih = oh * s->stride - s->pad + kh;
-        if (ih < 0 || ih >= H)
-          continue;
-        const float *xrow = inp + ((size_t) b * H + ih) * W * C;
-        for (int kw = 0; kw < s->KW; kw++) {
-          int n = hi[kw] - lo[kw];
-          if (n <= 0)
-            continue;
-          const float *x = xrow +
-              (size_t) (lo[kw] * s->stride - s->pad + kw) * C;
-          const float *d = drow + (size_t) lo[kw] * OC + o0;
-          float *dk = dwp + ((size_t) kh * s->KW + kw) * C * OC + o0;
-          int c = 0;
-          for (; c + CB <= C; c += CB)
-            direct_dw_run (NV, CB, dk + (size_t) c * OC, x + c, xstep, d, n,
-                OC);
-          if (CB > 4 && c + 4 <= C) {
-            direct_dw_run (NV, 4, dk + (size_t) c * OC, x + c, xstep, d, n,
-                OC);
-            c += 4;
-          }
-          if (CB > 2 && c + 2 <= C) {
-            direct_dw_run (NV, 2, dk + (size_t) c * OC, x + c, xstep, d, n,
-                OC);
-            c += 2;
-          }
-          for (; c < C; c++)
-            direct_dw_run (NV, 1, dk + (size_t) c * OC, x + c, xstep, d, n,
-                OC);
-        }
-      }
-    }
-}
-
-/* dwp (KH, KW, C, OC) += dout^T x columns of images [b0, b1): the weight
- * gradient in the packed layout (conv_unpack_add_dweight turns it back). */
-__attribute__ ((target ("avx2,fma"))) static void
-conv_direct_dweight (float *dwp, const float *inp, const float *dout,
-    const SimclrConvShape *s, int b0, int b1)
-{
-  /* CB*NV accumulators + NV dout vectors + 1 broadcast <= 16 registers;
-   * OC = 32 runs as two halves of 16 (6 x 2 blocks beat 2 x 4). */
-  switch (s->OC / 8) {
-    case 1:
-      direct_dw_rows (1, 12, dwp, inp, dout, s, b0, b1, 0);
-      break;
-    case 2:
-      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1, 0);
-      break;
-    case 3:
-      direct_dw_rows (3, 4, dwp, inp, dout, s, b0, b1, 0);
-      break;
-    default:
-      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1, 0);
-      direct_dw_rows (2, 6, dwp, inp, dout, s, b0, b1, 16);
-      break;
-  }
-}
-/* Input gradient of a strided convolution, gathered per input pixel:
- * dinp (b, ih, iw, :) += sum over taps (kh, kw) that reach an output pixel
- * (oh, ow) of dout (b, oh, ow, :) x wt[kh][kw] (OC x C). For stride s the
- * input pixels iw0, iw0+s, iw0+2s, ... of one residue class reach the same
- * taps, at consecutive output pixels, so a block of R of them reads R
- * consecutive dout pixels per tap, like the forward block with the roles of
- * C and OC swapped. wt is packed (KH, KW, OC, C); C = 8*NV. */
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_bwd_block (const int NV, const int R, float *drow,
-    const float *dout_img, const float *wt, const SimclrConvShape *s, int ih,
-    int iw0)
-{
-  const int C = s->C, OC = s->OC, st = s->stride;
-  __m256 acc[8][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      acc[r][v] = _mm256_setzero_ps ();
-  for (int kh = 0; kh < s->KH; kh++) {
-    int t = ih + s->pad - kh;
-    if (t < 0 || t % st != 0 || t / st >= s->OH)
-      continue;
-    const float *orow = dout_img + (size_t) (t / st) * s->OW * OC;
-    for (int kw = 0; kw < s->KW; kw++) {
-      int u = iw0 + s->pad - kw;
-      if (((u % st) + st) % st != 0)
-        continue;
-      int ow0 = u / st;         /* exact: u is a multiple of st */
-      const float *p[8];
-#pragma GCC unroll 8
-      for (int r = 0; r < R; r++)
-        p[r] = ow0 + r >= 0 && ow0 + r < s->OW ?
-            orow + (size_t) (ow0 + r) * OC : conv_zeros;
-      const float *w = wt + (size_t) (kh * s->KW + kw) * OC * C;
-      for (int o = 0; o < OC; o++, w += C) {
-        __m256 wv[4];
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++)
-          wv[v] = _mm256_loadu_ps (w + 8 * v);
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-          __m256 x = _mm256_broadcast_ss (p[r] + o);
-#pragma GCC unroll 4
-          for (int v = 0; v < NV; v++)
-            acc[r][v] = _mm256_fmadd_ps (x, wv[v], acc[r][v]);
-        }
-      }
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; r++) {
-    float *dst = drow + (size_t) (iw0 + st * r) * C;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++)
-      _mm256_storeu_ps (dst + 8 * v,
-          _mm256_add_ps (acc[r][v], _mm256_loadu_ps (dst + 8 * v)));
-  }
-}
-
-__attribute__ ((target ("avx2,fma"), always_inline)) static inline void
-direct_bwd_row (const int NV, const int R, float *drow,
-    const float *dout_img, const float *wt, const SimclrConvShape *s, int ih)
-{
-  const int st = s->stride;
-  for (int q = 0; q < st && q < s->W; q++) {
-    int n = (s->W - q + st - 1) / st;   /* pixels q, q+st, ... < W */
-    int j = 0;
-    for (; j + R <= n; j += R)
-      direct_bwd_block (NV, R, drow, dout_img, wt, s, ih, q + st * j);
-    if (R > 4 && j + 4 <= n) {
-      direct_bwd_block (NV, 4, drow, dout_img, wt, s, ih, q + st * j);
-      j += 4;
-    }
-    if (R > 2 && j + 2 <= n) {
-      direct_bwd_block (NV, 2, drow, dout_img, wt, s, ih, q + st * j);
-      j += 2;
-    }
-    if (j < n)
-      direct_bwd_block (NV, 1, drow, dout_img, wt, s, ih, q + st * j);
-  }
-}
-
-/* dinp (B,H,W,C) += input gradient of images [b0, b1); wt from
- * conv_pack_weight (..., CONV_PACK_OC_C). */
-__attribute__ ((target ("avx2,fma"))) static void
-conv_direct_backward_data (float *dinp, const float *dout, const float *wt,
-    const SimclrConvShape *s, int b0, int b1)
-{
-  for (int b = b0; b < b1; b++) {
-    const float *dimg = dout + (size_t) b * s->OH * s->OW * s->OC;
-    for (int ih = 0; ih < s->H; ih++) {
-      float *drow = dinp + ((size_t) b * s->H + ih) * s->W * s->C;
-      switch (s->C / 8) {
-        case 1:
-          direct_bwd_row (1, 8, drow, dimg, wt, s, ih);
-          break;
-        case 2:
-          direct_bwd_row (2, 6, drow, dimg, wt, s, ih);
-          break;
-        case 3:
-          direct_bwd_row (3, 4, drow, dimg, wt, s, ih);
-          break;
-        default:
-          direct_bwd_row (4, 3, drow, dimg, wt, s, ih);
-          break;
-      }
-    }
-  }
-}
-#endif
-
-/* Whether conv_direct_backward_data serves this shape's input gradient:
- * strided convolutions with C a multiple of 8, at most 32 (stride 1 goes
- * through the transposed forward instead). */
-static int
-conv_direct_bwd_ok (const SimclrConvShape *s)
-{
-#ifdef CONV_HAVE_DIRECT
-  if (conv_is_pointwise (s) || s->stride < 2 || s->C % 8 != 0 ||
-      s->C > 32 || s->OC > CONV_DIRECT_MAX_C)
-    return 0;
-  __builtin_cpu_init ();
-  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
-#else
-  return 0;
-#endif
-}
-
-/* Whether the direct kernels serve this shape on this CPU. */
-static int
-conv_direct_ok (const SimclrConvShape *s)
-{
-#ifdef CONV_HAVE_DIRECT
-  if (conv_is_pointwise (s) || s->OC % 8 != 0 || s->OC > 32 ||
-      s->C > CONV_DIRECT_MAX_C || s->KW > CONV_DIRECT_MAX_K)
-    return 0;
-  __builtin_cpu_init ();
-  return __builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma");
-#else
-  return 0;
-#endif
-}
 
 /* Packs weight (OC, KH, KW, C) for the direct kernels:
  * CONV_PACK_C_OC: wp (KH, KW, C, OC), as the direct forward reads it;
  * CONV_PACK_TURNED: the weight of the transposed convolution (see
  * conv_transposed_shape) packed likewise, wp (KH, KW, OC, C) with
  * wp[kh][kw][o][c] = weight[o][KH-1-kh][KW-1-kw][c];
- * CONV_PACK_OC_C: wp (KH, KW, OC, C), for conv_direct_backward_data. */
+ * CONV_PACK_OC_C: wp (KH, KW, OC, C), for the strided input-gradient
+ * kernels (SimclrConvKernels.backward_data). */
 enum { CONV_PACK_C_OC, CONV_PACK_TURNED, CONV_PACK_OC_C };
 
 static void
@@ -712,7 +384,9 @@ typedef struct {
   float *out;
   const float *inp, *weight, *bias;
   int accumulate;               /* out += conv instead of out = conv + bias */
-  int direct;                   /* use the direct kernels (forward: wpack) */
+  const SimclrConvKernels *direct;      /* forward: its kernel on wpack;
+                                         * backward: its dweight on dwp;
+                                         * backward-data: its gather */
   const float *wpack;
   float *dwp;                   /* direct backward: packed dweight (K, OC) */
   /* backward */
@@ -751,13 +425,11 @@ conv_forward_task (void *arg)
   const int K = s->KH * s->KW * s->C, OC = s->OC;
   const size_t in_img = (size_t) s->H * s->W * s->C;
   const size_t out_rows_img = (size_t) s->OH * s->OW;
-#ifdef CONV_HAVE_DIRECT
   if (t->direct) {
-    conv_direct_forward (t->out, t->inp, t->wpack, t->bias, t->accumulate, s,
+    t->direct->forward (t->out, t->inp, t->wpack, t->bias, t->accumulate, s,
         t->img_begin, t->img_end);
     return NULL;
   }
-#endif
   for (int b = t->img_begin; b < t->img_end; b += t->nimg) {
     int n = t->img_end - b < t->nimg ? t->img_end - b : t->nimg;
     int rows = (int) (n * out_rows_img);
@@ -798,12 +470,9 @@ conv_backward_task (void *arg)
           t->dbias[o] += d[(size_t) r * OC + o];
     }
     int step = slice_rows (t->max_mnk, (size_t) OC * K, rows);
-#ifdef CONV_HAVE_DIRECT
-    if (t->direct)
-      conv_direct_dweight (t->dwp, t->inp, t->dout, s, b, b + n);
-    else
-#endif
-    {
+    if (t->direct) {
+      t->direct->dweight (t->dwp, t->inp, t->dout, s, b, b + n);
+    } else {
       im2col (t->cols, t->inp + (size_t) b * in_img, n, s);
       for (int r0 = 0; r0 < rows; r0 += step) {
         int m = rows - r0 < step ? rows - r0 : step;
@@ -838,11 +507,9 @@ conv_backward_task (void *arg)
 static void *
 conv_backward_data_task (void *arg)
 {
-#ifdef CONV_HAVE_DIRECT
   ConvTask *t = arg;
-  conv_direct_backward_data (t->dinp, t->dout, t->wpack, t->s, t->img_begin,
+  t->direct->backward_data (t->dinp, t->dout, t->wpack, t->s, t->img_begin,
       t->img_end);
-#endif
   return NULL;
 }
 
@@ -900,22 +567,22 @@ conv_split (ConvTask *tasks, const SimclrConvShape *s, float *scratch,
 }
 
 /* out = conv (inp) + bias, or out += conv (inp) with accumulate. With
- * wpack (the weight packed by conv_pack_weight) the direct kernel runs,
+ * direct, its kernel runs on wpack (the weight packed by conv_pack_weight),
  * otherwise im2col + GEMM on weight with columns in scratch. */
 static void
 conv_forward_chunks (float *out, const float *inp, const float *weight,
-    const float *wpack, const float *bias, int accumulate,
-    const SimclrConvShape *s, float *scratch)
+    const SimclrConvKernels *direct, const float *wpack, const float *bias,
+    int accumulate, const SimclrConvShape *s, float *scratch)
 {
   ConvTask tasks[CONV_MAX_THREADS];
-  int workers = conv_split (tasks, s, scratch, wpack == NULL);
+  int workers = conv_split (tasks, s, scratch, direct == NULL);
   for (int i = 0; i < workers; i++) {
     tasks[i].out = out;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
     tasks[i].bias = bias;
     tasks[i].accumulate = accumulate;
-    tasks[i].direct = wpack != NULL;
+    tasks[i].direct = direct;
     tasks[i].wpack = wpack;
   }
   conv_run_tasks (tasks, workers, conv_forward_task);
@@ -935,12 +602,13 @@ simclr_conv2d_forward (float *out, const float *inp, const float *weight,
         1.0f, inp, s->C, weight, s->C, 1.0f, out, s->OC);
     return;
   }
-  if (conv_direct_ok (s)) {
+  const SimclrConvKernels *direct = conv_pick_forward (s);
+  if (direct) {
     conv_pack_weight (scratch, weight, s, CONV_PACK_C_OC);
-    conv_forward_chunks (out, inp, NULL, scratch, bias, 0, s,
+    conv_forward_chunks (out, inp, NULL, direct, scratch, bias, 0, s,
         scratch + (size_t) s->OC * s->KH * s->KW * s->C);
   } else {
-    conv_forward_chunks (out, inp, weight, NULL, bias, 0, s, scratch);
+    conv_forward_chunks (out, inp, weight, NULL, NULL, bias, 0, s, scratch);
   }
 }
 
@@ -975,8 +643,9 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
 
   SimclrConvShape ts;
   const int transposed = dinp && conv_transposed_shape (s, &ts);
-  const int gather = dinp && !transposed && conv_direct_bwd_ok (s);
-  const int direct = conv_direct_ok (s);
+  const SimclrConvKernels *gather = dinp && !transposed ?
+      conv_pick_backward_data (s) : NULL;
+  const SimclrConvKernels *direct = conv_pick_dweight (s);
   const size_t K = (size_t) s->KH * s->KW * s->C;
 
   /* dweight, dbias (and dinp through GEMM + col2im unless transposed or
@@ -1018,8 +687,8 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
   if (transposed) {
     /* dinp += conv (dout) with the turned weight packed at scratch */
     conv_pack_weight (scratch, weight, s, CONV_PACK_TURNED);
-    conv_forward_chunks (dinp, dout, NULL, scratch, NULL, 1, &ts,
-        scratch + OC * K);
+    conv_forward_chunks (dinp, dout, NULL, conv_pick_forward (&ts), scratch,
+        NULL, 1, &ts, scratch + OC * K);
   } else if (gather) {
     conv_pack_weight (scratch, weight, s, CONV_PACK_OC_C);
     workers = conv_split (tasks, s, scratch + OC * K, 0);
@@ -1027,6 +696,7 @@ simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
       tasks[i].dinp = dinp;
       tasks[i].dout = dout;
       tasks[i].wpack = scratch;
+      tasks[i].direct = gather;
     }
     conv_run_tasks (tasks, workers, conv_backward_data_task);
   }

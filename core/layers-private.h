@@ -25,13 +25,17 @@
  * NULL means one replica: the local values are the global ones. */
 typedef void (*SimclrAllreduceFn) (float *buf, int n, void *user);
 
+/* The kernel table of one instruction-set level (cpu-private.h). */
+typedef struct SimclrKernels SimclrKernels;
+
 /* ---------------------------------------------------------------------------
  * conv2d
  * inp (B,H,W,C) NHWC; weight (OC, KH, KW, C) row-major, i.e. (OC, K) with
  * K = KH*KW*C; bias (OC) or NULL; out (B,OH,OW,OC) with
  * OH = (H + 2*pad - KH) / stride + 1, OW likewise.
- * Forward: im2col over chunks of images + cblas_sgemm; a 1x1 stride-1 pad-0
- * convolution is a plain GEMM on inp without columns.
+ * Forward: a direct kernel of the CPU's instruction set where one takes the
+ * shape, else im2col over chunks of images + cblas_sgemm; a 1x1 stride-1
+ * pad-0 convolution is a plain GEMM on inp without columns.
  */
 typedef struct {
   int B, H, W, C;       /* input */
@@ -41,6 +45,9 @@ typedef struct {
   int threads;          /* worker threads the fast path may use (0 or 1: the
                          * calling thread only); results must not depend on it
                          * beyond float summation order */
+  const SimclrKernels *kernels; /* NULL: the CPU's (simclr_cpu_kernels);
+                                 * tests and benchmarks may pin a level's
+                                 * (simclr_cpu_kernels_at) */
 } SimclrConvShape;
 
 /* Fills OH, OW; returns 0 if the shape is valid, -1 otherwise. */
@@ -58,6 +65,18 @@ int simclr_conv2d_chunk_images (const SimclrConvShape *s);
  * so each worker gets enough work to pay for starting it, and by the number
  * of chunks (exposed for tests). 1 for 1x1 convolutions. */
 int simclr_conv2d_max_workers (const SimclrConvShape *s);
+
+/* Which path runs one pass of a convolution (for tests and benchmarks):
+ * the name of the instruction set whose direct kernel serves the shape
+ * ("avx2", ...), or "gemm" for im2col / col2im + cblas_sgemm (and the
+ * plain GEMM of a 1x1 stride-1 convolution). */
+typedef enum {
+  SIMCLR_CONV_FORWARD,
+  SIMCLR_CONV_DWEIGHT,          /* weight (and bias) gradient */
+  SIMCLR_CONV_DINPUT,           /* input gradient */
+} SimclrConvOp;
+const char *simclr_conv2d_kernel_name (const SimclrConvShape *s,
+    SimclrConvOp op);
 
 void simclr_conv2d_forward (float *out, const float *inp, const float *weight,
     const float *bias, const SimclrConvShape *s, float *scratch);

@@ -77,7 +77,8 @@ GstSimclrEmbeddingMeta *gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer,
 
 /* Warns once per process (as a GST_WARNING in the "simclr" category and a
  * g_printerr-free element warning by the caller) when OpenBLAS runs a kernel
- * far below what the CPU supports. Returns a message to show, or NULL. */
+ * far below what the CPU supports, or SIMCLR_CPU names an instruction set
+ * the core could not honour. Returns a message to show, or NULL. */
 const gchar *gst_simclr_openblas_advice (void);
 
 G_END_DECLS

@@ -3,37 +3,44 @@
 
 #include <string.h>
 
+#include "simclr/cpu.h"
+
 /* Declared by OpenBLAS (not in cblas.h). */
 extern char *openblas_get_corename (void);
 
 /* OpenBLAS 0.3.21 does not know some recent CPUs and falls back to its
  * generic "Prescott" kernel, 5-10x slower for sgemm (see PLATFORM.md). The
  * kernel is chosen when the library loads, so the only fix is the
- * environment before the process starts. */
+ * environment before the process starts. The CPU's instruction sets come
+ * from the core's one detection (core/cpu.c), which also reports a
+ * SIMCLR_CPU value it could not honour: both end up in this advice. */
 const gchar *
 gst_simclr_openblas_advice (void)
 {
   static gsize done = 0;
-  static const gchar *advice = NULL;
+  static gchar *advice = NULL;
   if (g_once_init_enter (&done)) {
     const char *core = openblas_get_corename ();
+    const gchar *blas = NULL;
+    SimclrError err = { 0 };
     gboolean slow_core = core && (g_ascii_strcasecmp (core, "Prescott") == 0
         || g_ascii_strcasecmp (core, "Core2") == 0
         || g_ascii_strcasecmp (core, "Penryn") == 0
         || g_ascii_strcasecmp (core, "Nehalem") == 0);
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init ();
-    if (slow_core && __builtin_cpu_supports ("avx512f"))
-      advice = "OpenBLAS runs its slow generic kernel on this AVX-512 CPU: "
+    SimclrCpuLevel best = simclr_cpu_best_level ();
+    if (slow_core && best >= SIMCLR_CPU_AVX512)
+      blas = "OpenBLAS runs its slow generic kernel on this AVX-512 CPU: "
           "set OPENBLAS_CORETYPE=SkylakeX in the environment before starting "
           "the pipeline (about 5-10x faster training)";
-    else if (slow_core && __builtin_cpu_supports ("avx2"))
-      advice = "OpenBLAS runs its slow generic kernel on this AVX2 CPU: "
+    else if (slow_core && best >= SIMCLR_CPU_AVX2)
+      blas = "OpenBLAS runs its slow generic kernel on this AVX2 CPU: "
           "set OPENBLAS_CORETYPE=Haswell in the environment before starting "
           "the pipeline";
-#else
-    (void) slow_core;
-#endif
+    if (simclr_cpu_check_env (&err) != SIMCLR_OK)
+      advice = blas ? g_strdup_printf ("%s; %s", blas, err.message)
+          : g_strdup (err.message);
+    else if (blas)
+      advice = g_strdup (blas);
     g_once_init_leave (&done, 1);
   }
   return advice;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "simclr/error.h"
+#include "simclr/cpu.h"
 #include "simclr/rng.h"
 #include "simclr/augment.h"
 #include "simclr/dataset.h"

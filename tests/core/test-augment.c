@@ -10,6 +10,8 @@
 
 #include "simclr/augment.h"
 #include "simclr/rng.h"
+#include "cpu-private.h"
+#include "cpu-level.h"
 
 /* Random frame (h, w * C) with a stride of w * C + pad, padding bytes 0xEE. */
 static uint8_t *
@@ -821,10 +823,68 @@ test_shapes (void)
   }
 }
 
+/* Every CPU level runs its own copy of the hot loops (cpu.c, augment.c):
+ * all must give the same bytes. Many drawn views per shape, with every op
+ * likely (jitter, blur, grayscale, solarize), shrinking and enlarging
+ * crops, GRAY8 and RGB. */
+static void
+test_levels_bit_identical (void)
+{
+  static const struct {
+    int w, h, C, size;
+  } shapes[] = {
+    {28, 28, 1, 28}, {32, 32, 3, 32}, {45, 37, 3, 96}, {200, 120, 3, 24},
+  };
+  SimclrCpuLevel best = simclr_cpu_best_level ();
+  if (best == SIMCLR_CPU_GENERIC) {
+    g_test_skip ("one level only on this CPU");
+    return;
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (shapes); i++) {
+    const int w = shapes[i].w, h = shapes[i].h, C = shapes[i].C;
+    const int size = shapes[i].size;
+    SimclrAugmentConfig cfg;
+    SimclrError err = { 0 };
+    simclr_augment_config_default (&cfg);
+    cfg.size = size;
+    cfg.jitter_probability = 0.9;
+    cfg.grayscale_probability = 0.3;
+    cfg.blur_probability = 0.7;
+    cfg.solarize_probability = 0.3;
+    SimclrAugmenter *a = simclr_augmenter_new (&cfg, &err);
+    g_assert_nonnull (a);
+    uint8_t *src = smooth_frame (w, h, C, 11 + i);
+    size_t n = (size_t) size * size * C;
+    uint8_t *ref = g_malloc (n), *got = g_malloc (n);
+    for (int v = 0; v < 40; v++) {
+      simclr_augmenter_set_cpu_level (a, SIMCLR_CPU_GENERIC);
+      g_assert_cmpint (simclr_augmenter_view (a, 5, v, v % 2, src, w, h,
+              w * C, C, ref, size * C, NULL, &err), ==, SIMCLR_OK);
+      for (int l = 1; l <= (int) best; l++) {
+        simclr_augmenter_set_cpu_level (a, (SimclrCpuLevel) l);
+        g_assert_cmpint (simclr_augmenter_view (a, 5, v, v % 2, src, w, h,
+                w * C, C, got, size * C, NULL, &err), ==, SIMCLR_OK);
+        for (size_t k = 0; k < n; k++)
+          if (got[k] != ref[k])
+            g_error ("%dx%dx%d -> %d, view %d: byte %zu is %d at level %s, "
+                "%d at generic", w, h, C, size, v, k, got[k],
+                simclr_cpu_level_name ((SimclrCpuLevel) l), ref[k]);
+      }
+    }
+    g_free (ref);
+    g_free (got);
+    g_free (src);
+    simclr_augmenter_free (a);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  if (cpu_level_unavailable ("augment"))
+    return g_test_run ();
+  g_test_add_func ("/augment/levels-bit-identical", test_levels_bit_identical);
   g_test_add_func ("/augment/config", test_config);
   g_test_add_func ("/augment/apply-errors", test_apply_errors);
   g_test_add_data_func ("/augment/identity-crop/gray8", GINT_TO_POINTER (1),

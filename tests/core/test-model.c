@@ -21,6 +21,8 @@
 
 #include <glib.h>
 
+#include "cpu-level.h"
+
 #include "simclr/model.h"
 #include "simclr/ntxent.h"
 #include "simclr/rng.h"
@@ -550,6 +552,8 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
+  if (cpu_level_unavailable ("model"))
+    return g_test_run ();
   g_test_add_data_func ("/model/torchvision-table/resnet18", "resnet18",
       test_torchvision_table);
   g_test_add_data_func ("/model/torchvision-table/resnet34", "resnet34",

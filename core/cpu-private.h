@@ -1,0 +1,79 @@
+/* cpu-private.h: the table of kernels per instruction set.
+ *
+ * Private to libsimclr (tests and benchmarks reach it through the static
+ * library). core/cpu.c detects the CPU once and resolves, for every level
+ * the CPU supports, the list of kernel sets usable there, best first. Each
+ * instruction set has its kernels in a file of its own (conv-avx2.c,
+ * conv-avx512.c, ...) exporting one SimclrConvKernels, and one row in
+ * cpu.c's table: adding a set is one file and one row.
+ *
+ * Dispatch (conv.c): for each operation the first set in the list whose
+ * *_ok() accepts the shape runs it; a NULL member or a refusal passes the
+ * shape to the next lower set, and past the last one to the portable path
+ * (im2col + cblas_sgemm). The *_ok() predicates are pure functions of the
+ * shape, so scratch sizing and the kernels agree.
+ * Thread-safety: the tables are constant after the first (thread-safe,
+ * once-only) detection.
+ */
+#pragma once
+
+#include "simclr/augment.h"
+#include "simclr/cpu.h"
+#include "layers-private.h"
+
+/* Direct convolution kernels of one instruction set. Weight layouts are
+ * conv.c's conv_pack_weight layouts. All work on images [b0, b1) only, so
+ * conv.c can spread chunks of images over threads. */
+typedef struct {
+  /* out (B,OH,OW,OC) = conv (inp) + bias (bias may be NULL), or with
+   * accumulate out += conv (inp); wp (KH, KW, C, OC). */
+  int (*forward_ok) (const SimclrConvShape *s);
+  void (*forward) (float *out, const float *inp, const float *wp,
+      const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+      int b1);
+  /* Accumulates dwp (KH, KW, C, OC) += the weight gradient. */
+  int (*dweight_ok) (const SimclrConvShape *s);
+  void (*dweight) (float *dwp, const float *inp, const float *dout,
+      const SimclrConvShape *s, int b0, int b1);
+  /* Accumulates dinp (B,H,W,C) += the input gradient of a strided
+   * convolution (stride >= 2: stride 1 runs as the forward of the
+   * transposed convolution instead); wt (KH, KW, OC, C). */
+  int (*backward_data_ok) (const SimclrConvShape *s);
+  void (*backward_data) (float *dinp, const float *dout, const float *wt,
+      const SimclrConvShape *s, int b0, int b1);
+} SimclrConvKernels;
+
+/* One instruction set's kernels (one row of cpu.c's table). */
+typedef struct {
+  SimclrCpuLevel level;
+  const char *name;
+  const SimclrConvKernels *conv;
+} SimclrKernelSet;
+
+/* The sets usable at one level, best first, NULL-terminated. */
+struct SimclrKernels {
+  SimclrCpuLevel level;
+  const SimclrKernelSet *set[SIMCLR_CPU_N_LEVELS + 1];
+};
+
+/* The kernels of the level in use (simclr_cpu_level ()). Never NULL. */
+const SimclrKernels *simclr_cpu_kernels (void);
+
+/* The kernels of @level, for tests and benchmarks that compare levels in
+ * one process; NULL when the CPU lacks @level. */
+const SimclrKernels *simclr_cpu_kernels_at (SimclrCpuLevel level);
+
+/* Parses a SIMCLR_CPU value against a CPU whose best level is @best:
+ * returns the level to use; when the value is not honoured (unknown, or
+ * above @best) writes why into @msg (size @msg_size), else makes it "".
+ * NULL or "" means unset. Pure: exposed for the tests. */
+SimclrCpuLevel simclr_cpu_parse_level (const char *value, SimclrCpuLevel best,
+    char *msg, size_t msg_size);
+
+/* The kernel sets (one per file). */
+extern const SimclrConvKernels simclr_conv_kernels_avx2;
+
+/* Test hook: makes @a run its hot loops at @level (clamped to the CPU's
+ * best). The level an augmenter starts with is simclr_cpu_level (); all
+ * levels give bit-identical results. */
+void simclr_augmenter_set_cpu_level (SimclrAugmenter *a, SimclrCpuLevel level);

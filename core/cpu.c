@@ -1,0 +1,179 @@
+/* cpu.c: detects the CPU once and resolves the kernel table per level (see
+ * include/simclr/cpu.h and cpu-private.h).
+ *
+ * The one place that asks the CPU what it has: conv.c, augment.c and the
+ * elements' OpenBLAS advice all read the answer from here. Detection runs
+ * under pthread_once; afterwards everything is constant.
+ * Not here: the kernels (conv-*.c), the choice between a kernel and the
+ * portable path for a shape (conv.c, through the sets' predicates).
+ */
+#include "cpu-private.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define CPU_X86 1
+#endif
+
+/* One row per instruction set, lowest first. The generic level has no
+ * kernels of its own: it is the portable path every operation falls back
+ * to. */
+static const SimclrKernelSet kernel_sets[] = {
+  {SIMCLR_CPU_GENERIC, "generic", NULL},
+#ifdef CPU_X86
+  {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2},
+#endif
+};
+
+#define N_SETS (sizeof (kernel_sets) / sizeof (kernel_sets[0]))
+
+static const char *const level_names[SIMCLR_CPU_N_LEVELS] = {
+  "generic", "avx2", "avx512",
+};
+
+static struct {
+  pthread_once_t once;
+  SimclrCpuLevel best, level;
+  unsigned features;            /* SimclrCpuFeature bits the CPU has */
+  char env_msg[SIMCLR_ERROR_MESSAGE_SIZE];
+  char describe[128];
+  SimclrKernels kernels[SIMCLR_CPU_N_LEVELS];
+} cpu = {.once = PTHREAD_ONCE_INIT };
+
+const char *
+simclr_cpu_level_name (SimclrCpuLevel level)
+{
+  if ((int) level < 0 || level >= SIMCLR_CPU_N_LEVELS)
+    return "?";
+  return level_names[level];
+}
+
+SimclrCpuLevel
+simclr_cpu_parse_level (const char *value, SimclrCpuLevel best, char *msg,
+    size_t msg_size)
+{
+  if (msg_size > 0)
+    msg[0] = '\0';
+  if (value == NULL || value[0] == '\0')
+    return best;
+  for (int l = 0; l < SIMCLR_CPU_N_LEVELS; l++) {
+    if (strcasecmp (value, level_names[l]) != 0)
+      continue;
+    if ((SimclrCpuLevel) l <= best)
+      return (SimclrCpuLevel) l;
+    snprintf (msg, msg_size, "SIMCLR_CPU=%s asks for an instruction set "
+        "this CPU lacks (its best is %s): using %s", value,
+        level_names[best], level_names[best]);
+    return best;
+  }
+  snprintf (msg, msg_size, "SIMCLR_CPU=%.64s is not an instruction set "
+      "(known: generic, avx2, avx512; it can only lower the CPU's best): "
+      "using %s", value, level_names[best]);
+  return best;
+}
+
+static void
+cpu_detect (void)
+{
+  cpu.best = SIMCLR_CPU_GENERIC;
+  cpu.features = 0;
+#ifdef CPU_X86
+  /* libgcc's checks include the operating system's support (XCR0) for the
+   * AVX and AVX-512 register state. */
+  __builtin_cpu_init ();
+  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma")) {
+    cpu.best = SIMCLR_CPU_AVX2;
+    if (__builtin_cpu_supports ("avx512f")
+        && __builtin_cpu_supports ("avx512bw")
+        && __builtin_cpu_supports ("avx512dq")
+        && __builtin_cpu_supports ("avx512vl"))
+      cpu.best = SIMCLR_CPU_AVX512;
+  }
+  if (cpu.best >= SIMCLR_CPU_AVX512 && __builtin_cpu_supports ("avx512bf16"))
+    cpu.features |= SIMCLR_CPU_FEATURE_AVX512_BF16;
+#endif
+  cpu.level = simclr_cpu_parse_level (getenv ("SIMCLR_CPU"), cpu.best,
+      cpu.env_msg, sizeof (cpu.env_msg));
+
+  for (int l = 0; l < SIMCLR_CPU_N_LEVELS; l++) {
+    SimclrKernels *k = &cpu.kernels[l];
+    int n = 0;
+    k->level = (SimclrCpuLevel) l;
+    for (int i = (int) N_SETS - 1; i >= 0; i--)
+      if (kernel_sets[i].level <= (SimclrCpuLevel) l)
+        k->set[n++] = &kernel_sets[i];
+    k->set[n] = NULL;
+  }
+
+  snprintf (cpu.describe, sizeof (cpu.describe), "%s (CPU best %s%s)%s",
+      level_names[cpu.level], level_names[cpu.best],
+      cpu.features & SIMCLR_CPU_FEATURE_AVX512_BF16 ? ", avx512_bf16" : "",
+      cpu.env_msg[0] ? " [SIMCLR_CPU not honoured]" : "");
+}
+
+static void
+cpu_init (void)
+{
+  pthread_once (&cpu.once, cpu_detect);
+}
+
+SimclrCpuLevel
+simclr_cpu_level (void)
+{
+  cpu_init ();
+  return cpu.level;
+}
+
+SimclrCpuLevel
+simclr_cpu_best_level (void)
+{
+  cpu_init ();
+  return cpu.best;
+}
+
+int
+simclr_cpu_has (SimclrCpuFeature feature)
+{
+  cpu_init ();
+  if (feature == SIMCLR_CPU_FEATURE_AVX512_BF16
+      && cpu.level < SIMCLR_CPU_AVX512)
+    return 0;
+  return (cpu.features & feature) == (unsigned) feature;
+}
+
+SimclrStatus
+simclr_cpu_check_env (SimclrError *err)
+{
+  cpu_init ();
+  if (cpu.env_msg[0] == '\0')
+    return SIMCLR_OK;
+  return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT, "%s",
+      cpu.env_msg);
+}
+
+const char *
+simclr_cpu_describe (void)
+{
+  cpu_init ();
+  return cpu.describe;
+}
+
+const SimclrKernels *
+simclr_cpu_kernels (void)
+{
+  cpu_init ();
+  return &cpu.kernels[cpu.level];
+}
+
+const SimclrKernels *
+simclr_cpu_kernels_at (SimclrCpuLevel level)
+{
+  cpu_init ();
+  if ((int) level < 0 || level > cpu.best)
+    return NULL;
+  return &cpu.kernels[level];
+}
