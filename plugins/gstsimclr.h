@@ -22,6 +22,8 @@ G_BEGIN_DECLS
 /* Element messages. */
 #define SIMCLR_TRAIN_MESSAGE "simclr-train"        /* ntxentsink, per interval */
 #define SIMCLR_CHECKPOINT_MESSAGE "simclr-checkpoint" /* simclrencoder, per save */
+#define SIMCLR_NOVELTY_MESSAGE "simclr-novelty"    /* simclrnoveltyfilter, per kept frame */
+#define SIMCLR_NOVELTY_SUMMARY_MESSAGE "simclr-novelty-summary" /* simclrnoveltyfilter, EOS */
 
 /* ---------------------------------------------------------------------------
  * GstSimclrFrameMeta: what a frame is in the data set.

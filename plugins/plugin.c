@@ -10,6 +10,7 @@
 #include "gstntxentsink.h"
 #include "gstsimclrnpysink.h"
 #include "gstsimclrdatasetsrc.h"
+#include "gstsimclrnoveltyfilter.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
@@ -21,6 +22,7 @@ plugin_init (GstPlugin *plugin)
   ret |= GST_ELEMENT_REGISTER (ntxentsink, plugin);
   ret |= GST_ELEMENT_REGISTER (simclrnpysink, plugin);
   ret |= GST_ELEMENT_REGISTER (simclrdatasetsrc, plugin);
+  ret |= GST_ELEMENT_REGISTER (simclrnoveltyfilter, plugin);
 
   return ret;
 }

@@ -15,3 +15,5 @@
 #include "simclr/features.h"
 #include "simclr/linclf.h"
 #include "simclr/index.h"
+#include "simclr/embed.h"
+#include "simclr/novelty.h"

@@ -1,0 +1,189 @@
+/* novelty.c: the novelty memory of simclrnoveltyfilter (novelty.h): a
+ * window of kept unit embeddings, exact best-cosine scores, a fixed or
+ * quantile threshold. */
+#include "simclr/novelty.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+struct SimclrNovelty {
+  SimclrNoveltyConfig cfg;
+  float *window;                /* (memory, dim) unit rows, ring */
+  int filled, next;             /* rows in use, next slot to write */
+  float *unit, *sims;           /* (dim), (memory) scratch */
+  double *scores;               /* (ratio_window) ring of recent scores */
+  double *sorted;               /* (ratio_window) scratch */
+  int nscores, next_score;
+  int64_t offered, kept;
+  double last_threshold;
+};
+
+void
+simclr_novelty_config_default (SimclrNoveltyConfig *cfg)
+{
+  memset (cfg, 0, sizeof *cfg);
+  cfg->memory = 100;
+  cfg->threshold = 0.9;
+  cfg->keep_ratio = 0.0;
+  cfg->ratio_window = 200;
+}
+
+SimclrStatus
+simclr_novelty_config_validate (const SimclrNoveltyConfig *cfg,
+    SimclrError *err)
+{
+  if (cfg->dim < 1 || cfg->dim > 65536)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "novelty: dim %d is outside [1, 65536]", cfg->dim);
+  if (cfg->memory < 1 || cfg->memory > 1000000)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "novelty: memory %d is outside [1, 1000000]", cfg->memory);
+  if (!(cfg->threshold >= -1.0 && cfg->threshold <= 1.0))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "novelty: threshold %g is outside [-1, 1] (a cosine similarity)",
+        cfg->threshold);
+  if (!(cfg->keep_ratio >= 0.0 && cfg->keep_ratio <= 1.0))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "novelty: keep_ratio %g is outside [0, 1] (0: use the threshold)",
+        cfg->keep_ratio);
+  if (cfg->ratio_window < 2 || cfg->ratio_window > 100000)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "novelty: ratio_window %d is outside [2, 100000]", cfg->ratio_window);
+  return SIMCLR_OK;
+}
+
+void
+simclr_novelty_free (SimclrNovelty *n)
+{
+  if (!n)
+    return;
+  free (n->window);
+  free (n->unit);
+  free (n->sims);
+  free (n->scores);
+  free (n->sorted);
+  free (n);
+}
+
+SimclrNovelty *
+simclr_novelty_new (const SimclrNoveltyConfig *cfg, SimclrError *err)
+{
+  SimclrNovelty *n;
+  if (simclr_novelty_config_validate (cfg, err) != SIMCLR_OK)
+    return NULL;
+  n = calloc (1, sizeof *n);
+  if (n) {
+    n->cfg = *cfg;
+    n->window = malloc ((size_t) cfg->memory * cfg->dim * sizeof (float));
+    n->unit = malloc ((size_t) cfg->dim * sizeof (float));
+    n->sims = malloc ((size_t) cfg->memory * sizeof (float));
+    n->scores = malloc ((size_t) cfg->ratio_window * sizeof (double));
+    n->sorted = malloc ((size_t) cfg->ratio_window * sizeof (double));
+    n->last_threshold = cfg->threshold;
+  }
+  if (!n || !n->window || !n->unit || !n->sims || !n->scores || !n->sorted) {
+    simclr_novelty_free (n);
+    simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "novelty: out of memory for %d x %d", cfg->memory, cfg->dim);
+    return NULL;
+  }
+  return n;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+SimclrStatus
+simclr_novelty_offer (SimclrNovelty *n, const float *embedding, double *score,
+    int *keep, SimclrError *err)
+{
+  const int d = n->cfg.dim;
+  double ss = 0.0, best = -1.0;
+  int k;
+
+  for (int j = 0; j < d; j++) {
+    if (!isfinite (embedding[j]))
+      return simclr_error_set (err, SIMCLR_ERROR_NUMERIC,
+          "novelty: the embedding of frame %lld has a non-finite value",
+          (long long) n->offered);
+    ss += (double) embedding[j] * embedding[j];
+  }
+  for (int j = 0; j < d; j++)
+    n->unit[j] = ss > 0.0 ? (float) (embedding[j] / sqrt (ss)) : 0.0f;
+
+  if (n->filled > 0) {
+    /* sims (filled) = window (filled, d) . unit (d) */
+    cblas_sgemv (CblasRowMajor, CblasNoTrans, n->filled, d, 1.0f, n->window,
+        d, n->unit, 1, 0.0f, n->sims, 1);
+    best = n->sims[0];
+    for (int i = 1; i < n->filled; i++)
+      if (n->sims[i] > best)
+        best = n->sims[i];
+  }
+
+  if (n->cfg.keep_ratio > 0.0) {
+    /* The score joins the recent scores first, so the quantile includes it. */
+    n->scores[n->next_score] = best;
+    n->next_score = (n->next_score + 1) % n->cfg.ratio_window;
+    if (n->nscores < n->cfg.ratio_window)
+      n->nscores++;
+    if (n->filled == 0) {
+      k = 1;
+      n->last_threshold = 1.0;
+    } else {
+      int q;
+      memcpy (n->sorted, n->scores, (size_t) n->nscores * sizeof (double));
+      qsort (n->sorted, n->nscores, sizeof (double), cmp_double);
+      /* The keep_ratio-quantile (lower): keep_ratio of the scores are at or
+       * below it. */
+      q = (int) ceil (n->cfg.keep_ratio * n->nscores) - 1;
+      if (q < 0)
+        q = 0;
+      n->last_threshold = n->sorted[q];
+      k = best <= n->last_threshold;
+    }
+  } else {
+    n->last_threshold = n->cfg.threshold;
+    k = n->filled == 0 || best < n->cfg.threshold;
+  }
+
+  if (k) {
+    memcpy (n->window + (size_t) n->next * d, n->unit,
+        (size_t) d * sizeof (float));
+    n->next = (n->next + 1) % n->cfg.memory;
+    if (n->filled < n->cfg.memory)
+      n->filled++;
+    n->kept++;
+  }
+  n->offered++;
+  if (score)
+    *score = best;
+  if (keep)
+    *keep = k;
+  return SIMCLR_OK;
+}
+
+int64_t
+simclr_novelty_offered (const SimclrNovelty *n)
+{
+  return n->offered;
+}
+
+int64_t
+simclr_novelty_kept (const SimclrNovelty *n)
+{
+  return n->kept;
+}
+
+double
+simclr_novelty_last_threshold (const SimclrNovelty *n)
+{
+  return n->last_threshold;
+}
