@@ -37,6 +37,24 @@ simclr_error_set (SimclrError *err, SimclrStatus status, const char *format, ...
   if (err) {
     va_list ap;
     err->status = status;
+    err->field = NULL;
+    err->related = NULL;
+    va_start (ap, format);
+    vsnprintf (err->message, sizeof err->message, format, ap);
+    va_end (ap);
+  }
+  return status;
+}
+
+SimclrStatus
+simclr_error_set_field (SimclrError *err, SimclrStatus status,
+    const char *field, const char *related, const char *format, ...)
+{
+  if (err) {
+    va_list ap;
+    err->status = status;
+    err->field = field;
+    err->related = related;
     va_start (ap, format);
     vsnprintf (err->message, sizeof err->message, format, ap);
     va_end (ap);
@@ -50,5 +68,7 @@ simclr_error_clear (SimclrError *err)
   if (err) {
     err->status = SIMCLR_OK;
     err->message[0] = '\0';
+    err->field = NULL;
+    err->related = NULL;
   }
 }

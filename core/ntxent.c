@@ -1,7 +1,7 @@
 /* ntxent.c: the NT-Xent loss, its gradient and contrastive accuracy
  * (see include/simclr/ntxent.h).
  *
- * Not here: gathering z across ranks (the sink does that) or any network
+ * Not here: gathering z across replicas (loss.c does that) or any network
  * layer. The (R,R) similarity matrix is one cblas_ssyrk; the backward pass is
  * one cblas_sgemm plus the Jacobian of the L2 normalisation.
  */

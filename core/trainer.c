@@ -8,6 +8,7 @@
  */
 #include "simclr/trainer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ struct SimclrTrainer {
   SimclrParamGroup *groups;
   int n_groups;
   int64_t step;
-  SimclrNtxent *nt;           /* NULL if max_batch < 2 */
+  SimclrLoss *loss;           /* of the convenience train step */
+  SimclrComm comm;            /* the replicas (size 1 unless joined) */
   float *views;               /* (max_batch,H,W,C) float scratch */
   float *z, *dz;              /* (max_batch, out) */
   int rows;                   /* rows of the last forward, 0 if none */
@@ -54,6 +56,23 @@ simclr_trainer_config_default (SimclrTrainerConfig *cfg)
   simclr_optim_config_default (&cfg->optim);
   cfg->temperature = 0.5;
   cfg->seed = 0;
+  cfg->views = 2;
+}
+
+SimclrStatus
+simclr_trainer_config_set_batch (SimclrTrainerConfig *cfg, int local_batch,
+    int replicas, SimclrError *err)
+{
+  int views = cfg->views > 0 ? cfg->views : 2;
+  if (local_batch < 1 || replicas < 1
+      || (long long) local_batch * replicas > INT_MAX
+      || (long long) local_batch * views > INT_MAX)
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.batch_size", NULL, "trainer: a batch of %d samples on each "
+        "of %d replicas is out of range", local_batch, replicas);
+  cfg->optim.batch_size = local_batch * replicas;
+  cfg->model.max_batch = local_batch * views;
+  return SIMCLR_OK;
 }
 
 void
@@ -62,7 +81,7 @@ simclr_trainer_free (SimclrTrainer *t)
   if (!t)
     return;
   simclr_model_free (t->model);
-  simclr_ntxent_free (t->nt);
+  simclr_loss_free (t->loss);
   free (t->velocity);
   free (t->groups);
   free (t->views);
@@ -87,6 +106,7 @@ trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
   t->cfg.model = *simclr_model_get_config (model);
   t->model = model;
   t->replicas = 1;
+  simclr_comm_init_local (&t->comm);
   const SimclrModelConfig *mc = &t->cfg.model;
   size_t np;
   simclr_model_params (model, &np);
@@ -112,18 +132,21 @@ trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
     t->groups[t->n_groups].adapt = ti->adapt;
     t->n_groups++;
   }
-  if (mc->max_batch >= 2) {
-    t->nt = simclr_ntxent_new (mc->max_batch & ~1, out, err);
-    if (!t->nt) {
-      simclr_trainer_free (t);
-      return NULL;
-    }
+  SimclrLossConfig lc;
+  simclr_loss_config_default (&lc);
+  lc.temperature = cfg->temperature;
+  lc.views = cfg->views;
+  t->loss = simclr_loss_new (&lc, NULL, err);
+  if (!t->loss) {
+    simclr_trainer_free (t);
+    return NULL;
   }
   return t;
 }
 
-static SimclrStatus
-validate (const SimclrTrainerConfig *cfg, SimclrError *err)
+SimclrStatus
+simclr_trainer_config_validate (const SimclrTrainerConfig *cfg,
+    SimclrError *err)
 {
   if (!cfg)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
@@ -135,15 +158,24 @@ validate (const SimclrTrainerConfig *cfg, SimclrError *err)
   if (s != SIMCLR_OK)
     return s;
   if (!(cfg->temperature > 0) || !isfinite (cfg->temperature))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
-        "trainer: temperature %g must be > 0", cfg->temperature);
-  return SIMCLR_OK;
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer.temperature", NULL, "trainer: temperature %g must be > 0",
+        cfg->temperature);
+  SimclrLossConfig lc;
+  simclr_loss_config_default (&lc);
+  lc.temperature = cfg->temperature;
+  lc.views = cfg->views;
+  s = simclr_loss_config_validate (&lc, err);
+  if (s != SIMCLR_OK && err && err->field && !strcmp (err->field,
+          "loss.views"))
+    err->field = "trainer.views";
+  return s;
 }
 
 SimclrTrainer *
 simclr_trainer_new (const SimclrTrainerConfig *cfg, SimclrError *err)
 {
-  if (validate (cfg, err) != SIMCLR_OK)
+  if (simclr_trainer_config_validate (cfg, err) != SIMCLR_OK)
     return NULL;
   SimclrModel *m = simclr_model_new (&cfg->model, cfg->seed, err);
   if (!m)
@@ -221,23 +253,25 @@ static SimclrStatus
 loss_and_step (SimclrTrainer *t, int rows, SimclrNtxentResult *result,
     SimclrError *err)
 {
-  SimclrNtxentResult r;
+  SimclrLossResult r;
   int out = simclr_model_output_dim (t->model);
-  SimclrStatus s = simclr_ntxent_forward (t->nt, t->z, rows, out,
-      (float) t->cfg.temperature, NULL, &r, err);
-  if (s != SIMCLR_OK)
-    return s;
-  simclr_ntxent_backward (t->nt, t->dz);
-  s = simclr_trainer_backward_and_step (t, t->dz, err);
-  if (s == SIMCLR_OK && result)
-    *result = r;
+  SimclrStatus s = simclr_loss_forward (t->loss, t->z, rows, out, &r, err);
+  if (s == SIMCLR_OK)
+    s = simclr_loss_backward (t->loss, t->dz, err);
+  if (s == SIMCLR_OK)
+    s = simclr_trainer_backward_and_step (t, t->dz, err);
+  if (s == SIMCLR_OK && result) {
+    result->loss = r.loss;
+    result->top1 = r.top1;
+    result->top5 = r.top5;
+  }
   return s;
 }
 
 static SimclrStatus
 check_rows (SimclrTrainer *t, int rows, SimclrError *err)
 {
-  if (!t->nt || rows < 2 || rows % 2 != 0)
+  if (rows < 2 || rows % 2 != 0)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "trainer train step: %d rows: need an even count >= 2 (2N views)",
         rows);
@@ -278,6 +312,67 @@ double
 simclr_trainer_get_lr (const SimclrTrainer *t)
 {
   return simclr_optim_lr (&t->cfg.optim, t->step);
+}
+
+int
+simclr_trainer_schedule_complete (const SimclrTrainer *t)
+{
+  return t->step >= t->cfg.optim.total_steps;
+}
+
+int
+simclr_trainer_replicas (const SimclrTrainer *t)
+{
+  return t->comm.size;
+}
+
+int
+simclr_trainer_global_batch (const SimclrTrainer *t)
+{
+  return t->cfg.optim.batch_size;
+}
+
+int
+simclr_trainer_local_batch (const SimclrTrainer *t)
+{
+  /* simclr_trainer_join made sure it divides. */
+  return t->cfg.optim.batch_size / t->comm.size;
+}
+
+int
+simclr_trainer_views (const SimclrTrainer *t)
+{
+  return t->cfg.views;
+}
+
+int
+simclr_trainer_local_rows (const SimclrTrainer *t)
+{
+  return t->cfg.views * simclr_trainer_local_batch (t);
+}
+
+uint64_t
+simclr_trainer_samples_seen (const SimclrTrainer *t)
+{
+  return (uint64_t) t->step * (uint64_t) simclr_trainer_global_batch (t);
+}
+
+uint64_t
+simclr_trainer_local_samples_seen (const SimclrTrainer *t)
+{
+  return (uint64_t) t->step * (uint64_t) simclr_trainer_local_batch (t);
+}
+
+SimclrStatus
+simclr_trainer_set_temperature (SimclrTrainer *t, double tau,
+    SimclrError *err)
+{
+  if (!(tau > 0) || !isfinite (tau))
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer.temperature", NULL, "trainer: temperature %g must be > 0",
+        tau);
+  t->cfg.temperature = tau;
+  return simclr_loss_set_temperature (t->loss, tau, err);
 }
 
 SimclrModel *
@@ -424,7 +519,7 @@ simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
         path, (long long) step);
     goto out;
   }
-  if (validate (&cfg, err) != SIMCLR_OK)
+  if (simclr_trainer_config_validate (&cfg, err) != SIMCLR_OK)
     goto out;
   /* Skip the random initialisation cost? It is cheap next to a checkpoint
    * read, and keeps one construction path. */
@@ -447,4 +542,144 @@ simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
 out:
   simclr_safetensors_free (st);
   return t;
+}
+
+SimclrTrainer *
+simclr_trainer_load_replica (const char *path, int replicas, SimclrError *err)
+{
+  SimclrSafetensors *st;
+  int64_t global = 0;
+  SimclrTrainerConfig cfg;
+
+  if (replicas < 1) {
+    simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer load: %d replicas", replicas);
+    return NULL;
+  }
+  st = simclr_safetensors_open (path, err);
+  if (!st)
+    return NULL;
+  if (simclr_checkpoint_meta_int64 (st, "batch_size", 1, &global, err)
+      != SIMCLR_OK) {
+    simclr_safetensors_free (st);
+    return NULL;
+  }
+  simclr_safetensors_free (st);
+  simclr_trainer_config_default (&cfg);
+  if (global < 1 || global > INT_MAX || global % replicas != 0) {
+    simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.batch_size", NULL, "%s was trained with a global batch of "
+        "%lld samples, which %d replicas cannot split evenly", path,
+        (long long) global, replicas);
+    return NULL;
+  }
+  if (simclr_trainer_config_set_batch (&cfg, (int) (global / replicas),
+          replicas, err) != SIMCLR_OK)
+    return NULL;
+  return simclr_trainer_load (path, cfg.model.max_batch, err);
+}
+
+/* What each replica tells the others before joining. */
+typedef struct {
+  int64_t step;
+  int64_t batch;              /* global batch */
+  int64_t max_batch;          /* rows the model takes */
+} JoinRecord;
+
+SimclrStatus
+simclr_trainer_join (SimclrTrainer *t, const SimclrComm *comm, int sync_bn,
+    SimclrError *err)
+{
+  SimclrStatus s;
+  SimclrLoss *loss;
+  JoinRecord mine, *all;
+  int64_t lo, hi;
+  size_t n;
+  float *p;
+
+  if (!t)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer join: NULL trainer");
+  s = simclr_comm_validate (comm, err);
+  if (s != SIMCLR_OK)
+    return s;
+  if (comm->size == 1) {
+    t->comm = *comm;
+    return SIMCLR_OK;
+  }
+
+  /* Checks every replica makes alike on the same gathered records, so all
+   * of them fail together (none waits in a broadcast for a failed one). A
+   * replica that cannot allocate its new loss says so with step -1. */
+  loss = simclr_loss_new (simclr_loss_get_config (t->loss), comm, NULL);
+  all = malloc ((size_t) comm->size * sizeof *all);
+  if (!all) {
+    /* Without a receive buffer this replica cannot take part; the others
+     * wait in the gather until the job's failure handling ends them. */
+    simclr_loss_free (loss);
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "trainer join: out of memory");
+  }
+  memset (&mine, 0, sizeof mine);
+  mine.step = loss ? t->step : -1;
+  mine.batch = t->cfg.optim.batch_size;
+  mine.max_batch = t->cfg.model.max_batch;
+  comm->allgather (&mine, sizeof mine, all, comm->user);
+  lo = hi = all[0].step;
+  for (int q = 0; q < comm->size; q++) {
+    if (all[q].step < lo)
+      lo = all[q].step;
+    if (all[q].step > hi)
+      hi = all[q].step;
+  }
+  if (lo < 0)
+    s = simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "trainer join: a replica ran out of memory");
+  else if (lo != hi)
+    s = simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "The ranks start at different steps (%lld .. %lld): every rank "
+        "must resume from the same checkpoint", (long long) lo,
+        (long long) hi);
+  for (int q = 0; q < comm->size && s == SIMCLR_OK; q++) {
+    if (all[q].batch != all[0].batch)
+      s = simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "optim.batch_size", NULL, "replica %d has a global batch of %lld "
+          "samples, replica 0 one of %lld: every replica must be "
+          "configured alike", q, (long long) all[q].batch,
+          (long long) all[0].batch);
+    else if (all[q].batch % comm->size != 0)
+      s = simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "optim.batch_size", NULL, "a global batch of %lld samples does "
+          "not split evenly over %d replicas", (long long) all[q].batch,
+          comm->size);
+    else if (all[q].max_batch < t->cfg.views * (all[q].batch / comm->size))
+      s = simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "model.max_batch", NULL, "replica %d takes %lld rows per forward, "
+          "fewer than its %d x %lld views per step", q,
+          (long long) all[q].max_batch, t->cfg.views,
+          (long long) (all[q].batch / comm->size));
+  }
+  free (all);
+  if (s != SIMCLR_OK) {
+    simclr_loss_free (loss);
+    return s;
+  }
+
+  p = simclr_model_params (t->model, &n);
+  comm->broadcast (p, n * sizeof (float), comm->user);
+  p = simclr_model_buffers (t->model, &n);
+  if (p && n > 0)
+    comm->broadcast (p, n * sizeof (float), comm->user);
+  simclr_model_params (t->model, &n);
+  comm->broadcast (t->velocity, n * sizeof (float), comm->user);
+
+  /* The convenience step's loss gathers every replica's rows. */
+  simclr_loss_free (t->loss);
+  t->loss = loss;
+  simclr_model_set_allreduce (t->model, sync_bn ? comm->allreduce : NULL,
+      comm->user);
+  simclr_trainer_set_gradient_allreduce (t, comm->allreduce, comm->user);
+  simclr_trainer_set_replicas (t, 1);
+  t->comm = *comm;
+  return SIMCLR_OK;
 }

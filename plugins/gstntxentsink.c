@@ -1,9 +1,10 @@
 /* gstntxentsink.c: the NT-Xent loss sink (issue 4).
  *
- * Glue only: it checks buffers and metas, calls the NT-Xent core
- * (include/simclr/ntxent.h) for the loss and dL/dz, sends the gradient
- * upstream to simclrencoder and reports metrics. It holds no model and
- * computes no layer.
+ * Glue only: it checks buffers and metas, hands them to the core's loss
+ * object (include/simclr/loss.h: the loss, dL/dz and, under MPI, the
+ * all-gather of every rank's rows), sends the gradient upstream to
+ * simclrencoder and reports metrics. It holds no model and computes
+ * nothing itself.
  */
 
 /**
@@ -23,6 +24,8 @@
  * * #gint `rows`: 2N
  * * #gint `dimension`: D
  * * #gdouble `loss`, `top1`, `top5`: as in the message below
+ * * #gdouble `temperature`: the temperature the loss used (the encoder
+ *   records it in its checkpoints)
  * * #GstBuffer `gradient`: rows x D float32, row-major, dL/dz
  *
  * If #GstNtxentSink:post-messages is %TRUE, the sink posts an element message
@@ -87,7 +90,7 @@
 
 #include <glib/gstdio.h>
 
-#include "simclr/ntxent.h"
+#include "simclr/loss.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_ntxent_sink_debug);
 #define GST_CAT_DEFAULT gst_ntxent_sink_debug
@@ -124,13 +127,11 @@ struct _GstNtxentSink
 
   /* Streaming thread only. */
   gint dim;                     /* from caps, 0 until set */
-  SimclrNtxent *nt;             /* workspace for nt_rows x dim */
-  gint nt_rows;
+  SimclrLoss *loss;             /* from start to stop */
   FILE *metrics_file;
   gchar *metrics_file_name;     /* the name it was opened under */
   gint64 window_start;          /* g_get_monotonic_time () in us */
-  guint64 window_views;         /* rows seen since window_start */
-  gint global_rows;             /* rows of the last step over all MPI ranks */
+  guint64 window_views;         /* rows (of all ranks) seen since window_start */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -275,7 +276,7 @@ gst_ntxent_sink_finalize (GObject * object)
   GstNtxentSink *self = GST_NTXENT_SINK (object);
 
   g_free (self->metrics_location);
-  simclr_ntxent_free (self->nt);
+  simclr_loss_free (self->loss);
   if (self->metrics_file)
     fclose (self->metrics_file);
   g_free (self->metrics_file_name);
@@ -373,6 +374,22 @@ gst_ntxent_sink_start (GstBaseSink * sink)
     }
   }
 
+  /* The loss of every step, with its all-gather on the loss channel. */
+  {
+    SimclrLossConfig cfg;
+    SimclrComm comm;
+    SimclrError err = { 0 };
+    simclr_loss_config_default (&cfg);
+    gst_simclr_mpi_comm (GST_SIMCLR_MPI_LOSS, &comm);
+    g_clear_pointer (&self->loss, simclr_loss_free);
+    self->loss = simclr_loss_new (&cfg, &comm, &err);
+    if (!self->loss) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT, (NULL), ("%s", err.message));
+      g_free (location);
+      return FALSE;
+    }
+  }
+
   if (location && location[0] != '\0' && gst_simclr_mpi_rank () == 0) {
     self->metrics_file = g_fopen (location, "w");
     if (!self->metrics_file)
@@ -417,8 +434,7 @@ gst_ntxent_sink_stop (GstBaseSink * sink)
     self->metrics_file = NULL;
   }
   g_clear_pointer (&self->metrics_file_name, g_free);
-  g_clear_pointer (&self->nt, simclr_ntxent_free);
-  self->nt_rows = 0;
+  g_clear_pointer (&self->loss, simclr_loss_free);
   self->dim = 0;
   return TRUE;
 }
@@ -435,47 +451,26 @@ gst_ntxent_sink_set_caps (GstBaseSink * sink, GstCaps * caps)
         caps);
     return FALSE;
   }
-  if (dim != self->dim) {
-    /* The workspace is sized for one dimension. */
-    g_clear_pointer (&self->nt, simclr_ntxent_free);
-    self->nt_rows = 0;
-    self->dim = dim;
-  }
+  self->dim = dim;
   GST_DEBUG_OBJECT (self, "dimension %d", dim);
   return TRUE;
 }
 
-/* The loss of one step: forward and dz = dL/dz of z (rows, dim) row-major,
- * dz (rows, dim) overwritten. Kept in one function so that a data-parallel
- * run can all-gather z from the ranks before it and scatter dz after it. */
+/* The loss of one step (all ranks' rows under MPI) and dz = dL/dz of this
+ * rank's rows z (rows, dim), dz (rows, dim) overwritten. */
 static SimclrStatus
 gst_ntxent_sink_compute (GstNtxentSink * self, const float *z, gint rows,
-    gint dim, gfloat tau, SimclrNtxentResult * result, float *dz,
+    gint dim, gfloat tau, SimclrLossResult * result, float *dz,
     SimclrError * err)
 {
   SimclrStatus status;
 
-  if (gst_simclr_mpi_active ())
-    return gst_simclr_mpi_ntxent (&self->nt, &self->nt_rows, z, rows, dim,
-        tau, result, dz, &self->global_rows, err);
-  self->global_rows = rows;
-
-  if (!self->nt || rows > self->nt_rows) {
-    g_clear_pointer (&self->nt, simclr_ntxent_free);
-    self->nt = simclr_ntxent_new (rows, dim, err);
-    if (!self->nt) {
-      self->nt_rows = 0;
-      return err->status != SIMCLR_OK ? err->status : SIMCLR_ERROR_NO_MEMORY;
-    }
-    self->nt_rows = rows;
-  }
-
-  status = simclr_ntxent_forward (self->nt, z, rows, dim, tau, NULL, result,
-      err);
-  if (status != SIMCLR_OK)
-    return status;
-  simclr_ntxent_backward (self->nt, dz);
-  return SIMCLR_OK;
+  status = simclr_loss_set_temperature (self->loss, tau, err);
+  if (status == SIMCLR_OK)
+    status = simclr_loss_forward (self->loss, z, rows, dim, result, err);
+  if (status == SIMCLR_OK)
+    status = simclr_loss_backward (self->loss, dz, err);
+  return status;
 }
 
 /* Epoch and learning rate of the step, as the encoder put them in the meta. */
@@ -499,7 +494,7 @@ write_csv_double (GString * line, gdouble v)
  * (after posting an error) if the CSV row cannot be written. */
 static gboolean
 gst_ntxent_sink_report (GstNtxentSink * self, gboolean post, guint64 step,
-    gdouble epoch, const SimclrNtxentResult * res, gdouble lr)
+    gdouble epoch, const SimclrLossResult * res, gdouble lr)
 {
   gint64 now = g_get_monotonic_time ();
   gdouble seconds = (now - self->window_start) / 1e6;
@@ -564,7 +559,7 @@ gst_ntxent_sink_render (GstBaseSink * sink, GstBuffer * buffer)
   GstMapInfo zmap, dzmap;
   GstBuffer *grad;
   GstEvent *event;
-  SimclrNtxentResult res = { 0 };
+  SimclrLossResult res = { 0 };
   SimclrError err = { 0 };
   SimclrStatus status;
   gfloat tau;
@@ -650,13 +645,14 @@ gst_ntxent_sink_render (GstBaseSink * sink, GstBuffer * buffer)
           "loss", G_TYPE_DOUBLE, res.loss,
           "top1", G_TYPE_DOUBLE, res.top1,
           "top5", G_TYPE_DOUBLE, res.top5,
+          "temperature", G_TYPE_DOUBLE, (gdouble) tau,
           "gradient", GST_TYPE_BUFFER, grad, NULL));
   gst_buffer_unref (grad);
   if (!gst_pad_push_event (GST_BASE_SINK_PAD (self), event))
     GST_DEBUG_OBJECT (self, "nobody upstream took the gradient of step %"
         G_GUINT64_FORMAT, step);
 
-  self->window_views += self->global_rows;
+  self->window_views += res.rows;
   if (interval > 0 && (step + 1) % interval == 0) {
     if (!gst_ntxent_sink_report (self, post && gst_simclr_mpi_rank () == 0,
             step, epoch, &res, lr))

@@ -16,7 +16,9 @@ G_BEGIN_DECLS
 
 /* Upstream custom event from ntxentsink to simclrencoder carrying dL/dz of
  * one step: fields "step" (guint64), "rows" (gint), "dimension" (gint),
- * "gradient" (GstBuffer of rows x dimension float32) and "loss" (gdouble). */
+ * "gradient" (GstBuffer of rows x dimension float32), "loss" (gdouble) and
+ * "temperature" (gdouble, the loss's, which the encoder's checkpoints
+ * record). */
 #define SIMCLR_GRADIENT_EVENT "simclr-gradient"
 
 /* Element messages. */

@@ -1159,13 +1159,13 @@ post_load_error (GstSimclrEncoder * self, const gchar * property,
 static gboolean
 gst_simclr_encoder_mpi_setup (GstSimclrEncoder * self)
 {
-  GError *mpi_error = NULL;
+  SimclrComm comm;
+  SimclrError err = { 0 };
 
-  if (gst_simclr_mpi_setup_trainer (self->trainer, TRUE, &mpi_error))
+  gst_simclr_mpi_comm (GST_SIMCLR_MPI_ENCODER, &comm);
+  if (simclr_trainer_join (self->trainer, &comm, TRUE, &err) == SIMCLR_OK)
     return TRUE;
-  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("%s", mpi_error->message),
-      (NULL));
-  g_clear_error (&mpi_error);
+  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("%s", err.message), (NULL));
   return FALSE;
 }
 

@@ -28,10 +28,22 @@ typedef enum {
 
 #define SIMCLR_ERROR_MESSAGE_SIZE 512
 
-/* Caller-owned; zero-initialise it or pass NULL when the message is not wanted. */
+/* Caller-owned; zero-initialise it or pass NULL when the message is not wanted.
+ *
+ * @field names the configuration field at fault by its identifier, so a
+ * caller can map it to its own name for it (an element to its property)
+ * without reading the English message: "<struct>.<member>" of the config
+ * struct that was validated, e.g. "augment.crop_scale_min",
+ * "model.width", "optim.total_steps", "trainer.temperature",
+ * "loss.views". @related names a second field when the constraint ties two
+ * ("augment.crop_scale_max" beside "augment.crop_scale_min": min <= max).
+ * Both are static strings (never freed), NULL when the failure is not about
+ * one configuration field (a file, a shape, memory). */
 typedef struct {
   SimclrStatus status;
   char message[SIMCLR_ERROR_MESSAGE_SIZE];
+  const char *field;
+  const char *related;
 } SimclrError;
 
 /* A static English name of @status ("invalid argument", ...). Never NULL. */
@@ -41,6 +53,12 @@ const char *simclr_status_to_string (SimclrStatus status);
  * @status, so a failing path can read `return simclr_error_set (err, ...);`. */
 SimclrStatus simclr_error_set (SimclrError *err, SimclrStatus status,
     const char *format, ...) __attribute__ ((format (printf, 3, 4)));
+
+/* As simclr_error_set, and records the configuration field(s) at fault:
+ * @field and @related (may be NULL) must be static strings (see SimclrError). */
+SimclrStatus simclr_error_set_field (SimclrError *err, SimclrStatus status,
+    const char *field, const char *related, const char *format, ...)
+    __attribute__ ((format (printf, 5, 6)));
 
 /* Clears @err (if not NULL) to SIMCLR_OK and an empty message. */
 void simclr_error_clear (SimclrError *err);

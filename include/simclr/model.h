@@ -36,15 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "simclr/comm.h"
 #include "simclr/error.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* In-place sum across data-parallel replicas (MPI_Allreduce with MPI_SUM).
- * NULL means one replica: the local values are the global ones. */
-typedef void (*SimclrAllreduceFn) (float *buf, int n, void *user);
 
 typedef struct SimclrModel SimclrModel;
 

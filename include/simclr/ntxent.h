@@ -10,6 +10,10 @@
  *
  * A SimclrNtxent is a workspace for up to max_rows rows of dimension dim; it
  * caches what backward needs. One object, one thread at a time.
+ *
+ * This is the kernel. A training step calls it through SimclrLoss (loss.h),
+ * which gathers the rows of data-parallel replicas, builds the positives
+ * map and sizes the workspace.
  */
 #pragma once
 

@@ -1,10 +1,17 @@
 /* trainer.h: a SimCLR training loop in one object.
  *
  * A SimclrTrainer holds a model, the optimiser's velocity, the learning-rate
- * schedule and the step counter. The caller (simclrencoder, the benchmark,
- * the tools) feeds batches of 2N views; the loss may be computed outside
- * (forward -> z, loss gradient dz, backward_and_step) or by the convenience
- * train_step (NT-Xent with the configured temperature).
+ * schedule, the step counter and the batch arithmetic of a data-parallel
+ * run. The caller (simclrencoder, the benchmark, the tools) feeds batches of
+ * 2N views; the loss may be computed outside (forward -> z, a SimclrLoss
+ * gives dz, backward_and_step) or by the convenience train_step (the
+ * trainer's own SimclrLoss with the configured temperature).
+ *
+ * Batches. optim.batch_size is the GLOBAL batch N (the schedule's, the one
+ * checkpoints record). A data-parallel run has K replicas (simclr_trainer_join)
+ * of N / K samples each; every replica feeds views x N / K rows per step.
+ * Ask the trainer for these numbers (simclr_trainer_local_batch, ...); a
+ * caller never divides itself.
  *
  * Checkpoints (simclr_trainer_save / _load) hold the model checkpoint (see
  * checkpoint.h) plus the velocity as "optim.velocity.<tensor name>" (same
@@ -22,7 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "simclr/comm.h"
 #include "simclr/error.h"
+#include "simclr/loss.h"
 #include "simclr/model.h"
 #include "simclr/ntxent.h"
 #include "simclr/optim.h"
@@ -35,14 +44,29 @@ typedef struct SimclrTrainer SimclrTrainer;
 
 typedef struct {
   SimclrModelConfig model;
-  SimclrOptimConfig optim;
-  double temperature;        /* used by the convenience train step; 0.5 */
+  SimclrOptimConfig optim;   /* optim.batch_size: the global batch N */
+  double temperature;        /* the loss's; recorded in checkpoints; 0.5 */
   uint64_t seed;             /* initialisation */
+  int views;                 /* views per sample (rows = views x N); 2 */
 } SimclrTrainerConfig;
 
 /* simclr_model_config_default, simclr_optim_config_default, temperature 0.5,
- * seed 0. */
+ * seed 0, views 2. */
 void simclr_trainer_config_default (SimclrTrainerConfig *cfg);
+
+/* Sets the batch of a run of @replicas replicas (1 without data
+ * parallelism) that each take @local_batch samples per step:
+ * optim.batch_size = the global batch, model.max_batch = views x
+ * @local_batch rows. Fails (field "optim.batch_size") when either is < 1 or
+ * the product overflows. */
+SimclrStatus simclr_trainer_config_set_batch (SimclrTrainerConfig *cfg,
+    int local_batch, int replicas, SimclrError *err);
+
+/* Checks every field (model, optimiser, temperature, views); the error
+ * names the field (SimclrError.field: "model.width", "optim.total_steps",
+ * "trainer.temperature", ...). */
+SimclrStatus simclr_trainer_config_validate (const SimclrTrainerConfig *cfg,
+    SimclrError *err);
 
 /* Returns NULL with @err set on an invalid configuration or no memory. Free
  * with simclr_trainer_free. */
@@ -68,7 +92,8 @@ SimclrStatus simclr_trainer_forward (SimclrTrainer *t, const float *views,
 SimclrStatus simclr_trainer_backward_and_step (SimclrTrainer *t,
     const float *dz, SimclrError *err);
 
-/* Convenience: forward_u8 + NT-Xent(temperature) + backward_and_step.
+/* Convenience: forward_u8 + the trainer's SimclrLoss (temperature; all
+ * replicas' rows after simclr_trainer_join) + backward_and_step.
  * @result (may be NULL) receives the loss and accuracies of this batch. */
 SimclrStatus simclr_trainer_train_step (SimclrTrainer *t, const uint8_t *views,
     int rows, SimclrNtxentResult *result, SimclrError *err);
@@ -78,6 +103,26 @@ SimclrStatus simclr_trainer_train_step_f32 (SimclrTrainer *t,
 
 int64_t simclr_trainer_get_step (const SimclrTrainer *t);
 double simclr_trainer_get_lr (const SimclrTrainer *t);   /* lr of the current step */
+/* 1 once step >= optim.total_steps: the learning rate has decayed to 0 and
+ * further steps no longer change the weights. */
+int simclr_trainer_schedule_complete (const SimclrTrainer *t);
+
+/* Batch arithmetic (see above). */
+int simclr_trainer_replicas (const SimclrTrainer *t);       /* K, 1 unless joined */
+int simclr_trainer_global_batch (const SimclrTrainer *t);   /* N = optim.batch_size */
+int simclr_trainer_local_batch (const SimclrTrainer *t);    /* N / K samples */
+int simclr_trainer_views (const SimclrTrainer *t);          /* views per sample */
+int simclr_trainer_local_rows (const SimclrTrainer *t);     /* views x N / K */
+/* Samples consumed so far: step x N over all replicas, and step x N / K of
+ * this replica (the position in its shard a resumed run skips to). */
+uint64_t simclr_trainer_samples_seen (const SimclrTrainer *t);
+uint64_t simclr_trainer_local_samples_seen (const SimclrTrainer *t);
+
+/* The loss temperature the checkpoint records (and the convenience step
+ * uses): a caller whose loss runs elsewhere (ntxentsink) reports it here.
+ * Fails (field "trainer.temperature") unless positive and finite. */
+SimclrStatus simclr_trainer_set_temperature (SimclrTrainer *t, double tau,
+    SimclrError *err);
 /* Borrowed; valid while @t lives. */
 SimclrModel *simclr_trainer_get_model (SimclrTrainer *t);
 const SimclrTrainerConfig *simclr_trainer_get_config (const SimclrTrainer *t);
@@ -92,6 +137,28 @@ SimclrStatus simclr_trainer_save (SimclrTrainer *t, const char *path,
  * failure. */
 SimclrTrainer *simclr_trainer_load (const char *path, int max_batch,
     SimclrError *err);
+/* As simclr_trainer_load for one of @replicas replicas: the file's global
+ * batch is split over them (an error, field "optim.batch_size", if it does
+ * not split evenly) and max_batch is views x the local batch. Join the
+ * replicas afterwards (simclr_trainer_join). */
+SimclrTrainer *simclr_trainer_load_replica (const char *path, int replicas,
+    SimclrError *err);
+
+/* Makes @t one replica of a data-parallel group (a collective on @comm:
+ * every replica calls it; with comm->size 1 it only records the comm).
+ * Checks on every replica alike that all start at the same step with the
+ * same global batch and that the batch splits into comm->size equal parts;
+ * copies replica 0's parameters, BN running statistics and velocity to all
+ * (broadcast); then installs comm->allreduce as the gradient sum (replicas
+ * 1: the loss gradient of a gathered SimclrLoss is already that of the
+ * global mean, so the sum over replicas is the whole batch's gradient) and,
+ * if @sync_bn, as the batch-norm statistics sum (SyncBN); the convenience
+ * train step then gathers every replica's rows. K replicas of N / K then
+ * compute the update of one process with N, up to float rounding. On
+ * failure (every replica fails alike, before any broadcast) @t is
+ * unchanged. */
+SimclrStatus simclr_trainer_join (SimclrTrainer *t, const SimclrComm *comm,
+    int sync_bn, SimclrError *err);
 
 /* Gradient sum across data-parallel replicas: @fn (MPI_Allreduce SUM, in
  * place) is called on the whole gradient buffer in backward_and_step before

@@ -1,9 +1,10 @@
 /* test-mpi-equivalence.c: K ranks of N samples train exactly like one rank
  * of NK samples (issue 6), through the code paths the elements use:
- * SimclrTrainer + gst_simclr_mpi_setup_trainer (gradient sum, SyncBN, rank-0
- * broadcast) and gst_simclr_mpi_ntxent (z all-gather, global loss, own rows'
- * dL/dz). Run under `mpirun -np 2`; exits 77 (skip) when not started by
- * mpirun with at least two ranks.
+ * SimclrTrainer + simclr_trainer_join (gradient sum, SyncBN, rank-0
+ * broadcast) and SimclrLoss (z all-gather, global loss, own rows' dL/dz),
+ * with the MPI hooks of mpi/simclr-mpi.c. Run under `mpirun -np 2` (meson
+ * runs it over the default transports and over TCP, `--mca btl tcp,self`);
+ * exits 77 (skip) when not started by mpirun with at least two ranks.
  *
  * 1. Distributed, SyncBN on: K ranks x N samples, 20 SGD steps.
  * 2. Reference on rank 0: one trainer, no hooks, all NK samples per step
@@ -27,10 +28,13 @@
 
 #include <mpi.h>
 
+#include <glib.h>
+
+#include "simclr/loss.h"
 #include "simclr/ntxent.h"
 #include "simclr/rng.h"
 #include "simclr/trainer.h"
-#include "gstsimclrmpi.h"
+#include "simclr-mpi.h"
 
 #define N 4                     /* samples per rank per step */
 #define SIZE 12                /* image H = W */
@@ -117,6 +121,33 @@ die (const char *what, const SimclrError *err)
   MPI_Abort (MPI_COMM_WORLD, 1);
 }
 
+/* The trainer's replica set-up on the trainer channel, as simclrencoder does. */
+static void
+join (SimclrTrainer *t, gboolean sync_bn)
+{
+  SimclrComm comm;
+  SimclrError err = { 0 };
+  simclr_mpi_comm (SIMCLR_MPI_TRAINER, &comm);
+  if (simclr_trainer_join (t, &comm, sync_bn, &err) != SIMCLR_OK)
+    die ("join", &err);
+}
+
+/* The loss over all ranks on the loss channel, as ntxentsink does. */
+static SimclrLoss *
+new_gathered_loss (void)
+{
+  SimclrLossConfig cfg;
+  SimclrComm comm;
+  SimclrError err = { 0 };
+  simclr_loss_config_default (&cfg);
+  cfg.temperature = TAU;
+  simclr_mpi_comm (SIMCLR_MPI_LOSS, &comm);
+  SimclrLoss *loss = simclr_loss_new (&cfg, &comm, &err);
+  if (!loss)
+    die ("loss_new", &err);
+  return loss;
+}
+
 /* Runs the distributed training; fills losses (STEPS) and returns the
  * trainer. */
 static SimclrTrainer *
@@ -124,42 +155,36 @@ run_distributed (gboolean sync_bn, double *losses)
 {
   SimclrTrainerConfig cfg;
   SimclrError err = { 0 };
-  SimclrNtxent *nt = NULL;
-  gint nt_rows = 0;
-  GError *gerr = NULL;
+  SimclrLoss *loss = new_gathered_loss ();
   const int rows = 2 * N;
 
   make_config (&cfg, rows);
   SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
   if (!t)
     die ("trainer_new", &err);
-  if (!gst_simclr_mpi_setup_trainer (t, sync_bn, &gerr)) {
-    fprintf (stderr, "rank %d: setup: %s\n", rank, gerr->message);
-    MPI_Abort (MPI_COMM_WORLD, 1);
-  }
+  join (t, sync_bn);
   int out = simclr_model_output_dim (simclr_trainer_get_model (t));
   uint8_t *views = g_malloc ((size_t) rows * SIZE * SIZE);
   float *z = g_new (float, (size_t) rows * out);
   float *dz = g_new (float, (size_t) rows * out);
   for (int step = 0; step < STEPS; step++) {
-    SimclrNtxentResult res;
-    int global_rows = 0;
+    SimclrLossResult res;
     local_views (views, step, rank);
     if (simclr_trainer_forward_u8 (t, views, rows, z, &err) != SIMCLR_OK)
       die ("forward", &err);
-    if (gst_simclr_mpi_ntxent (&nt, &nt_rows, z, rows, out, TAU, &res, dz,
-            &global_rows, &err) != SIMCLR_OK)
-      die ("mpi ntxent", &err);
-    if (global_rows != rows * size) {
+    if (simclr_loss_forward (loss, z, rows, out, &res, &err) != SIMCLR_OK
+        || simclr_loss_backward (loss, dz, &err) != SIMCLR_OK)
+      die ("gathered loss", &err);
+    if (res.rows != rows * size) {
       fprintf (stderr, "rank %d: %d gathered rows, expected %d\n", rank,
-          global_rows, rows * size);
+          res.rows, rows * size);
       MPI_Abort (MPI_COMM_WORLD, 1);
     }
     if (simclr_trainer_backward_and_step (t, dz, &err) != SIMCLR_OK)
       die ("backward_and_step", &err);
     losses[step] = res.loss;
   }
-  simclr_ntxent_free (nt);
+  simclr_loss_free (loss);
   g_free (views);
   g_free (z);
   g_free (dz);
@@ -287,14 +312,14 @@ run_lockstep (int steps, char *where, size_t where_size)
 {
   SimclrTrainerConfig cfg;
   SimclrError err = { 0 };
-  SimclrNtxent *nt = NULL, *rnt = NULL;
-  gint nt_rows = 0;
+  SimclrLoss *loss = new_gathered_loss ();
+  SimclrNtxent *rnt = NULL;
   const int rows = 2 * N, grows = 2 * N * size;
   double worst = 0;
 
   make_config (&cfg, rows);
   SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
-  gst_simclr_mpi_setup_trainer (t, TRUE, NULL);
+  join (t, TRUE);
   SimclrTrainer *ref = NULL;
   make_config (&cfg, grows);
   if (rank == 0)
@@ -312,6 +337,7 @@ run_lockstep (int steps, char *where, size_t where_size)
   float *v = simclr_trainer_get_velocity (t, &np);
   for (int step = 0; step < steps; step++) {
     SimclrNtxentResult res;
+    SimclrLossResult lres;
     if (rank == 0) {
       SimclrModel *rm = simclr_trainer_get_model (ref);
       memcpy (p, simclr_model_params (rm, NULL), np * sizeof (float));
@@ -323,8 +349,8 @@ run_lockstep (int steps, char *where, size_t where_size)
     MPI_Bcast (v, (int) np, MPI_FLOAT, 0, MPI_COMM_WORLD);
     local_views (views, step, rank);
     if (simclr_trainer_forward_u8 (t, views, rows, z, &err) != SIMCLR_OK
-        || gst_simclr_mpi_ntxent (&nt, &nt_rows, z, rows, out, TAU, &res, dz,
-            NULL, &err) != SIMCLR_OK
+        || simclr_loss_forward (loss, z, rows, out, &lres, &err) != SIMCLR_OK
+        || simclr_loss_backward (loss, dz, &err) != SIMCLR_OK
         || simclr_trainer_backward_and_step (t, dz, &err) != SIMCLR_OK)
       die ("lockstep", &err);
     if (rank != 0)
@@ -362,7 +388,7 @@ run_lockstep (int steps, char *where, size_t where_size)
       printf ("#   lockstep step %d: worst gradient error %.3g, loss %.7f\n",
           step, step_worst, res.loss);
   }
-  simclr_ntxent_free (nt);
+  simclr_loss_free (loss);
   simclr_ntxent_free (rnt);
   simclr_trainer_free (t);
   simclr_trainer_free (ref);
@@ -375,20 +401,21 @@ run_lockstep (int steps, char *where, size_t where_size)
 int
 main (int argc, char **argv)
 {
-  GError *gerr = NULL;
+  SimclrError merr = { 0 };
   double loss_sync[STEPS], loss_local[STEPS], loss_ref[STEPS];
   int failures = 0;
+  int started = simclr_mpi_init (&merr);
 
-  if (!gst_simclr_mpi_start (NULL, &gerr)) {
-    if (gerr) {
-      fprintf (stderr, "MPI start failed: %s\n", gerr->message);
+  if (started <= 0) {
+    if (started < 0) {
+      fprintf (stderr, "MPI start failed: %s\n", merr.message);
       return 1;
     }
     printf ("1..0 # SKIP not started by mpirun with 2 or more ranks\n");
     return 77;
   }
-  rank = gst_simclr_mpi_rank ();
-  size = gst_simclr_mpi_size ();
+  rank = simclr_mpi_rank ();
+  size = simclr_mpi_size ();
   if (rank == 0)
     printf ("# %d ranks x %d samples vs 1 rank x %d samples, %d steps\n",
         size, N, N * size, STEPS);
@@ -426,8 +453,8 @@ main (int argc, char **argv)
     losses_ref_time = (g_get_monotonic_time () - t2) / 1e6;
     printf ("# distributed %.2f s, reference %.2f s; encoder comm %.3f s, "
         "loss comm %.3f s\n", (t1 - t0) / 1e6, losses_ref_time,
-        gst_simclr_mpi_comm_seconds (GST_SIMCLR_MPI_ENCODER),
-        gst_simclr_mpi_comm_seconds (GST_SIMCLR_MPI_LOSS));
+        simclr_mpi_comm_seconds (SIMCLR_MPI_TRAINER),
+        simclr_mpi_comm_seconds (SIMCLR_MPI_LOSS));
 
     /* 1: replicas identical */
     printf ("%s 1 - replicas hold identical weights (max |p - p_rank0| "
