@@ -7,6 +7,7 @@
 #include "simclr/optim.h"
 
 #include <math.h>
+#include <string.h>
 
 void
 simclr_optim_config_default (SimclrOptimConfig *cfg)
@@ -22,6 +23,34 @@ simclr_optim_config_default (SimclrOptimConfig *cfg)
   cfg->trust_coefficient = 0.001;
   cfg->warmup_steps = 10;
   cfg->total_steps = 100;
+  cfg->schedule = SIMCLR_LR_SCHEDULE_COSINE;
+  cfg->restart_period = 1000;
+}
+
+static const char *const schedule_names[] = {
+  [SIMCLR_LR_SCHEDULE_COSINE] = "cosine",
+  [SIMCLR_LR_SCHEDULE_CONSTANT] = "constant",
+  [SIMCLR_LR_SCHEDULE_COSINE_RESTARTS] = "cosine-restarts",
+};
+#define N_SCHEDULES ((int) (sizeof schedule_names / sizeof schedule_names[0]))
+
+const char *
+simclr_lr_schedule_to_string (SimclrLrSchedule schedule)
+{
+  if ((int) schedule < 0 || (int) schedule >= N_SCHEDULES)
+    return NULL;
+  return schedule_names[schedule];
+}
+
+int
+simclr_lr_schedule_from_string (const char *name)
+{
+  if (!name)
+    return -1;
+  for (int i = 0; i < N_SCHEDULES; i++)
+    if (strcmp (name, schedule_names[i]) == 0)
+      return i;
+  return -1;
 }
 
 SimclrStatus
@@ -59,10 +88,20 @@ simclr_optim_config_validate (const SimclrOptimConfig *cfg, SimclrError *err)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "optim: warm-up steps %lld must be >= 0",
         (long long) cfg->warmup_steps);
-  if (cfg->total_steps <= cfg->warmup_steps)
+  if (!simclr_lr_schedule_to_string (cfg->schedule))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim: unknown learning-rate schedule %d", (int) cfg->schedule);
+  /* Only the cosine decay has a horizon; the stream schedules run for ever. */
+  if (cfg->schedule == SIMCLR_LR_SCHEDULE_COSINE
+      && cfg->total_steps <= cfg->warmup_steps)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "optim: total steps %lld must exceed warm-up steps %lld",
         (long long) cfg->total_steps, (long long) cfg->warmup_steps);
+  if (cfg->schedule == SIMCLR_LR_SCHEDULE_COSINE_RESTARTS
+      && cfg->restart_period < 1)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim: restart period %lld of the cosine-restarts schedule must be "
+        ">= 1 step", (long long) cfg->restart_period);
   return SIMCLR_OK;
 }
 
@@ -76,11 +115,34 @@ peak_lr (const SimclrOptimConfig *cfg)
   return cfg->base_lr * cfg->batch_size / 256.0;
 }
 
+/* Warm-up then the stream schedules (constant, cosine with restarts). The
+ * cosine code in simclr_optim_lr stays as it was, so its rates are bit for
+ * bit those of earlier releases (resumed runs depend on it). */
+static double
+stream_lr (const SimclrOptimConfig *cfg, int64_t step)
+{
+  double peak = peak_lr (cfg);
+  int64_t cycle;
+
+  if (step < cfg->warmup_steps)
+    return peak * (double) (step + 1) / (double) cfg->warmup_steps;
+  if (cfg->schedule == SIMCLR_LR_SCHEDULE_CONSTANT)
+    return peak;
+  if (cfg->schedule != SIMCLR_LR_SCHEDULE_COSINE_RESTARTS
+      || cfg->restart_period < 1)
+    return 0.0;                 /* invalid configuration: do not move */
+  cycle = (step - cfg->warmup_steps) % cfg->restart_period;
+  return peak * 0.5 * (1.0 + cos (M_PI * (double) cycle
+          / (double) cfg->restart_period));
+}
+
 double
 simclr_optim_lr (const SimclrOptimConfig *cfg, int64_t step)
 {
   double peak, progress;
 
+  if (cfg && step >= 0 && cfg->schedule != SIMCLR_LR_SCHEDULE_COSINE)
+    return stream_lr (cfg, step);
   if (!cfg || step < 0 || step >= cfg->total_steps)
     return 0.0;
   peak = peak_lr (cfg);

@@ -449,6 +449,10 @@ simclr_trainer_save (SimclrTrainer *t, const char *path, SimclrError *err)
               o->warmup_steps, err))
       || (s = simclr_checkpoint_set_meta_int64 (w, "total_steps",
               o->total_steps, err))
+      || (s = simclr_safetensors_writer_set_metadata (w, "lr_schedule",
+              simclr_lr_schedule_to_string (o->schedule), err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "restart_period",
+              o->restart_period, err))
       || (s = simclr_checkpoint_set_meta_double (w, "train_seconds",
               t->wall_before + seconds_since (&t->wall_start), err))
       || (s = simclr_safetensors_writer_write (w, path, err))) {
@@ -509,6 +513,24 @@ simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
       || simclr_checkpoint_meta_int64 (st, "total_steps", 1, &o->total_steps,
           err))
     goto out;
+  /* Optional: files written before the stream schedules (issue 13) have
+   * neither key and were trained with the cosine schedule. */
+  if (simclr_checkpoint_meta_int64 (st, "restart_period", 0,
+          &o->restart_period, err))
+    goto out;
+  const char *sched = simclr_safetensors_metadata (st, "lr_schedule");
+  if (sched) {
+    int k = simclr_lr_schedule_from_string (sched);
+    if (k < 0) {
+      simclr_error_set (err, SIMCLR_ERROR_FORMAT, "%s: metadata "
+          "\"lr_schedule\" = \"%s\" (expected cosine, constant or "
+          "cosine-restarts)", path, sched);
+      goto out;
+    }
+    o->schedule = (SimclrLrSchedule) k;
+  } else {
+    o->schedule = SIMCLR_LR_SCHEDULE_COSINE;
+  }
   o->kind = kind ? SIMCLR_OPTIM_SGD : SIMCLR_OPTIM_LARS;
   o->lr_scaling = scaling ? SIMCLR_LR_SCALING_SQRT : SIMCLR_LR_SCALING_LINEAR;
   o->batch_size = (int) bs;

@@ -18,7 +18,10 @@
  * layout as the tensor, conv OIHW) and metadata "step", "seed",
  * "temperature" and the optimiser configuration ("optim_kind" lars|sgd,
  * "base_lr", "lr_scaling" linear|sqrt, "batch_size", "momentum",
- * "weight_decay", "trust_coefficient", "warmup_steps", "total_steps"). Floats
+ * "weight_decay", "trust_coefficient", "warmup_steps", "total_steps",
+ * "lr_schedule" cosine|constant|cosine-restarts, "restart_period"; a file
+ * without the last two, written before they existed, loads with the cosine
+ * schedule). Floats
  * are written with 17 significant digits, so a resumed trainer continues
  * exactly (same next losses, bit for bit, with one thread).
  *

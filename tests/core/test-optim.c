@@ -1,13 +1,18 @@
 /* test-optim.c: LARS / SGD against a double-precision naive reference written
- * here, closed forms for decay and momentum, the learning-rate schedule at
- * known points, and the configuration checks. */
+ * here, closed forms for decay and momentum, the learning-rate schedules at
+ * known points (the cosine schedule also against a copy of its first
+ * release, bit for bit), the schedule in trainer checkpoints, and the
+ * configuration checks. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 
+#include "simclr/checkpoint.h"
 #include "simclr/optim.h"
 #include "simclr/rng.h"
+#include "simclr/trainer.h"
 
 /* ---------------------------------------------------------------------------
  * Naive reference in double, written from the peer's LARS class
@@ -375,6 +380,311 @@ test_schedule_scaling (void)
   g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, 0), 4.8, 1e-12);
 }
 
+/* The cosine schedule as first released (commit 4b9d1b1), copied here: the
+ * stream schedules must leave it unchanged bit for bit. */
+static double
+cosine_as_released (const SimclrOptimConfig *cfg, int64_t step)
+{
+  double peak, progress;
+
+  if (!cfg || step < 0 || step >= cfg->total_steps)
+    return 0.0;
+  if (cfg->lr_scaling == SIMCLR_LR_SCALING_SQRT)
+    peak = cfg->base_lr * sqrt ((double) cfg->batch_size);
+  else
+    peak = cfg->base_lr * cfg->batch_size / 256.0;
+  if (step < cfg->warmup_steps)
+    return peak * (double) (step + 1) / (double) cfg->warmup_steps;
+  progress = (double) (step - cfg->warmup_steps)
+      / (double) (cfg->total_steps - cfg->warmup_steps);
+  return peak * 0.5 * (1.0 + cos (M_PI * progress));
+}
+
+static void
+test_schedule_cosine_unchanged (void)
+{
+  static const int64_t warmups[] = { 0, 1, 7, 24 };
+  static const int64_t totals[] = { 25, 100, 937, 12345 };
+  SimclrOptimConfig cfg;
+  int checked = 0;
+
+  simclr_optim_config_default (&cfg);
+  g_assert_cmpint (cfg.schedule, ==, SIMCLR_LR_SCHEDULE_COSINE);
+  for (int sc = 0; sc < 2; sc++)
+    for (guint wi = 0; wi < G_N_ELEMENTS (warmups); wi++)
+      for (guint ti = 0; ti < G_N_ELEMENTS (totals); ti++) {
+        cfg.lr_scaling = sc ? SIMCLR_LR_SCALING_SQRT : SIMCLR_LR_SCALING_LINEAR;
+        cfg.base_lr = sc ? 0.075 : 0.3;
+        cfg.batch_size = sc ? 32 : 256;
+        cfg.warmup_steps = warmups[wi];
+        cfg.total_steps = totals[ti];
+        /* A restart period set beside the cosine schedule changes nothing. */
+        cfg.restart_period = 7;
+        for (int64_t step = -2; step < cfg.total_steps + 5; step++) {
+          double want = cosine_as_released (&cfg, step);
+          double got = simclr_optim_lr (&cfg, step);
+          if (memcmp (&want, &got, sizeof want) != 0)
+            g_error ("cosine W %" G_GINT64_FORMAT " T %" G_GINT64_FORMAT
+                " step %" G_GINT64_FORMAT ": %.17g, released %.17g",
+                cfg.warmup_steps, cfg.total_steps, step, got, want);
+          checked++;
+        }
+      }
+  g_assert_cmpint (checked, >, 20000);
+}
+
+static void
+test_schedule_constant (void)
+{
+  SimclrOptimConfig cfg;
+  SimclrError err = { 0 };
+  const double peak = 0.075 * sqrt (64.0);
+
+  simclr_optim_config_default (&cfg);
+  cfg.schedule = SIMCLR_LR_SCHEDULE_CONSTANT;
+  cfg.lr_scaling = SIMCLR_LR_SCALING_SQRT;
+  cfg.base_lr = 0.075;
+  cfg.batch_size = 64;
+  cfg.warmup_steps = 4;
+  cfg.total_steps = 0;          /* no horizon: not used, not checked */
+  g_assert_cmpint (simclr_optim_config_validate (&cfg, &err), ==, SIMCLR_OK);
+  g_assert_cmpfloat (simclr_optim_lr (&cfg, -1), ==, 0.0);
+  for (int64_t s = 0; s < 4; s++)
+    g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, s),
+        peak * (s + 1) / 4.0, 1e-12);
+  /* The same rate for ever, far past any total_steps. */
+  static const int64_t later[] = { 4, 5, 99, 100, 101, 1000000,
+    G_GINT64_CONSTANT (1) << 40 };
+  for (guint i = 0; i < G_N_ELEMENTS (later); i++)
+    g_assert_cmpfloat (simclr_optim_lr (&cfg, later[i]), ==, peak);
+  cfg.warmup_steps = 0;
+  g_assert_cmpfloat (simclr_optim_lr (&cfg, 0), ==, peak);
+}
+
+static void
+test_schedule_restarts (void)
+{
+  SimclrOptimConfig cfg;
+  SimclrError err = { 0 };
+  const double peak = 0.3;      /* defaults: 0.3 x 256 / 256 */
+  const int64_t W = 10, P = 40;
+
+  simclr_optim_config_default (&cfg);
+  cfg.schedule = SIMCLR_LR_SCHEDULE_COSINE_RESTARTS;
+  cfg.warmup_steps = W;
+  cfg.restart_period = P;
+  cfg.total_steps = 20;         /* not used by this schedule */
+  g_assert_cmpint (simclr_optim_config_validate (&cfg, &err), ==, SIMCLR_OK);
+  /* Warm-up as in every schedule. */
+  g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, 0), peak / W, 1e-12);
+  g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, W - 1), peak, 1e-12);
+  for (int64_t c = 0; c < 5; c++) {
+    int64_t s0 = W + c * P;
+    /* Each cycle starts at the peak, is half-way at P/2, a quarter in at
+     * (1 + cos (pi/4)) / 2, and its last step is just above 0. */
+    g_assert_cmpfloat (simclr_optim_lr (&cfg, s0), ==, peak);
+    g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, s0 + P / 2),
+        peak / 2, 1e-12);
+    g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, s0 + P / 4),
+        peak * 0.5 * (1 + sqrt (0.5)), 1e-12);
+    g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, s0 + P - 1),
+        peak * 0.5 * (1 + cos (M_PI * (P - 1) / P)), 1e-12);
+    g_assert_cmpfloat (simclr_optim_lr (&cfg, s0 + P - 1), >, 0.0);
+    /* Strictly decreasing inside a cycle. */
+    for (int64_t s = s0 + 1; s < s0 + P; s++)
+      g_assert_cmpfloat (simclr_optim_lr (&cfg, s), <,
+          simclr_optim_lr (&cfg, s - 1));
+  }
+  /* Its first cycle is the cosine schedule with total_steps = W + P. */
+  SimclrOptimConfig cos_cfg = cfg;
+  cos_cfg.schedule = SIMCLR_LR_SCHEDULE_COSINE;
+  cos_cfg.total_steps = W + P;
+  for (int64_t s = 0; s < W + P; s++)
+    g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, s),
+        simclr_optim_lr (&cos_cfg, s), 1e-15);
+  /* Far cycles: the same closed form. */
+  int64_t far = W + (G_GINT64_CONSTANT (1) << 40) * P + 3 * P / 4;
+  g_assert_cmpfloat_with_epsilon (simclr_optim_lr (&cfg, far),
+      peak * 0.5 * (1 + cos (M_PI * 0.75)), 1e-12);
+  /* Period 1: the peak at every step after the warm-up. */
+  cfg.restart_period = 1;
+  for (int64_t s = W; s < W + 20; s++)
+    g_assert_cmpfloat (simclr_optim_lr (&cfg, s), ==, peak);
+  /* An invalid configuration never yields a rate. */
+  cfg.restart_period = 0;
+  g_assert_cmpfloat (simclr_optim_lr (&cfg, W + 3), ==, 0.0);
+  cfg.restart_period = P;
+  cfg.schedule = (SimclrLrSchedule) 9;
+  g_assert_cmpfloat (simclr_optim_lr (&cfg, W + 3), ==, 0.0);
+}
+
+static void
+test_schedule_names (void)
+{
+  static const SimclrLrSchedule all[] = { SIMCLR_LR_SCHEDULE_COSINE,
+    SIMCLR_LR_SCHEDULE_CONSTANT, SIMCLR_LR_SCHEDULE_COSINE_RESTARTS
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (all); i++) {
+    const char *name = simclr_lr_schedule_to_string (all[i]);
+    g_assert_nonnull (name);
+    g_assert_cmpint (simclr_lr_schedule_from_string (name), ==, all[i]);
+  }
+  g_assert_cmpstr (simclr_lr_schedule_to_string (SIMCLR_LR_SCHEDULE_COSINE),
+      ==, "cosine");
+  g_assert_null (simclr_lr_schedule_to_string ((SimclrLrSchedule) 3));
+  g_assert_null (simclr_lr_schedule_to_string ((SimclrLrSchedule) - 1));
+  g_assert_cmpint (simclr_lr_schedule_from_string ("Cosine"), ==, -1);
+  g_assert_cmpint (simclr_lr_schedule_from_string (""), ==, -1);
+  g_assert_cmpint (simclr_lr_schedule_from_string (NULL), ==, -1);
+}
+
+/* ---------------------------------------------------------------------------
+ * The schedule in trainer checkpoints.
+ */
+static SimclrTrainer *
+tiny_trainer (SimclrLrSchedule schedule, int64_t period)
+{
+  SimclrTrainerConfig cfg;
+  SimclrError err = { 0 };
+
+  simclr_trainer_config_default (&cfg);
+  cfg.model.width = 0.25;
+  cfg.model.image_size = 8;
+  cfg.model.in_channels = 1;
+  cfg.model.max_batch = 4;
+  cfg.model.proj_hidden = 8;
+  cfg.model.proj_dim = 8;
+  cfg.optim.batch_size = 2;
+  cfg.optim.warmup_steps = 3;
+  cfg.optim.total_steps = 50;
+  cfg.optim.schedule = schedule;
+  cfg.optim.restart_period = period;
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  if (!t)
+    g_error ("trainer: %s", err.message);
+  return t;
+}
+
+/* Copies trainer checkpoint @src to @dst without the metadata keys in @drop
+ * (NULL-ended), as a file written before those keys existed, and with
+ * @key = @value added when @key is not NULL. */
+static void
+copy_checkpoint (const char *src, const char *dst, const char *const *drop,
+    const char *key, const char *value)
+{
+  SimclrError err = { 0 };
+  SimclrSafetensors *st = simclr_safetensors_open (src, &err);
+  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
+  static const char *const keys[] = { "format", "format_version", "arch",
+    "width", "stem", "in_channels", "image_size", "proj_layers",
+    "proj_hidden", "proj_dim", "zero_init_residual", "bn_momentum", "bn_eps",
+    "feature_dim", "step", "seed", "temperature", "optim_kind", "base_lr",
+    "lr_scaling", "batch_size", "momentum", "weight_decay",
+    "trust_coefficient", "warmup_steps", "total_steps", "lr_schedule",
+    "restart_period", "train_seconds", NULL
+  };
+
+  if (!st)
+    g_error ("%s", err.message);
+  for (int i = 0; i < simclr_safetensors_n_tensors (st); i++) {
+    const SimclrSafetensorsTensor *t = simclr_safetensors_tensor (st, i);
+    g_assert_cmpint (simclr_safetensors_writer_add (w, t->name, t->dtype,
+            t->ndim, t->shape, t->data, &err), ==, SIMCLR_OK);
+  }
+  for (int i = 0; keys[i]; i++) {
+    const char *v = simclr_safetensors_metadata (st, keys[i]);
+    gboolean skip = FALSE;
+    for (int j = 0; drop[j]; j++)
+      skip |= strcmp (drop[j], keys[i]) == 0;
+    if (v && !skip)
+      g_assert_cmpint (simclr_safetensors_writer_set_metadata (w, keys[i], v,
+              &err), ==, SIMCLR_OK);
+  }
+  if (key)
+    g_assert_cmpint (simclr_safetensors_writer_set_metadata (w, key, value,
+            &err), ==, SIMCLR_OK);
+  /* The tensors are borrowed from @st: write before freeing it. */
+  g_assert_cmpint (simclr_safetensors_writer_write (w, dst, &err), ==,
+      SIMCLR_OK);
+  simclr_safetensors_writer_free (w);
+  simclr_safetensors_free (st);
+}
+
+static void
+test_schedule_checkpoint (void)
+{
+  gchar *dir = g_dir_make_tmp ("test-optim-XXXXXX", NULL);
+  gchar *a = g_build_filename (dir, "a.safetensors", NULL);
+  gchar *old = g_build_filename (dir, "old.safetensors", NULL);
+  gchar *bad = g_build_filename (dir, "bad.safetensors", NULL);
+  static const char *const no_schedule[] = { "lr_schedule", "restart_period",
+    NULL
+  };
+  SimclrError err = { 0 };
+  SimclrTrainer *t, *u;
+
+  /* Each schedule and its period survive a save and load. */
+  for (int k = 0; k < 3; k++) {
+    t = tiny_trainer ((SimclrLrSchedule) k, 17 + k);
+    g_assert_cmpint (simclr_trainer_save (t, a, &err), ==, SIMCLR_OK);
+    u = simclr_trainer_load (a, 4, &err);
+    if (!u)
+      g_error ("load: %s", err.message);
+    g_assert_cmpint (simclr_trainer_get_config (u)->optim.schedule, ==, k);
+    g_assert_cmpint (simclr_trainer_get_config (u)->optim.restart_period, ==,
+        17 + k);
+    for (int64_t s = 0; s < 200; s++)
+      g_assert_cmpfloat (simclr_optim_lr (&simclr_trainer_get_config
+              (u)->optim, s), ==, simclr_optim_lr (&simclr_trainer_get_config
+              (t)->optim, s));
+    simclr_trainer_free (u);
+    simclr_trainer_free (t);
+  }
+
+  /* A checkpoint written before the schedules existed loads as cosine with
+   * the released rates. */
+  t = tiny_trainer (SIMCLR_LR_SCHEDULE_COSINE, 1000);
+  g_assert_cmpint (simclr_trainer_save (t, a, &err), ==, SIMCLR_OK);
+  copy_checkpoint (a, old, no_schedule, NULL, NULL);
+  {
+    SimclrSafetensors *st = simclr_safetensors_open (old, &err);
+    g_assert_null (simclr_safetensors_metadata (st, "lr_schedule"));
+    g_assert_null (simclr_safetensors_metadata (st, "restart_period"));
+    g_assert_nonnull (simclr_safetensors_metadata (st, "total_steps"));
+    simclr_safetensors_free (st);
+  }
+  u = simclr_trainer_load (old, 4, &err);
+  if (!u)
+    g_error ("load of a file without lr_schedule: %s", err.message);
+  g_assert_cmpint (simclr_trainer_get_config (u)->optim.schedule, ==,
+      SIMCLR_LR_SCHEDULE_COSINE);
+  g_assert_cmpint (simclr_trainer_get_config (u)->optim.total_steps, ==, 50);
+  for (int64_t s = 0; s < 60; s++)
+    g_assert_cmpfloat (simclr_optim_lr (&simclr_trainer_get_config (u)->optim,
+            s), ==, cosine_as_released (&simclr_trainer_get_config
+            (t)->optim, s));
+  simclr_trainer_free (u);
+  simclr_trainer_free (t);
+
+  /* An unknown schedule name is a format error naming the key and value. */
+  copy_checkpoint (a, bad, no_schedule, "lr_schedule", "linear-decay");
+  simclr_error_clear (&err);
+  g_assert_null (simclr_trainer_load (bad, 4, &err));
+  g_assert_cmpint (err.status, ==, SIMCLR_ERROR_FORMAT);
+  if (!strstr (err.message, "lr_schedule")
+      || !strstr (err.message, "linear-decay"))
+    g_error ("message '%s' names neither the key nor the value", err.message);
+
+  g_unlink (a);
+  g_unlink (old);
+  g_unlink (bad);
+  g_rmdir (dir);
+  g_free (a);
+  g_free (old);
+  g_free (bad);
+  g_free (dir);
+}
+
 /* ---------------------------------------------------------------------------
  * Configuration.
  */
@@ -419,7 +729,24 @@ test_config (void)
   EXPECT_BAD (trust_coefficient, 0.0, "trust");
   EXPECT_BAD (warmup_steps, -1, "warm-up");
   EXPECT_BAD (total_steps, 10, "total");
+  EXPECT_BAD (schedule, 3, "schedule");
+  EXPECT_BAD (schedule, -1, "schedule");
+  cfg = def;
+  cfg.schedule = SIMCLR_LR_SCHEDULE_COSINE_RESTARTS;
+  def = cfg;
+  EXPECT_BAD (restart_period, 0, "restart period");
+  EXPECT_BAD (restart_period, -5, "restart period");
+  simclr_optim_config_default (&def);
 #undef EXPECT_BAD
+  /* The stream schedules have no horizon to check. */
+  cfg = def;
+  cfg.schedule = SIMCLR_LR_SCHEDULE_CONSTANT;
+  cfg.total_steps = 0;
+  cfg.restart_period = 0;
+  g_assert_cmpint (simclr_optim_config_validate (&cfg, &err), ==, SIMCLR_OK);
+  cfg.schedule = SIMCLR_LR_SCHEDULE_COSINE_RESTARTS;
+  cfg.restart_period = 1;
+  g_assert_cmpint (simclr_optim_config_validate (&cfg, &err), ==, SIMCLR_OK);
   /* SGD has no trust coefficient to check. */
   cfg = def;
   cfg.kind = SIMCLR_OPTIM_SGD;
@@ -444,6 +771,12 @@ main (int argc, char **argv)
   g_test_add_func ("/optim/nonfinite-gradient", test_nonfinite_gradient);
   g_test_add_func ("/optim/schedule-points", test_schedule_points);
   g_test_add_func ("/optim/schedule-scaling", test_schedule_scaling);
+  g_test_add_func ("/optim/schedule-cosine-unchanged",
+      test_schedule_cosine_unchanged);
+  g_test_add_func ("/optim/schedule-constant", test_schedule_constant);
+  g_test_add_func ("/optim/schedule-restarts", test_schedule_restarts);
+  g_test_add_func ("/optim/schedule-names", test_schedule_names);
+  g_test_add_func ("/optim/schedule-checkpoint", test_schedule_checkpoint);
   g_test_add_func ("/optim/config", test_config);
   return g_test_run ();
 }
