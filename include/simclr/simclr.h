@@ -17,3 +17,4 @@
 #include "simclr/index.h"
 #include "simclr/embed.h"
 #include "simclr/novelty.h"
+#include "simclr/replay.h"
