@@ -18,3 +18,4 @@
 #include "simclr/embed.h"
 #include "simclr/novelty.h"
 #include "simclr/replay.h"
+#include "simclr/ckptdir.h"

@@ -1,0 +1,71 @@
+/* ckptdir.h: a folder of rotating checkpoints, for runs that last hours
+ * (issue 13).
+ *
+ * A run that checkpoints into a folder writes one file per save,
+ * DIR/ckpt-<step>.safetensors with the step zero-padded to 12 digits (so the
+ * names sort as the steps), each written atomically by the safetensors
+ * writer (temporary file in DIR, fsync, rename, fsync of DIR): a file under
+ * its final name is always complete, whenever the process is killed. After a
+ * successful save, simclr_ckptdir_rotate keeps the newest M files and removes
+ * the older ones and the temporary files a killed writer left behind; a
+ * failed save removes nothing, so what was saved stays.
+ *
+ * simclr_ckptdir_resolve turns what a user gives `resume-from` into one file:
+ * a file, a folder (its newest complete checkpoint) or a glob pattern (the
+ * matching file with the largest "step").
+ *
+ * No GLib; POSIX file calls. Thread-safety: the functions are reentrant; two
+ * writers must not share one folder.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "simclr/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIMCLR_CKPTDIR_PREFIX "ckpt-"
+#define SIMCLR_CKPTDIR_SUFFIX ".safetensors"
+
+/* "DIR/ckpt-000000001234.safetensors" for @step >= 0; malloc'd (free()),
+ * NULL for a negative step or no memory. */
+char *simclr_ckptdir_path (const char *dir, int64_t step);
+
+/* The steps of the checkpoints in @dir (names ckpt-<digits>.safetensors; other
+ * files are ignored), newest first, in *@steps (malloc'd, free(); NULL when
+ * *@n is 0). Fails with SIMCLR_ERROR_IO naming @dir if it cannot be read. */
+SimclrStatus simclr_ckptdir_list (const char *dir, int64_t **steps, int *n,
+    SimclrError *err);
+
+/* Removes every checkpoint of @dir but the newest @keep (by step; @keep >= 1)
+ * and the file of @protect_step (the one just written, even if an abandoned
+ * run left newer steps; -1 = none), and every temporary file
+ * "ckpt-*.safetensors.tmp-*" (left by a writer killed mid-save; call this
+ * only when no save is in progress). *@removed (may be NULL) counts the
+ * files removed. An unlink failure is SIMCLR_ERROR_IO naming the file; the
+ * remaining removals are still attempted. */
+SimclrStatus simclr_ckptdir_rotate (const char *dir, int keep,
+    int64_t protect_step, int *removed, SimclrError *err);
+
+/* What `resume-from` names, as one file (malloc'd, free()):
+ * - an existing regular file: itself (not opened here);
+ * - a folder: its newest checkpoint (ckpt-<step>.safetensors) that opens as a
+ *   complete safetensors file; a newer file that does not open is skipped
+ *   and named in @skipped (may be NULL; a message, empty when none was);
+ * - otherwise, if it holds glob characters (* ? [): among the matching
+ *   files that open, the one with the largest "step" metadata (every match
+ *   is opened).
+ * Returns NULL with @err set: SIMCLR_ERROR_END when a folder or pattern
+ * holds no checkpoint at all (the caller may start anew), SIMCLR_ERROR_IO
+ * when @spec does not exist or a folder cannot be read, SIMCLR_ERROR_FORMAT
+ * when checkpoints exist but none opens (the message names the newest and
+ * why). */
+char *simclr_ckptdir_resolve (const char *spec, SimclrError *skipped,
+    SimclrError *err);
+
+#ifdef __cplusplus
+}
+#endif
