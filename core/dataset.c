@@ -674,24 +674,73 @@ jpeg_load_file (SimclrDataset *ds, const char *path, size_t max, size_t *len,
   return SIMCLR_OK;
 }
 
+/* A TurboJPEG handle is not usable after a failed call: libjpeg-turbo 2.1
+ * leaves the decompressor inside the failed header (tjDecompressHeader3 does
+ * not abort it when libjpeg raises an error), so the next file is parsed as
+ * the continuation of the broken one and every later image fails with the
+ * same message ("Bogus Huffman table definition"): one JPEG cut inside its
+ * tables emptied a whole data set (issue 15). After any failure the handle is
+ * replaced by a fresh one. Returns SIMCLR_OK or SIMCLR_ERROR_NO_MEMORY. */
+static SimclrStatus
+jpeg_reset_decoder (SimclrDataset *ds, SimclrError *err)
+{
+  if (ds->tj)
+    tjDestroy (ds->tj);
+  ds->tj = tjInitDecompress ();
+  if (!ds->tj)
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "cannot create a JPEG decompressor: %s", tjGetErrorStr2 (NULL));
+  return SIMCLR_OK;
+}
+
+/* Reads the JPEG header in ds->file_buf (@len bytes): *w, *h. Returns 0, or
+ * -1 with the decoder reset (its message copied to @msg first). A header
+ * that parses without a frame (tables only) gives -1 too: TurboJPEG then
+ * returns 0 without setting the size. */
+static int
+jpeg_read_header_size (SimclrDataset *ds, size_t len, int *w, int *h,
+    char *msg, size_t msg_len)
+{
+  int subsamp, cs;
+
+  *w = *h = 0;
+  if (!ds->tj && jpeg_reset_decoder (ds, NULL) != SIMCLR_OK) {
+    snprintf (msg, msg_len, "no JPEG decompressor (out of memory)");
+    return -1;
+  }
+  if (tjDecompressHeader3 (ds->tj, ds->file_buf, (unsigned long) len, w, h,
+          &subsamp, &cs) != 0) {
+    snprintf (msg, msg_len, "%s", tjGetErrorStr2 (ds->tj));
+    *w = *h = 0;
+    jpeg_reset_decoder (ds, NULL);
+    return -1;
+  }
+  if (*w < 1 || *h < 1) {
+    snprintf (msg, msg_len, "no image frame in the header");
+    *w = *h = 0;
+    jpeg_reset_decoder (ds, NULL);
+    return -1;
+  }
+  return 0;
+}
+
 /* Reads the header of @e's file for its size. An unreadable header leaves the
  * size 0: get() reports the error when the image is asked for. */
 static void
 jpeg_probe (SimclrDataset *ds, JpegEntry *e)
 {
   size_t len;
-  int whole, w, h, subsamp, cs;
+  int whole, w, h;
+  char msg[256];
 
   if (jpeg_load_file (ds, e->path, JPEG_HEADER_PROBE, &len, &whole, NULL))
     return;
-  if (tjDecompressHeader3 (ds->tj, ds->file_buf, (unsigned long) len, &w, &h,
-          &subsamp, &cs) != 0) {
+  if (jpeg_read_header_size (ds, len, &w, &h, msg, sizeof msg) != 0) {
     if (whole || jpeg_load_file (ds, e->path, 0, &len, &whole, NULL) ||
-        tjDecompressHeader3 (ds->tj, ds->file_buf, (unsigned long) len, &w, &h,
-            &subsamp, &cs) != 0)
+        jpeg_read_header_size (ds, len, &w, &h, msg, sizeof msg) != 0)
       return;
   }
-  if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE)
+  if (w > MAX_SIDE || h > MAX_SIDE)
     return;
   e->width = w;
   e->height = h;
@@ -920,20 +969,26 @@ jpeg_get (SimclrDataset *ds, int64_t index, uint8_t *pixels, size_t capacity,
 {
   const JpegEntry *e = &ds->jpeg[index];
   size_t len, need;
-  int whole, w, h, subsamp, cs, ow, oh;
+  int whole, w, h, ow, oh;
   SimclrStatus st;
   uint8_t *target;
+  char msg[256];
 
   st = jpeg_load_file (ds, e->path, 0, &len, &whole, err);
   if (st != SIMCLR_OK)
     return st;
-  if (tjDecompressHeader3 (ds->tj, ds->file_buf, (unsigned long) len, &w, &h,
-          &subsamp, &cs) != 0)
+  if (jpeg_read_header_size (ds, len, &w, &h, msg, sizeof msg) != 0)
     return simclr_error_set (err, SIMCLR_ERROR_FORMAT,
-        "%s: corrupt JPEG (%s)", e->path, tjGetErrorStr2 (ds->tj));
-  if (w < 1 || h < 1 || w > MAX_SIDE || h > MAX_SIDE)
+        "%s: corrupt JPEG (%s)", e->path, msg);
+  if (w > MAX_SIDE || h > MAX_SIDE)
     return simclr_error_set (err, SIMCLR_ERROR_FORMAT,
         "%s: JPEG size %dx%d outside [1, %d]", e->path, w, h, MAX_SIDE);
+  /* max_image_bytes() was computed from the sizes listed at open: a file
+   * replaced since then by a larger image may not fit the caller's buffer. */
+  if (!ds->target_w && (w != e->width || h != e->height))
+    return simclr_error_set (err, SIMCLR_ERROR_FORMAT,
+        "%s: the JPEG is %dx%d now, %dx%d when the folder was listed (the "
+        "file changed)", e->path, w, h, e->width, e->height);
   ow = ds->target_w ? ds->target_w : w;
   oh = ds->target_h ? ds->target_h : h;
   need = (size_t) ow * oh * 3;
@@ -954,12 +1009,20 @@ jpeg_get (SimclrDataset *ds, int64_t index, uint8_t *pixels, size_t capacity,
       return st;
     target = ds->decode_buf;
   }
-  /* Warnings (e.g. "premature end of data" on a truncated file) also return
-   * -1: a partially decoded image is treated as corrupt. */
+  /* Warnings also return -1, and such an image is skipped, not used: on a
+   * truncated file ("Premature end of JPEG file") or corrupt entropy-coded
+   * data libjpeg-turbo invents the missing pixels (grey or repeated rows), and
+   * training on that would teach the encoder the artefact. The decision is
+   * documented in dataset.h and the README (issue 15). */
   if (tjDecompress2 (ds->tj, ds->file_buf, (unsigned long) len, target, w, 0,
-          h, TJPF_RGB, TJFLAG_ACCURATEDCT) != 0)
-    return simclr_error_set (err, SIMCLR_ERROR_FORMAT,
+          h, TJPF_RGB, TJFLAG_ACCURATEDCT) != 0) {
+    st = simclr_error_set (err, SIMCLR_ERROR_FORMAT,
         "%s: corrupt JPEG (%s)", e->path, tjGetErrorStr2 (ds->tj));
+    if (jpeg_reset_decoder (ds, NULL) != SIMCLR_OK)
+      st = simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+          "%s: cannot recreate the JPEG decompressor", e->path);
+    return st;
+  }
   if (target != pixels)
     resize_rgb (target, w, h, pixels, ow, oh, ds->resize_tmp);
   if (w_out)

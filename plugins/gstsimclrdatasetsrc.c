@@ -51,8 +51,13 @@
  * STREAM/DECODE, impossible settings LIBRARY/SETTINGS; each when the element
  * starts, with the reader's message naming the file, and the state change
  * fails. A corrupt JPEG met while streaming is skipped with a STREAM/DECODE
- * warning naming the file (it is not replaced, so that epoch is one sample
- * shorter); an epoch in which no image could be decoded is an error.
+ * warning naming the file, posted once per run (it is not replaced, so each
+ * epoch is one sample shorter; later epochs skip it silently); an epoch in
+ * which no image could be decoded is an error. A JPEG that libjpeg-turbo can
+ * decode only in part (a truncated download: "Premature end of JPEG file";
+ * corrupt entropy-coded data) counts as corrupt and is skipped, never played
+ * with the missing pixels filled in, since training on the filler would
+ * teach the encoder an artefact. Any warning of the decoder skips the image.
  *
  * ## Example launch line
  * |[
@@ -129,6 +134,8 @@ struct _GstSimclrDatasetSrc
   guint64 epoch;
   gboolean epoch_ready;         /* @order holds @epoch's order */
   gint64 decoded_in_epoch;
+  guint8 *bad;                  /* (n + 7) / 8 bits: samples that failed to
+                                 * decode, warned about once, then skipped */
   guint64 frame_count;
   guint8 *pixels;               /* (max_image_bytes) packed rows */
   gsize pixels_cap;
@@ -319,12 +326,24 @@ gst_simclr_dataset_src_read_next (GstSimclrDatasetSrc * self)
     }
 
     index = self->order[self->pos++];
+    if (self->bad && (self->bad[index / 8] & (1u << (index % 8)))) {
+      GST_LOG_OBJECT (self, "sample %" G_GINT64_FORMAT " is known corrupt",
+          index);
+      continue;
+    }
     st = simclr_dataset_get (self->ds, index, self->pixels, self->pixels_cap,
         &w, &h, &label, &err);
     if (st == SIMCLR_ERROR_FORMAT) {
+      /* One warning per corrupt file per run, not one per epoch: later
+       * epochs skip it without reading it again. */
+      if (!self->bad)
+        self->bad = g_new0 (guint8,
+            (simclr_dataset_size (self->ds) + 7) / 8);
+      self->bad[index / 8] |= (guint8) (1u << (index % 8));
       GST_ELEMENT_WARNING (self, STREAM, DECODE,
           ("Skipping sample %" G_GINT64_FORMAT ": %s", index, err.message),
-          ("corrupt image %s in epoch %" G_GUINT64_FORMAT,
+          ("corrupt image %s in epoch %" G_GUINT64_FORMAT " (skipped in "
+              "every epoch; not warned about again)",
               simclr_dataset_sample_path (self->ds, index), self->epoch));
       continue;
     }
@@ -376,6 +395,7 @@ gst_simclr_dataset_src_reset (GstSimclrDatasetSrc * self)
   self->ds = NULL;
   g_clear_pointer (&self->order, g_free);
   g_clear_pointer (&self->pixels, g_free);
+  g_clear_pointer (&self->bad, g_free);
   self->pixels_cap = 0;
   self->have_pending = FALSE;
   self->epoch_ready = FALSE;

@@ -102,8 +102,12 @@ const char *simclr_dataset_sample_path (const SimclrDataset *ds, int64_t index);
  * in *label (-1 unknown); @w, @h, @label may be NULL.
  * Errors: SIMCLR_ERROR_INVALID_ARGUMENT (index out of range, capacity too
  * small: the message gives the size needed), SIMCLR_ERROR_IO (JPEG file
- * unreadable), SIMCLR_ERROR_FORMAT (corrupt JPEG; the message names the
- * file). On error *w, *h, *label are left unchanged. */
+ * unreadable), SIMCLR_ERROR_FORMAT (corrupt JPEG, or one whose size changed
+ * since the folder was listed; the message names the file). A JPEG that
+ * libjpeg-turbo decodes only with a warning (truncated: "Premature end of
+ * JPEG file"; corrupt entropy-coded data) is SIMCLR_ERROR_FORMAT too: its
+ * partial pixels are never returned. A corrupt file does not affect the
+ * images read after it. On error *w, *h, *label are left unchanged. */
 SimclrStatus simclr_dataset_get (SimclrDataset *ds, int64_t index,
     uint8_t *pixels, size_t capacity, int *w, int *h, int *label,
     SimclrError *err);

@@ -679,6 +679,80 @@ test_jpeg_folder (void)
   g_free (tdog);
 }
 
+/* Issue 15: one truncated JPEG must not empty a data set. A folder holds
+ * a.jpg (valid), b.jpg (a valid JPEG cut to k bytes), c.jpg and d.jpg
+ * (valid), for every k from 1 to the full length - 1: the listing gives the
+ * valid images their sizes, every valid image decodes to its exact pixels,
+ * and b.jpg alone is SIMCLR_ERROR_FORMAT naming it (a partially decodable
+ * JPEG is skipped, never used with invented pixels). Before the fix a cut
+ * inside the Huffman tables left the TurboJPEG handle mid-header and every
+ * later image failed ("Bogus Huffman table definition"). */
+static void
+test_jpeg_truncated_every_cut (void)
+{
+  char *root = g_build_filename (tmp_root, "jpeg-cut", NULL);
+  char *cls = fixture_dir ("jpeg-cut/only");
+  JpegFixture fx[4];
+  char *full;
+  gsize full_len;
+  guint8 *buf;
+  size_t cap = 24 * 20 * 3;
+  int checked = 0;
+
+  jpeg_write (&fx[0], cls, "a.jpg", 24, 20, 0, 1);
+  jpeg_write (&fx[1], cls, "b.jpg", 24, 20, 0, 2);
+  jpeg_write (&fx[2], cls, "c.jpg", 24, 20, 0, 3);
+  jpeg_write (&fx[3], cls, "d.jpg", 24, 20, 0, 4);
+  g_assert_true (g_file_get_contents (fx[1].path, &full, &full_len, NULL));
+  buf = g_malloc (cap);
+  for (gsize k = 1; k < full_len; k++) {
+    SimclrError err = { 0 };
+    SimclrDataset *ds;
+
+    write_bytes (fx[1].path, (const guint8 *) full, k, FALSE);
+    ds = simclr_dataset_open (root, NULL, SIMCLR_DATASET_JPEG_FOLDER, &err);
+    if (!ds)
+      g_error ("cut at %zu of %zu bytes: open: %s", k, full_len, err.message);
+    g_assert_cmpint (simclr_dataset_size (ds), ==, 4);
+    /* the valid images' listed sizes survive the broken one before them */
+    g_assert_cmpuint (simclr_dataset_max_image_bytes (ds), ==, cap);
+    for (int i = 0; i < 4; i++) {
+      int w = 0, h = 0, label = -1;
+      SimclrStatus st = simclr_dataset_get (ds, i, buf, cap, &w, &h, &label,
+          &err);
+      if (i == 1) {
+        if (st != SIMCLR_ERROR_FORMAT)
+          g_error ("cut at %zu of %zu bytes: the truncated file gave %s, "
+              "want SIMCLR_ERROR_FORMAT", k, full_len,
+              simclr_status_to_string (st));
+        g_assert_nonnull (strstr (err.message, "b.jpg"));
+        continue;
+      }
+      if (st != SIMCLR_OK)
+        g_error ("cut of b.jpg at %zu of %zu bytes: valid image %s: %s", k,
+            full_len, fx[i].path, err.message);
+      g_assert_cmpint (w, ==, 24);
+      g_assert_cmpint (h, ==, 20);
+      g_assert_cmpint (label, ==, 0);
+      g_assert_cmpmem (buf, cap, fx[i].decoded, cap);
+      checked++;
+    }
+    simclr_dataset_free (ds);
+  }
+  g_test_message ("%zu cuts of a %zu-byte JPEG, %d valid images checked",
+      full_len - 1, full_len, checked);
+  g_assert_cmpint (checked, ==, 3 * ((int) full_len - 1));
+
+  g_free (full);
+  g_free (buf);
+  for (int i = 0; i < 4; i++) {
+    g_free (fx[i].path);
+    g_free (fx[i].decoded);
+  }
+  g_free (cls);
+  g_free (root);
+}
+
 static void
 test_jpeg_grayscale (void)
 {
@@ -917,6 +991,8 @@ main (int argc, char **argv)
   g_test_add_func ("/dataset/cifar100", test_cifar100);
   g_test_add_func ("/dataset/jpeg-folder", test_jpeg_folder);
   g_test_add_func ("/dataset/jpeg-grayscale", test_jpeg_grayscale);
+  g_test_add_func ("/dataset/jpeg-truncated-every-cut",
+      test_jpeg_truncated_every_cut);
   g_test_add_func ("/dataset/epoch-order", test_epoch_order);
   g_test_add_func ("/dataset/fashion-mnist", test_fashion_mnist);
 

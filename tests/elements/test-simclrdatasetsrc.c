@@ -522,6 +522,90 @@ GST_START_TEST (test_jpeg_caps_change_and_corrupt)
 
 GST_END_TEST;
 
+/* Issue 15: a folder of valid JPEGs plus one cut to a third of its bytes
+ * (here the cut falls inside the Huffman tables, as it does for any small
+ * image) plays every valid image in every epoch and posts exactly one
+ * warning, naming the truncated file. Before the fix the broken file left the
+ * decoder unusable and the whole epoch was skipped ("No image of epoch 0
+ * could be decoded"). */
+GST_START_TEST (test_jpeg_truncated_plays_the_rest)
+{
+  gchar *dir = g_build_filename (tmp_root, "jpeg-truncated", NULL);
+  gchar *c0 = g_build_filename (dir, "cls0", NULL);
+  gchar *c1 = g_build_filename (dir, "cls1", NULL);
+  gchar *victim = g_build_filename (c0, "c_cut.jpg", NULL);
+  gchar *contents;
+  gsize len;
+  GstHarness *h;
+  GstBus *bus = gst_bus_new ();
+  GPtrArray *bufs;
+  GstMessage *msg;
+  GError *gerr = NULL;
+  gchar *debug = NULL;
+  gint per_sample[8] = { 0 };
+  gint warnings = 0;
+
+  g_assert_cmpint (g_mkdir_with_parents (c0, 0755), ==, 0);
+  g_assert_cmpint (g_mkdir_with_parents (c1, 0755), ==, 0);
+  /* sorted: cls0/{a, b, c_cut, d}, cls1/{e, f, g} */
+  write_jpeg (c0, "a.jpg", 16, 16, 0);
+  write_jpeg (c0, "b.jpg", 16, 16, 1);
+  write_jpeg (c0, "c_cut.jpg", 16, 16, 2);
+  write_jpeg (c0, "d.jpg", 16, 16, 3);
+  write_jpeg (c1, "e.jpg", 16, 16, 4);
+  write_jpeg (c1, "f.jpg", 16, 16, 5);
+  write_jpeg (c1, "g.jpg", 16, 16, 6);
+  g_assert_true (g_file_get_contents (victim, &contents, &len, NULL));
+  g_assert_true (g_file_set_contents (victim, contents, len / 3, NULL));
+  g_free (contents);
+
+  h = gst_harness_new ("simclrdatasetsrc");
+  gst_element_set_bus (h->element, bus);
+  g_object_set (h->element, "location", dir, "format", 4 /* jpeg-folder */ ,
+      "shuffle", TRUE, "epochs", 3, NULL);
+  gst_harness_play (h);
+  bufs = pull_all (h);
+  /* 6 valid images x 3 epochs, each exactly once per epoch */
+  fail_unless_equals_int (bufs->len, 18);
+  for (guint i = 0; i < bufs->len; i++) {
+    GstSimclrFrameMeta *m = frame_meta (g_ptr_array_index (bufs, i));
+    fail_unless (m->sample_id < 7 && m->sample_id != 2,
+        "buffer %u is sample %" G_GUINT64_FORMAT, i, m->sample_id);
+    fail_unless_equals_uint64 (m->epoch, i / 6);
+    per_sample[m->sample_id]++;
+  }
+  for (gint i = 0; i < 7; i++)
+    fail_unless_equals_int (per_sample[i], i == 2 ? 0 : 3);
+  check_pixels (h, bufs, dir, SIMCLR_DATASET_JPEG_FOLDER, 0, 0);
+
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING |
+              GST_MESSAGE_ERROR))) {
+    fail_unless (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_WARNING,
+        "an error was posted");
+    gst_message_parse_warning (msg, &gerr, &debug);
+    fail_unless (gerr->domain == GST_STREAM_ERROR);
+    fail_unless_equals_int (gerr->code, GST_STREAM_ERROR_DECODE);
+    fail_unless (strstr (gerr->message, "c_cut.jpg") != NULL, "%s",
+        gerr->message);
+    g_clear_error (&gerr);
+    g_clear_pointer (&debug, g_free);
+    gst_message_unref (msg);
+    warnings++;
+  }
+  fail_unless_equals_int (warnings, 1);
+
+  g_ptr_array_unref (bufs);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+  g_free (victim);
+  g_free (c0);
+  g_free (c1);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_jpeg_target_size)
 {
   gchar *dir = g_build_filename (tmp_root, "jpeg-target", NULL);
@@ -648,6 +732,7 @@ simclrdatasetsrc_suite (void)
   tcase_add_test (tc, test_num_samples_epochs);
   tcase_add_test (tc, test_start_position);
   tcase_add_test (tc, test_jpeg_caps_change_and_corrupt);
+  tcase_add_test (tc, test_jpeg_truncated_plays_the_rest);
   tcase_add_test (tc, test_jpeg_target_size);
   tcase_add_test (tc, test_errors);
   return s;
