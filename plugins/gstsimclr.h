@@ -85,4 +85,14 @@ GstSimclrEmbeddingMeta *gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer,
  * the core could not honour. Returns a message to show, or NULL. */
 const gchar *gst_simclr_openblas_advice (void);
 
+/* Negotiation that cannot succeed, found before data flows (issue 15): FALSE
+ * when @pad is linked and its peer can produce (sink pad) or accept (source
+ * pad) none of @caps. *@peer_caps then holds the peer's caps (caller unrefs;
+ * NULL otherwise). An element calls this in its READY->PAUSED change and
+ * fails it with an error naming both caps: an error posted from a streaming
+ * thread a moment later can reach gst-launch-1.0 1.22 before its main loop
+ * runs, and that tool then hangs for good. */
+gboolean gst_simclr_peer_can_negotiate (GstPad * pad, GstCaps * caps,
+    GstCaps ** peer_caps);
+
 G_END_DECLS

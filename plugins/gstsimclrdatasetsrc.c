@@ -281,6 +281,52 @@ gst_simclr_dataset_src_set_caps (GstBaseSrc * src, GstCaps * caps)
   return TRUE;
 }
 
+/* Posts CORE/NEGOTIATION naming the caps this source offers and the ones
+ * downstream accepts (@peer_caps may be NULL when unknown). */
+static void
+gst_simclr_dataset_src_post_not_negotiated (GstSimclrDatasetSrc * self,
+    GstCaps * ours, GstCaps * peer_caps)
+{
+  gchar *o = gst_caps_to_string (ours);
+  gchar *p = peer_caps ? gst_caps_to_string (peer_caps) : g_strdup ("unknown");
+  gchar *location;
+
+  GST_OBJECT_LOCK (self);
+  location = g_strdup (self->location ? self->location : "");
+  GST_OBJECT_UNLOCK (self);
+
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+      ("Downstream does not accept the frames of this data set: they are %s; "
+          "downstream accepts %s (add videoscale / videoconvert, or set "
+          "target-width and target-height for a JPEG folder)", o, p),
+      ("location \"%s\"", location));
+  g_free (location);
+  g_free (o);
+  g_free (p);
+}
+
+/* basesrc's own failure message is only "Internal data stream error ...
+ * not-negotiated": name the caps first. */
+static gboolean
+gst_simclr_dataset_src_negotiate (GstBaseSrc * src)
+{
+  GstSimclrDatasetSrc *self = GST_SIMCLR_DATASET_SRC (src);
+  GstPad *pad = GST_BASE_SRC_PAD (src);
+  GstCaps *ours, *peer;
+
+  if (GST_BASE_SRC_CLASS (parent_class)->negotiate (src))
+    return TRUE;
+  if (GST_PAD_IS_FLUSHING (pad))
+    return FALSE;
+  ours = gst_pad_query_caps (pad, NULL);
+  peer = gst_pad_is_linked (pad) ? gst_pad_peer_query_caps (pad, NULL) : NULL;
+  gst_simclr_dataset_src_post_not_negotiated (self, ours, peer);
+  gst_caps_unref (ours);
+  if (peer)
+    gst_caps_unref (peer);
+  return FALSE;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Reading */
 
@@ -458,6 +504,7 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
   GstFlowReturn ret;
   gboolean distributed;
   GError *mpi_error = NULL;
+  GstCaps *peer_caps = NULL;
 
   /* Under `mpirun -np K` (plugin built with MPI): initialise MPI, so that an
    * error here ends every rank, and shard by rank unless told otherwise. */
@@ -533,6 +580,19 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
    * the first buffer (JPEG folders of varying sizes have no set size). */
   ret = gst_simclr_dataset_src_read_next (self);
   if (ret == GST_FLOW_OK) {
+    GstCaps *caps = gst_simclr_dataset_src_make_caps (self->channels,
+        self->pending_width, self->pending_height);
+    gboolean ok = gst_simclr_peer_can_negotiate (GST_BASE_SRC_PAD (self),
+        caps, &peer_caps);
+    if (!ok) {
+      gst_simclr_dataset_src_post_not_negotiated (self, caps, peer_caps);
+      gst_caps_unref (caps);
+      gst_caps_unref (peer_caps);
+      gst_simclr_dataset_src_reset (self);
+      g_free (location);
+      return FALSE;
+    }
+    gst_caps_unref (caps);
     GST_OBJECT_LOCK (self);
     self->cur_width = self->pending_width;
     self->cur_height = self->pending_height;
@@ -625,9 +685,17 @@ gst_simclr_dataset_src_create (GstPushSrc * src, GstBuffer ** outbuf)
     GST_OBJECT_UNLOCK (self);
     GST_DEBUG_OBJECT (self, "size changes to %dx%d", w, h);
     ok = gst_base_src_set_caps (GST_BASE_SRC (self), caps);
-    gst_caps_unref (caps);
-    if (!ok)
+    if (!ok) {
+      GstPad *pad = GST_BASE_SRC_PAD (self);
+      GstCaps *peer = gst_pad_is_linked (pad) ?
+          gst_pad_peer_query_caps (pad, NULL) : NULL;
+      gst_simclr_dataset_src_post_not_negotiated (self, caps, peer);
+      if (peer)
+        gst_caps_unref (peer);
+      gst_caps_unref (caps);
       goto not_negotiated;
+    }
+    gst_caps_unref (caps);
   }
 
   buf = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&self->info),
@@ -665,10 +733,9 @@ gst_simclr_dataset_src_create (GstPushSrc * src, GstBuffer ** outbuf)
   /* ERRORS */
 not_negotiated:
   {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-        ("Downstream does not accept %dx%d frames", w, h),
-        ("sample %" G_GINT64_FORMAT " (%s)", self->pending_index,
-            simclr_dataset_sample_path (self->ds, self->pending_index)));
+    GST_DEBUG_OBJECT (self, "sample %" G_GINT64_FORMAT " (%s): %dx%d refused",
+        self->pending_index,
+        simclr_dataset_sample_path (self->ds, self->pending_index), w, h);
     return GST_FLOW_NOT_NEGOTIATED;
   }
 map_failed:
@@ -949,6 +1016,8 @@ gst_simclr_dataset_src_class_init (GstSimclrDatasetSrcClass * klass)
 
   basesrc_class->get_caps = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_get_caps);
   basesrc_class->set_caps = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_set_caps);
+  basesrc_class->negotiate =
+      GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_negotiate);
   basesrc_class->start = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_stop);
   pushsrc_class->create = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_create);

@@ -45,3 +45,25 @@ gst_simclr_openblas_advice (void)
   }
   return advice;
 }
+
+gboolean
+gst_simclr_peer_can_negotiate (GstPad * pad, GstCaps * caps,
+    GstCaps ** peer_caps)
+{
+  GstCaps *peer;
+  gboolean ok;
+
+  *peer_caps = NULL;
+  if (!gst_pad_is_linked (pad))
+    return TRUE;
+  /* Unfiltered: the message shows everything the peer could take. */
+  peer = gst_pad_peer_query_caps (pad, NULL);
+  if (peer == NULL)
+    return TRUE;
+  ok = gst_caps_can_intersect (peer, caps);
+  if (ok)
+    gst_caps_unref (peer);
+  else
+    *peer_caps = peer;
+  return ok;
+}
