@@ -35,6 +35,12 @@
  * stream stopped without EOS leaves no file behind (use `gst-launch-1.0 -e`
  * to stop a live pipeline with EOS).
  *
+ * A stream that ends without a single row writes nothing: the sink posts a
+ * RESOURCE/WRITE warning naming the file and leaves any existing file (and
+ * its sidecar) as it was. Such an EOS usually follows an upstream failure
+ * (e.g. caps that did not negotiate), and an empty array must not replace
+ * the result of an earlier, good run (issue 15).
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 filesrc location=/usr/share/doc/opencv-doc/examples/data/vtest.avi \
@@ -440,6 +446,9 @@ gst_simclr_npy_sink_finish (GstSimclrNpySink * self)
   if (!self->npy)
     return TRUE;                /* already finished, or never started */
 
+  if (self->rows == 0)
+    goto no_rows;
+
   npy_header (header, self->rows, self->dim > 0 ? self->dim : 1);
   if (fseek (self->npy, 0, SEEK_SET) != 0
       || fwrite (header, 1, sizeof header, self->npy) != sizeof header
@@ -469,6 +478,17 @@ gst_simclr_npy_sink_finish (GstSimclrNpySink * self)
   return TRUE;
 
   /* ERRORS */
+no_rows:
+  {
+    /* Not an error: EOS goes on, the pipeline ends normally. */
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+        ("No embedding reached the sink: \"%s\" was not written%s.",
+            self->npy_path, g_file_test (self->npy_path, G_FILE_TEST_EXISTS) ?
+            " (the existing file is left as it was)" : ""),
+        ("end of stream after 0 rows; an empty array is never written"));
+    gst_simclr_npy_sink_discard (self);
+    return TRUE;
+  }
 write_npy_failed:
   {
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,

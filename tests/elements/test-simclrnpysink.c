@@ -276,19 +276,112 @@ GST_START_TEST (test_no_meta_sidecar_location)
 
 GST_END_TEST;
 
-/* An empty stream still gives a valid (0, D) array. */
+/* Pops the bus's messages; returns how many warnings name @needle, and fails
+ * on any error. */
+static gint
+count_warnings (GstBus * bus, const gchar * needle)
+{
+  GstMessage *msg;
+  gint n = 0;
+
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING |
+              GST_MESSAGE_ERROR))) {
+    GError *err = NULL;
+    gchar *dbg = NULL;
+    fail_unless (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_WARNING,
+        "an error was posted");
+    gst_message_parse_warning (msg, &err, &dbg);
+    fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+            GST_RESOURCE_ERROR_WRITE), "%s", err->message);
+    if (strstr (err->message, needle))
+      n++;
+    g_clear_error (&err);
+    g_free (dbg);
+    gst_message_unref (msg);
+  }
+  return n;
+}
+
+/* An empty stream writes no file (an empty array is never written) and says
+ * so in a warning naming it. */
 GST_START_TEST (test_empty_stream)
 {
   gchar *dir = g_dir_make_tmp ("npysink-XXXXXX", NULL);
   gchar *npy = g_build_filename (dir, "empty.npy", NULL);
   GstHarness *h = setup (npy, NULL);
+  GstBus *bus = gst_bus_new ();
 
+  gst_element_set_bus (h->element, bus);
   fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
-  check_npy_c (npy, 0);
-  check_npy_numpy (npy, 0);
+  fail_if (g_file_test (npy, G_FILE_TEST_EXISTS));
+  fail_unless_equals_int (count_warnings (bus, npy), 1);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
   gst_harness_teardown (h);
+  clean_dir (dir, 0);
+  g_free (npy);
+}
+
+GST_END_TEST;
+
+/* Issue 15: a failed run must not destroy a good file. A first run writes
+ * 6 rows; then runs that end without a row (EOS right after caps, and EOS
+ * before any caps, as after an upstream not-negotiated error) leave the
+ * .npy and its sidecar byte for byte as they were, with a warning. Before
+ * the fix the second run replaced the file with an empty (0, 1) array. */
+GST_START_TEST (test_failed_run_keeps_good_file)
+{
+  gchar *dir = g_dir_make_tmp ("npysink-XXXXXX", NULL);
+  gchar *npy = g_build_filename (dir, "good.npy", NULL);
+  gchar *csv = g_strconcat (npy, ".csv", NULL);
+  gchar *npy_before, *csv_before, *npy_after, *csv_after;
+  gsize npy_len, csv_len, len;
+  GstHarness *h = setup (npy, NULL);
+
+  fail_unless_equals_int (gst_harness_push (h, make_rows (0, TOTAL_ROWS,
+              TRUE)), GST_FLOW_OK);
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  gst_harness_teardown (h);
+  check_npy_c (npy, TOTAL_ROWS);
+  fail_unless (g_file_get_contents (npy, &npy_before, &npy_len, NULL));
+  fail_unless (g_file_get_contents (csv, &csv_before, &csv_len, NULL));
+
+  for (gint with_caps = 1; with_caps >= 0; with_caps--) {
+    GstElement *sink = gst_element_factory_make ("simclrnpysink", NULL);
+    GstBus *bus = gst_bus_new ();
+
+    g_object_set (sink, "location", npy, NULL);
+    gst_element_set_bus (sink, bus);
+    h = gst_harness_new_with_element (sink, "sink", NULL);
+    gst_object_unref (sink);
+    if (with_caps)
+      gst_harness_set_src_caps_str (h, SIMCLR_EMBEDDING_MEDIA_TYPE
+          ", dimension=(int)128");
+    else
+      gst_harness_play (h);
+    fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+    fail_unless_equals_int (count_warnings (bus, npy), 1);
+    gst_element_set_bus (h->element, NULL);
+    gst_object_unref (bus);
+    gst_harness_teardown (h);
+
+    fail_unless (g_file_get_contents (npy, &npy_after, &len, NULL));
+    fail_unless (len == npy_len && memcmp (npy_after, npy_before, len) == 0,
+        "run %d without rows changed %s (%" G_GSIZE_FORMAT " bytes, was %"
+        G_GSIZE_FORMAT ")", 2 - with_caps, npy, len, npy_len);
+    g_free (npy_after);
+    fail_unless (g_file_get_contents (csv, &csv_after, &len, NULL));
+    fail_unless (len == csv_len && memcmp (csv_after, csv_before, len) == 0,
+        "run %d without rows changed %s", 2 - with_caps, csv);
+    g_free (csv_after);
+  }
+  check_npy_numpy (npy, TOTAL_ROWS);
+
+  g_free (npy_before);
+  g_free (csv_before);
   clean_dir (dir, 2);
   g_free (npy);
+  g_free (csv);
 }
 
 GST_END_TEST;
@@ -405,6 +498,7 @@ simclrnpysink_suite (void)
   tcase_add_test (tc, test_npy_and_sidecar);
   tcase_add_test (tc, test_no_meta_sidecar_location);
   tcase_add_test (tc, test_empty_stream);
+  tcase_add_test (tc, test_failed_run_keeps_good_file);
   tcase_add_test (tc, test_no_eos_leaves_nothing);
   tcase_add_test (tc, test_errors);
   tcase_add_test (tc, test_bad_buffer);
