@@ -9,6 +9,15 @@
  *
  * Usage: bench-conv [--batch N] [--wide-batch N] [--reps R] [--threads T]
  *                   [--min] [--cpu] [--only SUBSTRING]
+ *                   [--levels generic,avx2,avx512]
+ *
+ * --levels: instead, A/B of the kernel sets of those instruction-set levels
+ * (cpu-private.h) on one thread: per shape and pass, the levels run one
+ * after the other in every repetition (alternated, so a busy machine slows
+ * them alike), with the path each took ("gemm" or the set's name). This is
+ * how conv-<set>.c's predicates were chosen: on a shared machine use
+ * --cpu --min (thread CPU time, best of the reps), e.g.
+ *   OPENBLAS_NUM_THREADS=1 bench-conv --levels generic,avx2,avx512 --cpu --min
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +26,7 @@
 
 #include <cblas.h>
 
+#include "cpu-private.h"
 #include "layers-private.h"
 
 typedef struct {
@@ -59,7 +69,7 @@ cmp_double (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-enum { OP_FWD, OP_BWD_W, OP_BWD_ALL, OP_GEMM };
+enum { OP_FWD, OP_BWD_W, OP_BWD_ALL, OP_GEMM, OP_BWD_D };
 
 typedef struct {
   SimclrConvShape s;
@@ -81,6 +91,9 @@ run_op (Bufs *b, int op)
     case OP_BWD_ALL:
       simclr_conv2d_backward (b->dx, b->dw, NULL, b->dout, b->x, b->w, s,
           b->scratch);
+      break;
+    case OP_BWD_D:
+      simclr_conv2d_backward_input (b->dx, b->dout, b->w, s, b->scratch);
       break;
     case OP_GEMM:{
       /* M = B*OH*OW, N = OC, K = KH*KW*C: the forward's flops in one call,
@@ -126,11 +139,81 @@ rand_buf (size_t n)
   return p;
 }
 
+#define MAX_LEVELS 4
+
+/* --levels: per shape and pass, each level's kernels alternated within
+ * every repetition; GFLOP/s of the median (or --min best) of each. */
+static void
+compare_levels (const Shape *sh, int batch, const SimclrKernels **lv,
+    int nlv, int reps)
+{
+  static const char *const op_names[3] = { "fwd", "dinput", "dweight" };
+  static const int ops[3] = { OP_FWD, OP_BWD_D, OP_BWD_W };
+  static const SimclrConvOp cops[3] = { SIMCLR_CONV_FORWARD,
+    SIMCLR_CONV_DINPUT, SIMCLR_CONV_DWEIGHT
+  };
+  Bufs b[MAX_LEVELS];
+  memset (b, 0, sizeof (b));
+  SimclrConvShape s0 = { .B = batch, .H = sh->H, .W = sh->W, .C = sh->C,
+    .OC = sh->OC, .KH = sh->K, .KW = sh->K, .stride = sh->stride,
+    .pad = sh->pad, .threads = 1 };
+  if (simclr_conv2d_shape_init (&s0) != 0)
+    return;
+  size_t nin = (size_t) s0.B * s0.H * s0.W * s0.C;
+  size_t K = (size_t) s0.KH * s0.KW * s0.C;
+  size_t M = (size_t) s0.B * s0.OH * s0.OW;
+  double flops = 2.0 * M * s0.OC * K;
+  float *x = rand_buf (nin), *w = rand_buf (s0.OC * K);
+  float *dout = rand_buf (M * s0.OC);
+  for (int l = 0; l < nlv; l++) {
+    b[l].s = s0;
+    b[l].s.kernels = lv[l];
+    b[l].x = x;
+    b[l].w = w;
+    b[l].dout = dout;
+    b[l].out = rand_buf (M * s0.OC);
+    b[l].dx = rand_buf (nin);
+    b[l].dw = rand_buf (s0.OC * K);
+    b[l].scratch = rand_buf (simclr_conv2d_scratch_floats (&b[l].s));
+  }
+  printf ("%-26s %4d |", sh->name, batch);
+  for (int o = 0; o < 3; o++) {
+    double t[MAX_LEVELS][64];
+    int n = reps > 64 ? 64 : reps;
+    for (int l = 0; l < nlv; l++)
+      run_op (&b[l], ops[o]);   /* warm-up */
+    for (int r = 0; r < n; r++)
+      for (int l = 0; l < nlv; l++) {
+        double t0 = now ();
+        run_op (&b[l], ops[o]);
+        t[l][r] = now () - t0;
+      }
+    for (int l = 0; l < nlv; l++) {
+      qsort (t[l], n, sizeof (double), cmp_double);
+      double tt = use_min ? t[l][0] : t[l][n / 2];
+      printf (" %s %6.1f %-7s", l == 0 ? op_names[o] : "",
+          flops / tt * 1e-9, simclr_conv2d_kernel_name (&b[l].s, cops[o]));
+    }
+    printf (" |");
+  }
+  printf ("\n");
+  fflush (stdout);
+  for (int l = 0; l < nlv; l++) {
+    free (b[l].out);
+    free (b[l].dx);
+    free (b[l].dw);
+    free (b[l].scratch);
+  }
+  free (x);
+  free (w);
+  free (dout);
+}
+
 int
 main (int argc, char **argv)
 {
   int batch = 512, wide_batch = 64, reps = 5, threads = 2;
-  const char *only = NULL;
+  const char *only = NULL, *levels = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp (argv[i], "--batch") && i + 1 < argc)
       batch = atoi (argv[++i]);
@@ -146,11 +229,42 @@ main (int argc, char **argv)
       use_cpu = 1;
     else if (!strcmp (argv[i], "--only") && i + 1 < argc)
       only = argv[++i];
+    else if (!strcmp (argv[i], "--levels") && i + 1 < argc)
+      levels = argv[++i];
     else {
       fprintf (stderr, "usage: %s [--batch N] [--wide-batch N] [--reps R] "
-          "[--threads T] [--min] [--cpu] [--only SUBSTRING]\n", argv[0]);
+          "[--threads T] [--min] [--cpu] [--only SUBSTRING] "
+          "[--levels generic,avx2,avx512]\n", argv[0]);
       return 2;
     }
+  }
+  if (levels) {
+    const SimclrKernels *lv[MAX_LEVELS];
+    int nlv = 0;
+    char *list = strdup (levels), *save = NULL;
+    for (char *tok = strtok_r (list, ",", &save); tok && nlv < MAX_LEVELS;
+        tok = strtok_r (NULL, ",", &save)) {
+      char msg[256];
+      SimclrCpuLevel l = simclr_cpu_parse_level (tok, simclr_cpu_best_level (),
+          msg, sizeof (msg));
+      if (msg[0]) {
+        fprintf (stderr, "bench-conv: %s\n", msg);
+        free (list);
+        return 2;
+      }
+      lv[nlv++] = simclr_cpu_kernels_at (l);
+    }
+    free (list);
+    printf ("# OpenBLAS %s, %d threads; conv threads 1; %s of %d%s; "
+        "levels %s\n", openblas_get_corename (), openblas_get_num_threads (),
+        use_min ? "best" : "medians", reps,
+        use_cpu ? " (thread CPU time)" : "", levels);
+    printf ("# GFLOP/s and path per level, in the order given\n");
+    for (size_t i = 0; i < sizeof (shapes) / sizeof (shapes[0]); i++)
+      if (!only || strstr (shapes[i].name, only))
+        compare_levels (&shapes[i], shapes[i].wide ? wide_batch : batch, lv,
+            nlv, reps);
+    return 0;
   }
   printf ("# OpenBLAS %s, %d threads; conv threads 1 and %d; %s of %d%s\n",
       openblas_get_corename (), openblas_get_num_threads (), threads,

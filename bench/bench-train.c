@@ -8,6 +8,20 @@
  *
  *   bench-train [--batch N] [--reps R] [--min-seconds S] [--threads T]
  *               [--config w0.25-28x1,w1-28x1,...] [--no-sgemm] [--no-infer]
+ *               [--profile [--units]]
+ *
+ * --profile: after the timed steps, a few more steps with the model's
+ * profile attached (core/profile-private.h), and a table of where a step's
+ * time goes: convolution forward, input gradient, weight gradient, batch
+ * norm (with its ReLU / residual passes), and the rest (head, loss,
+ * optimiser, input conversion, pooling), with GFLOP/s per convolution kind;
+ * --units adds one line per convolution + BN unit.
+ * --cpu-time: time steps and the profile with the process's CPU clock
+ * instead of the wall clock. With --threads 1 and OPENBLAS_NUM_THREADS=1
+ * that is the work of one core, which other jobs on a shared machine do not
+ * inflate (much): use it for A/B comparisons under load, never as a
+ * throughput figure.
+ * SIMCLR_CPU (include/simclr/cpu.h) picks a lower kernel set for A/B runs.
  *
  * Set OPENBLAS_NUM_THREADS (and OPENBLAS_CORETYPE where scripts/env.sh says)
  * before starting: OpenBLAS reads them when it loads.
@@ -21,6 +35,7 @@
 #include <time.h>
 
 #include "simclr/simclr.h"
+#include "profile-private.h"
 
 extern char *openblas_get_corename (void);
 extern int openblas_get_num_threads (void);
@@ -30,11 +45,14 @@ typedef struct {
   int size, channels;
 } BenchConfig;
 
+static int use_cpu_time;
+
 static double
 now_seconds (void)
 {
   struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
+  clock_gettime (use_cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC,
+      &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -153,9 +171,71 @@ fill_views (uint8_t *v, size_t n, uint64_t seed)
     v[i] = (uint8_t) (simclr_rng_u64 (seed, 0, i) >> 56);
 }
 
+static const char *const kind_names[SIMCLR_PROFILE_N_KINDS] = {
+  "conv forward", "conv input gradient", "conv weight gradient",
+  "batch norm + ReLU + add",
+};
+
+/* Runs `steps` more training steps with a profile attached; prints where a
+ * step's time goes. */
+static void
+profile_steps (SimclrTrainer *t, const uint8_t *views, int rows, int steps,
+    int units)
+{
+  SimclrModel *m = simclr_trainer_get_model (t);
+  SimclrProfile *p = calloc (1, sizeof (*p));
+  p->cpu_time = use_cpu_time;
+  SimclrNtxentResult res;
+  SimclrError err = { 0 };
+  simclr_model_set_profile (m, p);
+  double t0 = now_seconds ();
+  for (int i = 0; i < steps; i++)
+    simclr_trainer_train_step (t, views, rows, &res, &err);
+  double step = (now_seconds () - t0) / steps;
+  simclr_model_set_profile (m, NULL);
+
+  double known = 0;
+  printf ("|   profile (%d steps, %.1f ms/step) | ms/step | share | GFLOP/s |\n",
+      steps, step * 1e3);
+  printf ("|---|---|---|---|\n");
+  for (int k = 0; k < SIMCLR_PROFILE_N_KINDS; k++) {
+    double s = p->seconds[k] / steps;
+    known += s;
+    if (p->flops[k] > 0)
+      printf ("|   %s | %.1f | %.0f %% | %.1f |\n", kind_names[k], s * 1e3,
+          100.0 * s / step, p->flops[k] / p->seconds[k] / 1e9);
+    else
+      printf ("|   %s | %.1f | %.0f %% | |\n", kind_names[k], s * 1e3,
+          100.0 * s / step);
+  }
+  printf ("|   the rest (head, loss, optimiser, input, pooling) | %.1f | %.0f %% | |\n",
+      (step - known) * 1e3, 100.0 * (step - known) / step);
+  if (units) {
+    printf ("\n| unit | shape (B,H,W,C -> OC, k/s) | fwd ms | GF/s | dinput ms | GF/s | dweight ms | GF/s | BN ms | paths fwd/dinp/dw |\n");
+    printf ("|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int i = 0; i < p->n_units; i++) {
+      const SimclrProfileUnit *u = &p->unit[i];
+      const SimclrConvShape *cs = &u->shape;
+      double ms[SIMCLR_PROFILE_N_KINDS], gf[SIMCLR_PROFILE_N_KINDS];
+      for (int k = 0; k < SIMCLR_PROFILE_N_KINDS; k++) {
+        ms[k] = u->seconds[k] / steps * 1e3;
+        gf[k] = u->seconds[k] > 0 ? u->flops[k] / u->seconds[k] / 1e9 : 0;
+      }
+      printf ("| %s | %d,%d,%d,%d -> %d, %d/%d | %.2f | %.0f | %.2f | %.0f | %.2f | %.0f | %.2f | %s/%s/%s |\n",
+          u->name ? u->name : "?", cs->B, cs->H, cs->W, cs->C, cs->OC, cs->KH,
+          cs->stride, ms[0], gf[0], ms[1], gf[1], ms[2], gf[2], ms[3],
+          simclr_conv2d_kernel_name (cs, SIMCLR_CONV_FORWARD),
+          simclr_conv2d_kernel_name (cs, SIMCLR_CONV_DINPUT),
+          simclr_conv2d_kernel_name (cs, SIMCLR_CONV_DWEIGHT));
+    }
+  }
+  fflush (stdout);
+  free (p);
+}
+
 static int
 bench_config (const BenchConfig *bc, int batch, int reps, double min_seconds,
-    int threads, int infer, double sgemm_peak)
+    int threads, int infer, double sgemm_peak, int profile)
 {
   SimclrTrainerConfig cfg;
   SimclrError err = { 0 };
@@ -211,6 +291,8 @@ bench_config (const BenchConfig *bc, int batch, int reps, double min_seconds,
       sgemm_peak > 0 ? 100.0 * gflops / sgemm_peak : 0.0, peak_rss_mib (),
       res.loss);
   fflush (stdout);
+  if (profile)
+    profile_steps (t, views, rows, per_rep > 3 ? per_rep : 3, profile > 1);
 
   if (infer) {
     /* Inference: encoder only, eval mode, batch N images. */
@@ -248,6 +330,7 @@ int
 main (int argc, char **argv)
 {
   int batch = 256, reps = 3, threads = 0, do_sgemm = 1, infer = 1;
+  int profile = 0;
   double min_seconds = 3.0;
   const char *configs = "w0.25-28x1,w0.25-32x3,w1-28x1,w1-32x3";
   for (int i = 1; i < argc; i++) {
@@ -265,9 +348,16 @@ main (int argc, char **argv)
       do_sgemm = 0;
     else if (!strcmp (argv[i], "--no-infer"))
       infer = 0;
+    else if (!strcmp (argv[i], "--profile"))
+      profile = profile > 1 ? 2 : 1;
+    else if (!strcmp (argv[i], "--units"))
+      profile = 2;
+    else if (!strcmp (argv[i], "--cpu-time"))
+      use_cpu_time = 1;
     else {
       fprintf (stderr, "usage: %s [--batch N] [--reps R] [--min-seconds S] "
-          "[--threads T] [--config w0.25-28x1,...] [--no-sgemm] [--no-infer]\n",
+          "[--threads T] [--config w0.25-28x1,...] [--no-sgemm] [--no-infer]"
+          " [--profile [--units]] [--cpu-time]\n",
           argv[0]);
       return 2;
     }
@@ -303,7 +393,8 @@ main (int argc, char **argv)
       rc = 2;
       break;
     }
-    rc |= bench_config (&bc, batch, reps, min_seconds, threads, infer, peak);
+    rc |= bench_config (&bc, batch, reps, min_seconds, threads, infer, peak,
+        profile);
   }
   free (list);
   return rc;

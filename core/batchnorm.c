@@ -1,15 +1,26 @@
-/* batchnorm.c: batch normalisation over the rows of an (M, C) matrix.
+/* batchnorm.c: batch normalisation over the rows of an (M, C) matrix, fused
+ * with the ReLU and the residual add that follow it in a ResNet.
  *
  * Serves BatchNorm2d on NHWC activations (M = B*H*W) and BatchNorm1d (M = B)
  * with PyTorch's semantics: the biased batch variance normalises, the
  * unbiased one updates running_var. Data-parallel replicas reduce their
  * per-channel sums through an optional allreduce callback so every replica
  * normalises with the exact global statistics: sum and count first (mean),
- * then the centred sum of squares (variance), which avoids the cancellation
- * of E[x^2] - E[x]^2. Local sums run in float over blocks of BN_ROWS rows
- * and in double across blocks.
+ * then the centred sum of squares (variance).
+ *
+ * Memory traffic is the cost here (a thin layer's batch norm moved as many
+ * bytes as its convolution), so each pass reads its tensors once:
+ * - statistics in one pass over blocks of BN_ROWS rows: each block (in L1)
+ *   gives its float sum and its sum of squares around its own mean, and
+ *   the blocks combine in double by Chan et al.'s pairwise update, which
+ *   avoids the cancellation of E[x^2] - E[x]^2;
+ * - normalise, add the residual, rectify: one pass;
+ * - backward: one pass for the two per-channel sums and one for dinp, the
+ *   ReLU's mask recomputed on the fly from the input (no read of the
+ *   forward's output), dinp written rather than accumulated where the
+ *   caller has no other gradient for it (no zeroing pass).
  * Not here: the allreduce itself (the caller's callback), allocation (the
- * two small reduction buffers live on the stack in blocks of channels).
+ * small reduction buffers live on the stack in blocks of channels).
  */
 #include <math.h>
 #include <string.h>
@@ -19,7 +30,7 @@
 /* Channels reduced per allreduce call; keeps the buffers on the stack.
  * Every replica has the same C, so all make the same sequence of calls. */
 #define BN_BLOCK 256
-/* Rows summed in float before adding into the double accumulators. */
+/* Rows per statistics block (summed in float, combined in double). */
 #define BN_ROWS 64
 /* Inner loops run over 8 channels at a time with a constant trip count so
  * GCC's -O2 (SLP) vectoriser takes them; the runtime-length channel loop
@@ -27,99 +38,263 @@
  * of a thin layer. */
 #define BN_VEC 8
 
-/* acc[c] += sum over rows [r0, r1) of x[r][c0 + c] (and of the centred
- * square with mean != NULL), c < n: float partial sums of BN_ROWS rows. */
+/* Per-channel mean and centred sum of squares of rows [r0, r1), channels
+ * [c0, c0 + n), as (count, mean[], m2[]) in double. */
 static void
-bn_sums (double *acc, const float *inp, int r0, int r1, int C, int c0, int n,
-    const float *mean)
+bn_moments (double *mean, double *m2, const float *inp, int r0, int r1,
+    int C, int c0, int n)
 {
-  float fs[BN_BLOCK];
+  float fs[BN_BLOCK], bm[BN_BLOCK], fq[BN_BLOCK];
+  double count = 0;
+  memset (mean, 0, sizeof (double) * n);
+  memset (m2, 0, sizeof (double) * n);
   for (int rb = r0; rb < r1; rb += BN_ROWS) {
-    int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
+    const int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
+    const float nb = (float) (re - rb);
     memset (fs, 0, sizeof (float) * n);
+    memset (fq, 0, sizeof (float) * n);
     for (int r = rb; r < re; r++) {
       const float *x = inp + (size_t) r * C + c0;
       int c = 0;
-      if (mean) {
-        for (; c + BN_VEC <= n; c += BN_VEC)
-          for (int j = 0; j < BN_VEC; j++) {
-            float d = x[c + j] - mean[c + j];
-            fs[c + j] += d * d;
-          }
-        for (; c < n; c++) {
-          float d = x[c] - mean[c];
-          fs[c] += d * d;
-        }
-      } else {
-        for (; c + BN_VEC <= n; c += BN_VEC)
-          for (int j = 0; j < BN_VEC; j++)
-            fs[c + j] += x[c + j];
-        for (; c < n; c++)
-          fs[c] += x[c];
-      }
+      for (; c + BN_VEC <= n; c += BN_VEC)
+        for (int j = 0; j < BN_VEC; j++)
+          fs[c + j] += x[c + j];
+      for (; c < n; c++)
+        fs[c] += x[c];
     }
     for (int c = 0; c < n; c++)
-      acc[c] += fs[c];
+      bm[c] = fs[c] / nb;
+    /* the block again, from L1: squares around its own mean */
+    for (int r = rb; r < re; r++) {
+      const float *x = inp + (size_t) r * C + c0;
+      int c = 0;
+      for (; c + BN_VEC <= n; c += BN_VEC)
+        for (int j = 0; j < BN_VEC; j++) {
+          float d = x[c + j] - bm[c + j];
+          fq[c + j] += d * d;
+        }
+      for (; c < n; c++) {
+        float d = x[c] - bm[c];
+        fq[c] += d * d;
+      }
+    }
+    /* Chan et al.: merge (count, mean, m2) with the block's (nb, bm, fq) */
+    const double total = count + nb;
+    const double wb = nb / total, wab = count * nb / total;
+    for (int c = 0; c < n; c++) {
+      double delta = (double) bm[c] - mean[c];
+      mean[c] += delta * wb;
+      m2[c] += fq[c] + delta * delta * wab;
+    }
+    count = total;
   }
 }
 
-/* y[r][c] = x[r][c] * scale[c] + shift[c] for all rows, channels c0..c0+n */
-static void
-bn_affine (float *out, const float *inp, int M, int C, int c0, int n,
+/* The fused loops come in variants (residual or not, ReLU or not, mask or
+ * not): always_inline bodies with constant flags, so every variant is a
+ * branch-free loop the vectoriser takes. */
+#define BN_INLINE static inline __attribute__ ((always_inline))
+
+/* out = act (x * scale + shift [+ res]) for rows [r0, r1), channels
+ * c0..c0+n: act is max (., 0) with relu. */
+BN_INLINE void
+bn_affine_act_body (float *out, const float *inp, const float *res,
+    const int has_res, const int relu, int r0, int r1, int C, int c0, int n,
     const float *scale, const float *shift)
 {
-  for (int r = 0; r < M; r++) {
+  for (int r = r0; r < r1; r++) {
     const float *x = inp + (size_t) r * C + c0;
+    const float *s = has_res ? res + (size_t) r * C + c0 : NULL;
     float *y = out + (size_t) r * C + c0;
     int c = 0;
     for (; c + BN_VEC <= n; c += BN_VEC) {
       float t[BN_VEC];
-      for (int j = 0; j < BN_VEC; j++)
+      for (int j = 0; j < BN_VEC; j++) {
         t[j] = x[c + j] * scale[c + j] + shift[c + j];
+        if (has_res)
+          t[j] += s[c + j];
+        if (relu)
+          t[j] = t[j] > 0.0f ? t[j] : 0.0f;
+      }
       for (int j = 0; j < BN_VEC; j++)
         y[c + j] = t[j];
     }
-    for (; c < n; c++)
-      y[c] = x[c] * scale[c] + shift[c];
+    for (; c < n; c++) {
+      float t = x[c] * scale[c] + shift[c];
+      if (has_res)
+        t += s[c];
+      if (relu)
+        t = t > 0.0f ? t : 0.0f;
+      y[c] = t;
+    }
   }
 }
 
-void
-simclr_batchnorm_forward_train (float *out, float *mean, float *rstd,
-    float *running_mean, float *running_var, const float *inp,
-    const float *weight, const float *bias, int M, int C, float momentum,
-    float eps, SimclrAllreduceFn allreduce, void *allreduce_user)
+static void
+bn_affine_act (float *out, const float *inp, const float *res, int relu,
+    int r0, int r1, int C, int c0, int n, const float *scale,
+    const float *shift)
 {
-  /* inp, out (M, C); weight, bias, running_*, mean, rstd (C).
-   * Writes out, mean, rstd (the batch statistics backward needs) and updates
-   * running_mean, running_var in place. */
+  if (res && relu)
+    bn_affine_act_body (out, inp, res, 1, 1, r0, r1, C, c0, n, scale, shift);
+  else if (res)
+    bn_affine_act_body (out, inp, res, 1, 0, r0, r1, C, c0, n, scale, shift);
+  else if (relu)
+    bn_affine_act_body (out, inp, NULL, 0, 1, r0, r1, C, c0, n, scale,
+        shift);
+  else
+    bn_affine_act_body (out, inp, NULL, 0, 0, r0, r1, C, c0, n, scale,
+        shift);
+}
+
+/* ---------------------------------------------------------------------------
+ * Threads: the rows are split into ranges of whole BN_ROWS blocks, one per
+ * task; per-task partial statistics are merged in task order. */
+
+/* Floats a task must have to be worth a thread. */
+#define BN_MIN_TASK_FLOATS (128 * 1024)
+
+typedef enum {
+  BN_PHASE_MOMENTS,
+  BN_PHASE_AFFINE,
+  BN_PHASE_BWD_SUMS,
+  BN_PHASE_BWD_DX,
+} BnPhase;
+
+typedef struct {
+  BnPhase phase;
+  int tasks, M, C, c0, n;
+  const float *inp, *res, *dout;
+  float *out, *dinp;
+  int relu, accumulate;
+  const float *scale, *shift, *mean, *rstd, *mean_d, *mean_dx;
+  /* per task: moments (count, mean, m2) or backward sums (sd, sdx) */
+  double count[SIMCLR_MAX_THREADS];
+  double a[SIMCLR_MAX_THREADS][BN_BLOCK], b[SIMCLR_MAX_THREADS][BN_BLOCK];
+} BnJob;
+
+static int
+bn_tasks (int threads, int M, int n)
+{
+  int blocks = (M + BN_ROWS - 1) / BN_ROWS;
+  double t = (double) M * n / BN_MIN_TASK_FLOATS;
+  int tasks = threads < t ? threads : (int) t;
+  if (tasks > blocks)
+    tasks = blocks;
+  if (tasks > SIMCLR_MAX_THREADS)
+    tasks = SIMCLR_MAX_THREADS;
+  return tasks < 1 ? 1 : tasks;
+}
+
+static void bn_backward_sums (double *sd, double *sdx, const float *dout,
+    int relu, const float *inp, const float *m, const float *rs,
+    const float *scale, const float *shift, int r0, int r1, int C, int c0,
+    int n);
+static void bn_backward_dx (float *dinp, int accumulate, const float *dout,
+    int relu, const float *inp, const float *m, const float *rs,
+    const float *scale, const float *shift, const float *k,
+    const float *mean_d, const float *mean_dx, int r0, int r1, int C, int c0,
+    int n);
+
+static void
+bn_task (void *ctx, int task)
+{
+  BnJob *j = ctx;
+  int blocks = (j->M + BN_ROWS - 1) / BN_ROWS;
+  int r0 = (int) ((long) blocks * task / j->tasks) * BN_ROWS;
+  int r1 = (int) ((long) blocks * (task + 1) / j->tasks) * BN_ROWS;
+  if (r1 > j->M)
+    r1 = j->M;
+  switch (j->phase) {
+    case BN_PHASE_MOMENTS:
+      bn_moments (j->a[task], j->b[task], j->inp, r0, r1, j->C, j->c0, j->n);
+      j->count[task] = r1 - r0;
+      break;
+    case BN_PHASE_AFFINE:
+      bn_affine_act (j->out, j->inp, j->res, j->relu, r0, r1, j->C, j->c0,
+          j->n, j->scale, j->shift);
+      break;
+    case BN_PHASE_BWD_SUMS:
+      bn_backward_sums (j->a[task], j->b[task], j->dout, j->relu, j->inp,
+          j->mean, j->rstd, j->scale, j->shift, r0, r1, j->C, j->c0, j->n);
+      break;
+    case BN_PHASE_BWD_DX:
+      bn_backward_dx (j->dinp, j->accumulate, j->dout, j->relu, j->inp,
+          j->mean, j->rstd, j->scale, j->shift, j->scale, j->mean_d,
+          j->mean_dx, r0, r1, j->C, j->c0, j->n);
+      break;
+  }
+}
+
+static void
+bn_run (BnJob *j, BnPhase phase)
+{
+  j->phase = phase;
+  if (j->tasks > 1)
+    simclr_parallel_for (j->tasks, bn_task, j);
+  else
+    bn_task (j, 0);
+}
+
+void
+simclr_batchnorm_act_forward_train (float *out, float *mean, float *rstd,
+    float *running_mean, float *running_var, const float *inp,
+    const float *residual, int relu, const float *weight, const float *bias,
+    int M, int C, float momentum, float eps, int threads,
+    SimclrAllreduceFn allreduce, void *allreduce_user)
+{
+  /* inp, residual (or NULL), out (M, C); weight, bias, running_*, mean,
+   * rstd (C). Writes out, mean, rstd (the batch statistics backward needs)
+   * and updates running_mean, running_var in place. out may alias
+   * residual, not inp. */
+  BnJob job = {.M = M, .C = C, .inp = inp, .res = residual, .out = out,
+    .relu = relu
+  };
   for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
     const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
-    double acc[BN_BLOCK];
+    double lmean[BN_BLOCK], lm2[BN_BLOCK];
     float buf[BN_BLOCK + 1];
 
-    /* pass 1: per-channel sum and the row count */
-    memset (acc, 0, sizeof (acc));
-    bn_sums (acc, inp, 0, M, C, c0, n, NULL);
+    job.c0 = c0;
+    job.n = n;
+    job.tasks = bn_tasks (threads, M, n);
+    bn_run (&job, BN_PHASE_MOMENTS);
+    /* the tasks' moments, merged in order (Chan et al. again) */
+    double count = job.count[0];
+    memcpy (lmean, job.a[0], sizeof (double) * n);
+    memcpy (lm2, job.b[0], sizeof (double) * n);
+    for (int t = 1; t < job.tasks; t++) {
+      const double nb = job.count[t], total = count + nb;
+      const double wb = nb / total, wab = count * nb / total;
+      for (int c = 0; c < n; c++) {
+        double delta = job.a[t][c] - lmean[c];
+        lmean[c] += delta * wb;
+        lm2[c] += job.b[t][c] + delta * delta * wab;
+      }
+      count = total;
+    }
+
+    /* round 1: per-channel sum and the row count -> the global mean */
     for (int c = 0; c < n; c++)
-      buf[c] = (float) acc[c];
+      buf[c] = (float) (lmean[c] * M);
     buf[n] = (float) M;
     if (allreduce)
       allreduce (buf, n + 1, allreduce_user);
-    const double count = buf[n];
+    const double gcount = buf[n];
     for (int c = 0; c < n; c++)
-      mean[c0 + c] = (float) (buf[c] / count);
+      mean[c0 + c] = (float) (buf[c] / gcount);
 
-    /* pass 2: centred sum of squares around the global mean */
-    memset (acc, 0, sizeof (acc));
-    bn_sums (acc, inp, 0, M, C, c0, n, mean + c0);
-    for (int c = 0; c < n; c++)
-      buf[c] = (float) acc[c];
+    /* round 2: centred sum of squares around the global mean (a replica's
+     * own m2 plus its mean's offset, Chan's merge again) */
+    for (int c = 0; c < n; c++) {
+      double delta = lmean[c] - mean[c0 + c];
+      buf[c] = (float) (lm2[c] + delta * delta * M);
+    }
     if (allreduce)
       allreduce (buf, n, allreduce_user);
     for (int c = 0; c < n; c++) {
-      double var = buf[c] / count;
-      double unbiased = count > 1 ? buf[c] / (count - 1) : var;
+      double var = buf[c] / gcount;
+      double unbiased = gcount > 1 ? buf[c] / (gcount - 1) : var;
       rstd[c0 + c] = (float) (1.0 / sqrt (var + eps));
       running_mean[c0 + c] = (1.0f - momentum) * running_mean[c0 + c] +
           momentum * mean[c0 + c];
@@ -133,7 +308,47 @@ simclr_batchnorm_forward_train (float *out, float *mean, float *rstd,
       scale[c] = rstd[c0 + c] * weight[c0 + c];
       shift[c] = bias[c0 + c] - mean[c0 + c] * scale[c];
     }
-    bn_affine (out, inp, M, C, c0, n, scale, shift);
+    job.scale = scale;
+    job.shift = shift;
+    bn_run (&job, BN_PHASE_AFFINE);
+  }
+}
+
+void
+simclr_batchnorm_forward_train (float *out, float *mean, float *rstd,
+    float *running_mean, float *running_var, const float *inp,
+    const float *weight, const float *bias, int M, int C, float momentum,
+    float eps, SimclrAllreduceFn allreduce, void *allreduce_user)
+{
+  simclr_batchnorm_act_forward_train (out, mean, rstd, running_mean,
+      running_var, inp, NULL, 0, weight, bias, M, C, momentum, eps, 1,
+      allreduce, allreduce_user);
+}
+
+void
+simclr_batchnorm_act_forward_eval (float *out, const float *inp,
+    const float *residual, int relu, const float *weight, const float *bias,
+    const float *running_mean, const float *running_var, int M, int C,
+    float eps, int threads)
+{
+  /* inp, residual (or NULL), out (M, C); weight, bias, running_mean,
+   * running_var (C) */
+  BnJob job = {.M = M, .C = C, .inp = inp, .res = residual, .out = out,
+    .relu = relu
+  };
+  for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
+    const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
+    float scale[BN_BLOCK], shift[BN_BLOCK];
+    for (int c = 0; c < n; c++) {
+      scale[c] = weight[c0 + c] / sqrtf (running_var[c0 + c] + eps);
+      shift[c] = bias[c0 + c] - running_mean[c0 + c] * scale[c];
+    }
+    job.c0 = c0;
+    job.n = n;
+    job.tasks = bn_tasks (threads, M, n);
+    job.scale = scale;
+    job.shift = shift;
+    bn_run (&job, BN_PHASE_AFFINE);
   }
 }
 
@@ -142,15 +357,192 @@ simclr_batchnorm_forward_eval (float *out, const float *inp,
     const float *weight, const float *bias, const float *running_mean,
     const float *running_var, int M, int C, float eps)
 {
-  /* inp, out (M, C); weight, bias, running_mean, running_var (C) */
+  simclr_batchnorm_act_forward_eval (out, inp, NULL, 0, weight, bias,
+      running_mean, running_var, M, C, eps, 1);
+}
+
+/* d = dout, masked by the unit's ReLU where it has one: the forward's
+ * output was x * scale + shift > 0 there, recomputed here with the same
+ * float operations (no contraction in ISO C mode), so the mask is exact and
+ * the output need not be read. Both loads are unconditional, so the select
+ * is branch-free and vectorises (a load under the condition stayed a
+ * scalar branch). */
+BN_INLINE float
+bn_grad (const float *dout, const float *x, const float *scale,
+    const float *shift, const int relu, int i)
+{
+  float d = dout[i];
+  if (!relu)
+    return d;
+  float t = x[i] * scale[i] + shift[i];
+  return t > 0.0f ? d : 0.0f;
+}
+
+/* Rows [r0, r1), channels [c0, c0 + n): the per-channel sums of d and
+ * d * xhat (float over blocks of BN_ROWS rows, double across). */
+BN_INLINE void
+bn_backward_sums_body (double *sd, double *sdx, const float *dout,
+    const int relu, const float *inp, const float *m, const float *rs,
+    const float *scale, const float *shift, int r0, int r1, int C, int c0,
+    int n)
+{
+  memset (sd, 0, sizeof (double) * n);
+  memset (sdx, 0, sizeof (double) * n);
+  for (int rb = r0; rb < r1; rb += BN_ROWS) {
+    int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
+    float fd[BN_BLOCK], fdx[BN_BLOCK];
+    memset (fd, 0, sizeof (float) * n);
+    memset (fdx, 0, sizeof (float) * n);
+    for (int r = rb; r < re; r++) {
+      const float *x = inp + (size_t) r * C + c0;
+      const float *d = dout + (size_t) r * C + c0;
+      int c = 0;
+      for (; c + BN_VEC <= n; c += BN_VEC)
+        for (int j = 0; j < BN_VEC; j++) {
+          float g = bn_grad (d, x, scale, shift, relu, c + j);
+          fd[c + j] += g;
+          fdx[c + j] += g * ((x[c + j] - m[c + j]) * rs[c + j]);
+        }
+      for (; c < n; c++) {
+        float g = bn_grad (d, x, scale, shift, relu, c);
+        fd[c] += g;
+        fdx[c] += g * ((x[c] - m[c]) * rs[c]);
+      }
+    }
+    for (int c = 0; c < n; c++) {
+      sd[c] += fd[c];
+      sdx[c] += fdx[c];
+    }
+  }
+}
+
+/* dinp (+)= k * (d - mean_d - xhat * mean_dx), rows [r0, r1). */
+BN_INLINE void
+bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
+    const int relu, const float *inp, const float *m, const float *rs,
+    const float *scale, const float *shift, const float *k,
+    const float *mean_d, const float *mean_dx, int r0, int r1, int C, int c0,
+    int n)
+{
+  for (int r = r0; r < r1; r++) {
+    const float *x = inp + (size_t) r * C + c0;
+    const float *d = dout + (size_t) r * C + c0;
+    float *dx = dinp + (size_t) r * C + c0;
+    int c = 0;
+    for (; c + BN_VEC <= n; c += BN_VEC) {
+      float t[BN_VEC];
+      for (int j = 0; j < BN_VEC; j++) {
+        float xhat = (x[c + j] - m[c + j]) * rs[c + j];
+        t[j] = k[c + j] * (bn_grad (d, x, scale, shift, relu, c + j) -
+            mean_d[c + j] - xhat * mean_dx[c + j]);
+      }
+      if (accumulate)
+        for (int j = 0; j < BN_VEC; j++)
+          t[j] = dx[c + j] + t[j];
+      for (int j = 0; j < BN_VEC; j++)
+        dx[c + j] = t[j];
+    }
+    for (; c < n; c++) {
+      float xhat = (x[c] - m[c]) * rs[c];
+      float t = k[c] * (bn_grad (d, x, scale, shift, relu, c) - mean_d[c] -
+          xhat * mean_dx[c]);
+      dx[c] = accumulate ? dx[c] + t : t;
+    }
+  }
+}
+
+static void
+bn_backward_sums (double *sd, double *sdx, const float *dout, int relu,
+    const float *inp, const float *m, const float *rs, const float *scale,
+    const float *shift, int r0, int r1, int C, int c0, int n)
+{
+  if (relu)
+    bn_backward_sums_body (sd, sdx, dout, 1, inp, m, rs, scale, shift, r0,
+        r1, C, c0, n);
+  else
+    bn_backward_sums_body (sd, sdx, dout, 0, inp, m, rs, scale, shift, r0,
+        r1, C, c0, n);
+}
+
+static void
+bn_backward_dx (float *dinp, int accumulate, const float *dout, int relu,
+    const float *inp, const float *m, const float *rs, const float *scale,
+    const float *shift, const float *k, const float *mean_d,
+    const float *mean_dx, int r0, int r1, int C, int c0, int n)
+{
+  if (relu && accumulate)
+    bn_backward_dx_body (dinp, 1, dout, 1, inp, m, rs, scale, shift, k,
+        mean_d, mean_dx, r0, r1, C, c0, n);
+  else if (relu)
+    bn_backward_dx_body (dinp, 0, dout, 1, inp, m, rs, scale, shift, k,
+        mean_d, mean_dx, r0, r1, C, c0, n);
+  else if (accumulate)
+    bn_backward_dx_body (dinp, 1, dout, 0, inp, m, rs, scale, shift, k,
+        mean_d, mean_dx, r0, r1, C, c0, n);
+  else
+    bn_backward_dx_body (dinp, 0, dout, 0, inp, m, rs, scale, shift, k,
+        mean_d, mean_dx, r0, r1, C, c0, n);
+}
+
+void
+simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const float *bias, const float *mean, const float *rstd, int relu,
+    int accumulate, int M, int C, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user)
+{
+  /* dout, inp, dinp (M, C); weight, bias, mean, rstd, dweight, dbias (C).
+   * Accumulates dweight, dbias and, with accumulate, dinp (else writes it).
+   * With d the gradient wrt the BN output (dout masked by the ReLU when
+   * relu), xhat = (x - mean) * rstd and N the global row count:
+   *   dinp = rstd * w * (d - sum(d) / N - xhat * sum(d * xhat) / N)
+   * where the two sums run over all replicas' rows. dweight and dbias get
+   * this replica's share only (sum over local rows): the trainer reduces the
+   * gradient buffer across replicas afterwards, as for every parameter. */
+  BnJob job = {.M = M, .C = C, .inp = inp, .dout = dout, .dinp = dinp,
+    .relu = relu, .accumulate = accumulate
+  };
   for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
     const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
+    float buf[2 * BN_BLOCK + 1];
+    /* the forward's scale and shift, computed as it did; k = rstd * weight
+     * of the formula above is the scale */
     float scale[BN_BLOCK], shift[BN_BLOCK];
     for (int c = 0; c < n; c++) {
-      scale[c] = weight[c0 + c] / sqrtf (running_var[c0 + c] + eps);
-      shift[c] = bias[c0 + c] - running_mean[c0 + c] * scale[c];
+      scale[c] = rstd[c0 + c] * weight[c0 + c];
+      shift[c] = relu ? bias[c0 + c] - mean[c0 + c] * scale[c] : 0.0f;
     }
-    bn_affine (out, inp, M, C, c0, n, scale, shift);
+    job.c0 = c0;
+    job.n = n;
+    job.tasks = bn_tasks (threads, M, n);
+    job.mean = mean + c0;
+    job.rstd = rstd + c0;
+    job.scale = scale;
+    job.shift = shift;
+    bn_run (&job, BN_PHASE_BWD_SUMS);
+    for (int c = 0; c < n; c++) {
+      double sd = 0, sdx = 0;
+      for (int t = 0; t < job.tasks; t++) {
+        sd += job.a[t][c];
+        sdx += job.b[t][c];
+      }
+      dbias[c0 + c] += (float) sd;
+      dweight[c0 + c] += (float) sdx;
+      buf[c] = (float) sd;
+      buf[n + c] = (float) sdx;
+    }
+    buf[2 * n] = (float) M;
+    if (allreduce)
+      allreduce (buf, 2 * n + 1, allreduce_user);
+    const float count = buf[2 * n];
+    float mean_d[BN_BLOCK], mean_dx[BN_BLOCK];
+    for (int c = 0; c < n; c++) {
+      mean_d[c] = buf[c] / count;
+      mean_dx[c] = buf[n + c] / count;
+    }
+    job.mean_d = mean_d;
+    job.mean_dx = mean_dx;
+    bn_run (&job, BN_PHASE_BWD_DX);
   }
 }
 
@@ -160,79 +552,6 @@ simclr_batchnorm_backward (float *dinp, float *dweight, float *dbias,
     const float *mean, const float *rstd, int M, int C,
     SimclrAllreduceFn allreduce, void *allreduce_user)
 {
-  /* dout, inp, dinp (M, C); weight, mean, rstd, dweight, dbias (C).
-   * Accumulates dinp, dweight, dbias. With xhat = (x - mean) * rstd and
-   * N the global row count:
-   *   dinp = rstd * w * (dout - sum(dout) / N - xhat * sum(dout * xhat) / N)
-   * where the two sums run over all replicas' rows. dweight and dbias get
-   * this replica's share only (sum over local rows): the trainer reduces the
-   * gradient buffer across replicas afterwards, as for every parameter. */
-  for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
-    const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
-    double sd[BN_BLOCK], sdx[BN_BLOCK];
-    float buf[2 * BN_BLOCK + 1];
-    memset (sd, 0, sizeof (sd));
-    memset (sdx, 0, sizeof (sdx));
-    const float *m = mean + c0, *rs = rstd + c0;
-    for (int rb = 0; rb < M; rb += BN_ROWS) {
-      int re = rb + BN_ROWS < M ? rb + BN_ROWS : M;
-      float fd[BN_BLOCK], fdx[BN_BLOCK];
-      memset (fd, 0, sizeof (float) * n);
-      memset (fdx, 0, sizeof (float) * n);
-      for (int r = rb; r < re; r++) {
-        const float *x = inp + (size_t) r * C + c0;
-        const float *d = dout + (size_t) r * C + c0;
-        int c = 0;
-        for (; c + BN_VEC <= n; c += BN_VEC)
-          for (int j = 0; j < BN_VEC; j++) {
-            fd[c + j] += d[c + j];
-            fdx[c + j] += d[c + j] * ((x[c + j] - m[c + j]) * rs[c + j]);
-          }
-        for (; c < n; c++) {
-          fd[c] += d[c];
-          fdx[c] += d[c] * ((x[c] - m[c]) * rs[c]);
-        }
-      }
-      for (int c = 0; c < n; c++) {
-        sd[c] += fd[c];
-        sdx[c] += fdx[c];
-      }
-    }
-    for (int c = 0; c < n; c++) {
-      dbias[c0 + c] += (float) sd[c];
-      dweight[c0 + c] += (float) sdx[c];
-      buf[c] = (float) sd[c];
-      buf[n + c] = (float) sdx[c];
-    }
-    buf[2 * n] = (float) M;
-    if (allreduce)
-      allreduce (buf, 2 * n + 1, allreduce_user);
-    const float count = buf[2 * n];
-    float mean_d[BN_BLOCK], mean_dx[BN_BLOCK], k[BN_BLOCK];
-    for (int c = 0; c < n; c++) {
-      mean_d[c] = buf[c] / count;
-      mean_dx[c] = buf[n + c] / count;
-      k[c] = rstd[c0 + c] * weight[c0 + c];
-    }
-    for (int r = 0; r < M; r++) {
-      const float *x = inp + (size_t) r * C + c0;
-      const float *d = dout + (size_t) r * C + c0;
-      float *dx = dinp + (size_t) r * C + c0;
-      int c = 0;
-      for (; c + BN_VEC <= n; c += BN_VEC) {
-        float t[BN_VEC];
-        for (int j = 0; j < BN_VEC; j++) {
-          float xhat = (x[c + j] - m[c + j]) * rs[c + j];
-          t[j] = dx[c + j] + k[c + j] * (d[c + j] - mean_d[c + j] -
-              xhat * mean_dx[c + j]);
-        }
-        for (int j = 0; j < BN_VEC; j++)
-          dx[c + j] = t[j];
-      }
-      for (; c < n; c++) {
-        float xhat = (x[c] - m[c]) * rs[c];
-        dx[c] += k[c] * (d[c] - mean_d[c] - xhat * mean_dx[c]);
-      }
-    }
-  }
+  simclr_batchnorm_act_backward (dinp, dweight, dbias, dout, inp, weight,
+      NULL, mean, rstd, 0, 1, M, C, 1, allreduce, allreduce_user);
 }

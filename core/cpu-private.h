@@ -72,6 +72,7 @@ SimclrCpuLevel simclr_cpu_parse_level (const char *value, SimclrCpuLevel best,
 
 /* The kernel sets (one per file). */
 extern const SimclrConvKernels simclr_conv_kernels_avx2;
+extern const SimclrConvKernels simclr_conv_kernels_avx512;
 
 /* Test hook: makes @a run its hot loops at @level (clamped to the CPU's
  * best). The level an augmenter starts with is simclr_cpu_level (); all

@@ -26,6 +26,7 @@ static const SimclrKernelSet kernel_sets[] = {
   {SIMCLR_CPU_GENERIC, "generic", NULL},
 #ifdef CPU_X86
   {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2},
+  {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512},
 #endif
 };
 

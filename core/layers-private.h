@@ -21,6 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Runs fn (ctx, task) for task = 0 .. tasks-1, task 0 on the calling thread
+ * and the others on threads of their own (at most SIMCLR_MAX_THREADS). */
+#define SIMCLR_MAX_THREADS 16
+void simclr_parallel_for (int tasks, void (*fn) (void *ctx, int task),
+    void *ctx);
+
 /* In-place sum across data-parallel replicas (MPI_Allreduce with MPI_SUM).
  * NULL means one replica: the local values are the global ones. */
 typedef void (*SimclrAllreduceFn) (float *buf, int n, void *user);
@@ -82,10 +88,18 @@ void simclr_conv2d_forward (float *out, const float *inp, const float *weight,
     const float *bias, const SimclrConvShape *s, float *scratch);
 
 /* Accumulates dinp (may be NULL: the stem needs no input gradient), dweight,
- * dbias (may be NULL when the convolution has no bias). */
+ * dbias (may be NULL when the convolution has no bias): the two passes
+ * below, one after the other. */
 void simclr_conv2d_backward (float *dinp, float *dweight, float *dbias,
     const float *dout, const float *inp, const float *weight,
     const SimclrConvShape *s, float *scratch);
+/* Accumulates dweight (OC, K) and dbias (OC) (if not NULL). */
+void simclr_conv2d_backward_weight (float *dweight, float *dbias,
+    const float *dout, const float *inp, const SimclrConvShape *s,
+    float *scratch);
+/* Accumulates dinp (B,H,W,C). */
+void simclr_conv2d_backward_input (float *dinp, const float *dout,
+    const float *weight, const SimclrConvShape *s, float *scratch);
 
 void simclr_conv2d_forward_naive (float *out, const float *inp,
     const float *weight, const float *bias, const SimclrConvShape *s);
@@ -119,6 +133,35 @@ void simclr_batchnorm_backward (float *dinp, float *dweight, float *dbias,
     const float *dout, const float *inp, const float *weight,
     const float *mean, const float *rstd, int M, int C,
     SimclrAllreduceFn allreduce, void *allreduce_user);
+
+/* Batch norm fused with what follows it in a ResNet unit, in one pass over
+ * memory: out = act (BN (inp) + residual), residual (M, C) or NULL, act =
+ * ReLU when relu, else the identity. out may alias residual (not inp).
+ * Statistics, running statistics and allreduce as above. Up to `threads`
+ * threads share the rows (results depend on the count only through the
+ * order partial sums are merged in, in double). */
+void simclr_batchnorm_act_forward_train (float *out, float *mean, float *rstd,
+    float *running_mean, float *running_var, const float *inp,
+    const float *residual, int relu, const float *weight, const float *bias,
+    int M, int C, float momentum, float eps, int threads,
+    SimclrAllreduceFn allreduce, void *allreduce_user);
+void simclr_batchnorm_act_forward_eval (float *out, const float *inp,
+    const float *residual, int relu, const float *weight, const float *bias,
+    const float *running_mean, const float *running_var, int M, int C,
+    float eps, int threads);
+
+/* Backward of act_forward_train without a residual: dout is the gradient
+ * wrt its out; with relu the ReLU's mask is recomputed from inp, weight,
+ * bias and the batch statistics exactly as the forward computed it (bias
+ * is only read with relu). Accumulates dweight, dbias and, with
+ * accumulate, dinp; without, writes dinp (no zeroing pass needed). A unit
+ * with a residual masks its gradient itself (the shortcut needs it too)
+ * and calls this with relu 0. */
+void simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const float *bias, const float *mean, const float *rstd, int relu,
+    int accumulate, int M, int C, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user);
 
 /* ---------------------------------------------------------------------------
  * elementwise, n floats. relu_backward uses the forward OUTPUT (out > 0). */

@@ -5,11 +5,51 @@
  */
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <cblas.h>
 
 #include "layers-private.h"
+
+/* ---------------------------------------------------------------------------
+ * threads: task 0 on the calling thread, tasks 1.. on pthreads started per
+ * call (as conv.c's chunks); a thread that cannot start runs its task here
+ * afterwards: same results, slower. */
+typedef struct {
+  void (*fn) (void *ctx, int task);
+  void *ctx;
+  int task;
+} ParallelJob;
+
+static void *
+parallel_job (void *arg)
+{
+  ParallelJob *j = arg;
+  j->fn (j->ctx, j->task);
+  return NULL;
+}
+
+void
+simclr_parallel_for (int tasks, void (*fn) (void *ctx, int task), void *ctx)
+{
+  pthread_t tid[SIMCLR_MAX_THREADS];
+  int started[SIMCLR_MAX_THREADS] = { 0 };
+  ParallelJob jobs[SIMCLR_MAX_THREADS];
+  if (tasks > SIMCLR_MAX_THREADS)
+    tasks = SIMCLR_MAX_THREADS;
+  for (int i = 1; i < tasks; i++) {
+    jobs[i] = (ParallelJob) { fn, ctx, i };
+    started[i] = pthread_create (&tid[i], NULL, parallel_job, &jobs[i]) == 0;
+  }
+  fn (ctx, 0);
+  for (int i = 1; i < tasks; i++) {
+    if (started[i])
+      pthread_join (tid[i], NULL);
+    else
+      fn (ctx, i);
+  }
+}
 
 /* The elementwise loops run in blocks of 8 through a small array: GCC's
  * -O2 vectoriser (the "very cheap" model) leaves loops that may alias or

@@ -23,9 +23,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "simclr/rng.h"
 #include "layers-private.h"
+#include "profile-private.h"
 
 #define MAX_HEAD_LAYERS 3
 
@@ -35,6 +37,7 @@ typedef struct {
   int bn;                /* tensor index of the BN weight; bias, running_mean,
                           * running_var follow */
   int relu;
+  int id;                /* index in build order (the profile's unit) */
   float *a;              /* conv output (B,OH,OW,OC) */
   float *b;              /* BN output, rectified in place if relu */
   float *mean, *rstd;    /* (OC) batch statistics for backward */
@@ -93,6 +96,9 @@ struct SimclrModel {
 
   SimclrAllreduceFn allreduce;
   void *allreduce_user;
+
+  int n_units;           /* conv + BN units built */
+  SimclrProfile *profile;        /* NULL unless a benchmark attached one */
 
   /* Allocation list for activation buffers. */
   void **allocs;
@@ -336,6 +342,7 @@ add_unit (SimclrModel *m, Unit *u, const char *conv_name, const char *bn_name,
   u->conv = add_tensor (m, name, SIMCLR_TENSOR_PARAM, 4, shape, 1, 1);
   u->bn = add_bn (m, bn_name, OC);
   u->relu = relu;
+  u->id = m->n_units++;
   memset (&u->cs, 0, sizeof u->cs);
   u->cs.B = m->cfg.max_batch;
   u->cs.H = *H;
@@ -780,26 +787,6 @@ relu_inplace (float *x, size_t n)
     x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-/* y (n) = max (y + sc, 0) in place: the residual sum and its ReLU. */
-static void
-add_relu_inplace (float *restrict y, const float *restrict sc, size_t n)
-{
-  size_t i = 0;
-  for (; i + RELU_VEC <= n; i += RELU_VEC) {
-    float t[RELU_VEC];
-    for (int j = 0; j < RELU_VEC; j++) {
-      float v = y[i + j] + sc[i + j];
-      t[j] = v > 0.0f ? v : 0.0f;
-    }
-    for (int j = 0; j < RELU_VEC; j++)
-      y[i + j] = t[j];
-  }
-  for (; i < n; i++) {
-    float v = y[i] + sc[i];
-    y[i] = v > 0.0f ? v : 0.0f;
-  }
-}
-
 /* dx (n) is masked in place by the ReLU output y: dx = y > 0 ? dx : 0.
  * Both operands are loaded unconditionally into temporaries, so the select
  * is branch-free. */
@@ -820,32 +807,86 @@ relu_mask_inplace (float *restrict dx, const float *restrict y, size_t n)
     dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
 }
 
+/* ------------------------------------------------------------------------ */
+/* profile (bench-train --profile): 0 and no clock read without one */
+
+void
+simclr_model_set_profile (SimclrModel *m, SimclrProfile *p)
+{
+  m->profile = p;
+}
+
+static double
+prof_now (const SimclrModel *m)
+{
+  if (!m->profile)
+    return 0.0;
+  struct timespec ts;
+  clock_gettime (m->profile->cpu_time ? CLOCK_PROCESS_CPUTIME_ID :
+      CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Adds the time since t0 (and a conv pass's FLOPs) to @u's kind. */
+static void
+prof_add (SimclrModel *m, const Unit *u, const SimclrConvShape *cs,
+    SimclrProfileKind kind, double t0)
+{
+  SimclrProfile *p = m->profile;
+  if (!p)
+    return;
+  double dt = prof_now (m) - t0;
+  double flops = kind == SIMCLR_PROFILE_BN ? 0.0 :
+      2.0 * cs->B * cs->OH * cs->OW * cs->OC * cs->KH * cs->KW * cs->C;
+  p->seconds[kind] += dt;
+  p->flops[kind] += flops;
+  if (u->id < SIMCLR_PROFILE_MAX_UNITS) {
+    SimclrProfileUnit *pu = &p->unit[u->id];
+    pu->name = m->tensors[u->conv].name;
+    if (kind != SIMCLR_PROFILE_BN)
+      pu->shape = *cs;
+    pu->seconds[kind] += dt;
+    pu->flops[kind] += flops;
+    if (u->id >= p->n_units)
+      p->n_units = u->id + 1;
+  }
+}
+
 static size_t
 unit_out_numel (const Unit *u, int B)
 {
   return (size_t) B * u->cs.OH * u->cs.OW * u->cs.OC;
 }
 
-/* inp (B,H,W,C) -> u->a (B,OH,OW,OC) -> u->b (same), relu'd in place. */
+/* inp (B,H,W,C) -> u->a (B,OH,OW,OC) -> u->b (same) = BN (u->a),
+ * rectified if the unit has a ReLU; with a residual (the block's shortcut,
+ * same shape) u->b = relu (BN (u->a) + residual): batch norm, the sum and
+ * the ReLU in one pass. */
 static void
-unit_forward (SimclrModel *m, Unit *u, const float *inp, int B, int train)
+unit_forward (SimclrModel *m, Unit *u, const float *inp, int B, int train,
+    const float *residual)
 {
   SimclrConvShape cs = u->cs;
   cs.B = B;
   size_t M = (size_t) B * cs.OH * cs.OW;
+  int relu = u->relu || residual;
+  double t0 = prof_now (m);
   simclr_conv2d_forward (u->a, inp, P (m, u->conv), NULL, &cs,
       m->conv_scratch);
+  prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_FORWARD, t0);
+  t0 = prof_now (m);
   if (train)
-    simclr_batchnorm_forward_train (u->b, u->mean, u->rstd, BUF (m, u->bn + 2),
-        BUF (m, u->bn + 3), u->a, P (m, u->bn), P (m, u->bn + 1), (int) M,
-        cs.OC, (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, m->allreduce,
-        m->allreduce_user);
+    simclr_batchnorm_act_forward_train (u->b, u->mean, u->rstd,
+        BUF (m, u->bn + 2), BUF (m, u->bn + 3), u->a, residual, relu,
+        P (m, u->bn), P (m, u->bn + 1), (int) M, cs.OC,
+        (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, cs.threads,
+        m->allreduce, m->allreduce_user);
   else
-    simclr_batchnorm_forward_eval (u->b, u->a, P (m, u->bn), P (m, u->bn + 1),
-        BUF (m, u->bn + 2), BUF (m, u->bn + 3), (int) M, cs.OC,
-        (float) m->cfg.bn_eps);
-  if (u->relu)
-    relu_inplace (u->b, M * cs.OC);
+    simclr_batchnorm_act_forward_eval (u->b, u->a, residual, relu,
+        P (m, u->bn), P (m, u->bn + 1), BUF (m, u->bn + 2),
+        BUF (m, u->bn + 3), (int) M, cs.OC, (float) m->cfg.bn_eps,
+        cs.threads);
+  prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
 }
 
 SimclrStatus
@@ -876,7 +917,7 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
   size_t in_n = (size_t) B * c->image_size * c->image_size * c->in_channels;
   memcpy (m->input, input, in_n * sizeof (float));
 
-  unit_forward (m, &m->stem, m->input, B, train);
+  unit_forward (m, &m->stem, m->input, B, train, NULL);
   const float *x = m->stem.b;
   if (m->has_pool) {
     simclr_maxpool_forward (m->pool_out, m->pool_arg, m->stem.b, B,
@@ -886,21 +927,20 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
   for (int i = 0; i < m->n_blocks; i++) {
     Block *b = &m->blocks[i];
     b->x = x;
-    const float *t = x;
-    for (int j = 0; j < b->n_units; j++) {
-      unit_forward (m, &b->u[j], t, B, train);
-      t = b->u[j].b;
-    }
+    /* the shortcut first, so the last unit can add it as it normalises */
     const float *sc = x;
     if (b->has_ds) {
-      unit_forward (m, &b->ds, x, B, train);
+      unit_forward (m, &b->ds, x, B, train, NULL);
       sc = b->ds.b;
     }
-    /* y = relu (main + shortcut), in place in the last unit's b. */
-    Unit *last = &b->u[b->n_units - 1];
-    size_t n = unit_out_numel (last, B);
-    add_relu_inplace (last->b, sc, n);
-    x = last->b;
+    /* y = relu (main + shortcut), in the last unit's b. */
+    const float *t = x;
+    for (int j = 0; j < b->n_units; j++) {
+      unit_forward (m, &b->u[j], t, B, train,
+          j == b->n_units - 1 ? sc : NULL);
+      t = b->u[j].b;
+    }
+    x = t;
   }
   simclr_avgpool_forward (m->h, x, B, m->feat_h * m->feat_w, m->d);
 
@@ -940,9 +980,11 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
 /* ------------------------------------------------------------------------ */
 /* backward */
 
-/* dout (B,OH,OW,OC) = gradient wrt u->b (already masked by the ReLU if any);
- * uses @tmp for the gradient wrt u->a; ACCUMULATES into dinp (may be NULL)
- * and the parameter gradients. */
+/* dout (B,OH,OW,OC) = gradient wrt u->b: for a unit with a ReLU the
+ * gradient wrt its output, masked here in the batch-norm pass; for a
+ * block's last unit (ReLU after the residual sum) already masked by the
+ * caller. Uses @tmp for the gradient wrt u->a; ACCUMULATES into dinp (may
+ * be NULL) and the parameter gradients. */
 static void
 unit_backward (SimclrModel *m, Unit *u, float *dinp, const float *dout,
     float *tmp, const float *inp, int B)
@@ -950,12 +992,22 @@ unit_backward (SimclrModel *m, Unit *u, float *dinp, const float *dout,
   SimclrConvShape cs = u->cs;
   cs.B = B;
   size_t M = (size_t) B * cs.OH * cs.OW;
-  memset (tmp, 0, M * cs.OC * sizeof (float));
-  simclr_batchnorm_backward (tmp, G (m, u->bn), G (m, u->bn + 1), dout, u->a,
-      P (m, u->bn), u->mean, u->rstd, (int) M, cs.OC, m->allreduce,
-      m->allreduce_user);
-  simclr_conv2d_backward (dinp, G (m, u->conv), NULL, tmp, inp,
-      P (m, u->conv), &cs, m->conv_scratch);
+  double t0 = prof_now (m);
+  /* tmp is written, not accumulated */
+  simclr_batchnorm_act_backward (tmp, G (m, u->bn), G (m, u->bn + 1), dout,
+      u->a, P (m, u->bn), P (m, u->bn + 1), u->mean, u->rstd, u->relu, 0,
+      (int) M, cs.OC, cs.threads, m->allreduce, m->allreduce_user);
+  prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
+  t0 = prof_now (m);
+  simclr_conv2d_backward_weight (G (m, u->conv), NULL, tmp, inp, &cs,
+      m->conv_scratch);
+  prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_DWEIGHT, t0);
+  if (dinp) {
+    t0 = prof_now (m);
+    simclr_conv2d_backward_input (dinp, tmp, P (m, u->conv), &cs,
+        m->conv_scratch);
+    prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_DINPUT, t0);
+  }
 }
 
 SimclrStatus
@@ -1016,7 +1068,9 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
   for (int i = m->n_blocks - 1; i >= 0; i--) {
     Block *b = &m->blocks[i];
     Unit *last = &b->u[b->n_units - 1];
+    double t0 = prof_now (m);
     relu_mask_inplace (A, last->b, unit_out_numel (last, B));
+    prof_add (m, last, &last->cs, SIMCLR_PROFILE_BN, t0);
     size_t nx = (size_t) B * b->u[0].cs.H * b->u[0].cs.W * b->u[0].cs.C;
     if (b->has_ds) {
       memset (D, 0, nx * sizeof (float));
@@ -1030,9 +1084,9 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
       if (j > 0) {
         float *nxt = spare;
         memset (nxt, 0, unit_out_numel (&b->u[j - 1], B) * sizeof (float));
+        /* nxt: the gradient wrt unit j-1's ReLU output (masked by
+         * unit_backward of j-1) */
         unit_backward (m, u, nxt, cur, T, b->u[j - 1].b, B);
-        relu_mask_inplace (nxt, b->u[j - 1].b, unit_out_numel (&b->u[j - 1],
-                B));
         spare = cur;
         cur = nxt;
       } else {
@@ -1045,14 +1099,14 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
     D = t;
   }
 
-  /* Stem: A = gradient wrt the stem output (after the max-pool if any). */
+  /* Stem: A = gradient wrt the stem output (after the max-pool if any),
+   * masked by its ReLU in unit_backward. */
   if (m->has_pool) {
     memset (N, 0, unit_out_numel (&m->stem, B) * sizeof (float));
     simclr_maxpool_backward (N, A, m->pool_arg, B, m->pool_h, m->pool_w,
         m->stem.cs.OC);
     A = N;
   }
-  relu_mask_inplace (A, m->stem.b, unit_out_numel (&m->stem, B));
   unit_backward (m, &m->stem, dinput, A, T, m->input, B);
   return SIMCLR_OK;
 }

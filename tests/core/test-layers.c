@@ -431,6 +431,15 @@ static const ConvSpec conv_fast_specs[] = {
   {"gather-s2-c32-w13", 3, 13, 13, 32, 16, 3, 3, 2, 1, 0, 2},
   {"gather-s3-c8-w17", 2, 9, 17, 8, 12, 5, 5, 3, 2, 1, 1},
   {"gather-s2-p0-c16-w20", 2, 6, 20, 16, 8, 3, 3, 2, 0, 0, 2},
+  /* AVX-512 blocks: 3 vectors (OC 48), groups of 64 channels, input
+   * channels split for L2 (C 128 x 64 outputs), row tails 8 + 4 + 1
+   * (OW 13), strided gathers with 48 and 64 channels, a 1x1 shortcut */
+  {"oc48-ow13-c16", 2, 5, 13, 16, 48, 3, 3, 1, 1, 1, 2},
+  {"oc128-c64-ow7", 2, 7, 7, 64, 128, 3, 3, 1, 1, 0, 2},
+  {"oc64-c128-cblocks", 2, 4, 4, 128, 64, 3, 3, 1, 1, 1, 1},
+  {"oc64-c48-s2-ow4", 3, 7, 7, 48, 64, 3, 3, 2, 1, 0, 1},
+  {"gather-s2-c64-oc128", 2, 7, 7, 64, 128, 3, 3, 2, 1, 0, 2},
+  {"1x1-s2-c32-oc64", 3, 14, 14, 32, 64, 1, 1, 2, 0, 0, 2},
 };
 
 /* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall
@@ -692,6 +701,144 @@ test_bn_train (gconstpointer data)
   g_free (dx);
   g_free (dg);
   g_free (db);
+}
+
+/* Batch norm fused with a residual and a ReLU (the units of a ResNet
+ * block), threaded: forward against the double reference; backward with
+ * the ReLU's mask recomputed from the input must equal, bit for bit, the
+ * plain backward fed dout masked by the forward's output > 0 (same
+ * arithmetic, so any mask mismatch shows); write mode equals accumulate
+ * into zeros; eval mode against the double formula. */
+typedef struct {
+  const char *name;
+  int M, C, residual, relu, threads;
+} BnFusedSpec;
+
+static const BnFusedSpec bn_fused_specs[] = {
+  {"relu-m1000-c24", 1000, 24, 0, 1, 1},
+  {"residual-relu-m999-c16", 999, 16, 1, 1, 1},
+  {"residual-m300-c40", 300, 40, 1, 0, 1},
+  {"plain-m77-c300", 77, 300, 0, 0, 1},
+  /* enough rows for several tasks (a task wants 128 Ki floats) */
+  {"relu-threads3-m20000-c32", 20000, 32, 0, 1, 3},
+  {"residual-relu-threads2-m12345-c48", 12345, 48, 1, 1, 2},
+};
+
+static void
+test_bn_fused (gconstpointer data)
+{
+  const BnFusedSpec *sp = data;
+  const int M = sp->M, C = sp->C;
+  const float eps = 1e-5f, momentum = 0.1f;
+  size_t n = (size_t) M * C;
+  float *x = g_new (float, n), *res = g_new (float, n), *out = g_new (float, n);
+  float *dout = g_new (float, n), *masked = g_new (float, n);
+  float *g = g_new (float, C), *bt = g_new (float, C);
+  double *xd = g_new (double, n), *ref = g_new (double, n);
+  double *gd = g_new (double, C), *btd = g_new (double, C);
+  fill_uniform (x, xd, n, -1, 1);
+  for (size_t i = 0; i < n; i++) {
+    x[i] = x[i] * (1 + (i % C) * 0.1f) + 2.0f;
+    xd[i] = x[i];
+  }
+  fill_uniform (res, NULL, n, -1, 1);
+  fill_uniform (dout, NULL, n, -1, 1);
+  fill_uniform (g, gd, C, 0.5, 1.5);
+  fill_uniform (bt, btd, C, -1, 1);
+  float *mean = g_new (float, C), *rstd = g_new (float, C);
+  float *rm = g_new0 (float, C), *rv = g_new (float, C);
+  for (int c = 0; c < C; c++)
+    rv[c] = 1.0f;
+  const float *r = sp->residual ? res : NULL;
+
+  simclr_batchnorm_act_forward_train (out, mean, rstd, rm, rv, x, r,
+      sp->relu, g, bt, M, C, momentum, eps, sp->threads, NULL, NULL);
+  ref_bn_train (ref, NULL, NULL, xd, gd, btd, M, C, eps);
+  for (size_t i = 0; i < n; i++) {
+    if (r)
+      ref[i] += res[i];
+    if (sp->relu)
+      ref[i] = fmax (ref[i], 0.0);
+  }
+  g_assert_true (check_close ("fused bn forward", out, ref, n, 1e-4, 1e-4));
+
+  /* the same threaded and not: only the merge order of partial sums may
+   * differ */
+  float *out1 = g_new (float, n), *mean1 = g_new (float, C);
+  float *rstd1 = g_new (float, C), *rm1 = g_new0 (float, C);
+  float *rv1 = g_new (float, C);
+  for (int c = 0; c < C; c++)
+    rv1[c] = 1.0f;
+  simclr_batchnorm_act_forward_train (out1, mean1, rstd1, rm1, rv1, x, r,
+      sp->relu, g, bt, M, C, momentum, eps, 1, NULL, NULL);
+  g_assert_true (check_float_close ("threads vs 1", out, out1, n, 1e-6,
+          "1 thread"));
+
+  if (!r) {
+    /* backward: recomputed mask == the output's mask, exactly */
+    for (size_t i = 0; i < n; i++)
+      masked[i] = !sp->relu || out[i] > 0.0f ? dout[i] : 0.0f;
+    float *dx1 = g_new (float, n), *dx2 = g_new (float, n);
+    float *dg1 = g_new0 (float, C), *db1 = g_new0 (float, C);
+    float *dg2 = g_new0 (float, C), *db2 = g_new0 (float, C);
+    memset (dx1, 0xff, sizeof (float) * n);   /* write mode: NaN garbage */
+    simclr_batchnorm_act_backward (dx1, dg1, db1, dout, x, g, bt, mean, rstd,
+        sp->relu, 0, M, C, sp->threads, NULL, NULL);
+    memset (dx2, 0, sizeof (float) * n);
+    simclr_batchnorm_act_backward (dx2, dg2, db2, masked, x, g, bt, mean,
+        rstd, 0, 1, M, C, sp->threads, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+      if (dx1[i] != dx2[i])
+        g_error ("%s: dinp[%zu] %.9g with the recomputed mask, %.9g with "
+            "the output's", sp->name, i, dx1[i], dx2[i]);
+    for (int c = 0; c < C; c++) {
+      g_assert_cmpfloat (dg1[c], ==, dg2[c]);
+      g_assert_cmpfloat (db1[c], ==, db2[c]);
+    }
+    g_free (dx1);
+    g_free (dx2);
+    g_free (dg1);
+    g_free (db1);
+    g_free (dg2);
+    g_free (db2);
+  }
+
+  /* eval mode with the running statistics */
+  simclr_batchnorm_act_forward_eval (out, x, r, sp->relu, g, bt, rm, rv, M,
+      C, eps, sp->threads);
+  for (size_t i = 0; i < n; i++) {
+    int c = i % C;
+    double want = ((double) x[i] - rm[c]) / sqrt ((double) rv[c] + eps) *
+        g[c] + bt[c];
+    if (r)
+      want += res[i];
+    if (sp->relu)
+      want = fmax (want, 0.0);
+    if (!(fabs (out[i] - want) <= 1e-5 * (1 + fabs (want))))
+      g_error ("%s: eval out[%zu] %.9g, want %.9g", sp->name, i, out[i],
+          want);
+  }
+
+  g_free (x);
+  g_free (res);
+  g_free (out);
+  g_free (dout);
+  g_free (masked);
+  g_free (g);
+  g_free (bt);
+  g_free (xd);
+  g_free (ref);
+  g_free (gd);
+  g_free (btd);
+  g_free (mean);
+  g_free (rstd);
+  g_free (rm);
+  g_free (rv);
+  g_free (out1);
+  g_free (mean1);
+  g_free (rstd1);
+  g_free (rm1);
+  g_free (rv1);
 }
 
 static void
@@ -1050,6 +1197,12 @@ main (int argc, char **argv)
     char *path = g_strdup_printf ("/layers/batchnorm/train/%s",
         bn_specs[i].name);
     g_test_add_data_func (path, &bn_specs[i], test_bn_train);
+    g_free (path);
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (bn_fused_specs); i++) {
+    char *path = g_strdup_printf ("/layers/batchnorm/fused/%s",
+        bn_fused_specs[i].name);
+    g_test_add_data_func (path, &bn_fused_specs[i], test_bn_fused);
     g_free (path);
   }
   g_test_add_func ("/layers/batchnorm/eval", test_bn_eval);

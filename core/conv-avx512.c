@@ -1,0 +1,449 @@
+/* conv-avx512.c: direct convolution kernels for AVX-512 (F, BW, DQ, VL)
+ * (one row of the kernel table in cpu.c; dispatch, threads and the portable
+ * path live in conv.c).
+ *
+ * The AVX2 kernels' scheme (conv-avx2.c) on 16-float vectors and 32
+ * registers: the NHWC input is read in place, a block of R output pixels x
+ * 16*NV channels is accumulated in R*NV zmm registers over all taps (kh, kw,
+ * c), one broadcast input value against NV weight vectors per step. Wider
+ * layers run in groups of 64 channels (the packed weight keeps a group's 64
+ * values of one (kh, kw, c) contiguous), so OpenBLAS's AVX2 sgemm is not the
+ * only path for them; conv.c's table decides per shape (predicates below,
+ * from bench-conv measurements). Padded taps read a zero vector (forward,
+ * input gradient) or are skipped (weight gradient).
+ * Every kernel is compiled for AVX-512 through target attributes and only
+ * called when cpu.c found it; the predicates are portable code.
+ */
+#include "cpu-private.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+#define CONV_DIRECT_MAX_C 1024
+#define CONV_DIRECT_MAX_K 16
+static const float conv_zeros[CONV_DIRECT_MAX_C];
+
+#define AVX512 "avx512f,avx512bw,avx512dq,avx512vl,fma"
+#define KERNEL __attribute__ ((target (AVX512), always_inline)) static inline
+
+/* Largest block: R pixels x NV vectors. */
+#define MAX_R 16
+#define MAX_NV 4
+
+/* out row block: R output pixels (b, oh, ow0 .. ow0+R-1) x 16*NV channels
+ * from o0, accumulated in R*NV registers over the taps and input channels
+ * [c0, c0 + cn). wp is the weight packed (KH, KW, C, OC). `o` points at
+ * out (b, oh, 0, 0). With accumulate the block adds to out, else it
+ * writes conv + bias (bias may be NULL). */
+KERNEL void
+fwd_block (const int NV, const int R, float *o, const float *img,
+    const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s, int oh, int ow0, int o0, int c0, int cn)
+{
+  const int C = s->C, OC = s->OC, W = s->W;
+  __m512 acc[MAX_R][MAX_NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = _mm512_setzero_ps ();
+  for (int kh = 0; kh < s->KH; kh++) {
+    int ih = oh * s->stride - s->pad + kh;
+    if (ih < 0 || ih >= s->H)
+      continue;
+    const float *row = img + (size_t) ih * W * C + c0;
+    for (int kw = 0; kw < s->KW; kw++) {
+      const float *p[MAX_R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++) {
+        int iw = (ow0 + r) * s->stride - s->pad + kw;
+        p[r] = iw >= 0 && iw < W ? row + (size_t) iw * C : conv_zeros;
+      }
+      const float *w = wp + ((size_t) (kh * s->KW + kw) * C + c0) * OC + o0;
+      for (int c = 0; c < cn; c++, w += OC) {
+        __m512 wv[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+          wv[v] = _mm512_loadu_ps (w + 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+          __m512 x = _mm512_set1_ps (p[r][c]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; v++)
+            acc[r][v] = _mm512_fmadd_ps (x, wv[v], acc[r][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) {
+    float *dst = o + (size_t) (ow0 + r) * OC + o0;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      __m512 y = acc[r][v];
+      if (accumulate)
+        y = _mm512_add_ps (y, _mm512_loadu_ps (dst + 16 * v));
+      else if (bias)
+        y = _mm512_add_ps (y, _mm512_loadu_ps (bias + o0 + 16 * v));
+      _mm512_storeu_ps (dst + 16 * v, y);
+    }
+  }
+}
+
+/* One output row (b, oh), channel group o0, input channels [c0, c0 + cn):
+ * blocks of R pixels, the rest in blocks of 8/4/2/1. */
+KERNEL void
+fwd_row (const int NV, const int R, float *o, const float *img,
+    const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s, int oh, int o0, int c0, int cn)
+{
+  int ow = 0;
+  for (; ow + R <= s->OW; ow += R)
+    fwd_block (NV, R, o, img, wp, bias, accumulate, s, oh, ow, o0, c0, cn);
+  if (R > 8 && ow + 8 <= s->OW) {
+    fwd_block (NV, 8, o, img, wp, bias, accumulate, s, oh, ow, o0, c0, cn);
+    ow += 8;
+  }
+  if (R > 4 && ow + 4 <= s->OW) {
+    fwd_block (NV, 4, o, img, wp, bias, accumulate, s, oh, ow, o0, c0, cn);
+    ow += 4;
+  }
+  if (R > 2 && ow + 2 <= s->OW) {
+    fwd_block (NV, 2, o, img, wp, bias, accumulate, s, oh, ow, o0, c0, cn);
+    ow += 2;
+  }
+  if (ow < s->OW)
+    fwd_block (NV, 1, o, img, wp, bias, accumulate, s, oh, ow, o0, c0, cn);
+}
+
+/* Bytes of packed weight one pass over the chunk may stream: above, the
+ * input channels are split into blocks so that a block's slice (KH*KW*cb
+ * x 16*NV floats) stays in L2 for all pixels of the chunk. */
+#define FWD_WEIGHT_BYTES (192 * 1024)
+
+KERNEL void
+fwd_rows (const int NV, const int R, float *out, const float *inp,
+    const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  const size_t tap_bytes = (size_t) s->KH * s->KW * 16 * NV * sizeof (float);
+  int cb = s->C;
+  while (cb % 2 == 0 && cb > 16 && cb * tap_bytes > FWD_WEIGHT_BYTES)
+    cb /= 2;
+  for (int o0 = 0; o0 < s->OC; o0 += 16 * NV)
+    for (int c0 = 0; c0 < s->C; c0 += cb) {
+      /* later input-channel blocks add to the first one's sums */
+      int acc = accumulate || c0 > 0;
+      const float *bi = c0 > 0 ? NULL : bias;
+      for (int b = b0; b < b1; b++) {
+        const float *img = inp + (size_t) b * s->H * s->W * s->C;
+        for (int oh = 0; oh < s->OH; oh++)
+          fwd_row (NV, R, out + ((size_t) b * s->OH + oh) * s->OW * s->OC,
+              img, wp, bi, acc, s, oh, o0, c0, cb);
+      }
+    }
+}
+
+/* out (B,OH,OW,OC) for images [b0, b1): = conv + bias, or += conv. */
+__attribute__ ((target (AVX512))) static void
+avx512_forward (float *out, const float *inp, const float *wp,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1)
+{
+  /* R*NV accumulators, NV weights and a broadcast within 32 registers */
+  switch (s->OC % 64 == 0 ? 4 : s->OC / 16) {
+    case 1:
+      fwd_rows (1, 14, out, inp, wp, bias, accumulate, s, b0, b1);
+      break;
+    case 2:
+      fwd_rows (2, 12, out, inp, wp, bias, accumulate, s, b0, b1);
+      break;
+    case 3:
+      fwd_rows (3, 8, out, inp, wp, bias, accumulate, s, b0, b1);
+      break;
+    default:
+      fwd_rows (4, 6, out, inp, wp, bias, accumulate, s, b0, b1);
+      break;
+  }
+}
+
+/* First output index whose tap k lands inside [0, n): o*stride - pad + k
+ * >= 0, and one past the last. */
+static void
+tap_range (int n, int on, int stride, int pad, int k, int *lo, int *hi)
+{
+  int a = pad - k;
+  *lo = a > 0 ? (a + stride - 1) / stride : 0;
+  int last = n - 1 + pad - k;
+  *hi = last < 0 ? 0 : last / stride + 1;
+  if (*hi > on)
+    *hi = on;
+  if (*lo > *hi)
+    *lo = *hi;
+}
+
+#define MAX_CB 16
+
+/* One block of the packed gradient, dwp[c0 + j][o0 + o] for j < CB,
+ * o < 16*NV, at one tap (kh, kw), held in CB*NV registers while every
+ * output row of images [b0, b1) adds its run of pixels:
+ * += sum_i x[i*xstep + j] * d[i*OC + o]. Loading and storing the block
+ * once per chunk of images instead of once per row matters where rows are
+ * short (4 or 7 pixels); the chunk's input and dout stay in L2. */
+KERNEL void
+dw_block (const int NV, const int CB, float *dwp, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1, int kh,
+    int kw, int c0, int o0, int lo, int hi)
+{
+  const int C = s->C, OC = s->OC, H = s->H, W = s->W;
+  const size_t xstep = (size_t) s->stride * C;
+  const int n = hi - lo;
+  float *dk = dwp + (((size_t) kh * s->KW + kw) * C + c0) * OC + o0;
+  __m512 acc[MAX_CB][2];
+#pragma GCC unroll 16
+  for (int j = 0; j < CB; j++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++)
+      acc[j][v] = _mm512_loadu_ps (dk + (size_t) j * OC + 16 * v);
+  for (int b = b0; b < b1; b++)
+    for (int oh = 0; oh < s->OH; oh++) {
+      int ih = oh * s->stride - s->pad + kh;
+      if (ih < 0 || ih >= H)
+        continue;
+      const float *x = inp + ((size_t) b * H + ih) * W * C +
+          (size_t) (lo * s->stride - s->pad + kw) * C + c0;
+      const float *d = dout + (((size_t) b * s->OH + oh) * s->OW + lo) * OC +
+          o0;
+      for (int i = 0; i < n; i++, x += xstep, d += OC) {
+        __m512 dv[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+          dv[v] = _mm512_loadu_ps (d + 16 * v);
+#pragma GCC unroll 16
+        for (int j = 0; j < CB; j++) {
+          __m512 xb = _mm512_set1_ps (x[j]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; v++)
+            acc[j][v] = _mm512_fmadd_ps (xb, dv[v], acc[j][v]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+  for (int j = 0; j < CB; j++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++)
+      _mm512_storeu_ps (dk + (size_t) j * OC + 16 * v, acc[j][v]);
+}
+
+/* dwp (KH, KW, C, OC) channels [o0, o0 + 16*NV) += weight gradient of
+ * images [b0, b1), block by block. */
+KERNEL void
+dw_rows (const int NV, const int CB, float *dwp, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1, int o0)
+{
+  const int C = s->C;
+  for (int kh = 0; kh < s->KH; kh++)
+    for (int kw = 0; kw < s->KW; kw++) {
+      int lo, hi;
+      tap_range (s->W, s->OW, s->stride, s->pad, kw, &lo, &hi);
+      if (hi <= lo)
+        continue;
+      int c = 0;
+      for (; c + CB <= C; c += CB)
+        dw_block (NV, CB, dwp, inp, dout, s, b0, b1, kh, kw, c, o0, lo, hi);
+      if (CB > 8 && c + 8 <= C) {
+        dw_block (NV, 8, dwp, inp, dout, s, b0, b1, kh, kw, c, o0, lo, hi);
+        c += 8;
+      }
+      if (CB > 4 && c + 4 <= C) {
+        dw_block (NV, 4, dwp, inp, dout, s, b0, b1, kh, kw, c, o0, lo, hi);
+        c += 4;
+      }
+      if (CB > 2 && c + 2 <= C) {
+        dw_block (NV, 2, dwp, inp, dout, s, b0, b1, kh, kw, c, o0, lo, hi);
+        c += 2;
+      }
+      for (; c < C; c++)
+        dw_block (NV, 1, dwp, inp, dout, s, b0, b1, kh, kw, c, o0, lo, hi);
+    }
+}
+
+/* dwp (KH, KW, C, OC) += dout^T x columns of images [b0, b1): the weight
+ * gradient in the packed layout. */
+__attribute__ ((target (AVX512))) static void
+avx512_dweight (float *dwp, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  /* CB*NV accumulators + NV dout vectors + a broadcast within 32
+   * registers; wider layers in groups of 32 channels. */
+  if (s->OC == 16) {
+    dw_rows (1, 16, dwp, inp, dout, s, b0, b1, 0);
+  } else if (s->OC == 48) {
+    dw_rows (1, 16, dwp, inp, dout, s, b0, b1, 0);
+    dw_rows (2, 12, dwp, inp, dout, s, b0, b1, 16);
+  } else {
+    for (int o0 = 0; o0 < s->OC; o0 += 32)
+      dw_rows (2, 12, dwp, inp, dout, s, b0, b1, o0);
+  }
+}
+
+/* Input gradient of a strided convolution, gathered per input pixel:
+ * dinp (b, ih, iw, :) += sum over taps (kh, kw) that reach an output pixel
+ * (oh, ow) of dout (b, oh, ow, :) x wt[kh][kw] (OC x C). For stride s the
+ * input pixels iw0, iw0+s, iw0+2s, ... of one residue class reach the same
+ * taps, at consecutive output pixels, so a block of R of them reads R
+ * consecutive dout pixels per tap, like the forward block with the roles of
+ * C and OC swapped. wt is packed (KH, KW, OC, C); channels [c0, c0 +
+ * 16*NV). */
+KERNEL void
+bwd_block (const int NV, const int R, float *drow, const float *dout_img,
+    const float *wt, const SimclrConvShape *s, int ih, int iw0, int c0)
+{
+  const int C = s->C, OC = s->OC, st = s->stride;
+  __m512 acc[MAX_R][MAX_NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = _mm512_setzero_ps ();
+  for (int kh = 0; kh < s->KH; kh++) {
+    int t = ih + s->pad - kh;
+    if (t < 0 || t % st != 0 || t / st >= s->OH)
+      continue;
+    const float *orow = dout_img + (size_t) (t / st) * s->OW * OC;
+    for (int kw = 0; kw < s->KW; kw++) {
+      int u = iw0 + s->pad - kw;
+      if (((u % st) + st) % st != 0)
+        continue;
+      int ow0 = u / st;         /* exact: u is a multiple of st */
+      const float *p[MAX_R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++)
+        p[r] = ow0 + r >= 0 && ow0 + r < s->OW ?
+            orow + (size_t) (ow0 + r) * OC : conv_zeros;
+      const float *w = wt + (size_t) (kh * s->KW + kw) * OC * C + c0;
+      for (int o = 0; o < OC; o++, w += C) {
+        __m512 wv[MAX_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+          wv[v] = _mm512_loadu_ps (w + 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+          __m512 x = _mm512_set1_ps (p[r][o]);
+#pragma GCC unroll 4
+          for (int v = 0; v < NV; v++)
+            acc[r][v] = _mm512_fmadd_ps (x, wv[v], acc[r][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) {
+    float *dst = drow + (size_t) (iw0 + st * r) * C + c0;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++)
+      _mm512_storeu_ps (dst + 16 * v,
+          _mm512_add_ps (acc[r][v], _mm512_loadu_ps (dst + 16 * v)));
+  }
+}
+
+KERNEL void
+bwd_row (const int NV, const int R, float *drow, const float *dout_img,
+    const float *wt, const SimclrConvShape *s, int ih)
+{
+  const int st = s->stride;
+  for (int c0 = 0; c0 < s->C; c0 += 16 * NV)
+    for (int q = 0; q < st && q < s->W; q++) {
+      int n = (s->W - q + st - 1) / st; /* pixels q, q+st, ... < W */
+      int j = 0;
+      for (; j + R <= n; j += R)
+        bwd_block (NV, R, drow, dout_img, wt, s, ih, q + st * j, c0);
+      if (R > 8 && j + 8 <= n) {
+        bwd_block (NV, 8, drow, dout_img, wt, s, ih, q + st * j, c0);
+        j += 8;
+      }
+      if (R > 4 && j + 4 <= n) {
+        bwd_block (NV, 4, drow, dout_img, wt, s, ih, q + st * j, c0);
+        j += 4;
+      }
+      if (R > 2 && j + 2 <= n) {
+        bwd_block (NV, 2, drow, dout_img, wt, s, ih, q + st * j, c0);
+        j += 2;
+      }
+      if (j < n)
+        bwd_block (NV, 1, drow, dout_img, wt, s, ih, q + st * j, c0);
+    }
+}
+
+KERNEL void
+bwd_rows (const int NV, const int R, float *dinp, const float *dout,
+    const float *wt, const SimclrConvShape *s, int b0, int b1)
+{
+  for (int b = b0; b < b1; b++) {
+    const float *dimg = dout + (size_t) b * s->OH * s->OW * s->OC;
+    for (int ih = 0; ih < s->H; ih++)
+      bwd_row (NV, R, dinp + ((size_t) b * s->H + ih) * s->W * s->C, dimg,
+          wt, s, ih);
+  }
+}
+
+/* dinp (B,H,W,C) += input gradient of images [b0, b1); wt packed (KH, KW,
+ * OC, C). */
+__attribute__ ((target (AVX512))) static void
+avx512_backward_data (float *dinp, const float *dout, const float *wt,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  switch (s->C % 64 == 0 ? 4 : s->C / 16) {
+    case 1:
+      bwd_rows (1, 14, dinp, dout, wt, s, b0, b1);
+      break;
+    case 2:
+      bwd_rows (2, 12, dinp, dout, wt, s, b0, b1);
+      break;
+    case 3:
+      bwd_rows (3, 8, dinp, dout, wt, s, b0, b1);
+      break;
+    default:
+      bwd_rows (4, 6, dinp, dout, wt, s, b0, b1);
+      break;
+  }
+}
+
+/* Channel counts the blocks cover: 16, 32, 48, or a multiple of 64. */
+static int
+avx512_channels_ok (int n)
+{
+  return n % 16 == 0 && (n <= 64 || n % 64 == 0) && n <= CONV_DIRECT_MAX_C;
+}
+
+static int
+avx512_forward_ok (const SimclrConvShape *s)
+{
+  return avx512_channels_ok (s->OC) &&
+      s->C <= CONV_DIRECT_MAX_C && s->KW <= CONV_DIRECT_MAX_K;
+}
+
+static int
+avx512_dweight_ok (const SimclrConvShape *s)
+{
+  return avx512_channels_ok (s->OC) &&
+      s->C <= CONV_DIRECT_MAX_C && s->KW <= CONV_DIRECT_MAX_K;
+}
+
+/* Strided convolutions. */
+static int
+avx512_backward_data_ok (const SimclrConvShape *s)
+{
+  return s->stride >= 2 && avx512_channels_ok (s->C) &&
+      s->OC <= CONV_DIRECT_MAX_C;
+}
+
+const SimclrConvKernels simclr_conv_kernels_avx512 = {
+  .forward_ok = avx512_forward_ok,
+  .forward = avx512_forward,
+  .dweight_ok = avx512_dweight_ok,
+  .dweight = avx512_dweight,
+  .backward_data_ok = avx512_backward_data_ok,
+  .backward_data = avx512_backward_data,
+};
+#endif
