@@ -77,43 +77,53 @@ simclr_augment_config_validate (const SimclrAugmentConfig * cfg,
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "augment: config is NULL");
   if (cfg->size < 1 || cfg->size > MAX_SIZE)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.size", NULL,
         "augment: size %d not in [1, %d]", cfg->size, MAX_SIZE);
   if (!(cfg->crop_scale_min > 0.0 && cfg->crop_scale_min <= cfg->crop_scale_max
           && cfg->crop_scale_max <= 1.0))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.crop_scale_min", "augment.crop_scale_max",
         "augment: crop scale [%g, %g] must satisfy 0 < min <= max <= 1",
         cfg->crop_scale_min, cfg->crop_scale_max);
   if (!(cfg->crop_ratio_min > 0.0 && cfg->crop_ratio_min <= cfg->crop_ratio_max
           && isfinite (cfg->crop_ratio_max)))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.crop_ratio_min", "augment.crop_ratio_max",
         "augment: crop ratio [%g, %g] must satisfy 0 < min <= max < inf",
         cfg->crop_ratio_min, cfg->crop_ratio_max);
   if (!is_probability (cfg->flip_probability))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.flip_probability", NULL,
         "augment: flip probability %g not in [0, 1]", cfg->flip_probability);
   if (!is_probability (cfg->jitter_probability))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.jitter_probability", NULL,
         "augment: jitter probability %g not in [0, 1]",
         cfg->jitter_probability);
   if (!is_probability (cfg->grayscale_probability))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.grayscale_probability", NULL,
         "augment: grayscale probability %g not in [0, 1]",
         cfg->grayscale_probability);
   if (!is_probability (cfg->blur_probability))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.blur_probability", NULL,
         "augment: blur probability %g not in [0, 1]", cfg->blur_probability);
   if (!is_probability (cfg->solarize_probability))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.solarize_probability", NULL,
         "augment: solarize probability %g not in [0, 1]",
         cfg->solarize_probability);
   /* Hue moves by up to 0.2 s and torchvision bounds it to 0.5. */
   if (!(cfg->jitter_strength >= 0.0 && cfg->jitter_strength <= 2.5))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.jitter_strength", NULL,
         "augment: jitter strength %g not in [0, 2.5]", cfg->jitter_strength);
   if (!(cfg->blur_sigma_min > 0.0 && cfg->blur_sigma_min <= cfg->blur_sigma_max
           && isfinite (cfg->blur_sigma_max)))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "augment.blur_sigma_min", "augment.blur_sigma_max",
         "augment: blur sigma [%g, %g] must satisfy 0 < min <= max < inf",
         cfg->blur_sigma_min, cfg->blur_sigma_max);
   return SIMCLR_OK;

@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <time.h>
+
+#include "simclr/linclf.h"
 
 static uint64_t
 fnv1a (uint64_t h, const void *data, size_t bytes)
@@ -164,12 +167,12 @@ simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
   int batch = cfg->max_batch;
   float *out = malloc (sizeof (float) * (size_t) count * d);
   int *lab = malloc (sizeof (int) * (size_t) count);
-  float *x = malloc (sizeof (float) * pixels * batch);
-  uint8_t *img = malloc (pixels);
+  uint8_t *img = malloc (pixels * batch);
+  SimclrFrame *frames = malloc (sizeof (SimclrFrame) * batch);
   float *rep = kind == SIMCLR_FEATURES_HEAD_HIDDEN
       ? malloc (sizeof (float) * (size_t) batch * simclr_model_feature_dim (m))
       : NULL;
-  if (!out || !lab || !x || !img
+  if (!out || !lab || !img || !frames
       || (kind == SIMCLR_FEATURES_HEAD_HIDDEN && !rep)) {
     s = simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
         "features: out of memory for %lld x %d features", (long long) count,
@@ -178,34 +181,37 @@ simclr_features_extract (SimclrModel *m, SimclrDataset *ds, int64_t limit,
   }
 
   uint64_t before = simclr_model_state_hash (m);
+  simclr_frames_packed (frames, img, batch, cfg->image_size,
+      cfg->in_channels);
   for (int64_t start = 0; start < count && s == SIMCLR_OK; start += batch) {
     int b = (int) (count - start < batch ? count - start : batch);
     for (int i = 0; i < b; i++) {
       int w, h;
-      s = simclr_dataset_get (ds, start + i, img, pixels, &w, &h,
-          &lab[start + i], err);
+      s = simclr_dataset_get (ds, start + i, img + (size_t) i * pixels,
+          pixels, &w, &h, &lab[start + i], err);
       if (s != SIMCLR_OK)
         goto done;
-      for (size_t k = 0; k < pixels; k++)
-        x[(size_t) i * pixels + k] = img[k] * (1.0f / 255.0f);
     }
     float *dst = out + (size_t) start * d;
     /* train = 0: running statistics, no caches, no state change. */
     if (kind == SIMCLR_FEATURES_PROJECTION)
-      s = simclr_model_forward (m, x, b, 0, NULL, dst, err);
+      s = simclr_model_forward_frames (m, frames, b, cfg->in_channels, 0,
+          NULL, dst, err);
     else if (kind == SIMCLR_FEATURES_HEAD_HIDDEN) {
-      s = simclr_model_forward (m, x, b, 0, rep, NULL, err);
+      s = simclr_model_forward_frames (m, frames, b, cfg->in_channels, 0,
+          rep, NULL, err);
       if (s == SIMCLR_OK)
         s = head_hidden (m, rep, b, dst, err);
     } else
-      s = simclr_model_forward (m, x, b, 0, dst, NULL, err);
+      s = simclr_model_forward_frames (m, frames, b, cfg->in_channels, 0,
+          dst, NULL, err);
   }
   if (s == SIMCLR_OK && simclr_model_state_hash (m) != before)
     s = simclr_error_set (err, SIMCLR_ERROR_NUMERIC,
         "features: the encoder changed during evaluation (it must be frozen)");
 
 done:
-  free (x);
+  free (frames);
   free (img);
   free (rep);
   if (s != SIMCLR_OK) {
@@ -247,11 +253,12 @@ simclr_features_raw (SimclrDataset *ds, int64_t limit, float **features,
   }
   for (int64_t i = 0; i < count; i++) {
     int iw, ih;
+    SimclrFrame frame = { img, w * c };
     s = simclr_dataset_get (ds, i, img, pixels, &iw, &ih, &lab[i], err);
     if (s != SIMCLR_OK)
       goto done;
-    for (size_t k = 0; k < pixels; k++)
-      out[(size_t) i * pixels + k] = img[k] * (1.0f / 255.0f);
+    /* Raw features: the pixels as the model would take them. */
+    simclr_frame_to_input (out + (size_t) i * pixels, &frame, w, h, c);
   }
 done:
   free (img);
@@ -264,5 +271,103 @@ done:
   *labels = lab;
   *n = count;
   *dim = (int) pixels;
+  return SIMCLR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* kNN evaluation */
+
+void
+simclr_feature_set_clear (SimclrFeatureSet *fs)
+{
+  if (!fs)
+    return;
+  free (fs->x);
+  free (fs->labels);
+  memset (fs, 0, sizeof *fs);
+}
+
+void
+simclr_knn_eval_config_default (SimclrKnnEvalConfig *cfg)
+{
+  memset (cfg, 0, sizeof *cfg);
+  cfg->kind = SIMCLR_FEATURES_REPRESENTATION;
+  cfg->k = SIMCLR_KNN_DEFAULT_K;
+  cfg->temperature = SIMCLR_KNN_DEFAULT_TEMPERATURE;
+}
+
+static double
+now_seconds (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static SimclrStatus
+features_of (SimclrModel *m, SimclrDataset *ds, int64_t limit,
+    SimclrFeatureKind kind, SimclrFeatureSet *fs, SimclrError *err)
+{
+  return m ? simclr_features_extract (m, ds, limit, kind, &fs->x,
+      &fs->labels, &fs->n, &fs->dim, err)
+      : simclr_features_raw (ds, limit, &fs->x, &fs->labels, &fs->n,
+      &fs->dim, err);
+}
+
+SimclrStatus
+simclr_knn_evaluate (SimclrModel *m, SimclrDataset *train,
+    SimclrDataset *test, const SimclrKnnEvalConfig *cfg,
+    SimclrKnnEvalResult *result, SimclrFeatureSet *train_out,
+    SimclrFeatureSet *test_out, SimclrError *err)
+{
+  SimclrFeatureSet tr = { 0 }, te = { 0 };
+  SimclrStatus s;
+  double t0;
+
+  if (!train || !test || !cfg || !result)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "kNN evaluation: NULL argument");
+  if (cfg->k < 0 || !(cfg->temperature > 0))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "kNN evaluation: k %d must be >= 0 and temperature %g > 0", cfg->k,
+        cfg->temperature);
+  memset (result, 0, sizeof *result);
+  result->top1 = result->top5 = NAN;
+
+  t0 = now_seconds ();
+  s = features_of (m, train, cfg->train_limit, cfg->kind, &tr, err);
+  if (s == SIMCLR_OK)
+    s = features_of (m, test, cfg->test_limit, cfg->kind, &te, err);
+  if (s == SIMCLR_OK && te.dim != tr.dim)
+    s = simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+        "kNN evaluation: train features of %d, test features of %d", tr.dim,
+        te.dim);
+  result->feature_seconds = now_seconds () - t0;
+  if (s == SIMCLR_OK && cfg->k > 0) {
+    /* kNN on the unstandardised features: the similarity is a cosine. */
+    int k = cfg->k < tr.n ? cfg->k : (int) tr.n;
+    t0 = now_seconds ();
+    s = simclr_knn_classify (tr.x, tr.labels, (int) tr.n, te.x, te.labels,
+        (int) te.n, tr.dim, simclr_dataset_n_classes (train), k,
+        cfg->temperature, NULL, &result->top1, &result->top5, err);
+    result->knn_seconds = now_seconds () - t0;
+  }
+  if (s != SIMCLR_OK) {
+    simclr_feature_set_clear (&tr);
+    simclr_feature_set_clear (&te);
+    result->top1 = result->top5 = NAN;
+    return s;
+  }
+  result->n_train = tr.n;
+  result->n_test = te.n;
+  result->dim = tr.dim;
+  if (train_out)
+    *train_out = tr;
+  else
+    simclr_feature_set_clear (&tr);
+  if (test_out)
+    *test_out = te;
+  else
+    simclr_feature_set_clear (&te);
   return SIMCLR_OK;
 }

@@ -179,50 +179,62 @@ simclr_model_config_validate (const SimclrModelConfig *cfg, SimclrError *err)
   if (!cfg)
     return simclr_error_set (err, E, "model config is NULL");
   if (!simclr_arch_to_string (cfg->arch))
-    return simclr_error_set (err, E, "model arch %d unknown", (int) cfg->arch);
+    return simclr_error_set_field (err, E, "model.arch", NULL,
+        "model arch %d unknown", (int) cfg->arch);
   if (!(cfg->width >= 0.0625 && cfg->width <= 8))
-    return simclr_error_set (err, E,
+    return simclr_error_set_field (err, E, "model.width", NULL,
         "model width %g out of range [0.0625, 8] (0.25 .. 4 intended)",
         cfg->width);
   if (cfg->in_channels != 1 && cfg->in_channels != 3)
-    return simclr_error_set (err, E, "model in_channels %d: must be 1 or 3",
+    return simclr_error_set_field (err, E, "model.in_channels", NULL,
+        "model in_channels %d: must be 1 or 3",
         cfg->in_channels);
   if (!simclr_stem_to_string (cfg->stem))
-    return simclr_error_set (err, E, "model stem %d unknown", (int) cfg->stem);
+    return simclr_error_set_field (err, E, "model.stem", NULL,
+        "model stem %d unknown", (int) cfg->stem);
   if (cfg->image_size < 1 || cfg->image_size > 4096)
-    return simclr_error_set (err, E, "model image_size %d out of range [1, 4096]",
+    return simclr_error_set_field (err, E, "model.image_size", NULL,
+        "model image_size %d out of range [1, 4096]",
         cfg->image_size);
   if (cfg->max_batch < 1 || cfg->max_batch > (1 << 20))
-    return simclr_error_set (err, E, "model max_batch %d out of range",
+    return simclr_error_set_field (err, E, "model.max_batch", NULL,
+        "model max_batch %d out of range",
         cfg->max_batch);
   if (cfg->proj_layers != 0 && cfg->proj_layers != 2 && cfg->proj_layers != 3)
-    return simclr_error_set (err, E, "model proj_layers %d: must be 0, 2 or 3",
+    return simclr_error_set_field (err, E, "model.proj_layers", NULL,
+        "model proj_layers %d: must be 0, 2 or 3",
         cfg->proj_layers);
   if (cfg->proj_hidden < 0 || cfg->proj_hidden > (1 << 16))
-    return simclr_error_set (err, E, "model proj_hidden %d out of range",
+    return simclr_error_set_field (err, E, "model.proj_hidden", NULL,
+        "model proj_hidden %d out of range",
         cfg->proj_hidden);
   if (cfg->proj_layers && (cfg->proj_dim < 1 || cfg->proj_dim > (1 << 16)))
-    return simclr_error_set (err, E, "model proj_dim %d out of range",
+    return simclr_error_set_field (err, E, "model.proj_dim", NULL,
+        "model proj_dim %d out of range",
         cfg->proj_dim);
   if (!(cfg->bn_momentum >= 0 && cfg->bn_momentum <= 1))
-    return simclr_error_set (err, E, "model bn_momentum %g out of [0, 1]",
+    return simclr_error_set_field (err, E, "model.bn_momentum", NULL,
+        "model bn_momentum %g out of [0, 1]",
         cfg->bn_momentum);
   if (!(cfg->bn_eps > 0 && cfg->bn_eps < 1))
-    return simclr_error_set (err, E, "model bn_eps %g out of (0, 1)",
+    return simclr_error_set_field (err, E, "model.bn_eps", NULL,
+        "model bn_eps %g out of (0, 1)",
         cfg->bn_eps);
   if (cfg->threads < 0 || cfg->threads > 256)
-    return simclr_error_set (err, E, "model threads %d out of range [0, 256]",
+    return simclr_error_set_field (err, E, "model.threads", NULL,
+        "model threads %d out of range [0, 256]",
         cfg->threads);
   /* The spatial size must survive every stride. */
   int s = cfg->image_size;
   if (cfg->stem == SIMCLR_STEM_IMAGENET)
     s = ((s + 6 - 7) / 2 + 1 + 2 - 3) / 2 + 1;
   if (cfg->stem == SIMCLR_STEM_IMAGENET && cfg->image_size < 7)
-    return simclr_error_set (err, E,
+    return simclr_error_set_field (err, E, "model.image_size", "model.stem",
         "model image_size %d too small for the imagenet stem (>= 7)",
         cfg->image_size);
   if (s < 1)
-    return simclr_error_set (err, E, "model image_size %d too small",
+    return simclr_error_set_field (err, E, "model.image_size", NULL,
+        "model image_size %d too small",
         cfg->image_size);
   return SIMCLR_OK;
 }
@@ -889,14 +901,14 @@ unit_forward (SimclrModel *m, Unit *u, const float *inp, int B, int train,
   prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
 }
 
-SimclrStatus
-simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
-    float *h, float *z, SimclrError *err)
+/* The forward of both entries: @input (B,H,W,C) float is copied into
+ * m->input, or NULL when the frame entry already converted the frames
+ * there. */
+static SimclrStatus
+forward (SimclrModel *m, const float *input, int B, int train, float *h,
+    float *z, SimclrError *err)
 {
   const SimclrModelConfig *c = &m->cfg;
-  if (!input)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
-        "model forward: input is NULL");
   if (B < 1 || B > c->max_batch)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "model forward: batch %d out of range [1, max_batch %d]", B,
@@ -915,7 +927,8 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
   }
   m->cached_B = 0;
   size_t in_n = (size_t) B * c->image_size * c->image_size * c->in_channels;
-  memcpy (m->input, input, in_n * sizeof (float));
+  if (input)
+    memcpy (m->input, input, in_n * sizeof (float));
 
   unit_forward (m, &m->stem, m->input, B, train, NULL);
   const float *x = m->stem.b;
@@ -975,6 +988,42 @@ simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
     m->num_batches_tracked++;
   }
   return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_model_forward (SimclrModel *m, const float *input, int B, int train,
+    float *h, float *z, SimclrError *err)
+{
+  if (!input)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "model forward: input is NULL");
+  return forward (m, input, B, train, h, z, err);
+}
+
+SimclrStatus
+simclr_model_forward_frames (SimclrModel *m, const SimclrFrame *frames,
+    int B, int channels, int train, float *h, float *z, SimclrError *err)
+{
+  const SimclrModelConfig *c = &m->cfg;
+  const size_t pixels = (size_t) c->image_size * c->image_size
+      * c->in_channels;
+  if (channels != c->in_channels)
+    return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
+        "model forward: frames of %d channel(s) for a model of %d",
+        channels, c->in_channels);
+  if (B < 1 || B > c->max_batch)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "model forward: batch %d out of range [1, max_batch %d]", B,
+        c->max_batch);
+  SimclrStatus s = simclr_frames_check (frames, B, c->image_size, channels,
+      err);
+  if (s != SIMCLR_OK)
+    return s;
+  /* The one conversion: each frame straight into the input buffer. */
+  for (int b = 0; b < B; b++)
+    simclr_frame_to_input (m->input + (size_t) b * pixels, &frames[b],
+        c->image_size, c->image_size, channels);
+  return forward (m, NULL, B, train, h, z, err);
 }
 
 /* ------------------------------------------------------------------------ */

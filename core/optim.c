@@ -60,47 +60,57 @@ simclr_optim_config_validate (const SimclrOptimConfig *cfg, SimclrError *err)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "optim: NULL configuration");
   if (cfg->kind != SIMCLR_OPTIM_LARS && cfg->kind != SIMCLR_OPTIM_SGD)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.kind", NULL,
         "optim: unknown optimiser kind %d", (int) cfg->kind);
   if (cfg->lr_scaling != SIMCLR_LR_SCALING_LINEAR
       && cfg->lr_scaling != SIMCLR_LR_SCALING_SQRT)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.lr_scaling", NULL,
         "optim: unknown learning-rate scaling %d", (int) cfg->lr_scaling);
   if (!(cfg->base_lr > 0.0) || !isfinite (cfg->base_lr))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.base_lr", NULL,
         "optim: base learning rate %g must be positive and finite",
         cfg->base_lr);
   if (cfg->batch_size <= 0)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.batch_size", NULL,
         "optim: batch size %d must be positive", cfg->batch_size);
   if (!(cfg->momentum >= 0.0 && cfg->momentum < 1.0))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.momentum", NULL,
         "optim: momentum %g must be in [0, 1)", cfg->momentum);
   if (!(cfg->weight_decay >= 0.0) || !isfinite (cfg->weight_decay))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.weight_decay", NULL,
         "optim: weight decay %g must be >= 0 and finite", cfg->weight_decay);
   if (cfg->kind == SIMCLR_OPTIM_LARS && (!(cfg->trust_coefficient > 0.0)
           || !isfinite (cfg->trust_coefficient)))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.trust_coefficient", NULL,
         "optim: LARS trust coefficient %g must be positive and finite",
         cfg->trust_coefficient);
   if (cfg->warmup_steps < 0)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.warmup_steps", NULL,
         "optim: warm-up steps %lld must be >= 0",
         (long long) cfg->warmup_steps);
   if (!simclr_lr_schedule_to_string (cfg->schedule))
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.schedule", NULL,
         "optim: unknown learning-rate schedule %d", (int) cfg->schedule);
   /* Only the cosine decay has a horizon; the stream schedules run for ever. */
   if (cfg->schedule == SIMCLR_LR_SCHEDULE_COSINE
       && cfg->total_steps <= cfg->warmup_steps)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.total_steps", "optim.warmup_steps",
         "optim: total steps %lld must exceed warm-up steps %lld",
         (long long) cfg->total_steps, (long long) cfg->warmup_steps);
   if (cfg->schedule == SIMCLR_LR_SCHEDULE_COSINE_RESTARTS
       && cfg->restart_period < 1)
-    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
-        "optim: restart period %lld of the cosine-restarts schedule must be "
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "optim.restart_period", NULL, "optim: restart period %lld of the cosine-restarts schedule must be "
         ">= 1 step", (long long) cfg->restart_period);
   return SIMCLR_OK;
 }

@@ -27,7 +27,7 @@ struct SimclrTrainer {
   int64_t step;
   SimclrLoss *loss;           /* of the convenience train step */
   SimclrComm comm;            /* the replicas (size 1 unless joined) */
-  float *views;               /* (max_batch,H,W,C) float scratch */
+  SimclrFrame *frames;        /* (max_batch) views of packed uint8 input */
   float *z, *dz;              /* (max_batch, out) */
   int rows;                   /* rows of the last forward, 0 if none */
   SimclrAllreduceFn allreduce;
@@ -84,7 +84,7 @@ simclr_trainer_free (SimclrTrainer *t)
   simclr_loss_free (t->loss);
   free (t->velocity);
   free (t->groups);
-  free (t->views);
+  free (t->frames);
   free (t->z);
   free (t->dz);
   free (t);
@@ -111,14 +111,12 @@ trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
   size_t np;
   simclr_model_params (model, &np);
   int out = simclr_model_output_dim (model);
-  size_t nview = (size_t) mc->max_batch * mc->image_size * mc->image_size
-      * mc->in_channels;
   t->velocity = calloc (np ? np : 1, sizeof (float));
   t->groups = calloc (simclr_model_n_tensors (model), sizeof *t->groups);
-  t->views = malloc (nview * sizeof (float));
+  t->frames = malloc ((size_t) mc->max_batch * sizeof (SimclrFrame));
   t->z = malloc ((size_t) mc->max_batch * out * sizeof (float));
   t->dz = malloc ((size_t) mc->max_batch * out * sizeof (float));
-  if (!t->velocity || !t->groups || !t->views || !t->z || !t->dz) {
+  if (!t->velocity || !t->groups || !t->frames || !t->z || !t->dz) {
     simclr_trainer_free (t);
     simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "trainer: out of memory");
     return NULL;
@@ -183,13 +181,19 @@ simclr_trainer_new (const SimclrTrainerConfig *cfg, SimclrError *err)
   return trainer_wrap (cfg, m, err);
 }
 
-SimclrStatus
-simclr_trainer_forward (SimclrTrainer *t, const float *views, int rows,
-    float *z_out, SimclrError *err)
+/* The forward of every entry: @views (float) or @frames (uint8). */
+static SimclrStatus
+trainer_forward (SimclrTrainer *t, const float *views,
+    const SimclrFrame *frames, int channels, int rows, float *z_out,
+    SimclrError *err)
 {
+  SimclrStatus s;
   t->rows = 0;
-  SimclrStatus s = simclr_model_forward (t->model, views, rows, 1, NULL, t->z,
-      err);
+  if (frames)
+    s = simclr_model_forward_frames (t->model, frames, rows, channels, 1,
+        NULL, t->z, err);
+  else
+    s = simclr_model_forward (t->model, views, rows, 1, NULL, t->z, err);
   if (s != SIMCLR_OK)
     return s;
   t->rows = rows;
@@ -197,6 +201,25 @@ simclr_trainer_forward (SimclrTrainer *t, const float *views, int rows,
     memcpy (z_out, t->z, (size_t) rows * simclr_model_output_dim (t->model)
         * sizeof (float));
   return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_trainer_forward (SimclrTrainer *t, const float *views, int rows,
+    float *z_out, SimclrError *err)
+{
+  return trainer_forward (t, views, NULL, 0, rows, z_out, err);
+}
+
+SimclrStatus
+simclr_trainer_forward_frames (SimclrTrainer *t, const SimclrFrame *frames,
+    int rows, int channels, float *z_out, SimclrError *err)
+{
+  if (!frames) {
+    t->rows = 0;
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer forward: frames is NULL");
+  }
+  return trainer_forward (t, NULL, frames, channels, rows, z_out, err);
 }
 
 SimclrStatus
@@ -211,11 +234,10 @@ simclr_trainer_forward_u8 (SimclrTrainer *t, const uint8_t *views, int rows,
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "trainer forward: %d rows out of range [1, max_batch %d]", rows,
         mc->max_batch);
-  size_t n = (size_t) rows * mc->image_size * mc->image_size
-      * mc->in_channels;
-  for (size_t i = 0; i < n; i++)
-    t->views[i] = views[i] * (1.0f / 255.0f);
-  return simclr_trainer_forward (t, t->views, rows, z_out, err);
+  simclr_frames_packed (t->frames, views, rows, mc->image_size,
+      mc->in_channels);
+  return trainer_forward (t, NULL, t->frames, mc->in_channels, rows, z_out,
+      err);
 }
 
 SimclrStatus

@@ -71,6 +71,7 @@
 
 #include "gstsimclr.h"
 #include "gstsimclraugment.h"
+#include "gstsimclrfields.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_simclr_augment_debug);
 #define GST_CAT_DEFAULT gst_simclr_augment_debug
@@ -268,39 +269,6 @@ gst_simclr_augment_hold (GstSimclrAugment * self, GstBuffer * inbuf)
 /* ------------------------------------------------------------------------ */
 /* Settings */
 
-/* The core's message speaks of config fields ("crop scale [0.9, 0.5] must
- * satisfy ..."); users know properties: prefix the property names. */
-static gchar *
-gst_simclr_augment_property_message (const gchar * core_message)
-{
-  static const struct
-  {
-    const gchar *phrase;
-    const gchar *properties;
-  } names[] = {
-    {"crop scale", "crop-scale-min, crop-scale-max"},
-    {"crop ratio", "crop-ratio-min, crop-ratio-max"},
-    {"blur sigma", "blur-sigma-min, blur-sigma-max"},
-    {"jitter strength", "jitter-strength"},
-    {"flip probability", "flip-probability"},
-    {"jitter probability", "jitter-probability"},
-    {"grayscale probability", "grayscale-probability"},
-    {"blur probability", "blur-probability"},
-    {"solarize probability", "solarize-probability"},
-    {"size", "size"},
-  };
-  const gchar *text = core_message;
-  guint i;
-
-  if (g_str_has_prefix (text, "augment: "))
-    text += strlen ("augment: ");
-  for (i = 0; i < G_N_ELEMENTS (names); i++) {
-    if (g_str_has_prefix (text, names[i].phrase))
-      return g_strdup_printf ("%s: %s", names[i].properties, text);
-  }
-  return g_strdup (text);
-}
-
 /* Makes sure the augmenter matches the current properties and output size;
  * snapshots the seed for the next frame's views. */
 static gboolean
@@ -338,7 +306,7 @@ gst_simclr_augment_refresh (GstSimclrAugment * self)
   /* ERRORS */
 invalid:
   {
-    msg = gst_simclr_augment_property_message (err.message);
+    msg = gst_simclr_settings_error_text ("simclraugment", &err);
     if (self->augmenter && self->augmenter_size == cfg.size) {
       GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
           ("Invalid augmentation settings, keeping the previous ones: %s",
@@ -801,7 +769,7 @@ gst_simclr_augment_start (GstBaseTransform * trans)
   /* ERRORS */
 invalid:
   {
-    msg = gst_simclr_augment_property_message (err.message);
+    msg = gst_simclr_settings_error_text ("simclraugment", &err);
     GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
         ("Invalid augmentation settings: %s", msg), ("%s", err.message));
     g_free (msg);

@@ -229,21 +229,6 @@ open_model (const Options *o, int image_size, int channels,
   return m;
 }
 
-static int
-features_of (const Options *o, SimclrModel *m, SimclrDataset *ds,
-    int64_t limit, float **x, int **y, int64_t *n, int *dim)
-{
-  SimclrError err = { 0 };
-  SimclrStatus s = m
-      ? simclr_features_extract (m, ds, limit, o->kind, x, y, n, dim, &err)
-      : simclr_features_raw (ds, limit, x, y, n, dim, &err);
-  if (s != SIMCLR_OK) {
-    fprintf (stderr, "simclr-lineval: %s\n", err.message);
-    return -1;
-  }
-  return 0;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -278,30 +263,34 @@ main (int argc, char **argv)
       goto out;
   }
 
-  int64_t ntrain, ntest;
-  int dim, dim_te;
-  if (features_of (&o, m, train, o.train_limit, &xtr, &ytr, &ntrain, &dim) < 0
-      || features_of (&o, m, test, o.test_limit, &xte, &yte, &ntest,
-          &dim_te) < 0)
+  /* Features of both splits and their kNN accuracy (the encoder's kNN
+   * monitor runs the same core call); the features stay for the probe. */
+  SimclrKnnEvalConfig kcfg;
+  SimclrKnnEvalResult knn;
+  SimclrFeatureSet trs = { 0 }, tes = { 0 };
+  simclr_knn_eval_config_default (&kcfg);
+  kcfg.kind = o.kind;
+  kcfg.train_limit = o.train_limit;
+  kcfg.test_limit = o.test_limit;
+  kcfg.k = o.knn_k;
+  kcfg.temperature = o.knn_t;
+  if (simclr_knn_evaluate (m, train, test, &kcfg, &knn, &trs, &tes, &err)
+      != SIMCLR_OK) {
+    fprintf (stderr, "simclr-lineval: %s\n", err.message);
     goto out;
-  double t_feat = now_seconds () - t_start;
+  }
+  xtr = trs.x;
+  ytr = trs.labels;
+  xte = tes.x;
+  yte = tes.labels;
+  int64_t ntrain = trs.n, ntest = tes.n;
+  int dim = trs.dim;
+  double knn_top1 = knn.top1;
   static const char *const kind_names[] = { "h", "z", "head hidden layer" };
   printf ("features: %s, %lld train, %lld test, dimension %d (%.1f s)\n",
       m ? kind_names[o.kind] : "raw pixels", (long long) ntrain,
-      (long long) ntest, dim, t_feat);
+      (long long) ntest, dim, knn.feature_seconds);
   fflush (stdout);
-
-  /* kNN works on the unstandardised features (cosine similarity). */
-  double knn_top1 = NAN, knn_top5 = NAN;
-  if (o.knn_k > 0) {
-    int k = o.knn_k < ntrain ? o.knn_k : (int) ntrain;
-    if (simclr_knn_classify (xtr, ytr, (int) ntrain, xte, yte, (int) ntest,
-            dim, classes, k, o.knn_t, NULL, &knn_top1, &knn_top5,
-            &err) != SIMCLR_OK) {
-      fprintf (stderr, "simclr-lineval: kNN: %s\n", err.message);
-      goto out;
-    }
-  }
 
   mean = malloc (sizeof (float) * dim);
   std = malloc (sizeof (float) * dim);

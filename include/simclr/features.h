@@ -53,6 +53,59 @@ SimclrStatus simclr_features_extract (SimclrModel *m, SimclrDataset *ds,
 SimclrStatus simclr_features_raw (SimclrDataset *ds, int64_t limit,
     float **features, int **labels, int64_t *n, int *dim, SimclrError *err);
 
+/* ---------------------------------------------------------------------------
+ * kNN accuracy of a frozen encoder: the sequence the encoder's kNN monitor
+ * and simclr-lineval share (features of both splits, then linclf.h's
+ * weighted kNN of every test row on the training rows).
+ */
+
+/* Features of a split; x and labels malloc'ed, freed by
+ * simclr_feature_set_clear. */
+typedef struct {
+  float *x;                    /* (n, dim) row-major */
+  int *labels;                 /* (n) */
+  int64_t n;
+  int dim;
+} SimclrFeatureSet;
+
+/* Frees the arrays and zeroes @fs (a zeroed set is a no-op). */
+void simclr_feature_set_clear (SimclrFeatureSet *fs);
+
+typedef struct {
+  SimclrFeatureKind kind;      /* h */
+  int64_t train_limit;         /* first samples of the train split; <= 0: all */
+  int64_t test_limit;          /* first samples of the test split; <= 0: all */
+  int k;                       /* neighbours (clamped to the training rows);
+                                * 0: features only, no kNN; default
+                                * SIMCLR_KNN_DEFAULT_K */
+  double temperature;          /* vote weight exp (sim / T);
+                                * SIMCLR_KNN_DEFAULT_TEMPERATURE */
+} SimclrKnnEvalConfig;
+
+typedef struct {
+  double top1, top5;           /* test accuracy, [0, 1]; NaN when k is 0 */
+  int64_t n_train, n_test;     /* rows used */
+  int dim;                     /* feature width */
+  double feature_seconds;      /* wall time of the two extractions */
+  double knn_seconds;          /* wall time of the classification */
+} SimclrKnnEvalResult;
+
+/* kind h, limits 0 (all), k SIMCLR_KNN_DEFAULT_K, temperature
+ * SIMCLR_KNN_DEFAULT_TEMPERATURE. */
+void simclr_knn_eval_config_default (SimclrKnnEvalConfig *cfg);
+
+/* Features of @train and @test (@m NULL: raw pixels, the pixel baseline;
+ * else the frozen model in eval mode, checked unchanged as in
+ * simclr_features_extract), then the kNN accuracy of the test rows with
+ * the training rows as neighbours and simclr_dataset_n_classes (@train)
+ * classes. @train_out / @test_out (each may be NULL) receive the features
+ * for further use (a linear probe); the caller clears them. On failure
+ * nothing is returned in them. */
+SimclrStatus simclr_knn_evaluate (SimclrModel *m, SimclrDataset *train,
+    SimclrDataset *test, const SimclrKnnEvalConfig *cfg,
+    SimclrKnnEvalResult *result, SimclrFeatureSet *train_out,
+    SimclrFeatureSet *test_out, SimclrError *err);
+
 #ifdef __cplusplus
 }
 #endif

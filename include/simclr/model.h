@@ -38,6 +38,7 @@
 
 #include "simclr/comm.h"
 #include "simclr/error.h"
+#include "simclr/frame.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -104,6 +105,14 @@ int simclr_model_output_dim (const SimclrModel *m);       /* proj_dim, or d with
  * The input is copied into the model, so the caller may reuse it. */
 SimclrStatus simclr_model_forward (SimclrModel *m, const float *input, int B,
     int train, float *h, float *z, SimclrError *err);
+
+/* As simclr_model_forward on B uint8 frames of image_size x image_size
+ * (GRAY8 for in_channels 1, RGB for 3; @channels must match), each with its
+ * own row stride: every pixel becomes pixel / 255 straight in the model's
+ * input buffer (see frame.h), the only copy. */
+SimclrStatus simclr_model_forward_frames (SimclrModel *m,
+    const SimclrFrame *frames, int B, int channels, int train, float *h,
+    float *z, SimclrError *err);
 
 /* After a train forward: ACCUMULATES parameter gradients from dz (B,out)
  * (B of that forward). Fails if the last forward was not a train forward. */

@@ -86,6 +86,13 @@ SimclrStatus simclr_trainer_forward_u8 (SimclrTrainer *t, const uint8_t *views,
 /* As above with float views already scaled to [0, 1]. */
 SimclrStatus simclr_trainer_forward (SimclrTrainer *t, const float *views,
     int rows, float *z_out, SimclrError *err);
+/* As above with one borrowed uint8 frame per row, each with its own row
+ * stride (frame.h; @channels: 1 GRAY8, 3 RGB, the model's in_channels),
+ * rows in the order of simclr_trainer_forward_u8. Each pixel is converted
+ * once, into the model's input; the frames may be released on return. */
+SimclrStatus simclr_trainer_forward_frames (SimclrTrainer *t,
+    const SimclrFrame *frames, int rows, int channels, float *z_out,
+    SimclrError *err);
 
 /* Zeroes the gradients, backpropagates dz (rows, out) of the last forward,
  * calls the gradient allreduce hook and divides by the replica count (so the
