@@ -81,6 +81,7 @@
 
 #include "gstntxentsink.h"
 #include "gstsimclr.h"
+#include "gstsimclrgradient.h"
 #include "gstsimclrmpi.h"
 
 #include <errno.h>
@@ -456,6 +457,25 @@ gst_ntxent_sink_set_caps (GstBaseSink * sink, GstCaps * caps)
   return TRUE;
 }
 
+/* The double the user meant by the float property @f: the shortest
+ * decimal that reads back as @f (0.2f -> 0.2, not 0.20000000298...), so the
+ * encoder's checkpoint records "0.2" as a core run with temperature 0.2
+ * does. The loss computes with the float either way. */
+static gdouble
+float_as_decimal (gfloat f)
+{
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE], fmt[8];
+
+  for (gint digits = 1; digits <= 9; digits++) {
+    /* g_ascii_formatd: a '.' whatever the locale */
+    g_snprintf (fmt, sizeof fmt, "%%.%dg", digits);
+    g_ascii_formatd (buf, sizeof buf, fmt, (gdouble) f);
+    if ((gfloat) g_ascii_strtod (buf, NULL) == f)
+      return g_ascii_strtod (buf, NULL);
+  }
+  return f;
+}
+
 /* The loss of one step (all ranks' rows under MPI) and dz = dL/dz of this
  * rank's rows z (rows, dim), dz (rows, dim) overwritten. */
 static SimclrStatus
@@ -635,18 +655,19 @@ gst_ntxent_sink_render (GstBaseSink * sink, GstBuffer * buffer)
   self->step = step;
   GST_OBJECT_UNLOCK (self);
 
-  /* The contract with simclrencoder (notes/api-elements.md): the event
-   * takes the gradient buffer's reference. */
-  event = gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
-      gst_structure_new (SIMCLR_GRADIENT_EVENT,
-          "step", G_TYPE_UINT64, step,
-          "rows", G_TYPE_INT, rows,
-          "dimension", G_TYPE_INT, dim,
-          "loss", G_TYPE_DOUBLE, res.loss,
-          "top1", G_TYPE_DOUBLE, res.top1,
-          "top5", G_TYPE_DOUBLE, res.top5,
-          "temperature", G_TYPE_DOUBLE, (gdouble) tau,
-          "gradient", GST_TYPE_BUFFER, grad, NULL));
+  /* The rendezvous with simclrencoder (gstsimclrgradient.h). */
+  {
+    GstSimclrGradient g = { 0 };
+    g.step = step;
+    g.rows = rows;
+    g.dimension = dim;
+    g.loss = res.loss;
+    g.top1 = res.top1;
+    g.top5 = res.top5;
+    g.temperature = float_as_decimal (tau);
+    g.gradient = grad;
+    event = gst_simclr_gradient_event_new (&g);
+  }
   gst_buffer_unref (grad);
   if (!gst_pad_push_event (GST_BASE_SINK_PAD (self), event))
     GST_DEBUG_OBJECT (self, "nobody upstream took the gradient of step %"

@@ -27,6 +27,7 @@
 #include "pipeline-common.h"
 
 #include "simclr/augment.h"
+#include "simclr/checkpoint.h"
 #include "simclr/dataset.h"
 #include "simclr/trainer.h"
 
@@ -165,6 +166,22 @@ test_pipeline_equals_core (void)
   /* The weights, running statistics and velocity after the last step are
    * the core's too. */
   pt_assert_same_tensors (core_ckpt, pipe_ckpt);
+
+  /* The checkpoint records the temperature the sink's loss used (it reaches
+   * the encoder with the gradient event), as the core's does. */
+  {
+    SimclrError err = { 0 };
+    SimclrSafetensors *a = simclr_safetensors_open (core_ckpt, &err);
+    SimclrSafetensors *b = simclr_safetensors_open (pipe_ckpt, &err);
+    g_assert_nonnull (a);
+    g_assert_nonnull (b);
+    g_assert_cmpfloat (g_ascii_strtod (simclr_safetensors_metadata (b,
+                "temperature"), NULL), ==, TAU);
+    g_assert_cmpstr (simclr_safetensors_metadata (b, "temperature"), ==,
+        simclr_safetensors_metadata (a, "temperature"));
+    simclr_safetensors_free (a);
+    simclr_safetensors_free (b);
+  }
 
   pt_run_free (run);
   g_remove (pipe_ckpt);

@@ -1,0 +1,161 @@
+/* gstsimclrencoderpriv.h: what the files of simclrencoder share (not
+ * installed, not API): the instance, its settings and the functions each
+ * file gives the others.
+ *
+ *   gstsimclrencoder.c       the element: pads, caps, state, start
+ *   gstsimclrencodertrain.c  train mode: set-up and the training step
+ *   gstsimclrencoderembed.c  embed mode
+ *   gstsimclrencoderprops.c  the properties: pspecs, get/set, snapshot
+ */
+#pragma once
+
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+#include "gstsimclrencoder.h"
+#include "gstsimclrframe.h"
+#include "gstsimclrgradient.h"
+
+#include "simclr/batcher.h"
+#include "simclr/dataset.h"
+#include "simclr/model.h"
+#include "simclr/optim.h"
+#include "simclr/trainer.h"
+
+G_BEGIN_DECLS
+
+GST_DEBUG_CATEGORY_EXTERN (gst_simclr_encoder_debug);
+
+/* Every property, as set by the application (under GST_OBJECT_LOCK) or as
+ * snapshotted for one run (streaming thread). */
+typedef struct
+{
+  GstSimclrEncoderMode mode;
+  SimclrArch arch;
+  gdouble width;
+  GstSimclrEncoderStem stem;
+  gint proj_layers;
+  gint proj_hidden;
+  gint proj_dim;
+  gint batch_size;
+  SimclrOptimKind optimizer;
+  gdouble learning_rate;
+  SimclrLrScaling lr_scaling;
+  gdouble weight_decay;
+  gdouble momentum;
+  guint64 warmup_steps;
+  guint64 total_steps;
+  gchar *checkpoint_location;   /* NULL or "" = none */
+  guint64 checkpoint_interval;
+  gchar *resume_from;           /* NULL or "" = none */
+  guint64 seed;
+  gint threads;
+  gboolean stop_at_end;
+  GstSimclrEncoderOutput output;
+  gint embed_batch;
+  GstClockTime max_latency;
+  gchar *monitor_location;      /* NULL or "" = no kNN monitor */
+  gint monitor_samples;
+} Settings;
+
+/* What embed mode keeps of a frame until its batch is computed. */
+typedef struct
+{
+  GstSimclrHeldFrame *held;     /* the frame, held; NULL once released */
+  SimclrFrame pixels;           /* held->vframe's, or a copy in embed_copy */
+  GstClockTime pts, dts, duration;
+  guint64 offset, offset_end;
+  guint64 sample_id;
+  gint view;
+  gint label;
+} EmbedFrame;
+
+struct _GstSimclrEncoder
+{
+  GstElement parent;
+
+  GstPad *sinkpad;
+  GstPad *srcpad;
+
+  /* GST_OBJECT_LOCK */
+  Settings props;
+  guint64 cur_step;             /* read-only "step" */
+  gdouble cur_lr;               /* read-only "lr" */
+  gint caps_size;               /* the model's input for caps queries, 0 = */
+  gint caps_channels;           /* no model yet */
+
+  /* Streaming thread (and state changes while the pads are inactive). */
+  Settings run;
+  gboolean configured;          /* caps seen and model ready */
+  GstVideoInfo vinfo;
+  gint size;                    /* frame side = model image_size */
+  gint channels;                /* 1 (GRAY8) or 3 (RGB) */
+  gint out_dim;                 /* D of the output rows */
+  SimclrTrainer *trainer;       /* train mode */
+  SimclrModel *model;           /* embed mode */
+  const gchar *model_origin;    /* file the model came from, for messages */
+  /* train mode */
+  SimclrBatcher *batcher;       /* views -> batches of the trainer's N */
+  gboolean saved;
+  guint64 last_saved_step;
+  gboolean warned_horizon;
+  gboolean warned_unpaired;
+  gboolean warned_view;
+  /* kNN monitor (train mode, rank 0): the labelled set's two splits */
+  SimclrDataset *monitor_train;
+  SimclrDataset *monitor_test;
+  guint64 monitor_epoch;        /* epoch of the previous batch;
+                                 * G_MAXUINT64 = none */
+  /* embed mode */
+  EmbedFrame *embed_frames;     /* (embed_batch) */
+  SimclrFrame *embed_in;        /* (embed_batch) the frames of the batch */
+  guint8 *embed_copy;           /* (embed_batch,H,W,C) frames not held */
+  gfloat *embed_out;            /* (embed_batch,D) */
+  gint embed_count;
+  guint64 embed_batches;
+  guint64 frames_seen;
+
+  /* The gradient rendezvous between the streaming thread (waits) and the
+   * thread the upstream event arrives on (gstsimclrgradient.h). */
+  GstSimclrGradientWait grad;
+};
+
+/* gstsimclrencoder.c */
+gboolean gst_simclr_encoder_str_set (const gchar * s);
+void gst_simclr_encoder_update_progress (GstSimclrEncoder * self);
+void gst_simclr_encoder_publish_input (GstSimclrEncoder * self,
+    SimclrModel * m);
+void gst_simclr_encoder_post_load_error (GstSimclrEncoder * self,
+    const gchar * property, const gchar * path, const SimclrError * err);
+
+/* gstsimclrencodertrain.c */
+gboolean gst_simclr_encoder_train_start (GstSimclrEncoder * self);
+gboolean gst_simclr_encoder_train_new (GstSimclrEncoder * self, gint size,
+    gint channels);
+gboolean gst_simclr_encoder_train_setup (GstSimclrEncoder * self);
+void gst_simclr_encoder_train_free (GstSimclrEncoder * self);
+GstFlowReturn gst_simclr_encoder_chain_train (GstSimclrEncoder * self,
+    GstBuffer * buf);
+void gst_simclr_encoder_train_drop (GstSimclrEncoder * self,
+    const gchar * why);
+void gst_simclr_encoder_train_eos (GstSimclrEncoder * self);
+
+/* gstsimclrencoderprops.c */
+void gst_simclr_encoder_install_properties (GObjectClass * klass);
+void gst_simclr_encoder_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+void gst_simclr_encoder_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+void gst_simclr_encoder_settings_init (Settings * s);
+void gst_simclr_encoder_settings_clear (Settings * s);
+void gst_simclr_encoder_settings_copy (Settings * dst, const Settings * src);
+
+/* gstsimclrencoderembed.c */
+void gst_simclr_encoder_embed_setup (GstSimclrEncoder * self, gint dim);
+void gst_simclr_encoder_embed_free (GstSimclrEncoder * self);
+GstFlowReturn gst_simclr_encoder_chain_embed (GstSimclrEncoder * self,
+    GstBuffer * buf);
+GstFlowReturn gst_simclr_encoder_embed_flush (GstSimclrEncoder * self);
+void gst_simclr_encoder_embed_drop (GstSimclrEncoder * self);
+
+G_END_DECLS

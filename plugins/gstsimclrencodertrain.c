@@ -1,0 +1,672 @@
+/* gstsimclrencodertrain.c: simclrencoder's train mode. Views go to the
+ * core's batcher as they come; a complete batch is one training step, read
+ * top to bottom in gst_simclr_encoder_train_step: assemble, forward,
+ * exchange the gradient with ntxentsink, apply, checkpoint. The arithmetic
+ * (batch sizes of the ranks, the schedule, the kNN of the monitor, the
+ * loss) is the core's; this file translates properties, buffers and
+ * messages. See gstsimclrencoder.c's SECTION comment for the behaviour.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstsimclrencoderpriv.h"
+#include "gstsimclr.h"
+#include "gstsimclrfields.h"
+#include "gstsimclrmpi.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "simclr/features.h"
+
+#define GST_CAT_DEFAULT gst_simclr_encoder_debug
+
+/* Declared by OpenBLAS (not in cblas.h). */
+extern int openblas_get_num_threads (void);
+
+/* Posts a configuration error of the core, naming the property at fault
+ * (SimclrError.field, see gstsimclrfields.h). */
+static void
+post_settings_error (GstSimclrEncoder * self, const SimclrError * err)
+{
+  gchar *text = gst_simclr_settings_error_text ("simclrencoder", err);
+  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+      ("Invalid encoder settings: %s", text), ("%s", err->message));
+  g_free (text);
+}
+
+/* The trainer configuration the properties describe, for @size x @size
+ * frames of @channels channels: a translation, field by field. */
+static SimclrStatus
+gst_simclr_encoder_trainer_config (GstSimclrEncoder * self, gint size,
+    gint channels, SimclrTrainerConfig * cfg, SimclrError * err)
+{
+  const Settings *s = &self->run;
+
+  simclr_trainer_config_default (cfg);
+  cfg->model.arch = s->arch;
+  cfg->model.width = s->width;
+  cfg->model.in_channels = channels;
+  if (s->stem == GST_SIMCLR_ENCODER_STEM_AUTO)
+    cfg->model.stem = size <= 64 ? SIMCLR_STEM_CIFAR : SIMCLR_STEM_IMAGENET;
+  else if (s->stem == GST_SIMCLR_ENCODER_STEM_CIFAR)
+    cfg->model.stem = SIMCLR_STEM_CIFAR;
+  else
+    cfg->model.stem = SIMCLR_STEM_IMAGENET;
+  cfg->model.image_size = size;
+  cfg->model.proj_layers = s->proj_layers;
+  cfg->model.proj_hidden = s->proj_hidden;
+  cfg->model.proj_dim = s->proj_dim;
+  cfg->model.threads = s->threads > 0 ? s->threads :
+      openblas_get_num_threads ();
+  cfg->optim.kind = s->optimizer;
+  cfg->optim.base_lr = s->learning_rate;
+  cfg->optim.lr_scaling = s->lr_scaling;
+  cfg->optim.momentum = s->momentum;
+  cfg->optim.weight_decay = s->weight_decay;
+  cfg->optim.warmup_steps = (int64_t) s->warmup_steps;
+  cfg->optim.total_steps = (int64_t) s->total_steps;
+  cfg->seed = s->seed;
+  /* batch-size is per rank; the trainer makes it the global batch */
+  return simclr_trainer_config_set_batch (cfg, s->batch_size,
+      gst_simclr_mpi_size (), err);
+}
+
+/* Data-parallel under mpirun (a no-op otherwise): the trainer joins the
+ * other ranks' replicas through the MPI hooks (gstsimclrmpi.h). */
+static gboolean
+gst_simclr_encoder_join (GstSimclrEncoder * self)
+{
+  SimclrComm comm;
+  SimclrError err = { 0 };
+
+  gst_simclr_mpi_comm (GST_SIMCLR_MPI_ENCODER, &comm);
+  if (simclr_trainer_join (self->trainer, &comm, TRUE, &err) == SIMCLR_OK)
+    return TRUE;
+  GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("%s", err.message), (NULL));
+  return FALSE;
+}
+
+/* The trainer of @s->resume_from, split over the MPI ranks. */
+static gboolean
+gst_simclr_encoder_resume (GstSimclrEncoder * self)
+{
+  const Settings *s = &self->run;
+  SimclrError err = { 0 };
+
+  self->trainer = simclr_trainer_load_replica (s->resume_from,
+      gst_simclr_mpi_size (), &err);
+  if (self->trainer == NULL && g_strcmp0 (err.field, "optim.batch_size") == 0) {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("%s.", err.message), (NULL));
+    return FALSE;
+  }
+  if (self->trainer == NULL) {
+    gst_simclr_encoder_post_load_error (self, "resume-from", s->resume_from,
+        &err);
+    return FALSE;
+  }
+  if (simclr_trainer_local_batch (self->trainer) != s->batch_size)
+    GST_INFO_OBJECT (self, "%s was trained with batch-size %d: using it "
+        "instead of %d", s->resume_from,
+        simclr_trainer_local_batch (self->trainer), s->batch_size);
+  if (!gst_simclr_encoder_join (self))
+    return FALSE;
+  self->model_origin = s->resume_from;
+  GST_INFO_OBJECT (self, "resuming from %s at step %" G_GINT64_FORMAT,
+      s->resume_from, simclr_trainer_get_step (self->trainer));
+  gst_simclr_encoder_update_progress (self);
+  gst_simclr_encoder_publish_input (self,
+      simclr_trainer_get_model (self->trainer));
+  return TRUE;
+}
+
+/* Train mode's part of start: MPI (never in plugin_init), the monitor's
+ * data set, the settings (the core checks what the pspec ranges cannot),
+ * the trainer to resume. */
+gboolean
+gst_simclr_encoder_train_start (GstSimclrEncoder * self)
+{
+  const Settings *s = &self->run;
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+
+  {
+    /* Data-parallel under mpirun: initialise MPI here, never in plugin_init */
+    GError *mpi_error = NULL;
+    gst_simclr_mpi_start (GST_ELEMENT (self), &mpi_error);
+    if (mpi_error) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT, ("%s", mpi_error->message),
+          (NULL));
+      g_clear_error (&mpi_error);
+      return FALSE;
+    }
+  }
+
+  if (gst_simclr_encoder_str_set (s->monitor_location)
+      && gst_simclr_mpi_rank () == 0) {
+    self->monitor_train = simclr_dataset_open (s->monitor_location, "train",
+        SIMCLR_DATASET_AUTO, &err);
+    if (self->monitor_train)
+      self->monitor_test = simclr_dataset_open (s->monitor_location, "test",
+          SIMCLR_DATASET_AUTO, &err);
+    if (self->monitor_test == NULL) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+          ("Could not open the labelled data set \"%s\" of monitor-location: "
+              "%s", s->monitor_location, err.message), (NULL));
+      return FALSE;
+    }
+  }
+
+  /* The caps fix the input later; any valid size checks the rest now. */
+  if (gst_simclr_encoder_trainer_config (self, 224, 3, &cfg, &err)
+      != SIMCLR_OK
+      || simclr_trainer_config_validate (&cfg, &err) != SIMCLR_OK) {
+    post_settings_error (self, &err);
+    return FALSE;
+  }
+  if (gst_simclr_encoder_str_set (s->resume_from))
+    return gst_simclr_encoder_resume (self);
+  return TRUE;
+}
+
+/* Creates a new trainer from the properties for @size x @size frames of
+ * @channels channels. */
+gboolean
+gst_simclr_encoder_train_new (GstSimclrEncoder * self, gint size,
+    gint channels)
+{
+  SimclrTrainerConfig cfg;
+  SimclrError err = { 0 };
+
+  if (gst_simclr_encoder_trainer_config (self, size, channels, &cfg, &err)
+      == SIMCLR_OK)
+    self->trainer = simclr_trainer_new (&cfg, &err);
+  if (self->trainer == NULL) {
+    post_settings_error (self, &err);
+    return FALSE;
+  }
+  if (!gst_simclr_encoder_join (self))
+    return FALSE;
+  GST_INFO_OBJECT (self, "new %s width %g %s stem, %dx%dx%d, N %d",
+      simclr_arch_to_string (cfg.model.arch), cfg.model.width,
+      simclr_stem_to_string (cfg.model.stem), size, size, channels,
+      simclr_trainer_local_batch (self->trainer));
+  gst_simclr_encoder_update_progress (self);
+  gst_simclr_encoder_publish_input (self,
+      simclr_trainer_get_model (self->trainer));
+  return TRUE;
+}
+
+/* The batcher for the trainer's batch, once the caps are known. */
+gboolean
+gst_simclr_encoder_train_setup (GstSimclrEncoder * self)
+{
+  SimclrError err = { 0 };
+
+  const SimclrDataset *mon = self->monitor_train;
+
+  if (mon && (simclr_dataset_width (mon) != self->size
+          || simclr_dataset_height (mon) != self->size
+          || simclr_dataset_channels (mon) != self->channels))
+    goto monitor_mismatch;
+  self->batcher = simclr_batcher_new (simclr_trainer_local_batch
+      (self->trainer), simclr_trainer_views (self->trainer), self->size,
+      self->channels, &err);
+  if (!self->batcher)
+    goto no_batcher;
+  return TRUE;
+
+  /* ERRORS */
+monitor_mismatch:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("monitor-location \"%s\" has %dx%d images of %d channels, but the "
+            "encoder trains on %dx%d frames of %d.", self->run.monitor_location,
+            simclr_dataset_width (self->monitor_train),
+            simclr_dataset_height (self->monitor_train),
+            simclr_dataset_channels (self->monitor_train), self->size,
+            self->size, self->channels), (NULL));
+    return FALSE;
+  }
+no_batcher:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, INIT, (NULL), ("%s", err.message));
+    return FALSE;
+  }
+}
+
+/* Everything train mode allocated (state changes only). */
+void
+gst_simclr_encoder_train_free (GstSimclrEncoder * self)
+{
+  g_clear_pointer (&self->batcher, simclr_batcher_free);
+  g_clear_pointer (&self->trainer, simclr_trainer_free);
+  g_clear_pointer (&self->monitor_train, simclr_dataset_free);
+  g_clear_pointer (&self->monitor_test, simclr_dataset_free);
+  self->monitor_epoch = G_MAXUINT64;
+  self->saved = FALSE;
+  self->last_saved_step = 0;
+  self->warned_horizon = FALSE;
+  self->warned_unpaired = FALSE;
+  self->warned_view = FALSE;
+}
+
+static gboolean
+all_finite (const gfloat * x, gsize n)
+{
+  gsize i;
+  for (i = 0; i < n; i++)
+    if (!isfinite (x[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* Writes the trainer checkpoint (atomic in the core) and posts
+ * SIMCLR_CHECKPOINT_MESSAGE. A model with non-finite weights is never
+ * written, so the last good file stays. */
+static gboolean
+gst_simclr_encoder_save (GstSimclrEncoder * self)
+{
+  const gchar *path = self->run.checkpoint_location;
+  SimclrError err = { 0 };
+  SimclrModel *m;
+  guint64 step;
+  size_t n_params = 0, n_buffers = 0;
+  const gfloat *params, *buffers;
+
+  if (!gst_simclr_encoder_str_set (path) || self->trainer == NULL)
+    return TRUE;
+  if (gst_simclr_mpi_rank () != 0)
+    return TRUE;                /* MPI: replicas are identical; rank 0 writes */
+  step = (guint64) simclr_trainer_get_step (self->trainer);
+  m = simclr_trainer_get_model (self->trainer);
+  params = simclr_model_params (m, &n_params);
+  buffers = simclr_model_buffers (m, &n_buffers);
+  if (!all_finite (params, n_params) || !all_finite (buffers, n_buffers))
+    goto not_finite;
+  if (simclr_trainer_save (self->trainer, path, &err) != SIMCLR_OK)
+    goto write_failed;
+  self->saved = TRUE;
+  self->last_saved_step = step;
+  GST_INFO_OBJECT (self, "wrote %s at step %" G_GUINT64_FORMAT, path, step);
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new (SIMCLR_CHECKPOINT_MESSAGE,
+              "step", G_TYPE_UINT64, step,
+              "location", G_TYPE_STRING, path,
+              "samples-seen", G_TYPE_UINT64,
+              (guint64) simclr_trainer_samples_seen (self->trainer),
+              "rank-samples-seen", G_TYPE_UINT64,
+              (guint64) simclr_trainer_local_samples_seen (self->trainer),
+              NULL)));
+  return TRUE;
+
+  /* ERRORS */
+not_finite:
+  {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("The model has non-finite weights at step %" G_GUINT64_FORMAT
+            ": not writing checkpoint \"%s\" (the previous one stays).", step,
+            path), (NULL));
+    return FALSE;
+  }
+write_failed:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Could not write checkpoint \"%s\": %s", path, err.message),
+        ("%s", err.message));
+    return FALSE;
+  }
+}
+
+/* kNN accuracy of the frozen encoder on the monitor set, posted as
+ * "simclr-monitor" (the core's simclr_knn_evaluate: eval-mode forwards
+ * only, the model's bytes checked unchanged, so training continues exactly
+ * as without). */
+static gboolean
+gst_simclr_encoder_monitor (GstSimclrEncoder * self, guint64 epoch)
+{
+  SimclrKnnEvalConfig cfg;
+  SimclrKnnEvalResult res;
+  SimclrError err = { 0 };
+  gint64 t0 = g_get_monotonic_time ();
+
+  simclr_knn_eval_config_default (&cfg);
+  cfg.train_limit = cfg.test_limit = self->run.monitor_samples;
+  if (simclr_knn_evaluate (simclr_trainer_get_model (self->trainer),
+          self->monitor_train, self->monitor_test, &cfg, &res, NULL, NULL,
+          &err) != SIMCLR_OK) {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("kNN monitor on \"%s\" failed after epoch %" G_GUINT64_FORMAT ": %s",
+            self->run.monitor_location, epoch, err.message), (NULL));
+    return FALSE;
+  }
+  gst_element_post_message (GST_ELEMENT (self),
+      gst_message_new_element (GST_OBJECT (self),
+          gst_structure_new ("simclr-monitor",
+              "step", G_TYPE_UINT64,
+              (guint64) simclr_trainer_get_step (self->trainer),
+              "epoch", G_TYPE_UINT64, epoch,
+              "knn-top1", G_TYPE_DOUBLE, res.top1,
+              "knn-top5", G_TYPE_DOUBLE, res.top5,
+              "samples", G_TYPE_INT, (gint) res.n_test,
+              "seconds", G_TYPE_DOUBLE,
+              (g_get_monotonic_time () - t0) / 1e6, NULL)));
+  return TRUE;
+}
+
+
+/* A step, in the order train_step calls them:
+ *   assemble        the batcher's first N complete samples, rows view-major
+ *   monitor_epoch   the kNN monitor when a new epoch starts
+ *   forward         z of the batch (the frames go once into the model's
+ *                   input) in the buffer for the sink
+ *   exchange        push z, wait for the sink's dL/dz ("simclr-gradient",
+ *                   gstsimclrgradient.h)
+ *   apply           backward pass and optimiser step
+ *   after_step      checkpoint cadence and the end of the schedule
+ */
+
+static gboolean
+gst_simclr_encoder_assemble (GstSimclrEncoder * self, SimclrBatch * batch)
+{
+  SimclrError err = { 0 };
+
+  if (simclr_batcher_take (self->batcher, batch, &err) == SIMCLR_OK)
+    return TRUE;
+  GST_ELEMENT_ERROR (self, LIBRARY, FAILED, (NULL), ("%s", err.message));
+  return FALSE;
+}
+
+/* The first batch of a later epoch: the previous epoch is done, and the
+ * model has trained on it alone. */
+static gboolean
+gst_simclr_encoder_monitor_epoch (GstSimclrEncoder * self, guint64 epoch)
+{
+  if (self->monitor_train && self->monitor_epoch != G_MAXUINT64
+      && epoch > self->monitor_epoch
+      && !gst_simclr_encoder_monitor (self, self->monitor_epoch))
+    return FALSE;
+  self->monitor_epoch = epoch;
+  return TRUE;
+}
+
+static GstFlowReturn
+gst_simclr_encoder_forward (GstSimclrEncoder * self, const SimclrBatch * batch,
+    GstBuffer ** out)
+{
+  const gint rows = batch->rows, dim = self->out_dim;
+  const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
+  GstSimclrEmbeddingRow *meta_rows = g_new0 (GstSimclrEmbeddingRow, rows);
+  GstSimclrEmbeddingMeta *meta;
+  SimclrError err = { 0 };
+  GstMapInfo map;
+  SimclrStatus st;
+  gboolean finite;
+  GstBuffer *z;
+
+  for (gint i = 0; i < rows; i++) {
+    meta_rows[i].sample_id = batch->row[i].sample_id;
+    meta_rows[i].view = batch->row[i].view;
+    meta_rows[i].label = batch->row[i].label;
+    meta_rows[i].pts = batch->row[i].timestamp;   /* NONE is NONE */
+  }
+  if (!self->warned_horizon && simclr_trainer_schedule_complete
+      (self->trainer)) {
+    self->warned_horizon = TRUE;
+    GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS,
+        ("Step %" G_GUINT64_FORMAT " is past total-steps: the learning rate "
+            "is 0 and training no longer changes the model.", step), (NULL));
+  }
+
+  z = gst_buffer_new_allocate (NULL, (gsize) rows * dim * sizeof (gfloat),
+      NULL);
+  gst_buffer_map (z, &map, GST_MAP_WRITE);
+  st = simclr_trainer_forward_frames (self->trainer, batch->frames, rows,
+      self->channels, (gfloat *) map.data, &err);
+  /* The frames are in the model now: let their buffers go. */
+  simclr_batcher_release_batch (self->batcher);
+  finite = st == SIMCLR_OK && all_finite ((const gfloat *) map.data,
+      (gsize) rows * dim);
+  gst_buffer_unmap (z, &map);
+  if (st != SIMCLR_OK)
+    goto forward_failed;
+  if (!finite)
+    goto not_finite;
+
+  meta = gst_buffer_add_simclr_embedding_meta (z, step, rows, meta_rows);
+  meta->epoch = (gdouble) batch->max_epoch;
+  meta->lr = simclr_trainer_get_lr (self->trainer);
+  g_free (meta_rows);
+  GST_BUFFER_OFFSET (z) = step;
+  GST_BUFFER_PTS (z) = batch->min_timestamp;
+  *out = z;
+  return GST_FLOW_OK;
+
+  /* ERRORS */
+forward_failed:
+  {
+    gst_buffer_unref (z);
+    g_free (meta_rows);
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+        ("Forward pass of step %" G_GUINT64_FORMAT " failed: %s", step,
+            err.message), ("%s", err.message));
+    return GST_FLOW_ERROR;
+  }
+not_finite:
+  {
+    gst_buffer_unref (z);
+    g_free (meta_rows);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Non-finite embeddings at step %" G_GUINT64_FORMAT ": training "
+            "diverged (lower learning-rate).", step), (NULL));
+    return GST_FLOW_ERROR;
+  }
+}
+
+/* Backward and optimiser step from @g (cleared). */
+static GstFlowReturn
+gst_simclr_encoder_apply (GstSimclrEncoder * self, GstSimclrGradient * g)
+{
+  const gint rows = simclr_trainer_local_rows (self->trainer);
+  const gint dim = self->out_dim;
+  const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
+  SimclrError err = { 0 };
+  GstMapInfo map;
+  SimclrStatus st;
+
+  if ((g->rows >= 0 && g->rows != rows) || (g->dimension >= 0
+          && g->dimension != dim) || gst_buffer_get_size (g->gradient) !=
+      (gsize) rows * dim * sizeof (gfloat))
+    goto bad_gradient;
+  if (!gst_buffer_map (g->gradient, &map, GST_MAP_READ))
+    goto bad_gradient;
+  st = simclr_trainer_backward_and_step (self->trainer,
+      (const gfloat *) map.data, &err);
+  gst_buffer_unmap (g->gradient, &map);
+  if (st != SIMCLR_OK)
+    goto step_failed;
+  /* The checkpoint records the temperature the loss really used. */
+  if (g->temperature > 0)
+    simclr_trainer_set_temperature (self->trainer, g->temperature, NULL);
+  gst_simclr_gradient_clear (g);
+  gst_simclr_encoder_update_progress (self);
+  return GST_FLOW_OK;
+
+  /* ERRORS */
+bad_gradient:
+  {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("The gradient of step %" G_GUINT64_FORMAT " does not fit the batch "
+            "(%d x %d float32 expected, got rows %d, dimension %d, %"
+            G_GSIZE_FORMAT " bytes).", step, rows, dim, g->rows, g->dimension,
+            gst_buffer_get_size (g->gradient)), (NULL));
+    gst_simclr_gradient_clear (g);
+    return GST_FLOW_ERROR;
+  }
+step_failed:
+  {
+    gst_simclr_gradient_clear (g);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Optimiser step %" G_GUINT64_FORMAT " failed: %s", step, err.message),
+        ("%s", err.message));
+    return GST_FLOW_ERROR;
+  }
+}
+
+static GstFlowReturn
+gst_simclr_encoder_after_step (GstSimclrEncoder * self)
+{
+  const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
+
+  if (self->run.checkpoint_interval > 0
+      && step % self->run.checkpoint_interval == 0
+      && !gst_simclr_encoder_save (self))
+    return GST_FLOW_ERROR;
+  if (self->run.stop_at_end && simclr_trainer_schedule_complete
+      (self->trainer)) {
+    /* The schedule is done: tell upstream to stop; its EOS then writes the
+     * final checkpoint (see stop-at-end). */
+    GST_INFO_OBJECT (self, "schedule complete at step %" G_GUINT64_FORMAT
+        ": returning EOS upstream", step);
+    return GST_FLOW_EOS;
+  }
+  return GST_FLOW_OK;
+}
+
+/* One training step on the batcher's N ready samples. */
+static GstFlowReturn
+gst_simclr_encoder_train_step (GstSimclrEncoder * self)
+{
+  SimclrBatch batch;
+  GstSimclrGradient grad = { 0 };
+  GstBuffer *z = NULL;
+  GstFlowReturn ret;
+
+  if (!gst_simclr_encoder_assemble (self, &batch))
+    return GST_FLOW_ERROR;
+  if (!gst_simclr_encoder_monitor_epoch (self, batch.max_epoch)) {
+    simclr_batcher_release_batch (self->batcher);
+    return GST_FLOW_ERROR;
+  }
+  ret = gst_simclr_encoder_forward (self, &batch, &z);
+  if (ret == GST_FLOW_OK)
+    ret = gst_simclr_gradient_wait_exchange (&self->grad, GST_ELEMENT (self),
+        self->srcpad, z, GST_BUFFER_OFFSET (z), &grad);
+  if (ret == GST_FLOW_OK)
+    ret = gst_simclr_encoder_apply (self, &grad);
+  if (ret == GST_FLOW_OK)
+    ret = gst_simclr_encoder_after_step (self);
+  return ret;
+}
+
+/* Hands one view to the batcher, then steps when a batch is complete. */
+GstFlowReturn
+gst_simclr_encoder_chain_train (GstSimclrEncoder * self, GstBuffer * buf)
+{
+  GstSimclrFrameMeta *fm = gst_buffer_get_simclr_frame_meta (buf);
+  SimclrBatcherView v = { 0 };
+  GstSimclrHeldFrame *held;
+  SimclrError err = { 0 };
+  gboolean keep;
+  unsigned flags = 0;
+
+  if (fm == NULL)
+    goto no_meta;
+  v.sample_id = fm->sample_id;
+  v.epoch = fm->epoch;
+  v.view = fm->view;
+  v.label = fm->label;
+  v.timestamp = GST_BUFFER_PTS (buf);
+  held = gst_simclr_held_frame_new (buf, &self->vinfo);
+  if (held == NULL)
+    goto map_failed;
+  /* Held until its batch's forward, or copied now if its pool is bounded. */
+  keep = gst_simclr_held_frame_may_keep (held);
+  v.frame = gst_simclr_held_frame_pixels (held);
+  v.owner = keep ? held : NULL;
+  v.release = keep ? gst_simclr_held_frame_free : NULL;
+  if (simclr_batcher_add (self->batcher, &v, &flags, &err) != SIMCLR_OK) {
+    if (!keep)
+      gst_simclr_held_frame_free (held);
+    goto add_failed;
+  }
+  if (!keep)
+    gst_simclr_held_frame_free (held);
+
+  if ((flags & SIMCLR_BATCHER_BAD_VIEW) && !self->warned_view) {
+    self->warned_view = TRUE;
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("Dropping frames of view %d: train mode uses views 0 and 1.",
+            v.view), (NULL));
+  }
+  if (flags & SIMCLR_BATCHER_DUPLICATE)
+    GST_WARNING_OBJECT (self, "view %d of sample %" G_GUINT64_FORMAT
+        " epoch %" G_GUINT64_FORMAT " came twice: keeping the last", v.view,
+        v.sample_id, v.epoch);
+  /* Views whose partner never comes pile up: say so once. */
+  if (!(flags & SIMCLR_BATCHER_COMPLETED) && !self->warned_unpaired
+      && simclr_batcher_backlogged (self->batcher)) {
+    self->warned_unpaired = TRUE;
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT,
+        ("%d samples wait for their second view: does upstream drop "
+            "frames?", simclr_batcher_n_pending (self->batcher)), (NULL));
+  }
+  if (!simclr_batcher_batch_ready (self->batcher))
+    return GST_FLOW_OK;
+  return gst_simclr_encoder_train_step (self);
+
+  /* ERRORS */
+no_meta:
+  {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+        ("Train mode needs views tagged with GstSimclrFrameMeta (sample id, "
+            "view): put simclraugment upstream."), (NULL));
+    return GST_FLOW_ERROR;
+  }
+map_failed:
+  {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL),
+        ("could not map a video frame"));
+    return GST_FLOW_ERROR;
+  }
+add_failed:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED, (NULL), ("%s", err.message));
+    return GST_FLOW_ERROR;
+  }
+}
+
+/* Drops the views of an incomplete batch (EOS, flush). */
+void
+gst_simclr_encoder_train_drop (GstSimclrEncoder * self, const gchar * why)
+{
+  gint complete = 0, unpaired = 0;
+
+  if (!self->batcher)
+    return;
+  simclr_batcher_clear (self->batcher, &complete, &unpaired);
+  if (complete > 0)
+    GST_INFO_OBJECT (self, "%s: dropping a partial batch of %d samples "
+        "(%d views)", why, complete, complete *
+        simclr_trainer_views (self->trainer));
+  if (unpaired > 0)
+    GST_WARNING_OBJECT (self, "%s: dropping %d samples whose views did not "
+        "all come", why, unpaired);
+}
+
+/* EOS: the partial batch goes, the final checkpoint is written (unless the
+ * interval just wrote this step), then the last epoch's kNN. */
+void
+gst_simclr_encoder_train_eos (GstSimclrEncoder * self)
+{
+  gst_simclr_encoder_train_drop (self, "EOS");
+  if (self->trainer && !(self->saved && self->last_saved_step ==
+          (guint64) simclr_trainer_get_step (self->trainer)))
+    gst_simclr_encoder_save (self);
+  if (self->trainer && self->monitor_train
+      && self->monitor_epoch != G_MAXUINT64)
+    gst_simclr_encoder_monitor (self, self->monitor_epoch);
+}
