@@ -339,7 +339,9 @@ simclr_trainer_get_lr (const SimclrTrainer *t)
 int
 simclr_trainer_schedule_complete (const SimclrTrainer *t)
 {
-  return t->step >= t->cfg.optim.total_steps;
+  /* The stream schedules (constant, cosine restarts) never end. */
+  return t->cfg.optim.schedule == SIMCLR_LR_SCHEDULE_COSINE
+      && t->step >= t->cfg.optim.total_steps;
 }
 
 int

@@ -113,8 +113,9 @@ SimclrStatus simclr_trainer_train_step_f32 (SimclrTrainer *t,
 
 int64_t simclr_trainer_get_step (const SimclrTrainer *t);
 double simclr_trainer_get_lr (const SimclrTrainer *t);   /* lr of the current step */
-/* 1 once step >= optim.total_steps: the learning rate has decayed to 0 and
- * further steps no longer change the weights. */
+/* 1 once the cosine schedule reached optim.total_steps: the learning rate
+ * has decayed to 0 and further steps no longer change the weights. The
+ * stream schedules (constant, cosine restarts) never complete. */
 int simclr_trainer_schedule_complete (const SimclrTrainer *t);
 
 /* Batch arithmetic (see above). */
