@@ -356,6 +356,78 @@ done:
   return status;
 }
 
+/* ---- grouping ----------------------------------------------------------- */
+
+SimclrStatus
+simclr_index_group (const SimclrIndex *idx, double threshold, int64_t *group,
+    float *leader_score, int64_t *n_groups, SimclrError *err)
+{
+  const int d = idx->dim;
+  int64_t nl = 0, cap = 0;
+  float *leaders = NULL, *sims = NULL;
+  int64_t *leader_group = NULL;
+
+  if (!(threshold >= -1.0 && threshold <= 1.0))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "index grouping: threshold %g is outside [-1, 1] (a cosine "
+        "similarity)", threshold);
+  if (idx->n == 0)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "index grouping: the index is empty");
+  for (int64_t i = 0; i < idx->n; i++) {
+    const float *row = idx->rows + (size_t) i * d;
+    int64_t best = -1;
+    float best_sim = 0.0f;
+    if (nl > 0) {
+      /* sims (nl) = leaders (nl, d) . row (d) */
+      cblas_sgemv (CblasRowMajor, CblasNoTrans, (int) nl, d, 1.0f, leaders, d,
+          row, 1, 0.0f, sims, 1);
+      for (int64_t l = 0; l < nl; l++)
+        if (best < 0 || sims[l] > best_sim) {
+          best = l;
+          best_sim = sims[l];
+        }
+    }
+    if (best >= 0 && best_sim >= threshold) {
+      group[i] = leader_group[best];
+      if (leader_score)
+        leader_score[i] = best_sim;
+      continue;
+    }
+    if (nl == cap) {
+      int64_t nc = cap ? 2 * cap : 256;
+      float *l2 = realloc (leaders, (size_t) nc * d * sizeof (float));
+      float *s2 = l2 ? realloc (sims, (size_t) nc * sizeof (float)) : NULL;
+      int64_t *g2 = s2 ? realloc (leader_group, (size_t) nc * sizeof
+          (int64_t)) : NULL;
+      if (l2)
+        leaders = l2;
+      if (s2)
+        sims = s2;
+      if (!g2) {
+        free (leaders);
+        free (sims);
+        free (leader_group);
+        return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+            "index grouping: out of memory");
+      }
+      leader_group = g2;
+      cap = nc;
+    }
+    memcpy (leaders + (size_t) nl * d, row, (size_t) d * sizeof (float));
+    leader_group[nl] = nl;
+    group[i] = nl;
+    if (leader_score)
+      leader_score[i] = 1.0f;
+    nl++;
+  }
+  free (leaders);
+  free (sims);
+  free (leader_group);
+  *n_groups = nl;
+  return SIMCLR_OK;
+}
+
 /* ---- .npy --------------------------------------------------------------- */
 
 /* Finds the value after 'key': in a .npy header dict; NULL if absent. */

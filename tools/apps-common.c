@@ -101,7 +101,7 @@ apps_decode (const char *path, int every, AppsFrameFn fn, void *user,
   GstElement *pipe, *src, *sink;
   GError *gerr = NULL;
   GstBus *bus;
-  GstMessage *msg;
+  GstMessage *msg = NULL;
   int64_t index = 0;
   int ret = 0, stop = 0;
   uint8_t *packed = NULL;
@@ -128,13 +128,23 @@ apps_decode (const char *path, int every, AppsFrameFn fn, void *user,
   g_object_set (src, "location", path, NULL);
   gst_element_set_state (pipe, GST_STATE_PLAYING);
 
+  bus = gst_element_get_bus (pipe);
   while (!stop) {
-    GstSample *sample = gst_app_sink_pull_sample (GST_APP_SINK (sink));
     GstVideoInfo info;
     GstVideoFrame vf;
     GstBuffer *buf;
-    if (!sample)
-      break;                    /* EOS or error: the bus says which */
+    /* A decoding error does not reach the appsink as EOS: wait in short
+     * slices and look at the bus in between. */
+    GstSample *sample = gst_app_sink_try_pull_sample (GST_APP_SINK (sink),
+        100 * GST_MSECOND);
+    if (!sample) {
+      if (gst_app_sink_is_eos (GST_APP_SINK (sink)))
+        break;
+      msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+      if (msg)
+        break;
+      continue;
+    }
     buf = gst_sample_get_buffer (sample);
     if (every <= 1 || index % every == 0) {
       if (!gst_video_info_from_caps (&info, gst_sample_get_caps (sample))
@@ -174,8 +184,8 @@ apps_decode (const char *path, int every, AppsFrameFn fn, void *user,
     gst_sample_unref (sample);
   }
 
-  bus = gst_element_get_bus (pipe);
-  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  if (!msg)
+    msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   if (msg && ret == 0 && !stop) {
     GError *e = NULL;
     gst_message_parse_error (msg, &e, NULL);

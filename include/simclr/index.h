@@ -84,6 +84,21 @@ SimclrStatus simclr_index_search (const SimclrIndex *idx, const float *queries,
     int64_t nq, int k, int64_t *out_rows, float *out_scores,
     SimclrError *err);
 
+/* Near-duplicate groups by leader clustering: rows are visited in index
+ * order; a row whose best cosine similarity to the leaders so far is at
+ * least @threshold joins that leader's group (the highest similarity wins,
+ * ties the earlier leader), otherwise it becomes a new leader. So every
+ * member is within the threshold of its group's leader (its kept
+ * representative, the earliest row of the group), and no chain of
+ * neighbours can merge unlike rows, as connected components would.
+ * @group (n), caller-owned: the group of each row, groups numbered 0.. in the
+ * order their leaders appear; @leader_score (n, may be NULL): each row's
+ * similarity to its leader (1 for a leader). *n_groups receives the count.
+ * @threshold must lie in [-1, 1] (the message names it). Cost: n x groups
+ * dot products. */
+SimclrStatus simclr_index_group (const SimclrIndex *idx, double threshold,
+    int64_t *group, float *leader_score, int64_t *n_groups, SimclrError *err);
+
 /* Reads @npy_path and its sidecar @csv_path (NULL: npy_path + ".csv").
  * NULL with @err set (the message names the file) on any failure listed at
  * the top, an empty index included. */

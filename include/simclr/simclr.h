@@ -23,3 +23,4 @@
 #include "simclr/novelty.h"
 #include "simclr/replay.h"
 #include "simclr/ckptdir.h"
+#include "simclr/pca.h"

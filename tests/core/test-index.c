@@ -215,6 +215,77 @@ test_search_errors (void)
   g_assert_nonnull (strstr (err.message, "dimension 0"));
 }
 
+/* Leader clustering against its definition, checked in double: members are
+ * within the threshold of their leader, which was the best leader at their
+ * turn; leaders are below the threshold to every earlier leader. */
+static void
+test_group (void)
+{
+  const int d = 12, centers = 20, copies = 10;
+  const int64_t n = centers * copies;
+  const double threshold = 0.9;
+  float *c = random_rows (centers, d, 21), *x = g_new (float, n * d);
+  int64_t *group = g_new (int64_t, n), *leader_row = g_new (int64_t, n);
+  float *score = g_new (float, n);
+  int64_t ng = 0;
+  SimclrError err = { 0 };
+  SimclrIndex *idx = simclr_index_new (d, &err);
+
+  /* Noisy copies of the centres, interleaved in time. */
+  for (int64_t i = 0; i < n; i++)
+    for (int j = 0; j < d; j++)
+      x[i * d + j] = c[(i % centers) * d + j]
+          + 0.3f * (float) simclr_rng_normal (22, i, j);
+  g_assert_cmpint (simclr_index_add (idx, x, n, NULL, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_index_group (idx, threshold, group, score, &ng,
+          &err), ==, SIMCLR_OK);
+  g_assert_cmpint (ng, >=, centers / 2);
+  g_assert_cmpint (ng, <, n);
+  for (int64_t g = 0; g < ng; g++)
+    leader_row[g] = -1;
+  for (int64_t i = 0; i < n; i++) {
+    double best = -2;
+    int64_t best_g = -1;
+    g_assert_cmpint (group[i], >=, 0);
+    g_assert_cmpint (group[i], <, ng);
+    for (int64_t g = 0; g < ng; g++)
+      if (leader_row[g] >= 0) {
+        double s = ref_cosine (x + i * d, x + leader_row[g] * d, d);
+        if (s > best + 1e-6) {
+          best = s;
+          best_g = g;
+        }
+      }
+    if (leader_row[group[i]] < 0) {
+      /* A new leader: no earlier leader was within the threshold. */
+      g_assert_cmpfloat (best, <, threshold + 1e-5);
+      (void) best_g;
+      g_assert_cmpfloat (score[i], ==, 1.0f);
+      leader_row[group[i]] = i;
+    } else {
+      double s = ref_cosine (x + i * d, x + leader_row[group[i]] * d, d);
+      g_assert_cmpfloat (s, >=, threshold - 1e-5);
+      g_assert_cmpfloat_with_epsilon (score[i], s, 1e-5);
+      g_assert_cmpfloat (s, >=, best - 1e-5);
+    }
+  }
+  /* Groups are numbered in the order their leaders appear. */
+  for (int64_t g = 1; g < ng; g++)
+    g_assert_cmpint (leader_row[g], >, leader_row[g - 1]);
+  g_assert_cmpint (simclr_index_group (idx, 1.5, group, score, &ng, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "threshold 1.5"));
+  g_assert_cmpint (simclr_index_group (idx, -1.0, group, NULL, &ng, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (ng, ==, 1);    /* every cosine is >= -1 */
+  simclr_index_free (idx);
+  g_free (c);
+  g_free (x);
+  g_free (group);
+  g_free (leader_row);
+  g_free (score);
+}
+
 /* ---- files -------------------------------------------------------------- */
 
 static gchar *
@@ -446,6 +517,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/index/ties", test_ties);
   g_test_add_func ("/index/search-errors", test_search_errors);
+  g_test_add_func ("/index/group", test_group);
   g_test_add_func ("/index/npysink-files-round-trip",
       test_npysink_files_and_round_trip);
   g_test_add_func ("/index/f64", test_f64);
