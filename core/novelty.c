@@ -14,9 +14,8 @@ struct SimclrNovelty {
   float *window;                /* (memory, dim) unit rows, ring */
   int filled, next;             /* rows in use, next slot to write */
   float *unit, *sims;           /* (dim), (memory) scratch */
-  double *scores;               /* (ratio_window) ring of recent scores */
-  double *sorted;               /* (ratio_window) scratch */
-  int nscores, next_score;
+  double tau;                   /* keep-ratio threshold */
+  int64_t offered_scored;       /* frames scored against a memory */
   int64_t offered, kept;
   double last_threshold;
 };
@@ -28,7 +27,7 @@ simclr_novelty_config_default (SimclrNoveltyConfig *cfg)
   cfg->memory = 100;
   cfg->threshold = 0.9;
   cfg->keep_ratio = 0.0;
-  cfg->ratio_window = 200;
+  cfg->ratio_rate = 0.01;
 }
 
 SimclrStatus
@@ -49,9 +48,9 @@ simclr_novelty_config_validate (const SimclrNoveltyConfig *cfg,
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "novelty: keep_ratio %g is outside [0, 1] (0: use the threshold)",
         cfg->keep_ratio);
-  if (cfg->ratio_window < 2 || cfg->ratio_window > 100000)
+  if (!(cfg->ratio_rate > 0.0 && cfg->ratio_rate <= 1.0))
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
-        "novelty: ratio_window %d is outside [2, 100000]", cfg->ratio_window);
+        "novelty: ratio_rate %g is outside (0, 1]", cfg->ratio_rate);
   return SIMCLR_OK;
 }
 
@@ -63,8 +62,6 @@ simclr_novelty_free (SimclrNovelty *n)
   free (n->window);
   free (n->unit);
   free (n->sims);
-  free (n->scores);
-  free (n->sorted);
   free (n);
 }
 
@@ -80,24 +77,16 @@ simclr_novelty_new (const SimclrNoveltyConfig *cfg, SimclrError *err)
     n->window = malloc ((size_t) cfg->memory * cfg->dim * sizeof (float));
     n->unit = malloc ((size_t) cfg->dim * sizeof (float));
     n->sims = malloc ((size_t) cfg->memory * sizeof (float));
-    n->scores = malloc ((size_t) cfg->ratio_window * sizeof (double));
-    n->sorted = malloc ((size_t) cfg->ratio_window * sizeof (double));
-    n->last_threshold = cfg->threshold;
+    n->tau = 1.0;
+    n->last_threshold = cfg->keep_ratio > 0.0 ? 1.0 : cfg->threshold;
   }
-  if (!n || !n->window || !n->unit || !n->sims || !n->scores || !n->sorted) {
+  if (!n || !n->window || !n->unit || !n->sims) {
     simclr_novelty_free (n);
     simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
         "novelty: out of memory for %d x %d", cfg->memory, cfg->dim);
     return NULL;
   }
   return n;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 SimclrStatus
@@ -129,26 +118,16 @@ simclr_novelty_offer (SimclrNovelty *n, const float *embedding, double *score,
   }
 
   if (n->cfg.keep_ratio > 0.0) {
-    /* The score joins the recent scores first, so the quantile includes it. */
-    n->scores[n->next_score] = best;
-    n->next_score = (n->next_score + 1) % n->cfg.ratio_window;
-    if (n->nscores < n->cfg.ratio_window)
-      n->nscores++;
-    if (n->filled == 0) {
-      k = 1;
-      n->last_threshold = 1.0;
-    } else {
-      int q;
-      memcpy (n->sorted, n->scores, (size_t) n->nscores * sizeof (double));
-      qsort (n->sorted, n->nscores, sizeof (double), cmp_double);
-      /* The keep_ratio-quantile (lower): keep_ratio of the scores are at or
-       * below it. */
-      q = (int) ceil (n->cfg.keep_ratio * n->nscores) - 1;
-      if (q < 0)
-        q = 0;
-      n->last_threshold = n->sorted[q];
-      k = best <= n->last_threshold;
-    }
+    /* Robbins-Monro quantile tracking: the threshold falls by rate x (1 - r)
+     * after a kept frame and rises by rate x r after a dropped one, so it
+     * settles where a fraction r of the scores is at or below it. */
+    /* The threshold starts at the first score there is (the second
+     * frame's), so it starts near where it settles. */
+    if (n->filled > 0 && n->offered_scored++ == 0)
+      n->tau = best;
+    n->last_threshold = n->tau;
+    k = n->filled == 0 || best <= n->tau;
+    n->tau += n->cfg.ratio_rate * (n->cfg.keep_ratio - (k ? 1.0 : 0.0));
   } else {
     n->last_threshold = n->cfg.threshold;
     k = n->filled == 0 || best < n->cfg.threshold;

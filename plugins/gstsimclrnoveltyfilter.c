@@ -23,8 +23,11 @@
  * * #GstSimclrNoveltyFilter:keep-ratio is 0 (default): score <
  *   #GstSimclrNoveltyFilter:threshold (a cosine similarity in [-1, 1]:
  *   lower keeps fewer frames);
- * * keep-ratio is r in (0, 1]: score <= the r-quantile of the scores of the
- *   last 200 frames, so about that fraction of frames passes.
+ * * keep-ratio is r in (0, 1]: score <= a threshold that follows the
+ *   stream (it starts at the second frame's score, falls by 0.01 (1 - r) after a kept frame and
+ *   rises by 0.01 r after a dropped one), so about that fraction of frames
+ *   passes: over T frames the fraction differs from r by at most 2 / (0.01
+ *   T), and in practice far less (see include/simclr/novelty.h).
  *
  * Dropped frames are not pushed (timestamps of the kept frames are
  * unchanged). Memory is bounded: `memory` x dimension floats.
@@ -247,9 +250,8 @@ gst_simclr_novelty_filter_class_init (GstSimclrNoveltyFilterClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_KEEP_RATIO,
       g_param_spec_double ("keep-ratio", "Keep ratio",
-          "0: use threshold; r in (0, 1]: pass a frame when its score is at "
-          "or below the r-quantile of the last 200 scores (about r of the "
-          "frames pass)", -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_KEEP_RATIO,
+          "0: use threshold; r in (0, 1]: the threshold follows the stream "
+          "so that about r of the frames pass", -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_KEEP_RATIO,
           rw | GST_PARAM_MUTABLE_READY));
   /**
    * GstSimclrNoveltyFilter:memory:

@@ -7,9 +7,13 @@
  * computed exactly (one sgemv over the window). The frame is kept when
  *   - keep_ratio == 0: score < threshold (threshold in [-1, 1]; 1 keeps
  *     every frame that is not an exact repeat of a remembered direction);
- *   - keep_ratio in (0, 1]: score <= the keep_ratio-quantile of the scores of
- *     the last ratio_window frames offered (this one included), so about
- *     that fraction of frames passes whatever the scale of the scores; the
+ *   - keep_ratio r in (0, 1]: score <= t, where the threshold t follows the
+ *     stream (a stochastic quantile tracker, Robbins-Monro): it starts at
+ *     the first score (the second frame's) and after every frame moves by ratio_rate x (r - kept), down when a
+ *     frame was kept, up when not. t stays within [-1 - rate, 1 + rate], so
+ *     over T frames the fraction kept is r + (t_0 - t_T) / (ratio_rate T):
+ *     within 2 / (ratio_rate T) of r whatever the scores do (a scene
+ *     change, a memory filling up), and much closer when t settles. The
  *     first frame is always kept.
  * A kept frame's embedding enters the memory.
  *
@@ -30,11 +34,11 @@ typedef struct {
   int memory;           /* kept embeddings remembered (1 .. 1000000; 100) */
   double threshold;     /* cosine similarity in [-1, 1] (0.9) */
   double keep_ratio;    /* 0 (use threshold) or (0, 1] */
-  int ratio_window;     /* scores for the keep-ratio quantile (2 .. 100000; 200) */
+  double ratio_rate;    /* keep-ratio threshold step (0 < rate <= 1; 0.01) */
 } SimclrNoveltyConfig;
 
 /* dim 0 (must be set), memory 100, threshold 0.9, keep_ratio 0,
- * ratio_window 200. */
+ * ratio_rate 0.01. */
 void simclr_novelty_config_default (SimclrNoveltyConfig *cfg);
 
 /* SIMCLR_ERROR_INVALID_ARGUMENT naming the field ("threshold", ...). */
