@@ -108,6 +108,58 @@ make_view (guint64 sample, guint64 epoch, gint view, GstClockTime pts)
   return buf;
 }
 
+/* A pool of at most @max GRAY8 16x16 buffers (v4l2src-like). */
+static GstBufferPool *
+bounded_pool (guint max)
+{
+  GstBufferPool *pool = gst_video_buffer_pool_new ();
+  GstCaps *caps = gst_caps_from_string (CAPS);
+  GstStructure *config = gst_buffer_pool_get_config (pool);
+  GstVideoInfo info;
+
+  fail_unless (gst_video_info_from_caps (&info, caps));
+  gst_buffer_pool_config_set_params (config, caps, GST_VIDEO_INFO_SIZE (&info),
+      0, max);
+  gst_buffer_pool_config_add_option (config,
+      GST_BUFFER_POOL_OPTION_VIDEO_META);
+  fail_unless (gst_buffer_pool_set_config (pool, config));
+  fail_unless (gst_buffer_pool_set_active (pool, TRUE));
+  gst_caps_unref (caps);
+  return pool;
+}
+
+/* make_view's frame in a buffer of @pool. The acquire never waits: if the
+ * element kept the pool's buffers, the test fails instead of hanging. */
+static GstBuffer *
+pool_view (GstBufferPool * pool, guint64 sample, guint64 epoch, gint view,
+    GstClockTime pts)
+{
+  GstBufferPoolAcquireParams params = { 0 };
+  GstBuffer *buf = NULL;
+  GstCaps *caps = gst_caps_from_string (CAPS);
+  GstVideoInfo info;
+  GstVideoFrame frame;
+  gint y, x;
+
+  params.flags = GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT;
+  fail_unless_equals_int (gst_buffer_pool_acquire_buffer (pool, &buf,
+          &params), GST_FLOW_OK);
+  fail_unless (gst_video_info_from_caps (&info, caps));
+  fail_unless (gst_video_frame_map (&frame, &info, buf, GST_MAP_WRITE));
+  for (y = 0; y < SIZE; y++)
+    for (x = 0; x < SIZE; x++)
+      ((guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0))[y *
+          GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0) + x] =
+          pixel (sample, epoch, view, y * SIZE + x);
+  gst_video_frame_unmap (&frame);
+  gst_caps_unref (caps);
+  if (view >= 0)
+    add_frame_meta (buf, sample, view, (gint) (sample % 10), epoch);
+  GST_BUFFER_PTS (buf) = pts;
+  GST_BUFFER_DURATION (buf) = GST_MSECOND;
+  return buf;
+}
+
 static GstElement *
 new_element (const gchar * settings)
 {
@@ -552,6 +604,46 @@ GST_START_TEST (test_train_reentrant_gradient)
   }
   simclr_trainer_free (ref);
   teardown (h, NULL);
+}
+
+GST_END_TEST;
+
+/* Views from a bounded pool (2 buffers for batches of 8 views) are copied,
+ * not held, so the pool never runs dry; the steps are the reference's. */
+GST_START_TEST (test_train_bounded_pool)
+{
+  GstHarness *h = new_harness (TRAIN_SETTINGS, NULL);
+  GstBufferPool *pool = bounded_pool (2);
+  SimclrTrainer *ref = ref_trainer ();
+  SimclrError err = { 0 };
+  gboolean sent = FALSE;
+  GstBuffer *out;
+  gfloat *dz;
+  guint i;
+  gint j, v;
+
+  gst_harness_set_src_caps_str (h, CAPS);
+  gst_pad_add_probe (h->sinkpad, GST_PAD_PROBE_TYPE_BUFFER, reentrant_probe,
+      &sent, NULL);
+  for (i = 0; i < 2; i++) {
+    for (j = 0; j < N; j++)
+      for (v = 1; v >= 0; v--)
+        fail_unless_equals_int (gst_harness_push (h, pool_view (pool,
+                    i * N + j, 0, v, (i * N + j) * 10 + v)), GST_FLOW_OK);
+    fail_unless (sent);
+    sent = FALSE;
+    out = gst_harness_pull (h);
+    check_step_buffer (out, i, 0, ref);
+    gst_buffer_unref (out);
+    dz = test_gradient (i);
+    fail_unless (simclr_trainer_backward_and_step (ref, dz, &err) ==
+        SIMCLR_OK, "%s", err.message);
+    g_free (dz);
+  }
+  simclr_trainer_free (ref);
+  teardown (h, NULL);
+  gst_buffer_pool_set_active (pool, FALSE);
+  gst_object_unref (pool);
 }
 
 GST_END_TEST;
@@ -1009,7 +1101,7 @@ make_embed_checkpoint (gchar * dir)
 }
 
 static void
-check_embed (const gchar * output, gboolean projection)
+check_embed (const gchar * output, gboolean projection, GstBufferPool * pool)
 {
   const gint frames = 5;
   gchar *dir = g_dir_make_tmp ("simclrencoder-XXXXXX", NULL);
@@ -1052,7 +1144,8 @@ check_embed (const gchar * output, gboolean projection)
 
   gst_harness_set_src_caps_str (h, CAPS);
   for (i = 0; i < frames; i++)
-    fail_unless_equals_int (gst_harness_push (h, make_view (i, 0, -1,
+    fail_unless_equals_int (gst_harness_push (h, pool ? pool_view (pool, i, 0,
+                -1, 1000 + i * GST_MSECOND) : make_view (i, 0, -1,
                 1000 + i * GST_MSECOND)), GST_FLOW_OK);
   /* 3 come after the first full batch, 2 only at EOS */
   fail_unless_equals_int (gst_harness_buffers_in_queue (h), 3);
@@ -1094,14 +1187,26 @@ check_embed (const gchar * output, gboolean projection)
 
 GST_START_TEST (test_embed_representation)
 {
-  check_embed ("representation", FALSE);
+  check_embed ("representation", FALSE, NULL);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_embed_projection)
 {
-  check_embed ("projection", TRUE);
+  check_embed ("projection", TRUE, NULL);
+}
+
+GST_END_TEST;
+
+/* Frames from a bounded pool (1 buffer, batches of 3) are copied while
+ * the batch fills, so the pool never runs dry. */
+GST_START_TEST (test_embed_bounded_pool)
+{
+  GstBufferPool *pool = bounded_pool (1);
+  check_embed ("projection", TRUE, pool);
+  gst_buffer_pool_set_active (pool, FALSE);
+  gst_object_unref (pool);
 }
 
 GST_END_TEST;
@@ -1157,6 +1262,8 @@ simclrencoder_suite (void)
   tcase_add_test (tc, test_embed_representation);
   tcase_add_test (tc, test_embed_projection);
   tcase_add_test (tc, test_embed_max_latency);
+  tcase_add_test (tc, test_train_bounded_pool);
+  tcase_add_test (tc, test_embed_bounded_pool);
   return s;
 }
 
