@@ -52,12 +52,14 @@
  * |[
  * gst-launch-1.0 filesrc location=/usr/share/doc/opencv-doc/examples/data/vtest.avi \
  *     ! decodebin ! videoconvert ! video/x-raw,format=RGB \
- *     ! simclrnoveltyfilter embedding=raw threshold=0.9 \
+ *     ! simclrnoveltyfilter embedding=raw keep-ratio=0.03 \
  *     ! videoconvert ! jpegenc ! multifilesink location=novel-%05d.jpg
- * ]| writes the frames of vtest.avi that differ from the ones already kept
- * (pixel correlation below 0.9) as JPEG files, a video turned into a folder
- * of distinct frames; `embedding=h checkpoint-location=enc.safetensors` uses
- * a trained encoder instead (pipelines/curate-video.sh).
+ * ]| writes about 3 % of the frames of vtest.avi, each one that differed
+ * most from the frames already kept (pixel correlation), as JPEG files: a
+ * video turned into a folder of distinct frames (30 of 795 here).
+ * `embedding=h checkpoint-location=enc.safetensors` uses a trained encoder
+ * instead, and `threshold=0.98` a fixed cosine threshold
+ * (pipelines/curate-video.sh).
  */
 
 #ifdef HAVE_CONFIG_H
