@@ -30,6 +30,12 @@ while [ $# -gt 0 ]; do
 done
 export OPENBLAS_NUM_THREADS=2 GST_PLUGIN_PATH_1_0="$build/plugins" \
   GST_REGISTRY_1_0="$build/registry.pipelines.bin"
+for m in faiss torch torchvision; do
+  /usr/bin/python3 -c "import $m" 2>/dev/null || {
+    echo "run-speed.sh: /usr/bin/python3 lacks $m: apt-get install --no-install-recommends python3-faiss python3-torch python3-torchvision" >&2
+    exit 1; }
+done
+[ -x "$build/bench/apps/bench-index" ] || { echo "run-speed.sh: no $build/bench/apps/bench-index; build first" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 echo "== CPU: $(lscpu | sed -n 's/^Model name: *//p'); flags: $(grep -ow -E 'avx2|avx512f|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg); OpenBLAS core: ${OPENBLAS_CORETYPE:-auto}"
