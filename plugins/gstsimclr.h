@@ -79,6 +79,29 @@ GstSimclrEmbeddingMeta *gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer,
 #define gst_buffer_get_simclr_embedding_meta(b) \
   ((GstSimclrEmbeddingMeta *) gst_buffer_get_meta ((b), GST_SIMCLR_EMBEDDING_META_API_TYPE))
 
+/* ---------------------------------------------------------------------------
+ * GstSimclrVectorMeta: the embedding of a whole frame, riding on the frame.
+ * Attached by simclrencoder mode=embed attach-meta=true to the frames it
+ * passes through. The API has no tags, so video transforms (scale, convert,
+ * queue, tee) keep it: it describes the picture's content. */
+typedef struct {
+  GstMeta meta;
+  guint dimension;
+  gfloat *data;         /* (dimension), owned by the meta */
+  gint output;          /* 0: representation h, 1: projection z */
+  guint64 sample_id;    /* as GstSimclrEmbeddingRow.sample_id */
+} GstSimclrVectorMeta;
+
+GType gst_simclr_vector_meta_api_get_type (void);
+#define GST_SIMCLR_VECTOR_META_API_TYPE (gst_simclr_vector_meta_api_get_type ())
+const GstMetaInfo *gst_simclr_vector_meta_get_info (void);
+
+/* Copies @dimension floats from @data. */
+GstSimclrVectorMeta *gst_buffer_add_simclr_vector_meta (GstBuffer *buffer,
+    const gfloat *data, guint dimension, gint output, guint64 sample_id);
+#define gst_buffer_get_simclr_vector_meta(b) \
+  ((GstSimclrVectorMeta *) gst_buffer_get_meta ((b), GST_SIMCLR_VECTOR_META_API_TYPE))
+
 /* Warns once per process (as a GST_WARNING in the "simclr" category and a
  * g_printerr-free element warning by the caller) when OpenBLAS runs a kernel
  * far below what the CPU supports, or SIMCLR_CPU names an instruction set

@@ -87,6 +87,13 @@
  * size and format, and the sink pad's caps say so, so `videoscale !
  * videoconvert` before the element negotiate it.
  *
+ * With #GstSimclrEncoder:attach-meta=true the element instead passes every
+ * input frame on unchanged (source caps = sink caps) with its embedding
+ * attached as a #GstSimclrVectorMeta (dimension, the floats, h or z, sample
+ * id), so downstream elements see the frame and its vector together, e.g.
+ * `simclrencoder mode=embed attach-meta=true checkpoint-location=enc.safetensors
+ * ! simclrnoveltyfilter embedding=meta keep-ratio=0.05`.
+ *
  * Non-square input caps are refused with an error naming the fix (crop or
  * scale to a square).
  *
@@ -159,7 +166,8 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
     GST_PAD_SRC,
     GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (SIMCLR_EMBEDDING_CAPS));
+    GST_STATIC_CAPS (SIMCLR_EMBEDDING_CAPS "; "
+        GST_VIDEO_CAPS_MAKE ("{ GRAY8, RGB }")));
 
 /* ---- forward declarations -------------------------------------------------- */
 
@@ -204,6 +212,7 @@ gst_simclr_encoder_class_init (GstSimclrEncoderClass * klass)
    * (and tests) can find them by name once the element exists. */
   gst_simclr_frame_meta_get_info ();
   gst_simclr_embedding_meta_get_info ();
+  gst_simclr_vector_meta_get_info ();
 
   GST_DEBUG_CATEGORY_INIT (gst_simclr_encoder_debug, "simclrencoder", 0,
       "SimCLR encoder");
@@ -407,8 +416,11 @@ gst_simclr_encoder_set_caps (GstSimclrEncoder * self, GstCaps * caps)
   }
   self->out_dim = dim;
 
-  srccaps = gst_caps_new_simple (SIMCLR_EMBEDDING_MEDIA_TYPE,
-      "dimension", G_TYPE_INT, dim, NULL);
+  if (!self->trainer && self->run.attach_meta)
+    srccaps = gst_caps_ref (caps);      /* the frames pass through */
+  else
+    srccaps = gst_caps_new_simple (SIMCLR_EMBEDDING_MEDIA_TYPE,
+        "dimension", G_TYPE_INT, dim, NULL);
   ok = gst_pad_set_caps (self->srcpad, srccaps);
   gst_caps_unref (srccaps);
   if (!ok)

@@ -46,8 +46,10 @@ gst_simclr_encoder_embed_free (GstSimclrEncoder * self)
 void
 gst_simclr_encoder_embed_drop (GstSimclrEncoder * self)
 {
-  for (gint i = 0; i < self->embed_count; i++)
+  for (gint i = 0; i < self->embed_count; i++) {
     g_clear_pointer (&self->embed_frames[i].held, gst_simclr_held_frame_free);
+    gst_clear_buffer (&self->embed_frames[i].pass);
+  }
   self->embed_count = 0;
 }
 
@@ -60,6 +62,7 @@ gst_simclr_encoder_embed_flush (GstSimclrEncoder * self)
   SimclrError err = { 0 };
   GstFlowReturn ret = GST_FLOW_OK;
   guint64 batch = self->embed_batches;
+  GstBuffer **pass = g_newa (GstBuffer *, k);
   SimclrStatus st;
   gint i;
 
@@ -69,9 +72,32 @@ gst_simclr_encoder_embed_flush (GstSimclrEncoder * self)
   st = simclr_model_forward_frames (self->model, self->embed_in, k,
       self->channels, 0, proj ? NULL : self->embed_out,
       proj ? self->embed_out : NULL, &err);
+  /* The frames to pass on (attach-meta) outlive the held maps. */
+  for (i = 0; i < k; i++) {
+    pass[i] = self->embed_frames[i].pass;
+    self->embed_frames[i].pass = NULL;
+  }
   gst_simclr_encoder_embed_drop (self);
-  if (st != SIMCLR_OK)
+  if (st != SIMCLR_OK) {
+    for (i = 0; i < k; i++)
+      gst_clear_buffer (&pass[i]);
     goto forward_failed;
+  }
+
+  if (self->run.attach_meta) {
+    for (i = 0; i < k; i++) {
+      const EmbedFrame *f = &self->embed_frames[i];
+      GstBuffer *out = gst_buffer_make_writable (pass[i]);
+      gst_buffer_add_simclr_vector_meta (out, self->embed_out + (gsize) i * dim,
+          dim, proj ? 1 : 0, f->sample_id);
+      pass[i] = NULL;
+      if (ret == GST_FLOW_OK)
+        ret = gst_pad_push (self->srcpad, out);
+      else
+        gst_buffer_unref (out);
+    }
+    return ret;
+  }
 
   for (i = 0; i < k && ret == GST_FLOW_OK; i++) {
     const EmbedFrame *f = &self->embed_frames[i];
@@ -118,6 +144,7 @@ gst_simclr_encoder_chain_embed (GstSimclrEncoder * self, GstBuffer * buf)
   f->sample_id = fm ? fm->sample_id : self->frames_seen;
   f->view = fm ? fm->view : -1;
   f->label = fm ? fm->label : -1;
+  f->pass = self->run.attach_meta ? gst_buffer_ref (buf) : NULL;
   f->held = gst_simclr_held_frame_new (buf, &self->vinfo);
   if (f->held == NULL)
     goto map_failed;
@@ -130,6 +157,12 @@ gst_simclr_encoder_chain_embed (GstSimclrEncoder * self, GstBuffer * buf)
       memcpy (dst + y * row, f->pixels.data + (gsize) y * f->pixels.stride,
           row);
     g_clear_pointer (&f->held, gst_simclr_held_frame_free);
+    if (f->pass) {
+      /* Hold a copy, not the pool's buffer. */
+      GstBuffer *c = gst_buffer_copy_deep (f->pass);
+      gst_buffer_unref (f->pass);
+      f->pass = c;
+    }
     f->pixels.data = dst;
     f->pixels.stride = (gint) row;
   }
@@ -148,6 +181,7 @@ gst_simclr_encoder_chain_embed (GstSimclrEncoder * self, GstBuffer * buf)
   /* ERRORS */
 map_failed:
   {
+    gst_clear_buffer (&f->pass);
     GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL),
         ("could not map a video frame"));
     return GST_FLOW_ERROR;

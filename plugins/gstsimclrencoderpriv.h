@@ -53,6 +53,7 @@ typedef struct
   gboolean stop_at_end;
   GstSimclrEncoderOutput output;
   gint embed_batch;
+  gboolean attach_meta;         /* embed: pass frames with a vector meta */
   GstClockTime max_latency;
   gchar *monitor_location;      /* NULL or "" = no kNN monitor */
   gint monitor_samples;
@@ -68,6 +69,7 @@ typedef struct
   guint64 sample_id;
   gint view;
   gint label;
+  GstBuffer *pass;              /* attach-meta: the frame to pass on */
 } EmbedFrame;
 
 struct _GstSimclrEncoder

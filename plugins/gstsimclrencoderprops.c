@@ -37,6 +37,7 @@ enum
   PROP_STOP_AT_END,
   PROP_OUTPUT,
   PROP_EMBED_BATCH,
+  PROP_ATTACH_META,
   PROP_MAX_LATENCY,
   PROP_MONITOR_LOCATION,
   PROP_MONITOR_SAMPLES,
@@ -67,6 +68,7 @@ enum
 #define DEFAULT_OUTPUT GST_SIMCLR_ENCODER_OUTPUT_REPRESENTATION
 #define DEFAULT_STOP_AT_END TRUE
 #define DEFAULT_EMBED_BATCH 16
+#define DEFAULT_ATTACH_META FALSE
 #define DEFAULT_MAX_LATENCY 0
 #define DEFAULT_MONITOR_LOCATION NULL
 #define DEFAULT_MONITOR_SAMPLES 1000
@@ -398,6 +400,20 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
           "Embed mode: frames per forward pass (1 = no added latency)", 1,
           MAX_EMBED_BATCH, DEFAULT_EMBED_BATCH, rw));
   /**
+   * GstSimclrEncoder:attach-meta:
+   *
+   * Embed mode: FALSE (default) pushes one embedding buffer per frame
+   * (application/x-simclr-embedding); TRUE passes every input frame on
+   * unchanged (the source caps are the sink caps) with its embedding
+   * attached as a #GstSimclrVectorMeta, so downstream elements see the
+   * image and its vector together.
+   */
+  g_object_class_install_property (gobject_class, PROP_ATTACH_META,
+      g_param_spec_boolean ("attach-meta", "Attach meta",
+          "Embed mode: pass the input frames on with their embedding as a "
+          "GstSimclrVectorMeta instead of pushing embedding buffers",
+          DEFAULT_ATTACH_META, rw | GST_PARAM_MUTABLE_READY));
+  /**
    * GstSimclrEncoder:max-latency:
    *
    * Embed mode: a partial batch is computed once its frames span this much
@@ -474,6 +490,7 @@ gst_simclr_encoder_settings_init (Settings * s)
   s->stop_at_end = DEFAULT_STOP_AT_END;
   s->output = DEFAULT_OUTPUT;
   s->embed_batch = DEFAULT_EMBED_BATCH;
+  s->attach_meta = DEFAULT_ATTACH_META;
   s->max_latency = DEFAULT_MAX_LATENCY;
   s->monitor_location = g_strdup (DEFAULT_MONITOR_LOCATION);
   s->monitor_samples = DEFAULT_MONITOR_SAMPLES;
@@ -577,6 +594,9 @@ gst_simclr_encoder_set_property (GObject * object, guint prop_id,
     case PROP_EMBED_BATCH:
       s->embed_batch = g_value_get_int (value);
       break;
+    case PROP_ATTACH_META:
+      s->attach_meta = g_value_get_boolean (value);
+      break;
     case PROP_MAX_LATENCY:
       s->max_latency = g_value_get_uint64 (value);
       break;
@@ -671,6 +691,9 @@ gst_simclr_encoder_get_property (GObject * object, guint prop_id,
       break;
     case PROP_EMBED_BATCH:
       g_value_set_int (value, s->embed_batch);
+      break;
+    case PROP_ATTACH_META:
+      g_value_set_boolean (value, s->attach_meta);
       break;
     case PROP_MAX_LATENCY:
       g_value_set_uint64 (value, s->max_latency);

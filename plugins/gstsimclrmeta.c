@@ -170,3 +170,83 @@ gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer, guint64 step,
   }
   return m;
 }
+
+/* ---- GstSimclrVectorMeta ------------------------------------------------ */
+
+GType
+gst_simclr_vector_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { NULL };
+  if (g_once_init_enter (&type)) {
+    GType t = g_type_from_name ("GstSimclrVectorMetaAPI");
+    if (t == 0)
+      t = gst_meta_api_type_register ("GstSimclrVectorMetaAPI", tags);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+static gboolean
+vector_meta_init (GstMeta *meta, gpointer params, GstBuffer *buffer)
+{
+  GstSimclrVectorMeta *m = (GstSimclrVectorMeta *) meta;
+  m->dimension = 0;
+  m->data = NULL;
+  m->output = 0;
+  m->sample_id = 0;
+  return TRUE;
+}
+
+static void
+vector_meta_free (GstMeta *meta, GstBuffer *buffer)
+{
+  GstSimclrVectorMeta *m = (GstSimclrVectorMeta *) meta;
+  g_free (m->data);
+  m->data = NULL;
+  m->dimension = 0;
+}
+
+static gboolean
+vector_meta_transform (GstBuffer *dest, GstMeta *meta, GstBuffer *buffer,
+    GQuark type, gpointer data)
+{
+  /* The vector describes the picture: every transform (copy, scale,
+   * conversion) keeps it. */
+  GstSimclrVectorMeta *m = (GstSimclrVectorMeta *) meta;
+  return gst_buffer_add_simclr_vector_meta (dest, m->data, m->dimension,
+      m->output, m->sample_id) != NULL;
+}
+
+const GstMetaInfo *
+gst_simclr_vector_meta_get_info (void)
+{
+  static const GstMetaInfo *info = NULL;
+  if (g_once_init_enter ((GstMetaInfo **) & info)) {
+    const GstMetaInfo *mi = gst_meta_get_info ("GstSimclrVectorMeta");
+    if (mi == NULL)
+      mi = gst_meta_register (GST_SIMCLR_VECTOR_META_API_TYPE,
+        "GstSimclrVectorMeta", sizeof (GstSimclrVectorMeta), vector_meta_init,
+        vector_meta_free, vector_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  }
+  return info;
+}
+
+GstSimclrVectorMeta *
+gst_buffer_add_simclr_vector_meta (GstBuffer *buffer, const gfloat *data,
+    guint dimension, gint output, guint64 sample_id)
+{
+  GstSimclrVectorMeta *m;
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (data != NULL && dimension > 0, NULL);
+  m = (GstSimclrVectorMeta *) gst_buffer_add_meta (buffer,
+      gst_simclr_vector_meta_get_info (), NULL);
+  if (m) {
+    m->dimension = dimension;
+    m->data = g_memdup2 (data, (gsize) dimension * sizeof (gfloat));
+    m->output = output;
+    m->sample_id = sample_id;
+  }
+  return m;
+}

@@ -15,7 +15,10 @@
  * itself through libsimclr, evaluation mode: the frame is resized to the
  * encoder's input, whole frame squeezed into the square, and converted to
  * its channels; the frame that passes is the original, untouched), or with a
- * checkpoint-free baseline (#GstSimclrNoveltyFilter:embedding raw or ahash).
+ * checkpoint-free baseline (#GstSimclrNoveltyFilter:embedding raw or ahash),
+ * or taken from the #GstSimclrVectorMeta that `simclrencoder mode=embed
+ * attach-meta=true` attached upstream (embedding=meta; a frame without one is
+ * an error).
  * Its score is its highest cosine similarity to the last
  * #GstSimclrNoveltyFilter:memory frames kept (-1 for the first frame). The
  * frame passes when
@@ -87,6 +90,7 @@ typedef enum
   GST_SIMCLR_NOVELTY_EMBEDDING_Z = SIMCLR_EMBED_Z,
   GST_SIMCLR_NOVELTY_EMBEDDING_RAW = SIMCLR_EMBED_RAW,
   GST_SIMCLR_NOVELTY_EMBEDDING_AHASH = SIMCLR_EMBED_AHASH,
+  GST_SIMCLR_NOVELTY_EMBEDDING_META = 100,
 } GstSimclrNoveltyEmbedding;
 
 enum
@@ -129,6 +133,8 @@ struct _GstSimclrNoveltyFilter
   SimclrEmbedder *embedder;
   SimclrNovelty *novelty;
   gfloat *row;
+  gboolean embedding_kind_meta;
+  SimclrNoveltyConfig novelty_cfg;
   gboolean run_post_messages;
   guint64 frames, kept;
 };
@@ -164,6 +170,9 @@ gst_simclr_novelty_embedding_get_type (void)
         "raw"},
     {GST_SIMCLR_NOVELTY_EMBEDDING_AHASH,
         "8x8 average hash (no checkpoint)", "ahash"},
+    {GST_SIMCLR_NOVELTY_EMBEDDING_META,
+        "The GstSimclrVectorMeta on each frame (simclrencoder mode=embed "
+          "attach-meta=true upstream)", "meta"},
     {0, NULL, NULL},
   };
   if (g_once_init_enter (&type)) {
@@ -425,6 +434,8 @@ gst_simclr_novelty_filter_start (GstBaseTransform * trans)
   location = g_strdup (self->checkpoint_location);
   simclr_embed_config_default (&ecfg);
   ecfg.kind = (SimclrEmbedKind) self->embedding;
+  self->embedding_kind_meta =
+      self->embedding == GST_SIMCLR_NOVELTY_EMBEDDING_META;
   ecfg.flip_average = self->flip_average;
   ecfg.max_batch = 1;
   simclr_novelty_config_default (&ncfg);
@@ -443,6 +454,12 @@ gst_simclr_novelty_filter_start (GstBaseTransform * trans)
   ncfg.threshold = threshold;
   ncfg.keep_ratio = keep_ratio;
 
+  self->novelty_cfg = ncfg;
+  if (self->embedding_kind_meta) {
+    g_free (location);
+    return TRUE;                /* the novelty memory is sized at the first
+                                 * meta */
+  }
   model_kind = ecfg.kind == SIMCLR_EMBED_H || ecfg.kind == SIMCLR_EMBED_Z;
   if (model_kind) {
     if (!location || !*location)
@@ -542,6 +559,13 @@ gst_simclr_novelty_filter_sink_event (GstBaseTransform * trans,
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 
+static guint
+vm_dimension (GstVideoFrame * frame)
+{
+  GstSimclrVectorMeta *vm = gst_buffer_get_simclr_vector_meta (frame->buffer);
+  return vm ? vm->dimension : 0;
+}
+
 static GstFlowReturn
 gst_simclr_novelty_filter_transform_frame_ip (GstVideoFilter * filter,
     GstVideoFrame * frame)
@@ -554,7 +578,23 @@ gst_simclr_novelty_filter_transform_frame_ip (GstVideoFilter * filter,
   gint keep;
   guint64 index, kept;
 
-  if (simclr_embedder_push (self->embedder,
+  if (self->embedding_kind_meta) {
+    GstSimclrVectorMeta *vm = gst_buffer_get_simclr_vector_meta
+        (frame->buffer);
+    if (!vm)
+      goto no_meta;
+    if (!self->novelty) {
+      self->novelty_cfg.dim = (gint) vm->dimension;
+      self->novelty = simclr_novelty_new (&self->novelty_cfg, &err);
+      if (!self->novelty)
+        goto embed_failed;
+    }
+    if ((gint) vm->dimension != self->novelty_cfg.dim)
+      goto meta_dimension;
+    if (simclr_novelty_offer (self->novelty, vm->data, &score, &keep, &err)
+        != SIMCLR_OK)
+      goto embed_failed;
+  } else if (simclr_embedder_push (self->embedder,
           GST_VIDEO_FRAME_PLANE_DATA (frame, 0), GST_VIDEO_FRAME_WIDTH (frame),
           GST_VIDEO_FRAME_HEIGHT (frame), GST_VIDEO_FRAME_PLANE_STRIDE (frame,
               0), channels, &err) != SIMCLR_OK
@@ -587,6 +627,22 @@ gst_simclr_novelty_filter_transform_frame_ip (GstVideoFilter * filter,
   return GST_FLOW_OK;
 
   /* ERRORS */
+no_meta:
+  {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Frame %" G_GUINT64_FORMAT " has no embedding meta: embedding=meta "
+            "needs simclrencoder mode=embed attach-meta=true upstream.",
+            self->frames), (NULL));
+    return GST_FLOW_ERROR;
+  }
+meta_dimension:
+  {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED,
+        ("Frame %" G_GUINT64_FORMAT " carries an embedding of %u values; "
+            "earlier frames had %d.", self->frames, vm_dimension (frame),
+            self->novelty_cfg.dim), (NULL));
+    return GST_FLOW_ERROR;
+  }
 embed_failed:
   {
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
