@@ -18,11 +18,12 @@
 #   ! simclrencoder batch-size=N ... ! ntxentsink temperature=T
 #
 # How long it runs: about 1 minute to make the set, --steps training steps
-# (default 600 of 64 pairs at 32x32: about 4 minutes on 2 quiet cores), then
+# (default 1000 of 64 pairs at 32x32: about 6 minutes on 2 quiet cores,
+# estimated; 65 minutes measured while 5-6 other jobs shared them), then
 # under a minute per method to embed and search.
 #
 # Options (defaults are the recipe chosen for this use; see README):
-#   --steps N        training steps (600)        --batch-size N  pairs/step (64)
+#   --steps N        training steps (1000)        --batch-size N  pairs/step (64)
 #   --size S         encoder input side (32)     --data-size D   images decoded at DxD (64)
 #   --width W        ResNet-18 width (0.25)      --tau T         NT-Xent temperature (0.2)
 #   --crop-min C     crop-scale-min (0.3)        --jitter J      jitter-strength (0.5)
@@ -37,7 +38,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 . "$root/scripts/env.sh"
 
-steps=600; batch=64; size=32; data_size=64; width=0.25; tau=0.2
+steps=1000; batch=64; size=32; data_size=64; width=0.25; tau=0.2
 crop_min=0.3; jitter=0.5; blur=0.5; lr=0.3; flip_avg=1; checkpoint=""
 out=""; seed=1
 build=${BUILD:-$root/build}
