@@ -159,6 +159,8 @@ simclr_stem_to_string (SimclrStem stem)
       return "cifar";
     case SIMCLR_STEM_IMAGENET:
       return "imagenet";
+    case SIMCLR_STEM_STRIDE2:
+      return "stride2";
   }
   return NULL;
 }
@@ -166,7 +168,7 @@ simclr_stem_to_string (SimclrStem stem)
 int
 simclr_stem_from_string (const char *s)
 {
-  for (int a = SIMCLR_STEM_CIFAR; a <= SIMCLR_STEM_IMAGENET; a++)
+  for (int a = SIMCLR_STEM_CIFAR; a <= SIMCLR_STEM_STRIDE2; a++)
     if (s && strcmp (s, simclr_stem_to_string ((SimclrStem) a)) == 0)
       return a;
   return -1;
@@ -228,6 +230,8 @@ simclr_model_config_validate (const SimclrModelConfig *cfg, SimclrError *err)
   int s = cfg->image_size;
   if (cfg->stem == SIMCLR_STEM_IMAGENET)
     s = ((s + 6 - 7) / 2 + 1 + 2 - 3) / 2 + 1;
+  else if (cfg->stem == SIMCLR_STEM_STRIDE2)
+    s = (s + 2 - 3) / 2 + 1;
   if (cfg->stem == SIMCLR_STEM_IMAGENET && cfg->image_size < 7)
     return simclr_error_set_field (err, E, "model.image_size", "model.stem",
         "model image_size %d too small for the imagenet stem (>= 7)",
@@ -426,6 +430,9 @@ build (SimclrModel *m)
   note_act (m, (size_t) c->max_batch * H * W * c->in_channels);
   if (c->stem == SIMCLR_STEM_CIFAR)
     add_unit (m, &m->stem, "conv1", "bn1", c->in_channels, inplanes, 3, 1, 1,
+        &H, &W, 1);
+  else if (c->stem == SIMCLR_STEM_STRIDE2)
+    add_unit (m, &m->stem, "conv1", "bn1", c->in_channels, inplanes, 3, 2, 1,
         &H, &W, 1);
   else
     add_unit (m, &m->stem, "conv1", "bn1", c->in_channels, inplanes, 7, 2, 3,

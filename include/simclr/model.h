@@ -11,7 +11,8 @@
  * Architecture: torchvision's ResNet (basic blocks for 18/34, bottleneck
  * with expansion 4 for 50, its stride on the 3x3 convolution as torchvision
  * does, "ResNet v1.5"), channels max(1, round(c * width)); stem "cifar"
- * (3x3 stride 1, no max-pool) or "imagenet" (7x7 stride 2 + max-pool 3x3/2);
+ * (3x3 stride 1, no max-pool), "stride2" (3x3 stride 2, no max-pool) or
+ * "imagenet" (7x7 stride 2 + max-pool 3x3/2);
  * global average pool gives h (B, d). Head:
  *   proj_layers 2 (SimCLR v1): head.0 Linear(d,hid) - head.1 ReLU - head.2 Linear(hid,out)
  *   proj_layers 3 (SimCLR v2): head.0 Linear(d,hid,bias=False) - head.1 BN1d -
@@ -55,6 +56,10 @@ typedef enum {
 typedef enum {
   SIMCLR_STEM_CIFAR = 0,     /* conv 3x3 stride 1 pad 1, no max-pool */
   SIMCLR_STEM_IMAGENET = 1,  /* conv 7x7 stride 2 pad 3 + max-pool 3x3/2 */
+  SIMCLR_STEM_STRIDE2 = 2,   /* conv 3x3 stride 2 pad 1, no max-pool: every
+                              * later layer at half the side of the CIFAR
+                              * stem's (about a quarter of the arithmetic),
+                              * for small images on a small CPU budget */
 } SimclrStem;
 
 typedef struct {

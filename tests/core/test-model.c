@@ -242,6 +242,9 @@ static const GradCase grad_cases[] = {
     8, 8, 2, 16, 8, probes18 },
   { "resnet50-imagenet-v2", SIMCLR_ARCH_RESNET50, SIMCLR_STEM_IMAGENET,
     0.125, 1, 16, 8, 3, 16, 8, probes50 },
+  /* The stride-2 stem: 12x12 in, 6x6 after conv1, 1x1 at layer4. */
+  { "resnet18-stride2-v1", SIMCLR_ARCH_RESNET18, SIMCLR_STEM_STRIDE2, 0.125,
+    1, 12, 8, 2, 16, 8, probes18 },
 };
 
 #define TAU 0.5

@@ -6,7 +6,9 @@ Usage: torch-crosscheck.py HELPER   (HELPER = build/tests/core/torch-crosscheck-
 Cases (CASES below), B = 8 views each: ResNet-18 width 0.25 with the CIFAR
 stem and a 2-layer head, 3 channels 16x16 and 1 channel 12x12; ResNet-50
 width 0.125 with the ImageNet stem (7x7/2 + max-pool, bottlenecks), 32x32;
-ResNet-18 with the 3-layer SimCLR-v2 head (Linear-BN1d-ReLU x2 - Linear).
+ResNet-18 with the 3-layer SimCLR-v2 head (Linear-BN1d-ReLU x2 - Linear);
+ResNet-18 width 0.25 with the stride-2 stem (conv1 3x3 stride 2, no
+max-pool), 1 channel 16x16.
 
 Forward direction: the C core writes a checkpoint, a batch, and its h, z,
   NT-Xent loss, every parameter gradient and the model after one LARS step.
@@ -74,6 +76,7 @@ CASES = (
     dict(arch="resnet18", stem="cifar", width=0.25, proj_layers=2, in_ch=1, size=12, seed=4),
     dict(arch="resnet50", stem="imagenet", width=0.125, proj_layers=2, in_ch=3, size=32, seed=9),
     dict(arch="resnet18", stem="cifar", width=0.25, proj_layers=3, in_ch=3, size=16, seed=3),
+    dict(arch="resnet18", stem="stride2", width=0.25, proj_layers=2, in_ch=1, size=16, seed=4),
 )
 PROJ_DIM, TAU, LR, MOMENTUM, WD, ETA = 32, 0.5, 0.8, 0.9, 1e-4, 1e-3
 
@@ -126,6 +129,9 @@ class ScaledResNet(ResNet):
         self.inplanes = c[0]
         if stem == "cifar":
             self.conv1 = nn.Conv2d(in_ch, c[0], 3, 1, 1, bias=False)
+            self.maxpool = nn.Identity()
+        elif stem == "stride2":
+            self.conv1 = nn.Conv2d(in_ch, c[0], 3, 2, 1, bias=False)
             self.maxpool = nn.Identity()
         else:
             self.conv1 = nn.Conv2d(in_ch, c[0], 7, 2, 3, bias=False)
