@@ -18,6 +18,8 @@
 /* Rows per block of the objective: 256 rows of a 512-wide feature are 512 KiB,
  * so the block of X read by X W is still in cache for X^T G. */
 #define LINCLF_BLOCK_ROWS 256
+/* Classes whose exps the objective keeps on the stack (more: recomputed). */
+#define LINCLF_MAX_CLASSES_STACK 128
 /* Test rows per kNN block: 64 x 60000 similarities are 15 MiB. */
 #define KNN_BLOCK_ROWS 64
 
@@ -106,6 +108,7 @@ simclr_linclf_config_default (SimclrLinclfConfig *cfg)
   cfg->grad_tol = 1e-5;
   cfg->history = 10;
   cfg->seed = 0;
+  cfg->select_max_iter = 0;
 }
 
 SimclrLinclf *
@@ -206,17 +209,24 @@ objective (const SimclrLinclf *clf, const float *x, const int *labels, int n,
       const float *li = logits + (size_t) i * C;
       float *gi = G + (size_t) i * C;
       const int y = labels[r0 + i];
-      double m = li[0], sum = 0.0;
+      double m = li[0], sum = 0.0, e[LINCLF_MAX_CLASSES_STACK];
+      double *ex = C <= LINCLF_MAX_CLASSES_STACK ? e : NULL;
       /* Shift by the row's largest logit before exp so no term overflows and
-       * the largest is exactly 1 (llm.c softmax). */
+       * the largest is exactly 1 (llm.c softmax). Each exp is computed once
+       * and kept for the gradient: the exps cost about as much as the
+       * products when there are 10 classes. */
       for (int c = 1; c < C; c++)
         m = li[c] > m ? li[c] : m;
-      for (int c = 0; c < C; c++)
-        sum += exp (li[c] - m);
+      for (int c = 0; c < C; c++) {
+        double v = exp (li[c] - m);
+        if (ex)
+          ex[c] = v;
+        sum += v;
+      }
       ce += m + log (sum) - li[y];
       if (grad) {
         for (int c = 0; c < C; c++) {
-          double p = exp (li[c] - m) / sum;
+          double p = (ex ? ex[c] : exp (li[c] - m)) / sum;
           double g = (p - (c == y)) / n;
           gi[c] = (float) g;
           grad[(size_t) D * C + c] += g;
@@ -578,10 +588,12 @@ simclr_linclf_select_lambda (SimclrLinclf *clf, const float *x,
 
   if (st != SIMCLR_OK)
     return st;
-  if (!labels || !cfg || !grid || n_grid <= 0 || !(holdout > 0.0 && holdout < 1.0))
+  if (!labels || !cfg || !grid || n_grid <= 0 || !(holdout > 0.0 && holdout < 1.0)
+      || cfg->select_max_iter < 0)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "linclf: select_lambda needs labels, a configuration, a grid "
-        "(%d values) and 0 < holdout < 1 (got %g)", n_grid, holdout);
+        "(%d values), 0 < holdout < 1 (got %g) and select_max_iter >= 0 "
+        "(got %d)", n_grid, holdout, cfg ? cfg->select_max_iter : 0);
   for (int q = 0; q < n_grid; q++)
     if (!(grid[q] >= 0.0) || !isfinite (grid[q]))
       return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
@@ -625,6 +637,8 @@ simclr_linclf_select_lambda (SimclrLinclf *clf, const float *x,
   memcpy (lams, grid, (size_t) n_grid * sizeof (double));
   qsort (lams, (size_t) n_grid, sizeof (double), cmp_desc);
   c = *cfg;
+  if (cfg->select_max_iter > 0)
+    c.max_iter = cfg->select_max_iter;
   for (int q = 0; q < n_grid; q++) {
     double acc;
     c.lambda = lams[q];
@@ -644,6 +658,7 @@ simclr_linclf_select_lambda (SimclrLinclf *clf, const float *x,
 
   memcpy (clf->params, best_params, clf->n_params * sizeof (float));
   c.lambda = best_lam;
+  c.max_iter = cfg->max_iter;
   st = simclr_linclf_train (clf, x, labels, n, &c, report, err);
   if (st == SIMCLR_OK) {
     if (best_lambda)

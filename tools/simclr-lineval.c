@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
 
 #include "simclr/simclr.h"
 #include "simclr/features.h"
@@ -39,6 +42,7 @@ typedef struct {
   double lambda;               /* < 0: select on the held-out split */
   int max_iter;
   int batch;
+  int threads;                 /* the model's worker threads (features) */
 } Options;
 
 static double
@@ -68,6 +72,8 @@ usage (FILE *f)
       "  --max-iter N        L-BFGS iterations (500)\n"
       "  --knn-k K --knn-t T kNN neighbours and temperature (200, 0.1); k 0: no kNN\n"
       "  --batch N           images per forward pass (500)\n"
+      "  --threads T         worker threads of the encoder (default: the\n"
+      "                      number of cores); OpenBLAS runs one thread\n"
       "  --json FILE         append the result as one JSON line\n");
 }
 
@@ -85,6 +91,10 @@ parse_args (int argc, char **argv, Options *o)
   o->lambda = -1;
   o->max_iter = 500;
   o->batch = 500;
+  {
+    long nc = sysconf (_SC_NPROCESSORS_ONLN);
+    o->threads = nc > 0 && nc < 64 ? (int) nc : 1;
+  }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -146,6 +156,9 @@ parse_args (int argc, char **argv, Options *o)
     } else if (!strcmp (a, "--batch")) {
       NEED_VALUE ();
       o->batch = atoi (v);
+    } else if (!strcmp (a, "--threads")) {
+      NEED_VALUE ();
+      o->threads = atoi (v);
     } else if (!strcmp (a, "--json")) {
       NEED_VALUE ();
       o->json = v;
@@ -162,9 +175,10 @@ parse_args (int argc, char **argv, Options *o)
     fprintf (stderr, "simclr-lineval: give --checkpoint FILE, --random or --raw\n");
     return -1;
   }
-  if (o->batch < 1 || o->max_iter < 1 || o->knn_k < 0 || o->knn_t <= 0) {
+  if (o->batch < 1 || o->max_iter < 1 || o->knn_k < 0 || o->knn_t <= 0
+      || o->threads < 1 || o->threads > 256) {
     fprintf (stderr, "simclr-lineval: --batch and --max-iter must be >= 1, "
-        "--knn-k >= 0, --knn-t > 0\n");
+        "--knn-k >= 0, --knn-t > 0, --threads in [1, 256]\n");
     return -1;
   }
   return 0;
@@ -178,7 +192,17 @@ open_model (const Options *o, int image_size, int channels,
   SimclrError err = { 0 };
   SimclrModel *m = NULL;
   if (o->source == SOURCE_CHECKPOINT) {
-    m = simclr_checkpoint_load_model (o->checkpoint, o->batch, &err);
+    SimclrModelConfig lc;
+    if (simclr_checkpoint_read_config (o->checkpoint, &lc, &err) == SIMCLR_OK) {
+      lc.max_batch = o->batch;
+      lc.threads = o->threads;
+      m = simclr_model_new (&lc, 0, &err);
+      if (m && simclr_checkpoint_load_into_model (m, o->checkpoint,
+              &err) != SIMCLR_OK) {
+        simclr_model_free (m);
+        m = NULL;
+      }
+    }
     if (!m) {
       fprintf (stderr, "simclr-lineval: %s\n", err.message);
       return NULL;
@@ -216,6 +240,7 @@ open_model (const Options *o, int image_size, int channels,
     cfg.image_size = image_size;
     cfg.stem = image_size <= 64 ? SIMCLR_STEM_CIFAR : SIMCLR_STEM_IMAGENET;
     cfg.max_batch = o->batch;
+    cfg.threads = o->threads;
     cfg.proj_hidden = o->proj_hidden;
     m = simclr_model_new (&cfg, o->seed, &err);
     if (!m) {
@@ -246,6 +271,12 @@ main (int argc, char **argv)
     usage (stderr);
     return 2;
   }
+  /* One OpenBLAS thread: the probe's products (256 rows x 10 classes) and
+   * the encoder's thin layers are too small to share, the encoder spreads
+   * its work over --threads itself, and idle OpenBLAS threads spin: on a
+   * busy machine two of them made the fit of 3000 x 128 features take 90 s
+   * instead of 1.2 s. (A tool may set this; the core never does.) */
+  openblas_set_num_threads (1);
   double t_start = now_seconds ();
   train = simclr_dataset_open (o.data, "train", SIMCLR_DATASET_AUTO, &err);
   if (train)

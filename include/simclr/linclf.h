@@ -59,6 +59,9 @@ typedef struct {
   double grad_tol;     /* stop when max |gradient| <= grad_tol; 1e-5 */
   int history;         /* L-BFGS memory (pairs), default 10 */
   uint64_t seed;       /* held-out split of simclr_linclf_select_lambda */
+  int select_max_iter; /* L-BFGS iterations of each fit that compares
+                        * lambdas in simclr_linclf_select_lambda (the final
+                        * refit uses max_iter); 0 = max_iter. Default 0 */
 } SimclrLinclfConfig;
 
 typedef struct {
@@ -70,7 +73,8 @@ typedef struct {
                         * search found no acceptable step */
 } SimclrLinclfReport;
 
-/* lambda 1e-4, max_iter 500, grad_tol 1e-5, history 10, seed 0. */
+/* lambda 1e-4, max_iter 500, grad_tol 1e-5, history 10, seed 0,
+ * select_max_iter 0. */
 void simclr_linclf_config_default (SimclrLinclfConfig *cfg);
 
 /* A classifier with W = 0, b = 0 (uniform predictions), or NULL with @err
@@ -108,8 +112,10 @@ SimclrStatus simclr_linclf_evaluate (SimclrLinclf *clf, const float *x,
  * pseudo-random (cfg->seed) 1 - @holdout of the rows and measuring top-1 on
  * the other @holdout (0 < holdout < 1, e.g. 0.1); the split is hashed per
  * row, so data sorted by class still gives a fair held-out set. Grid values
- * are tried from the largest down, each warm-started from the last. Then
- * refits on all n rows with the best lambda (ties: the larger lambda).
+ * are tried from the largest down, each warm-started from the last, for at
+ * most cfg->select_max_iter iterations (0: max_iter). Then refits on all n
+ * rows with the best lambda (ties: the larger lambda), from that lambda's
+ * selection fit, for at most cfg->max_iter iterations.
  * *best_lambda, *holdout_top1 and @report (of the final fit) may be NULL. */
 SimclrStatus simclr_linclf_select_lambda (SimclrLinclf *clf, const float *x,
     const int *labels, int n, const double *grid, int n_grid, double holdout,
