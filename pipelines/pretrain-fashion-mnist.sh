@@ -11,9 +11,14 @@
 # contrastive accuracy, learning rate, views/s) and written to a metrics CSV,
 # and the encoder writes a safetensors checkpoint at the end (EOS).
 #
+# Any data set simclrdatasetsrc reads works with --data (IDX, CIFAR binary,
+# JPEG class folders): the script counts its training images (simclr-split
+# --info) to size epochs and schedules, and the views take the images' side
+# unless --size says otherwise.
+#
 # How long it runs: by default 30 steps of 64 samples (about a minute on 2
-# cores). Longer: --steps N, --epochs E (whole passes over the 60000 images),
-# or --minutes M (a short calibration run measures views/s, then the schedule
+# cores). Longer: --steps N, --epochs E (whole passes over the training
+# images), or --minutes M (a short calibration run measures views/s, then the schedule
 # is sized to end in about M minutes; the run is also stopped with EOS at the
 # deadline, so the checkpoint is always written). --resume FILE continues a
 # stopped run (Ctrl-C also ends with EOS and a checkpoint) where it left off:
@@ -22,12 +27,15 @@
 # Options:
 #   --steps N          optimiser steps (default 30)
 #   --epochs E         whole epochs instead of --steps
-#   --minutes M        time budget instead of --steps / --epochs
+#   --minutes M        time budget instead of --steps / --epochs (may be
+#                      fractional)
 #   --resume FILE      continue the run of checkpoint FILE to its total-steps
 #                      (its batch size and schedule; writes back to FILE
 #                      unless --checkpoint says otherwise)
 #   --batch-size N     samples per step (2N views; default 64)
 #   --width W          ResNet width multiplier (default 0.25)
+#   --stem S           encoder stem: auto (default: cifar up to 64 pixels),
+#                      cifar, stride2 or imagenet
 #   --interval K       print / log every K steps (default 5)
 #   --tau T            NT-Xent temperature (default 0.5)
 #   --crop-min S       smallest crop area fraction (default 0.08)
@@ -36,6 +44,9 @@
 #   --blur P           blur probability (default 0.5)
 #   --jitter S         colour-jitter strength (default 1.0)
 #   --warmup-frac F    warm-up as a fraction of the steps (default 0.1)
+#   --weight-decay W   weight decay (default 1e-6)
+#   --optimizer O      lars (default) or sgd
+#   --size S           side of the views (default: the images' side)
 #   --checkpoint-interval K  also write the checkpoint every K steps (default 100)
 #   --threads T        the encoder's worker threads, with OpenBLAS on one
 #                      thread (default: the number of cores). Idle OpenBLAS
@@ -54,14 +65,22 @@
 #                      must end at the same step): the calibrated schedule ends
 #                      the run
 #   --monitor          post the kNN accuracy of the frozen h on 1000 test
-#                      images every epoch (simclrencoder monitor-location)
+#                      images every epoch (simclrencoder monitor-location);
+#                      also written to monitor.csv beside the metrics CSV
 #   --seed S           seed of the data order, the views and the initial
 #                      weights (default 1)
 #   --checkpoint FILE  checkpoint to write (default OUT/fashion-mnist.safetensors)
 #   --metrics FILE     metrics CSV (default OUT/metrics.csv)
 #   --out DIR          output folder (default build/pretrain-fashion-mnist)
-#   --data DIR         Fashion-MNIST IDX folder (default /usr/share/datasets/fashion-mnist)
-# Environment: BUILD (build folder holding plugins/libgstsimclr.so; default build).
+#   --data DIR         data set folder (default /usr/share/datasets/fashion-mnist)
+#   --quiet-progress   print one line per --interval steps instead of one
+#                      progress line updated in place
+# Output: one progress line updated in place (step/total, epoch, loss,
+# contrastive top-1, views/s, elapsed, ETA; on a terminal) or a line every
+# --interval steps (otherwise, or --quiet-progress); every metrics row is in
+# the metrics CSV, and errors, warnings and checkpoint messages are printed.
+# Environment: BUILD (build folder holding plugins/libgstsimclr.so and
+# tools/simclr-split; default build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -72,6 +91,7 @@ epochs=""
 minutes=""
 batch=64
 width=0.25
+stem=auto
 interval=5
 tau=0.5
 crop_min=0.08
@@ -80,6 +100,10 @@ lr_scaling=linear
 blur=0.5
 jitter=1.0
 warmup_frac=0.1
+weight_decay=1e-6
+optimizer=lars
+size=""
+progress=auto
 ckpt_interval=100
 threads=$(nproc)
 proj_hidden=0
@@ -101,6 +125,7 @@ while [ $# -gt 0 ]; do
     --resume) resume="$2"; shift 2 ;;
     --batch-size) batch="$2"; shift 2 ;;
     --width) width="$2"; shift 2 ;;
+    --stem) stem="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --tau) tau="$2"; shift 2 ;;
     --crop-min) crop_min="$2"; shift 2 ;;
@@ -109,6 +134,10 @@ while [ $# -gt 0 ]; do
     --blur) blur="$2"; shift 2 ;;
     --jitter) jitter="$2"; shift 2 ;;
     --warmup-frac) warmup_frac="$2"; shift 2 ;;
+    --weight-decay) weight_decay="$2"; shift 2 ;;
+    --optimizer) optimizer="$2"; shift 2 ;;
+    --size) size="$2"; shift 2 ;;
+    --quiet-progress) progress=lines; shift ;;
     --checkpoint-interval) ckpt_interval="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --proj-hidden) proj_hidden="$2"; shift 2 ;;
@@ -130,10 +159,21 @@ if [ ! -f "$build/plugins/libgstsimclr.so" ]; then
     "build first (meson setup build && ninja -C build) or set BUILD" >&2
   exit 1
 fi
-if [ ! -e "$data/train-images-idx3-ubyte.gz" ] && [ ! -e "$data/train-images-idx3-ubyte" ]; then
-  echo "pretrain-fashion-mnist.sh: Fashion-MNIST not found in $data" \
-    "(Debian package dataset-fashion-mnist)" >&2
+# Count the training images (and their size) instead of assuming 60000.
+if ! info=$("$build/tools/simclr-split" --data "$data" --info); then
+  echo "pretrain-fashion-mnist.sh: cannot read the data set in $data" \
+    "(Fashion-MNIST: Debian package dataset-fashion-mnist)" >&2
   exit 1
+fi
+eval "$(echo "$info" | sed 's/\([a-z]*\)=/data_\1=/g')"   # data_images, data_width, ...
+if [ -z "$size" ]; then
+  if [ "$data_width" -gt 0 ] && [ "$data_width" = "$data_height" ]; then
+    size=$data_width
+  else
+    echo "pretrain-fashion-mnist.sh: the images of $data are not square or vary" \
+      "in size ($data_width x $data_height): give --size" >&2
+    exit 2
+  fi
 fi
 export GST_PLUGIN_PATH_1_0="$build/plugins"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -168,8 +208,54 @@ mkdir -p "$out"
 checkpoint=${checkpoint:-$out/fashion-mnist.safetensors}
 metrics=${metrics:-$out/metrics.csv}
 mkdir -p "$(dirname "$checkpoint")" "$(dirname "$metrics")"
-train_images=60000
-steps_per_epoch=$((train_images / batch))
+# Each of the K ranks plays n / K images per epoch (the source drops n % K)
+# in batches of N / K; the encoder's batches run across epoch boundaries.
+per_rank=$((data_images / ranks))
+steps_per_epoch=$((per_rank / (batch / ranks)))
+if [ "$steps_per_epoch" -lt 1 ]; then
+  echo "pretrain-fashion-mnist.sh: $data_images images are fewer than one batch" \
+    "of $batch" >&2
+  exit 2
+fi
+
+# Turns gst-launch -m output into progress: simclr-train messages become one
+# line updated in place (a terminal) or a line each (a log); checkpoint and
+# monitor messages, errors and warnings are printed as they come. $1 total
+# steps, $2 start time (seconds since the epoch). The epoch shown is steps
+# done over steps per epoch (the message's epoch field is the source's whole
+# epoch number).
+progress_filter () {
+  local inplace=0
+  [ "$progress" = auto ] && [ -t 1 ] && inplace=1
+  awk -v total="$1" -v t0="$2" -v inplace="$inplace" -v spe="$steps_per_epoch" \
+      -v mcsv="$3" '
+    function field(name,   r) {
+      if (match($0, name "=\\([a-z0-9]*\\)[^,;]*")) {
+        r = substr($0, RSTART, RLENGTH); sub(/^[^)]*\)/, "", r); return r
+      }
+      return ""
+    }
+    function hms(s) { s = int(s); return sprintf("%d:%02d", s / 60, s % 60) }
+    /simclr-train/ {
+      step = field("step"); el = systime() - t0
+      eta = step > 0 ? el * (total - step) / step : 0
+      line = sprintf("step %d/%d  epoch %.2f  loss %.4f  top-1 %.3f  %.0f views/s  elapsed %s  ETA %s",
+                     step, total, step / spe, field("loss"), field("top1"),
+                     field("views-per-second"), hms(el), hms(eta))
+      if (inplace) { printf "\r%s\033[K", line; pending = 1 } else print line
+      fflush(); next
+    }
+    /simclr-monitor/ && mcsv != "" {
+      printf "%d,%s,%s,%s\n", systime() - t0, field("step"), field("epoch"),
+        field("knn-top1") >> mcsv; fflush(mcsv)
+    }
+    /simclr-(checkpoint|monitor)|ERROR|WARNING/ {
+      if (pending) { printf "\n"; pending = 0 }
+      sub(/^Got message #[0-9]* from element "/, ""); sub(/" \(element\): /, ": ")
+      gsub(/\([a-z0-9]*\)/, ""); print; fflush()
+    }
+    END { if (pending) printf "\n" }'
+}
 
 # The pipeline for $1 steps: the source plays enough epochs for them, the
 # encoder's cosine schedule (total-steps) is exactly $1 steps, and the encoder
@@ -178,13 +264,19 @@ steps_per_epoch=$((train_images / batch))
 run () {
   local n="$1" csv="$2" ckpt="$3" ivl="$4" deadline="${5:-}" source_props warmup pid rc
   local resume_props=""
-  local monitor_props=""
-  [ "$monitor" = 0 ] || monitor_props="monitor-location=$data"
+  local monitor_props="" mcsv=""
+  if [ "$monitor" = 1 ]; then
+    monitor_props="monitor-location=$data"
+    # The monitor's kNN figures, with the seconds since this run started.
+    mcsv="$(dirname "$csv")/monitor.csv"
+    echo "seconds,step,epoch,knn_top1" > "$mcsv"
+  fi
   local rank_batch=$((batch / ranks))   # a resume takes batch from its file
   if [ "$n" -le "$steps_per_epoch" ]; then
     source_props="epochs=1 num-samples=$((n * rank_batch))"
   else
-    source_props="epochs=$(( (n + steps_per_epoch - 1) / steps_per_epoch ))"
+    # Enough whole epochs for n batches (stop-at-end ends the stream there).
+    source_props="epochs=$(( (n * rank_batch + per_rank - 1) / per_rank ))"
   fi
   warmup=$(awk -v n="$n" -v f="$warmup_frac" 'BEGIN { printf "%d", n * f }')
   [ "$warmup" -ge 1 ] || warmup=0
@@ -196,24 +288,24 @@ run () {
   if [ -n "$resume" ]; then
     echo "== steps $resume_step..$((n - 1)) of $n ($batch samples each), checkpoint $ckpt, metrics $csv"
   else
-    echo "== $n steps of $batch samples (width $width), checkpoint $ckpt, metrics $csv"
+    echo "== $n steps of $batch samples (width $width, stem $stem), checkpoint $ckpt, metrics $csv"
   fi
   # -e: Ctrl-C (or the deadline) sends EOS, so the checkpoint is still written.
   # -m prints bus messages; keep the training and checkpoint ones.
   "${launcher[@]}" gst-launch-1.0 -e -m \
     simclrdatasetsrc location="$data" shuffle=true seed="$seed" $source_props \
-    ! simclraugment size=28 seed="$seed" crop-scale-min="$crop_min" \
+    ! simclraugment size="$size" seed="$seed" crop-scale-min="$crop_min" \
         blur-probability="$blur" jitter-strength="$jitter" \
     ! queue max-size-buffers=$((4 * batch)) \
-    ! simclrencoder batch-size="$rank_batch" width="$width" total-steps="$n" \
+    ! simclrencoder batch-size="$rank_batch" width="$width" stem="$stem" \
+        total-steps="$n" \
         proj-hidden="$proj_hidden" seed="$seed" $monitor_props \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
         learning-rate="$lr" lr-scaling="$lr_scaling" \
+        weight-decay="$weight_decay" optimizer="$optimizer" \
         checkpoint-interval="$ckpt_interval" threads="$threads" $resume_props \
     ! ntxentsink interval="$ivl" metrics-location="$csv" temperature="$tau" \
-    > >(sed -u 's/\r/\n/g' | grep --line-buffered -E 'simclr-(train|checkpoint|monitor)|ERROR|WARNING' \
-          | sed -u -e 's/^Got message #[0-9]* from element "\([^"]*\)" (element): /\1: /' \
-                   -e 's/([a-z0-9]*)//g') &
+    > >(sed -u 's/\r/\n/g' | progress_filter "$n" "$(date +%s)" "$mcsv") &
   pid=$!
   if [ -n "$deadline" ] && [ "$ranks" = 1 ]; then
     # EOS at the deadline (gst-launch -e turns SIGINT into EOS).
@@ -253,16 +345,22 @@ if [ -n "$epochs" ]; then
 elif [ -n "$minutes" ]; then
   # Calibrate: 8 steps, then read the steady views/s from the sink's metrics.
   start=$(date +%s)
+  budget_s=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
   cal="$out/calibration"
   mkdir -p "$cal"
+  # (without the monitor: its figures at step 8 would mean nothing)
+  monitor_wanted=$monitor
+  monitor=0
   run 8 "$cal/metrics.csv" "$cal/calibration.safetensors" 1 >/dev/null
+  monitor=$monitor_wanted
   vps=$(awk -F, 'NR > 3 { s += $7; n++ } END { if (n) printf "%d", s / n; else print 0 }' \
     "$cal/metrics.csv")
   spent=$(( $(date +%s) - start ))
-  left=$(( minutes * 60 - spent ))
+  left=$(( budget_s - spent ))
   # Start-up (data set load, model init) and the final checkpoint: ~15 s.
-  # 0.85: leave room for the machine being busier than during calibration.
-  steps=$(( (left - 15) * vps * 85 / (100 * 2 * batch) ))
+  # 0.93: leave room for the machine being busier than during calibration
+  # (under MPI nothing stops the run at the deadline).
+  steps=$(( (left - 15) * vps * 93 / (100 * 2 * batch) ))
   [ "$steps" -ge 10 ] || steps=10
   echo "== calibration: $vps views/s; $left s left -> $steps steps"
   run "$steps" "$metrics" "$checkpoint" "$interval" "$left"
