@@ -395,7 +395,32 @@ test_select_lambda (void)
     gmax = fmax (gmax, fabs (g[j]));
   g_assert_cmpfloat (gmax, <, 1e-4);
 
+  /* select_max_iter caps only the comparison fits: with 1 iteration each,
+   * the refit still runs to convergence (it starts from a poor point, so it
+   * needs more than one iteration); with max_iter 1 the refit stops after
+   * one iteration whatever select_max_iter is. */
+  simclr_linclf_free (clf);
+  clf = simclr_linclf_new (D, C, &err);
+  cfg.select_max_iter = 1;
+  g_assert_cmpint (simclr_linclf_select_lambda (clf, x, y, n, grid, 5, 0.25,
+          &cfg, &best, &acc, &rep, &err), ==, SIMCLR_OK);
+  g_test_message ("select_max_iter 1: lambda %g, refit %d iterations, "
+      "converged %d", best, rep.iterations, rep.converged);
+  g_assert_true (rep.converged);
+  g_assert_cmpint (rep.iterations, >, 1);
+  cfg.select_max_iter = 500;
+  cfg.max_iter = 1;
+  g_assert_cmpint (simclr_linclf_select_lambda (clf, x, y, n, grid, 5, 0.25,
+          &cfg, &best, &acc, &rep, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (rep.iterations, ==, 1);
+  simclr_linclf_config_default (&cfg);
+
   /* Bad arguments. */
+  cfg.select_max_iter = -1;
+  g_assert_cmpint (simclr_linclf_select_lambda (clf, x, y, n, grid, 5, 0.25,
+          &cfg, NULL, NULL, NULL, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "select_max_iter"));
+  cfg.select_max_iter = 0;
   g_assert_cmpint (simclr_linclf_select_lambda (clf, x, y, n, grid, 5, 1.0,
           &cfg, NULL, NULL, NULL, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
   g_assert_cmpint (simclr_linclf_select_lambda (clf, x, y, n, grid, 0, 0.1,
