@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # setup.sh: install the Debian packages gst-simclr needs when they are missing,
 # then configure and build into ./build. Idempotent: when everything is there
-# it only runs ninja. Usage: scripts/setup.sh [--tests] [--data]
+# it only runs ninja. Usage: scripts/setup.sh [--tests] [--data] [--main]
 #   --tests  also install what the test suite needs (PyTorch for cross-checks,
 #            the data sets and sample videos the tests read)
 #   --data   also install the data sets (Fashion-MNIST, OpenCV's samples)
+#   --main   what the main job (scripts/run-main.sh) needs: Fashion-MNIST and
+#            matplotlib for its curve; builds only the plugin and the tools
+#            (the full build, tests included, is `ninja -C build`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_tests=0
 want_data=0
+want_main=0
 for arg in "$@"; do
   case "$arg" in
     --tests) want_tests=1; want_data=1 ;;
     --data) want_data=1 ;;
+    --main) want_main=1 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -25,6 +30,9 @@ pkgs=(gcc libc6-dev pkgconf meson ninja-build libglib2.0-dev
       libopenmpi-dev openmpi-bin)
 if [ "$want_data" = 1 ]; then
   pkgs+=(dataset-fashion-mnist opencv-doc)
+fi
+if [ "$want_main" = 1 ]; then
+  pkgs+=(dataset-fashion-mnist python3-matplotlib)
 fi
 if [ "$want_tests" = 1 ]; then
   # PyTorch reference checks and the plotting/eval scripts.
@@ -48,4 +56,9 @@ fi
 if [ ! -f build/build.ninja ]; then
   meson setup build
 fi
-ninja -C build
+if [ "$want_main" = 1 ] && [ "$want_tests" = 0 ]; then
+  # The main job's programs only: about half the build of everything.
+  ninja -C build plugins/libgstsimclr.so tools/simclr-lineval tools/simclr-split
+else
+  ninja -C build
+fi
