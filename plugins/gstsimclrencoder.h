@@ -23,6 +23,7 @@ typedef enum {
   GST_SIMCLR_ENCODER_STEM_AUTO = 0,
   GST_SIMCLR_ENCODER_STEM_CIFAR = 1,
   GST_SIMCLR_ENCODER_STEM_IMAGENET = 2,
+  GST_SIMCLR_ENCODER_STEM_STRIDE2 = 3,
 } GstSimclrEncoderStem;
 
 #define GST_TYPE_SIMCLR_ENCODER (gst_simclr_encoder_get_type ())

@@ -125,6 +125,9 @@ gst_simclr_encoder_stem_get_type (void)
         "cifar"},
     {GST_SIMCLR_ENCODER_STEM_IMAGENET, "7x7 convolution, stride 2, max-pool",
         "imagenet"},
+    {GST_SIMCLR_ENCODER_STEM_STRIDE2, "3x3 convolution, stride 2, no "
+          "max-pool: a quarter of the cifar stem's arithmetic (small images, "
+          "short budgets)", "stride2"},
     {0, NULL, NULL}
   };
   if (g_once_init_enter (&type)) {
@@ -227,12 +230,16 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
    * GstSimclrEncoder:stem:
    *
    * First layer of a new model; auto chooses cifar for frames of 64 pixels
-   * or less (SimCLR's CIFAR-10 variant), imagenet above.
+   * or less (SimCLR's CIFAR-10 variant), imagenet above. stride2 (3x3
+   * stride 2, no max-pool) runs every later layer at half the side of
+   * cifar's: about a quarter of the arithmetic, for small images on a small
+   * CPU budget (README, "Linear evaluation").
    */
   g_object_class_install_property (gobject_class, PROP_STEM,
       g_param_spec_enum ("stem", "Stem",
-          "First layer of a new model: cifar (3x3 stride 1), imagenet (7x7 "
-          "stride 2 + max-pool) or auto (cifar up to 64 pixels)",
+          "First layer of a new model: cifar (3x3 stride 1), stride2 (3x3 "
+          "stride 2), imagenet (7x7 stride 2 + max-pool) or auto (cifar up "
+          "to 64 pixels)",
           GST_TYPE_SIMCLR_ENCODER_STEM, DEFAULT_STEM, rw));
   /**
    * GstSimclrEncoder:proj-layers:

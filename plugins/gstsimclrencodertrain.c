@@ -52,6 +52,8 @@ gst_simclr_encoder_trainer_config (GstSimclrEncoder * self, gint size,
     cfg->model.stem = size <= 64 ? SIMCLR_STEM_CIFAR : SIMCLR_STEM_IMAGENET;
   else if (s->stem == GST_SIMCLR_ENCODER_STEM_CIFAR)
     cfg->model.stem = SIMCLR_STEM_CIFAR;
+  else if (s->stem == GST_SIMCLR_ENCODER_STEM_STRIDE2)
+    cfg->model.stem = SIMCLR_STEM_STRIDE2;
   else
     cfg->model.stem = SIMCLR_STEM_IMAGENET;
   cfg->model.image_size = size;

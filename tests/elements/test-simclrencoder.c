@@ -21,6 +21,7 @@
 #include "simclr/model.h"
 #include "simclr/trainer.h"
 #include "gstsimclr.h"
+#include "gstsimclrencoder.h"
 
 #define SIZE 16
 #define N 4
@@ -856,6 +857,54 @@ GST_START_TEST (test_train_checkpoints_and_eos)
 
 GST_END_TEST;
 
+/* stem=stride2 reaches the model: after one step the checkpoint's
+ * configuration says stride2, and its conv1 weight is a 3x3 kernel like the
+ * cifar stem's (the model runs 16x16 frames at 8x8 after conv1). */
+GST_START_TEST (test_train_stem_stride2)
+{
+  gchar *dir = g_dir_make_tmp ("simclrencoder-XXXXXX", NULL);
+  gchar *path = g_build_filename (dir, "ck.safetensors", NULL);
+  gchar *settings = g_strdup_printf (TRAIN_SETTINGS " stem=stride2 "
+      "checkpoint-location=%s", path);
+  GstBus *bus;
+  GstHarness *h = new_harness (settings, &bus);
+  SimclrModelConfig cfg;
+  SimclrError err = { 0 };
+  SimclrTrainer *loaded;
+  gint stem = -1;
+
+  g_object_get (h->element, "stem", &stem, NULL);
+  fail_unless_equals_int (stem, GST_SIMCLR_ENCODER_STEM_STRIDE2);
+  gst_harness_set_src_caps_str (h, CAPS);
+  run_step (h, 0, 0);
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  fail_unless_equals_uint64 (checkpoint_message_step (bus, path), 1);
+  fail_unless (simclr_checkpoint_read_config (path, &cfg, &err) == SIMCLR_OK,
+      "%s", err.message);
+  fail_unless_equals_string (simclr_stem_to_string (cfg.stem), "stride2");
+  loaded = simclr_trainer_load (path, 2 * N, &err);
+  fail_unless (loaded != NULL, "%s", err.message);
+  {
+    SimclrModel *m = simclr_trainer_get_model (loaded);
+    const SimclrTensorInfo *t =
+        simclr_model_tensor (m, simclr_model_find_tensor (m, "conv1.weight"));
+    fail_unless_equals_int (t->ndim, 4);
+    fail_unless_equals_int64 (t->shape[2], 3);
+    fail_unless_equals_int64 (t->shape[3], 3);
+    fail_unless_equals_int (simclr_model_get_config (m)->stem,
+        SIMCLR_STEM_STRIDE2);
+  }
+  simclr_trainer_free (loaded);
+  teardown (h, bus);
+  g_unlink (path);
+  g_rmdir (dir);
+  g_free (settings);
+  g_free (path);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
 /* resume-from continues at the file's step: the next batch's embeddings
  * are the reference's after the same steps. */
 GST_START_TEST (test_train_resume)
@@ -1253,6 +1302,7 @@ simclrencoder_suite (void)
   tcase_add_test (tc, test_train_shutdown_wakes_wait);
   tcase_add_test (tc, test_train_flush_wakes_wait);
   tcase_add_test (tc, test_train_checkpoints_and_eos);
+  tcase_add_test (tc, test_train_stem_stride2);
   tcase_add_test (tc, test_train_resume);
   tcase_add_test (tc, test_bad_files_and_settings);
   tcase_add_test (tc, test_caps_refused);
