@@ -101,4 +101,22 @@ must_fail "search: a corrupt query image is named" "$tmp/bad.jpg" \
 must_fail "search: a missing checkpoint is named" "$tmp/none.safetensors" \
   "$tools/simclr-search" --checkpoint "$tmp/none.safetensors" --index "$tmp/idx.npy" \
     --query "$tmp/imgs/img0.jpg"
+
+# The two pipelines of the apps, on vtest.avi when opencv-doc is installed
+# (they set GST_PLUGIN_PATH_1_0 themselves and need the system plugins,
+# which the test environment hides).
+vtest=/usr/share/doc/opencv-doc/examples/data/vtest.avi
+if [ -f "$vtest" ]; then
+  root=$(cd "$(dirname "$0")/../.." && pwd)
+  check "curate-video.sh keeps about 3 % of vtest.avi as JPEG files" \
+    bash -c "env -u GST_PLUGIN_SYSTEM_PATH_1_0 BUILD='$build' bash '$root/pipelines/curate-video.sh' --out '$tmp/curated' >/dev/null &&
+             n=\$(ls '$tmp/curated' | wc -l) && [ \$n -ge 10 ] && [ \$n -le 50 ]"
+  "$tools/simclr-init" --out "$tmp/rand32.safetensors" --size 32 >/dev/null
+  check "find-similar-frames.sh finds the query frame itself first" \
+    bash -c "env -u GST_PLUGIN_SYSTEM_PATH_1_0 BUILD='$build' bash '$root/pipelines/find-similar-frames.sh' --checkpoint '$tmp/rand32.safetensors' \
+               --at 30 -k 3 --out '$tmp/fsf' >/dev/null &&
+             awk -F, 'NR == 2 { exit !(\$5 == 300) }' '$tmp/fsf/matches.csv'"
+else
+  echo "ok - pipelines skipped: no $vtest (opencv-doc)"
+fi
 exit $fail
