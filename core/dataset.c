@@ -1013,9 +1013,11 @@ jpeg_get (SimclrDataset *ds, int64_t index, uint8_t *pixels, size_t capacity,
    * truncated file ("Premature end of JPEG file") or corrupt entropy-coded
    * data libjpeg-turbo invents the missing pixels (grey or repeated rows), and
    * training on that would teach the encoder the artefact. The decision is
-   * documented in dataset.h and the README (issue 15). */
+   * documented in dataset.h and the README (issue 15). Since any warning
+   * skips the image, decoding stops at the first one: a corrupt file that
+   * claims a large size costs no full decode. */
   if (tjDecompress2 (ds->tj, ds->file_buf, (unsigned long) len, target, w, 0,
-          h, TJPF_RGB, TJFLAG_ACCURATEDCT) != 0) {
+          h, TJPF_RGB, TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING) != 0) {
     st = simclr_error_set (err, SIMCLR_ERROR_FORMAT,
         "%s: corrupt JPEG (%s)", e->path, tjGetErrorStr2 (ds->tj));
     if (jpeg_reset_decoder (ds, NULL) != SIMCLR_OK)

@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
 # setup.sh: install the Debian packages gst-simclr needs when they are missing,
 # then configure and build into ./build. Idempotent: when everything is there
-# it only runs ninja. Usage: scripts/setup.sh [--tests] [--data] [--main]
+# it only runs ninja. Usage: scripts/setup.sh [--tests] [--data] [--main] [--fuzz] [--soak]
 #   --tests  also install what the test suite needs (PyTorch for cross-checks,
 #            the data sets and sample videos the tests read)
 #   --data   also install the data sets (Fashion-MNIST, OpenCV's samples)
 #   --main   what the main job (scripts/run-main.sh) needs: Fashion-MNIST and
 #            matplotlib for its curve; builds only the plugin and the tools
 #            (the full build, tests included, is `ninja -C build`)
+#   --fuzz   also install clang 14 with libFuzzer and the LLVM symbolizer
+#            (scripts/fuzz.sh); the default build does not need them
+#   --soak   also install what bench/soak.sh needs to plot (matplotlib)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_tests=0
 want_data=0
 want_main=0
+want_fuzz=0
+want_soak=0
 for arg in "$@"; do
   case "$arg" in
     --tests) want_tests=1; want_data=1 ;;
     --data) want_data=1 ;;
     --main) want_main=1 ;;
+    --fuzz) want_fuzz=1 ;;
+    --soak) want_soak=1; want_data=1 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -37,6 +44,13 @@ fi
 if [ "$want_tests" = 1 ]; then
   # PyTorch reference checks and the plotting/eval scripts.
   pkgs+=(python3-torch python3-torchvision python3-numpy python3-pil)
+fi
+if [ "$want_fuzz" = 1 ]; then
+  # libclang-rt-14-dev holds libFuzzer; Debian's clang does not pull it in.
+  pkgs+=(clang libclang-rt-14-dev llvm)
+fi
+if [ "$want_soak" = 1 ]; then
+  pkgs+=(python3-matplotlib)
 fi
 
 missing=()
