@@ -109,6 +109,7 @@ struct _GstSimclrAugment
   guint64 frame_count;
   GQueue ring;                  /* GstSimclrAugmentFrame *, oldest first */
   gboolean job_active;          /* views of the ring head being made */
+  gboolean started;             /* start() succeeded, stop() not yet run */
   guint next_view;
   guint64 job_seed;
 };
@@ -502,6 +503,15 @@ gst_simclr_augment_generate_output (GstBaseTransform * trans,
 
   *outbuf = NULL;
   trans->queued_buf = NULL;
+  /* GStreamer 1.22 lets a buffer through a sink pad whose activation is in
+   * progress (flushing is cleared before start() runs): after a failed
+   * start() nothing is set up. Behave as the flushing pad would (issue 15,
+   * tests/elements/test-harness-fuzz.c). */
+  if (G_UNLIKELY (!self->started)) {
+    if (inbuf)
+      gst_buffer_unref (inbuf);
+    return GST_FLOW_FLUSHING;
+  }
   if (inbuf)
     gst_simclr_augment_hold (self, inbuf);
 
@@ -764,6 +774,7 @@ gst_simclr_augment_start (GstBaseTransform * trans)
   gst_simclr_augment_clear_ring (self);
   GST_DEBUG_OBJECT (self, "%u views, frame offset %u, holding %u frames",
       self->run_views, self->run_offset, gst_simclr_augment_span (self));
+  self->started = TRUE;
   return TRUE;
 
   /* ERRORS */
@@ -782,6 +793,7 @@ gst_simclr_augment_stop (GstBaseTransform * trans)
 {
   GstSimclrAugment *self = GST_SIMCLR_AUGMENT (trans);
 
+  self->started = FALSE;
   gst_simclr_augment_clear_ring (self);
   simclr_augmenter_free (self->augmenter);
   self->augmenter = NULL;

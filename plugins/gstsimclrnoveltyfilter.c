@@ -594,6 +594,13 @@ gst_simclr_novelty_filter_transform_frame_ip (GstVideoFilter * filter,
     if (simclr_novelty_offer (self->novelty, vm->data, &score, &keep, &err)
         != SIMCLR_OK)
       goto embed_failed;
+  } else if (G_UNLIKELY (self->embedder == NULL || self->novelty == NULL)) {
+    /* GStreamer 1.22 lets a buffer through a sink pad whose activation is
+     * in progress (the pad stops flushing before start() runs): after a
+     * failed start() there is no embedder. Found by
+     * tests/elements/test-harness-fuzz.c (issue 15); behave as the flushing
+     * pad should have. */
+    return GST_FLOW_FLUSHING;
   } else if (simclr_embedder_push (self->embedder,
           GST_VIDEO_FRAME_PLANE_DATA (frame, 0), GST_VIDEO_FRAME_WIDTH (frame),
           GST_VIDEO_FRAME_HEIGHT (frame), GST_VIDEO_FRAME_PLANE_STRIDE (frame,
