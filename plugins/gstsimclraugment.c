@@ -159,6 +159,13 @@ enum
 /* Ranges: the core checks the same bounds (size 1..4096, strength 0..2.5);
  * combinations (min <= max) are checked when the element starts. */
 #define MAX_SIZE 4096
+/* A view may be at most this many times the input's larger side: beyond
+ * that it is upsampled from a handful of pixels, and size=4096 on a small
+ * input only burns CPU and memory (issue 15). */
+#define MAX_UPSCALE 16
+/* Temporal mode holds (views - 1) x temporal-offset + 1 input frames: at
+ * most this many bytes of them. */
+#define MAX_HELD_BYTES (1024 * 1024 * 1024)
 #define MAX_VIEWS 64
 #define MAX_TEMPORAL_OFFSET 1000
 #define MIN_CROP_SCALE 0.001
@@ -658,6 +665,18 @@ gst_simclr_augment_set_caps (GstBaseTransform * trans, GstCaps * incaps,
       || GST_VIDEO_INFO_WIDTH (&out_info) != GST_VIDEO_INFO_HEIGHT (&out_info))
     goto invalid_caps;
 
+  {
+    gint in_side = MAX (GST_VIDEO_INFO_WIDTH (&in_info),
+        GST_VIDEO_INFO_HEIGHT (&in_info));
+    guint64 held = (guint64) gst_simclr_augment_span (self) *
+        GST_VIDEO_INFO_SIZE (&in_info);
+    if ((gint64) GST_VIDEO_INFO_WIDTH (&out_info) > (gint64) MAX_UPSCALE *
+        in_side)
+      goto too_large;
+    if (gst_simclr_augment_span (self) > 1 && held > MAX_HELD_BYTES)
+      goto too_many_held;
+  }
+
   self->in_info = in_info;
 
   if (self->pool == NULL || !gst_video_info_is_equal (&out_info,
@@ -689,6 +708,30 @@ invalid_caps:
   {
     GST_ERROR_OBJECT (self, "cannot go from %" GST_PTR_FORMAT " to %"
         GST_PTR_FORMAT, incaps, outcaps);
+    return FALSE;
+  }
+too_large:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Property size = %d is more than %d times the %dx%d input: each "
+            "view would be upsampled from a few pixels. Use a smaller size, "
+            "or scale the input up first (videoscale).",
+            GST_VIDEO_INFO_WIDTH (&out_info), MAX_UPSCALE,
+            GST_VIDEO_INFO_WIDTH (&in_info), GST_VIDEO_INFO_HEIGHT (&in_info)),
+        ("input %" GST_PTR_FORMAT, incaps));
+    return FALSE;
+  }
+too_many_held:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Properties views = %u and temporal-offset = %u hold %u frames of "
+            "%dx%d (%" G_GUINT64_FORMAT " MiB), above the %d MiB limit: "
+            "lower views or temporal-offset, or the frame size.",
+            self->run_views, self->run_offset, gst_simclr_augment_span (self),
+            GST_VIDEO_INFO_WIDTH (&in_info), GST_VIDEO_INFO_HEIGHT (&in_info),
+            (guint64) gst_simclr_augment_span (self) *
+            GST_VIDEO_INFO_SIZE (&in_info) >> 20, MAX_HELD_BYTES >> 20),
+        (NULL));
     return FALSE;
   }
 no_pool:
@@ -988,12 +1031,14 @@ gst_simclr_augment_class_init (GstSimclrAugmentClass * klass)
    * GstSimclrAugment:size:
    *
    * Side of the square output views in pixels. Changing it while playing
-   * renegotiates the output caps at the next frame.
+   * renegotiates the output caps at the next frame. At most 16 times the
+   * input's larger side: a larger size is refused with an error when the
+   * input caps arrive.
    */
   g_object_class_install_property (gobject_class, PROP_SIZE,
       g_param_spec_uint ("size", "Size",
-          "Side of the square output views, in pixels", 1, MAX_SIZE,
-          DEFAULT_SIZE, playing));
+          "Side of the square output views, in pixels (at most 16 x the "
+          "input's larger side)", 1, MAX_SIZE, DEFAULT_SIZE, playing));
 
   /**
    * GstSimclrAugment:views:
@@ -1164,8 +1209,10 @@ gst_simclr_augment_class_init (GstSimclrAugmentClass * klass)
    * GstSimclrAugment:temporal-offset:
    *
    * Distance in frames between the sources of consecutive views in temporal
-   * mode; the element holds (views - 1) * temporal-offset + 1 frames. Read
-   * when the element starts.
+   * mode; the element holds (views - 1) * temporal-offset + 1 frames, at
+   * most 1 GiB of them (more is refused with an error naming views and
+   * temporal-offset when the input caps arrive). Read when the element
+   * starts.
    */
   g_object_class_install_property (gobject_class, PROP_TEMPORAL_OFFSET,
       g_param_spec_uint ("temporal-offset", "Temporal offset",

@@ -90,7 +90,11 @@ GST_DEBUG_CATEGORY_STATIC (gst_simclr_dataset_src_debug);
 
 /* Nominal frame rate of the timestamps (see the SECTION comment). */
 #define NOMINAL_FPS 30
-#define MAX_TARGET_SIDE 16384
+/* Resizing targets: at most this side, and at most MAX_UPSCALE times the
+ * largest image of the set per side (in area: its square), so a stray
+ * target-width=16384 cannot make 800 MB frames of thumbnails (issue 15). */
+#define MAX_TARGET_SIDE 4096
+#define MAX_UPSCALE 16
 
 struct _GstSimclrDatasetSrc
 {
@@ -549,9 +553,17 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
       (SimclrDatasetFormat) format, &err);
   if (self->ds == NULL)
     goto open_failed;
-  if (target_w > 0 && simclr_dataset_set_target_size (self->ds, target_w,
-          target_h, &err) != SIMCLR_OK)
-    goto open_failed;
+  if (target_w > 0) {
+    /* the largest image, in pixels, before any resizing */
+    guint64 native = simclr_dataset_max_image_bytes (self->ds) /
+        (guint64) simclr_dataset_channels (self->ds);
+    if ((guint64) target_w * target_h > (guint64) MAX_UPSCALE * MAX_UPSCALE *
+        MAX (native, 1))
+      goto target_too_large;
+    if (simclr_dataset_set_target_size (self->ds, target_w, target_h,
+            &err) != SIMCLR_OK)
+      goto open_failed;
+  }
 
   n = simclr_dataset_size (self->ds);
   m = n / self->run_shard_count;
@@ -559,6 +571,19 @@ gst_simclr_dataset_src_start (GstBaseSrc * src)
     goto too_many_shards;
   self->per_epoch = num_samples > 0 && (guint64) m > num_samples ?
       (gint64) num_samples : m;
+  if (num_samples > (guint64) m)
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Property num-samples = %" G_GUINT64_FORMAT " exceeds the %"
+            G_GINT64_FORMAT " samples of %s: each epoch plays %" G_GINT64_FORMAT
+            ".", num_samples, m, self->run_shard_count > 1 ? "this shard" :
+            "the data set", m), ("location \"%s\"", location));
+  if (self->run_epochs > 0 && start_position >= (guint64) self->run_epochs *
+      (guint64) self->per_epoch)
+    GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+        ("Property start-position = %" G_GUINT64_FORMAT " is at or past the "
+            "end of the run (epochs = %u x %" G_GINT64_FORMAT " samples): "
+            "nothing is played.", start_position, self->run_epochs,
+            self->per_epoch), ("location \"%s\"", location));
   self->order = g_new (gint64, m);
   self->channels = simclr_dataset_channels (self->ds);
   self->pixels_cap = simclr_dataset_max_image_bytes (self->ds);
@@ -632,6 +657,19 @@ bad_shard:
 open_failed:
   {
     gst_simclr_dataset_src_post_open_error (self, location, &err);
+    gst_simclr_dataset_src_reset (self);
+    g_free (location);
+    return FALSE;
+  }
+target_too_large:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Properties target-width x target-height = %d x %d are more than %d "
+            "times the largest image of %s (%" G_GUINT64_FORMAT " pixels) per "
+            "side: every frame would be upsampled from a thumbnail.",
+            target_w, target_h, MAX_UPSCALE, location,
+            (guint64) (simclr_dataset_max_image_bytes (self->ds) /
+                (guint64) simclr_dataset_channels (self->ds))), (NULL));
     gst_simclr_dataset_src_reset (self);
     g_free (location);
     return FALSE;
@@ -975,7 +1013,9 @@ gst_simclr_dataset_src_class_init (GstSimclrDatasetSrcClass * klass)
    * GstSimclrDatasetSrc:target-width:
    *
    * JPEG folders: resize every image to target-width x target-height pixels
-   * (antialiased bilinear); 0 (with target-height 0) keeps native sizes.
+   * (antialiased bilinear); 0 (with target-height 0) keeps native sizes. A
+   * target more than 16 times the largest image per side (in area) is
+   * refused when the element starts.
    */
   g_object_class_install_property (gobject_class, PROP_TARGET_WIDTH,
       g_param_spec_int ("target-width", "Target width",

@@ -340,6 +340,11 @@ gst_simclr_npy_sink_start (GstBaseSink * sink)
 
   if (!self->npy_path || self->npy_path[0] == '\0')
     goto no_location;
+  /* A folder would only fail at EOS, after the whole stream: refuse now. */
+  if (g_file_test (self->npy_path, G_FILE_TEST_IS_DIR))
+    goto is_folder;
+  if (g_file_test (self->csv_path, G_FILE_TEST_IS_DIR))
+    goto csv_is_folder;
 
   self->dim = 0;
   self->rows = 0;
@@ -365,6 +370,20 @@ no_location:
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("No file name specified for writing."),
         ("set the location property to the .npy file"));
+    return FALSE;
+  }
+is_folder:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("Property location = \"%s\" is a folder, not a file name.",
+            self->npy_path), (NULL));
+    return FALSE;
+  }
+csv_is_folder:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("The sidecar \"%s\" is a folder, not a file name (set "
+            "sidecar-location).", self->csv_path), (NULL));
     return FALSE;
   }
 open_npy_failed:

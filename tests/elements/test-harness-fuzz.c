@@ -275,8 +275,12 @@ random_embedding_buffer (GRand * r, gint dim, guint64 n)
   return b;
 }
 
+/* Pushes stream-start, the current caps and a segment; *@info gets the
+ * video info of exactly those caps (buffers must match the caps they follow:
+ * a GstVideoMeta wider than the caps is a bug of the pusher, and GStreamer
+ * itself g_critical()s on it). */
 static void
-push_sticky_events (Pusher * p)
+push_sticky_events (Pusher * p, GstVideoInfo * info)
 {
   GstSegment seg;
   gchar *sid = g_strdup_printf ("fuzz-%p-%" G_GUINT64_FORMAT, p,
@@ -285,6 +289,7 @@ push_sticky_events (Pusher * p)
 
   g_mutex_lock (&p->lock);
   caps = gst_caps_ref (p->caps);
+  *info = p->info;
   g_mutex_unlock (&p->lock);
   gst_segment_init (&seg, GST_FORMAT_TIME);
   gst_pad_push_event (p->h->srcpad, gst_event_new_stream_start (sid));
@@ -298,17 +303,17 @@ static gpointer
 pusher_func (gpointer data)
 {
   Pusher *p = data;
+  GstVideoInfo info;
 
+  g_mutex_lock (&p->lock);
+  info = p->info;
+  g_mutex_unlock (&p->lock);
   while (g_atomic_int_get (&p->running)) {
     GstBuffer *b;
     GstFlowReturn ret;
-    GstVideoInfo info;
 
     if (g_atomic_int_compare_and_exchange (&p->need_events, 1, 0))
-      push_sticky_events (p);
-    g_mutex_lock (&p->lock);
-    info = p->info;
-    g_mutex_unlock (&p->lock);
+      push_sticky_events (p, &info);
     b = p->video ? random_video_buffer (p->r, &info, p->pushed) :
         random_embedding_buffer (p->r, p->dim, p->pushed);
     ret = gst_pad_push (p->h->srcpad, b);

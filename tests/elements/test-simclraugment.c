@@ -761,6 +761,68 @@ GST_START_TEST (test_unsupported_caps)
 
 GST_END_TEST;
 
+/* Issue 15, absurd values: size=4096 on a 20x10 input and views x
+ * temporal-offset holding gigabytes of frames are refused with an element
+ * error naming the properties, before any view is made (no crash, no large
+ * allocation); the edge just inside each limit still works. */
+static gchar *
+push_expect_error (const gchar * settings, const gchar * caps, gint w, gint hh)
+{
+  GstHarness *h = new_harness (settings);
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *text;
+
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps_str (h, caps);
+  fail_if (gst_harness_push (h, make_frame (GST_VIDEO_FORMAT_GRAY8, w, hh, 0,
+              1, FALSE, 0)) == GST_FLOW_OK, "%s on %s was accepted", settings,
+      caps);
+  fail_unless_equals_int (gst_harness_buffers_received (h), 0);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error for %s", settings);
+  gst_message_parse_error (msg, &err, NULL);
+  fail_unless (g_error_matches (err, GST_LIBRARY_ERROR,
+          GST_LIBRARY_ERROR_SETTINGS), "%s", err->message);
+  text = g_strdup (err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+  return text;
+}
+
+GST_START_TEST (test_absurd_sizes_refused)
+{
+  gchar *m;
+  GstHarness *h;
+
+  m = push_expect_error ("size=4096", "video/x-raw,format=GRAY8,width=20,"
+      "height=10,framerate=30/1", 20, 10);
+  fail_unless (strstr (m, "size = 4096") && strstr (m, "20x10"), "%s", m);
+  g_free (m);
+  /* 64 views, 1000 frames apart: 63001 frames of 1920x1080 held (124 GiB) */
+  m = push_expect_error ("size=32 views=64 pair-mode=temporal "
+      "temporal-offset=1000", "video/x-raw,format=GRAY8,width=1920,"
+      "height=1080,framerate=30/1", 1920, 1080);
+  fail_unless (strstr (m, "views = 64") && strstr (m, "temporal-offset = "
+          "1000"), "%s", m);
+  g_free (m);
+
+  /* exactly 16 times the larger side is fine */
+  h = new_harness ("size=320 views=1");
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=GRAY8,width=20,"
+      "height=10,framerate=30/1");
+  fail_unless_equals_int (gst_harness_push (h, make_frame
+          (GST_VIDEO_FORMAT_GRAY8, 20, 10, 0, 1, FALSE, 0)), GST_FLOW_OK);
+  gst_buffer_unref (gst_harness_pull (h));
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 simclraugment_suite (void)
 {
@@ -781,6 +843,7 @@ simclraugment_suite (void)
   tcase_add_test (tc, test_stress_properties);
   tcase_add_test (tc, test_bad_settings);
   tcase_add_test (tc, test_unsupported_caps);
+  tcase_add_test (tc, test_absurd_sizes_refused);
   return s;
 }
 

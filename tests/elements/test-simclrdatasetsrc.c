@@ -697,6 +697,84 @@ GST_START_TEST (test_errors)
 
 GST_END_TEST;
 
+/* Issue 15, absurd values: a resize target far larger than every image is
+ * refused at start naming target-width/target-height (no 800 MB frames);
+ * num-samples beyond the set and a start-position past the run play what
+ * there is with a warning naming the property. */
+GST_START_TEST (test_absurd_values)
+{
+  gchar *dir = make_jpeg_folder ();
+  gchar *idx = make_idx ("idx-absurd", 0x803);
+  GstElement *src;
+  GstBus *bus;
+  GstMessage *msg;
+  GError *gerr = NULL;
+  GstHarness *h;
+  GPtrArray *bufs;
+
+  /* largest image 9x7: 16 x 16 x 63 pixels at most */
+  src = gst_element_factory_make ("simclrdatasetsrc", NULL);
+  bus = gst_bus_new ();
+  gst_element_set_bus (src, bus);
+  g_object_set (src, "location", dir, "target-width", 4096, "target-height",
+      4096, NULL);
+  fail_unless_equals_int (gst_element_set_state (src, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  gst_message_parse_error (msg, &gerr, NULL);
+  fail_unless (g_error_matches (gerr, GST_LIBRARY_ERROR,
+          GST_LIBRARY_ERROR_SETTINGS), "%s", gerr->message);
+  fail_unless (strstr (gerr->message, "target-width") != NULL, "%s",
+      gerr->message);
+  g_clear_error (&gerr);
+  gst_message_unref (msg);
+  gst_element_set_state (src, GST_STATE_NULL);
+  gst_element_set_bus (src, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (src);
+
+  /* 16 x 9 = 144 wide, 16 x 7 = 112 high: just inside (a = 9x7 area) */
+  h = start_src (dir, "target-width", 144, "target-height", 112, NULL);
+  bufs = pull_all (h);
+  fail_unless_equals_int (bufs->len, 4);
+  g_ptr_array_unref (bufs);
+  gst_harness_teardown (h);
+
+  /* num-samples 1000 on 10 samples, and start-position past the run */
+  for (gint k = 0; k < 2; k++) {
+    gint warned = 0;
+    h = gst_harness_new ("simclrdatasetsrc");
+    bus = gst_bus_new ();
+    gst_element_set_bus (h->element, bus);
+    g_object_set (h->element, "location", idx, NULL);
+    if (k == 0)
+      g_object_set (h->element, "num-samples", (guint64) 1000, NULL);
+    else
+      g_object_set (h->element, "start-position", (guint64) 10, NULL);
+    gst_element_set_state (h->element, GST_STATE_PLAYING);
+    bufs = pull_all (h);
+    fail_unless_equals_int (bufs->len, k == 0 ? IDX_N : 0);
+    while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING))) {
+      gst_message_parse_warning (msg, &gerr, NULL);
+      fail_unless (strstr (gerr->message, k == 0 ? "num-samples" :
+              "start-position") != NULL, "%s", gerr->message);
+      warned++;
+      g_clear_error (&gerr);
+      gst_message_unref (msg);
+    }
+    fail_unless_equals_int (warned, 1);
+    g_ptr_array_unref (bufs);
+    gst_element_set_bus (h->element, NULL);
+    gst_object_unref (bus);
+    gst_harness_teardown (h);
+  }
+  g_free (dir);
+  g_free (idx);
+}
+
+GST_END_TEST;
+
 /* ---- Suite -------------------------------------------------------------- */
 
 static void
@@ -735,6 +813,7 @@ simclrdatasetsrc_suite (void)
   tcase_add_test (tc, test_jpeg_truncated_plays_the_rest);
   tcase_add_test (tc, test_jpeg_target_size);
   tcase_add_test (tc, test_errors);
+  tcase_add_test (tc, test_absurd_values);
   return s;
 }
 

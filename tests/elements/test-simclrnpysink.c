@@ -445,6 +445,30 @@ GST_START_TEST (test_errors)
   g_free (dbg);
   gst_message_unref (msg);
 
+  /* Issue 15: a folder as location is refused at start, not at EOS after
+   * the whole stream. */
+  {
+    gchar *dir = g_dir_make_tmp ("npysink-XXXXXX", NULL);
+    gst_element_set_state (sink, GST_STATE_NULL);
+    gst_bus_set_flushing (bus, TRUE);
+    gst_bus_set_flushing (bus, FALSE);
+    g_object_set (sink, "location", dir, NULL);
+    fail_unless_equals_int (gst_element_set_state (sink, GST_STATE_PAUSED),
+        GST_STATE_CHANGE_FAILURE);
+    msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    fail_unless (msg != NULL);
+    gst_message_parse_error (msg, &err, &dbg);
+    fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+            GST_RESOURCE_ERROR_OPEN_WRITE), "%s", err->message);
+    fail_unless (strstr (err->message, "location") && strstr (err->message,
+            dir), "%s", err->message);
+    g_clear_error (&err);
+    g_free (dbg);
+    gst_message_unref (msg);
+    gst_element_set_state (sink, GST_STATE_NULL);
+    clean_dir (dir, 0);
+  }
+
   gst_element_set_state (sink, GST_STATE_NULL);
   gst_element_set_bus (sink, NULL);
   gst_bus_set_flushing (bus, TRUE);
