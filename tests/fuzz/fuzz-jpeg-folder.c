@@ -41,9 +41,29 @@ make_valid (void)
 }
 
 /* Pixels of the valid image alone (optionally resized): a fresh data set
- * holding only it. */
+ * holding only it. Cached per target size (opening costs as much as the
+ * rest of an execution). */
+static size_t
+reference_uncached (int tw, int th, uint8_t *out, size_t cap);
+
 static size_t
 reference (int tw, int th, uint8_t *out, size_t cap)
+{
+  static uint8_t *cache[49][49];
+  static size_t cache_len[49][49];
+  uint8_t **slot = &cache[tw][th];
+
+  if (!*slot) {
+    *slot = malloc (cap);
+    FUZZ_CHECK (*slot != NULL, "out of memory");
+    cache_len[tw][th] = reference_uncached (tw, th, *slot, cap);
+  }
+  memcpy (out, *slot, cache_len[tw][th]);
+  return cache_len[tw][th];
+}
+
+static size_t
+reference_uncached (int tw, int th, uint8_t *out, size_t cap)
 {
   SimclrError err = { 0 };
   char *p = fuzz_path ("ref/only/m.jpg"), *loc = fuzz_path ("ref");
