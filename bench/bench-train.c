@@ -8,7 +8,11 @@
  *
  *   bench-train [--batch N] [--reps R] [--min-seconds S] [--threads T]
  *               [--config w0.25-28x1,w1-28x1,...] [--no-sgemm] [--no-infer]
- *               [--profile [--units]]
+ *               [--profile [--units]] [--cpu-time] [--no-train]
+ *
+ * --no-train: inference only, from a model sized for the inference batch
+ * (so the peak RSS printed is that of inference alone, as the peer's
+ * separate --bench infer process).
  *
  * --profile: after the timed steps, a few more steps with the model's
  * profile attached (core/profile-private.h), and a table of where a step's
@@ -233,6 +237,59 @@ profile_steps (SimclrTrainer *t, const uint8_t *views, int rows, int steps,
   free (p);
 }
 
+/* Inference only (--no-train): a model sized for the batch, eval mode. */
+static int
+bench_infer_only (const BenchConfig *bc, int batch, int reps,
+    double min_seconds, int threads)
+{
+  SimclrModelConfig mc;
+  SimclrError err = { 0 };
+  simclr_model_config_default (&mc);
+  mc.arch = SIMCLR_ARCH_RESNET18;
+  mc.width = bc->width;
+  mc.in_channels = bc->channels;
+  mc.stem = SIMCLR_STEM_CIFAR;
+  mc.image_size = bc->size;
+  mc.max_batch = batch;
+  mc.threads = threads;
+  SimclrModel *m = simclr_model_new (&mc, 1, &err);
+  if (!m) {
+    fprintf (stderr, "bench-train: %s\n", err.message);
+    return 1;
+  }
+  size_t per = (size_t) bc->size * bc->size * bc->channels;
+  uint8_t *views = malloc (per * batch);
+  float *x = malloc (sizeof (float) * per * batch);
+  float *h = malloc (sizeof (float) * simclr_model_feature_dim (m) * batch);
+  fill_views (views, per * batch, 7);
+  for (size_t i = 0; i < per * batch; i++)
+    x[i] = views[i] / 255.0f;
+  simclr_model_forward (m, x, batch, 0, h, NULL, &err);
+  double t0 = now_seconds ();
+  simclr_model_forward (m, x, batch, 0, h, NULL, &err);
+  double one = now_seconds () - t0;
+  int ir = (int) ceil (min_seconds / one);
+  double *ts = calloc (reps, sizeof (double));
+  for (int r = 0; r < reps; r++) {
+    t0 = now_seconds ();
+    for (int i = 0; i < ir; i++)
+      simclr_model_forward (m, x, batch, 0, h, NULL, &err);
+    ts[r] = (now_seconds () - t0) / ir;
+  }
+  Summary is = summarize (ts, reps);
+  printf ("| resnet18 w%-4g %2dx%2dx%d | inference batch %d | %.0f images/s "
+      "(%.0f-%.0f) | %.1f GFLOP/s | peak RSS %.0f MiB |\n", bc->width,
+      bc->size, bc->size, bc->channels, batch, batch / is.median,
+      batch / is.max, batch / is.min,
+      batch * forward_flops_per_image (m) / is.median / 1e9, peak_rss_mib ());
+  free (ts);
+  free (views);
+  free (x);
+  free (h);
+  simclr_model_free (m);
+  return 0;
+}
+
 static int
 bench_config (const BenchConfig *bc, int batch, int reps, double min_seconds,
     int threads, int infer, double sgemm_peak, int profile)
@@ -330,7 +387,7 @@ int
 main (int argc, char **argv)
 {
   int batch = 256, reps = 3, threads = 0, do_sgemm = 1, infer = 1;
-  int profile = 0;
+  int profile = 0, train = 1;
   double min_seconds = 3.0;
   const char *configs = "w0.25-28x1,w0.25-32x3,w1-28x1,w1-32x3";
   for (int i = 1; i < argc; i++) {
@@ -354,10 +411,12 @@ main (int argc, char **argv)
       profile = 2;
     else if (!strcmp (argv[i], "--cpu-time"))
       use_cpu_time = 1;
+    else if (!strcmp (argv[i], "--no-train"))
+      train = 0;
     else {
       fprintf (stderr, "usage: %s [--batch N] [--reps R] [--min-seconds S] "
           "[--threads T] [--config w0.25-28x1,...] [--no-sgemm] [--no-infer]"
-          " [--profile [--units]] [--cpu-time]\n",
+          " [--profile [--units]] [--cpu-time] [--no-train]\n",
           argv[0]);
       return 2;
     }
@@ -393,8 +452,11 @@ main (int argc, char **argv)
       rc = 2;
       break;
     }
-    rc |= bench_config (&bc, batch, reps, min_seconds, threads, infer, peak,
-        profile);
+    if (train)
+      rc |= bench_config (&bc, batch, reps, min_seconds, threads, infer, peak,
+          profile);
+    else
+      rc |= bench_infer_only (&bc, batch, reps, min_seconds, threads);
   }
   free (list);
   return rc;

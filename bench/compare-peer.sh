@@ -1,68 +1,165 @@
 #!/usr/bin/env bash
-# compare-peer.sh: our core's training step, inference and augmentation
-# throughput beside the PyTorch peer (../shared/peer/torch_simclr.py, or
-# $PEER) on the same CPU in the same run, as a table of ratios. The machine
-# may be shared and noisy: read the ratios, and repeat when in doubt.
-# Runs about 10 minutes (w1 steps take seconds each). Needs python3-torch.
-# Usage: bench/compare-peer.sh [--quick]   (--quick: w0.25 only)
+# compare-peer.sh: our core's training step and inference beside the PyTorch
+# peer (../shared/peer/torch_simclr.py, or $PEER) on the same CPU, in
+# alternating rounds: each round runs ours, PyTorch NCHW and PyTorch
+# channels_last one after the other (the order rotates every round), so a
+# busy moment slows all three alike; the table gives min / median / max of
+# the rounds' figures and the ratio of the medians, with each side's peak
+# memory (maximum resident set of its process, GNU time). Then augmentation
+# throughput (one process each).
+#
+# PyTorch's threads lose far more than a C program's when a core is shared
+# (issue 14: 427 vs 1173 views/s on one machine busy and quiet): run it on a
+# quiet machine for figures to quote; the header prints the load average.
+#
+# Usage: bench/compare-peer.sh [--quick] [--rounds N] [--configs "w0.25-28x1 ..."]
+#   --quick     the two width-0.25 shapes only (about 8 minutes with 3 rounds)
+#   --rounds N  rounds per configuration (default 3)
+#   --no-aug    skip the augmentation table
+# All four shapes with 3 rounds take about 30 minutes (width 1 steps take
+# seconds each). Needs python3-torch (/usr/bin/python3) and GNU time.
+# Width-1 rows also print our step's fraction of the cblas_sgemm peak
+# (square 2048^3, OpenBLAS threads as below) measured in the same process.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 . "$root/scripts/env.sh"
+# the peer lives beside the main checkout (../shared); from a git worktree
+# elsewhere, beside the repository the worktree belongs to
 peer=${PEER:-$root/../shared/peer/torch_simclr.py}
+if [ ! -f "$peer" ] && common=$(git -C "$root" rev-parse --path-format=absolute \
+    --git-common-dir 2>/dev/null); then
+  peer=$(dirname "$(dirname "$common")")/shared/peer/torch_simclr.py
+fi
+if [ ! -f "$peer" ]; then
+  echo "compare-peer: no peer script at $peer (set PEER)" >&2
+  exit 2
+fi
 py=/usr/bin/python3
+build=${BUILD:-$root/build}
 threads=2
+rounds=3
+aug=1
 configs="w0.25-28x1 w0.25-32x3 w1-28x1 w1-32x3"
-[ "${1:-}" = "--quick" ] && configs="w0.25-28x1 w0.25-32x3"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) configs="w0.25-28x1 w0.25-32x3" ;;
+    --rounds) rounds=$2; shift ;;
+    --configs) configs=$2; shift ;;
+    --no-aug) aug=0 ;;
+    *) echo "usage: $0 [--quick] [--rounds N] [--configs LIST] [--no-aug]" >&2; exit 2 ;;
+  esac
+  shift
+done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-median_of () {  # JSON field path of a peer RESULT line
-  "$py" -c "import json,sys; r=json.loads(open(sys.argv[1]).read().split('RESULT ',1)[1]); v=r
-for k in sys.argv[2].split('.'): v=v[k]
-print(f'{v:.1f}')" "$1" "$2"
+# run FILE CMD...: CMD's output into FILE, its peak RSS (KiB) into FILE.rss
+run () {
+  local f=$1; shift
+  /usr/bin/time -f '%M' -o "$f.rss" "$@" > "$f" 2>&1
 }
 
-echo "OpenBLAS threads $threads; torch threads $threads; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '\n| work | gst-simclr | PyTorch NCHW | PyTorch channels_last | ours / best PyTorch |\n|---|---|---|---|---|\n'
+peer_field () {  # FILE FIELD.PATH -> the value in its RESULT line
+  "$py" -c "import json,sys
+r=json.loads(open(sys.argv[1]).read().split('RESULT ',1)[1]); v=r
+for k in sys.argv[2].split('.'): v=v[k]
+print(f'{v:.1f}')" "$1" "$2" 2>/dev/null || echo nan
+}
+
+# stats VALUES...: "min median max" of the numbers
+stats () {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.1f %.1f %.1f", v[1], m, v[NR] }'
+}
+
+fmt () {  # "min median max" -> "median (min-max)"
+  set -- $1
+  printf '%s (%s-%s)' "$2" "$1" "$3"
+}
+
+median_of () { set -- $(stats "$@"); echo "$2"; }
+mib () { awk '{ printf "%.0f", $1 / 1024 }' "$1"; }
+
+echo "# compare-peer: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|amx_bf16)$' | tr '\n' ' ')"
+echo "# OpenBLAS threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; torch threads $threads; $rounds rounds; load at start $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# ours: $(OPENBLAS_NUM_THREADS=1 "$build/bench/bench-train" --config w0.25-28x1 \
+  --batch 2 --reps 1 --min-seconds 0 --no-sgemm --no-infer 2>&1 | grep '^kernels')"
+printf '\n| work | gst-simclr | PyTorch NCHW | PyTorch channels_last | ours / best PyTorch (medians) | peak MiB ours / PyTorch NCHW / channels_last |\n|---|---|---|---|---|---|\n'
+
 for c in $configs; do
   w=${c%%-*}; w=${w#w}; sz=${c#*-}; size=${sz%x*}; ch=${sz#*x}
-  OPENBLAS_NUM_THREADS=$threads "$root/build/bench/bench-train" --config "$c" \
-    --reps 3 --min-seconds 3 --no-sgemm > "$out/ours-$c.txt" 2>&1
-  ours=$(awk -F'|' '/resnet18/ { gsub(/ /, "", $4); print $4 }' "$out/ours-$c.txt")
-  inf=$(sed -n 's/.*batch [0-9]*: \([0-9.]*\) images.*/\1/p' "$out/ours-$c.txt")
-  "$py" "$peer" --bench train --size "$size" --channels "$ch" --width "$w" \
-    --threads $threads > "$out/pt.txt" 2>&1
-  "$py" "$peer" --bench train --size "$size" --channels "$ch" --width "$w" \
-    --threads $threads --channels-last > "$out/ptcl.txt" 2>&1
-  pt=$(median_of "$out/pt.txt" views_per_s.median)
-  ptcl=$(median_of "$out/ptcl.txt" views_per_s.median)
-  best=$(awk -v a="$pt" -v b="$ptcl" 'BEGIN { print (a > b ? a : b) }')
-  printf '| train step views/s, ResNet-18 w%s %sx%sx%s, N=256 | %s | %s | %s | %.2fx |\n' \
-    "$w" "$size" "$size" "$ch" "$ours" "$pt" "$ptcl" "$(awk -v o="$ours" -v b="$best" 'BEGIN { print o / b }')"
-  "$py" "$peer" --bench infer --size "$size" --channels "$ch" --width "$w" \
-    --threads $threads > "$out/pi.txt" 2>&1
-  "$py" "$peer" --bench infer --size "$size" --channels "$ch" --width "$w" \
-    --threads $threads --channels-last > "$out/picl.txt" 2>&1
-  pi=$(median_of "$out/pi.txt" images_per_s.median)
-  picl=$(median_of "$out/picl.txt" images_per_s.median)
-  best=$(awk -v a="$pi" -v b="$picl" 'BEGIN { print (a > b ? a : b) }')
-  printf '| inference images/s, w%s %sx%sx%s, batch 256 | %s | %s | %s | %.2fx |\n' \
-    "$w" "$size" "$size" "$ch" "$inf" "$pi" "$picl" "$(awk -v o="$inf" -v b="$best" 'BEGIN { print o / b }')"
-  grep -h "GFLOP" "$out/ours-$c.txt" | sed 's/^/    ours: /' >&2
+  sgemm_flag=--no-sgemm
+  [ "$w" = 1 ] && sgemm_flag=""
+  ot=() pt=() pc=() oi=() pi=() pci=() sg=()
+  for r in $(seq 1 "$rounds"); do
+    order="ours nchw cl"
+    case $((r % 3)) in
+      2) order="nchw cl ours" ;;
+      0) order="cl ours nchw" ;;
+    esac
+    for side in $order; do
+      case $side in
+        ours)
+          run "$out/ot.$r" env OPENBLAS_NUM_THREADS=$threads \
+            "$build/bench/bench-train" --config "$c" --reps 3 --min-seconds 2 \
+            --no-infer $sgemm_flag
+          ot+=("$(awk -F'|' '/resnet18/ { gsub(/ /, "", $4); print $4 }' "$out/ot.$r")")
+          sg+=("$(awk -F'|' '/resnet18/ { gsub(/[ %]/, "", $7); print $7 }' "$out/ot.$r")")
+          run "$out/oi.$r" env OPENBLAS_NUM_THREADS=$threads \
+            "$build/bench/bench-train" --config "$c" --reps 3 --min-seconds 2 \
+            --no-train --no-sgemm
+          oi+=("$(sed -n 's/.*| \([0-9.]*\) images\/s.*/\1/p' "$out/oi.$r")")
+          ;;
+        nchw|cl)
+          cl=""
+          [ $side = cl ] && cl=--channels-last
+          run "$out/pt.$side.$r" "$py" "$peer" --bench train --size "$size" \
+            --channels "$ch" --width "$w" --threads $threads $cl
+          run "$out/pi.$side.$r" "$py" "$peer" --bench infer --size "$size" \
+            --channels "$ch" --width "$w" --threads $threads $cl
+          if [ $side = nchw ]; then
+            pt+=("$(peer_field "$out/pt.$side.$r" views_per_s.median)")
+            pi+=("$(peer_field "$out/pi.$side.$r" images_per_s.median)")
+          else
+            pc+=("$(peer_field "$out/pt.$side.$r" views_per_s.median)")
+            pci+=("$(peer_field "$out/pi.$side.$r" images_per_s.median)")
+          fi
+          ;;
+      esac
+    done
+  done
+  so=$(stats "${ot[@]}"); sp=$(stats "${pt[@]}"); sc=$(stats "${pc[@]}")
+  best=$(awk -v a="$(median_of "${pt[@]}")" -v b="$(median_of "${pc[@]}")" 'BEGIN { print (a > b ? a : b) }')
+  ratio=$(awk -v o="$(median_of "${ot[@]}")" -v b="$best" 'BEGIN { printf "%.2fx", o / b }')
+  extra=""
+  [ "$w" = 1 ] && extra=" (our step: $(median_of "${sg[@]}") % of sgemm peak)"
+  printf '| train step views/s, ResNet-18 w%s %sx%sx%s, N=256 | %s | %s | %s | %s%s | %s / %s / %s |\n' \
+    "$w" "$size" "$size" "$ch" "$(fmt "$so")" "$(fmt "$sp")" "$(fmt "$sc")" \
+    "$ratio" "$extra" "$(mib "$out/ot.$rounds.rss")" \
+    "$(mib "$out/pt.nchw.$rounds.rss")" "$(mib "$out/pt.cl.$rounds.rss")"
+  so=$(stats "${oi[@]}"); sp=$(stats "${pi[@]}"); sc=$(stats "${pci[@]}")
+  best=$(awk -v a="$(median_of "${pi[@]}")" -v b="$(median_of "${pci[@]}")" 'BEGIN { print (a > b ? a : b) }')
+  ratio=$(awk -v o="$(median_of "${oi[@]}")" -v b="$best" 'BEGIN { printf "%.2fx", o / b }')
+  printf '| inference images/s, w%s %sx%sx%s, batch 256 | %s | %s | %s | %s | %s / %s / %s |\n' \
+    "$w" "$size" "$size" "$ch" "$(fmt "$so")" "$(fmt "$sp")" "$(fmt "$sc")" \
+    "$ratio" "$(mib "$out/oi.$rounds.rss")" "$(mib "$out/pi.nchw.$rounds.rss")" \
+    "$(mib "$out/pi.cl.$rounds.rss")"
 done
+echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)"
 
+[ $aug = 1 ] || exit 0
 printf '\n| augmentation pairs/s, 1 core | gst-simclr | torchvision | ratio |\n|---|---|---|---|\n'
-"$root/build/bench/bench-augment" > "$out/aug.txt" 2>&1
+"$build/bench/bench-augment" > "$out/aug.txt" 2>&1
 for spec in "28 1" "32 3" "96 3" "224 3"; do
   set -- $spec
   extra=""
   [ "$2" = 1 ] && extra="--fmnist"
   "$py" "$peer" --bench aug --size "$1" --channels "$2" --workers 0 $extra > "$out/pa.txt" 2>&1
-  tv=$(median_of "$out/pa.txt" single_process_pairs_per_s.median)
+  tv=$(peer_field "$out/pa.txt" single_process_pairs_per_s.median)
   ours=$(awk -v s="${1}x${1}x${2}" '$0 ~ s { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) { print $i; exit } }' "$out/aug.txt")
   printf '| %sx%sx%s | %s | %s | %s |\n' "$1" "$1" "$2" "$ours" "$tv" \
     "$(awk -v o="$ours" -v t="$tv" 'BEGIN { if (t > 0) printf "%.0fx", o / t; else print "?" }')"
 done
-echo
-cat "$out/aug.txt" | head -20

@@ -16,6 +16,8 @@
  */
 #include "cpu-private.h"
 
+#include <string.h>
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
@@ -144,12 +146,158 @@ fwd_rows (const int NV, const int R, float *out, const float *inp,
     }
 }
 
+/* 3x3, stride 1, pad 1, thin layers: a sliding window along the row.
+ * Each input value is broadcast once and meets the three weight vectors of
+ * its row of taps (kw = 0, 1, 2), feeding three neighbouring outputs, so a
+ * broadcast serves 3*NV multiply-adds instead of NV (the blocks above need
+ * one broadcast load per multiply-add at 16 channels, and measured 60 % of
+ * the FMA peak). The input channel count CT is a compile-time constant
+ * (16, 32 or 64), so every input offset is an immediate. Each input row is
+ * first copied with a zero pixel at both ends, so no tap needs a test. */
+#define S1_MAX_W 64
+
+KERNEL void
+s1_block (const int NV, const int R, const int CT, float *o, int OC,
+    const float *rows[3], const float *wp, const float *bias,
+    int accumulate, int ow0, int nr)
+{
+  __m512 acc[MAX_R][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++)
+      acc[r][v] = _mm512_setzero_ps ();
+  for (int kh = 0; kh < 3; kh++) {
+    if (!rows[kh])
+      continue;
+    /* padded pixel p = iw + 1; output ow0 + r reads p = ow0 + r + kw */
+    const float *x = rows[kh] + (size_t) ow0 * CT;
+    const float *w = wp + (size_t) kh * 3 * CT * OC;
+    for (int c = 0; c < CT; c++) {
+      __m512 wv[3][2];
+#pragma GCC unroll 3
+      for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+          wv[kw][v] = _mm512_loadu_ps (w + ((size_t) kw * CT + c) * OC +
+              16 * v);
+#pragma GCC unroll 18
+      for (int j = 0; j < R + 2; j++) {
+        __m512 xb = _mm512_set1_ps (x[j * CT + c]);
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; kw++) {
+          const int r = j - kw;
+          if (r >= 0 && r < R)
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+              acc[r][v] = _mm512_fmadd_ps (xb, wv[kw][v], acc[r][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) {
+    if (r >= nr)
+      break;
+    float *dst = o + (size_t) (ow0 + r) * OC;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) {
+      __m512 y = acc[r][v];
+      if (accumulate)
+        y = _mm512_add_ps (y, _mm512_loadu_ps (dst + 16 * v));
+      else if (bias)
+        y = _mm512_add_ps (y, _mm512_loadu_ps (bias + 16 * v));
+      _mm512_storeu_ps (dst + 16 * v, y);
+    }
+  }
+}
+
+/* Images [b0, b1) of a 3x3 s1 p1 convolution with C = CT, OC = 16*NV. */
+KERNEL void
+s1_rows (const int NV, const int R, const int CT, float *out,
+    const float *inp, const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  const int H = s->H, W = s->W, OC = s->OC;
+  /* padded rows: W + 2 pixels, plus R + 2 so the last block may read past
+   * the row's end (its extra outputs are computed and dropped) */
+  float buf[3][(S1_MAX_W + 2 + MAX_R + 2) * 64];
+  for (int b = b0; b < b1; b++) {
+    const float *img = inp + (size_t) b * H * W * CT;
+    for (int oh = 0; oh < H; oh++) {
+      const float *rows[3];
+      for (int kh = 0; kh < 3; kh++) {
+        int ih = oh - 1 + kh;
+        if (ih < 0 || ih >= H) {
+          rows[kh] = NULL;
+          continue;
+        }
+        float *pr = buf[kh];
+        memset (pr, 0, sizeof (float) * CT);
+        memcpy (pr + CT, img + (size_t) ih * W * CT, sizeof (float) * W * CT);
+        memset (pr + (size_t) (W + 1) * CT, 0, sizeof (float) * (R + 2) * CT);
+        rows[kh] = pr;
+      }
+      float *o = out + ((size_t) b * H + oh) * W * OC;
+      for (int ow0 = 0; ow0 < W; ow0 += R)
+        s1_block (NV, R, CT, o, OC, rows, wp, bias, accumulate, ow0,
+            W - ow0 < R ? W - ow0 : R);
+    }
+  }
+}
+
+/* Whether s1_rows serves the shape, and with which constants. */
+static int
+s1_ok (const SimclrConvShape *s)
+{
+  return s->KH == 3 && s->KW == 3 && s->stride == 1 && s->pad == 1 &&
+      (s->OC == 16 || s->OC == 32) && s->W <= S1_MAX_W &&
+      (s->C == 16 || s->C == 32 || s->C == 64);
+}
+
 /* out (B,OH,OW,OC) for images [b0, b1): = conv + bias, or += conv. */
 __attribute__ ((target (AVX512))) static void
 avx512_forward (float *out, const float *inp, const float *wp,
     const float *bias, int accumulate, const SimclrConvShape *s, int b0,
     int b1)
 {
+  if (s1_ok (s)) {
+    /* R*NV accumulators, 3*NV weights and a broadcast */
+    /* R divides the row where it can: 14 or 7 pixels per block at 16
+     * output channels, 7 at 32 (R > 7 would not leave room for 6 weight
+     * vectors) */
+    const int r7 = s->OC == 32 || s->W % 14 != 0;
+    const int key = s->OC / 16 * 1000 + r7 * 100 + s->C;
+    switch (key) {
+      case 1016:
+        s1_rows (1, 14, 16, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 1032:
+        s1_rows (1, 14, 32, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 1064:
+        s1_rows (1, 14, 64, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 1116:
+        s1_rows (1, 7, 16, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 1132:
+        s1_rows (1, 7, 32, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 1164:
+        s1_rows (1, 7, 64, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 2116:
+        s1_rows (2, 7, 16, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 2132:
+        s1_rows (2, 7, 32, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+      case 2164:
+        s1_rows (2, 7, 64, out, inp, wp, bias, accumulate, s, b0, b1);
+        return;
+    }
+  }
   /* R*NV accumulators, NV weights and a broadcast within 32 registers */
   switch (s->OC % 64 == 0 ? 4 : s->OC / 16) {
     case 1:
@@ -268,12 +416,97 @@ dw_rows (const int NV, const int CB, float *dwp, const float *inp,
     }
 }
 
+/* Weight gradient of a 3x3 stride-1 pad-1 convolution with 16 output
+ * channels, sliding along the row as s1_block does: the three taps
+ * kw = 0, 1, 2 of one (kh, input-channel block) are accumulated together,
+ * each input value broadcast once against the dout vectors of the three
+ * outputs it reaches (held in registers as the window slides), so a
+ * broadcast serves 3*NV multiply-adds. acc[kw][j][v] is the packed
+ * gradient dwp[kh][kw][c0 + j][16 v ..], kept in registers over the chunk. */
+KERNEL void
+dw_s1_block (const int NV, const int CB, float *dwp, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1, int kh,
+    int c0)
+{
+  const int C = s->C, OC = s->OC, H = s->H, W = s->W;
+  __m512 acc[3][8][2];
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 8
+    for (int j = 0; j < CB; j++)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++)
+        acc[kw][j][v] = _mm512_loadu_ps (dwp + (((size_t) kh * 3 + kw) * C +
+                c0 + j) * OC + 16 * v);
+  for (int b = b0; b < b1; b++)
+    for (int oh = 0; oh < H; oh++) {
+      int ih = oh - 1 + kh;
+      if (ih < 0 || ih >= H)
+        continue;
+      const float *x = inp + ((size_t) b * H + ih) * W * C + c0;
+      const float *d = dout + ((size_t) b * H + oh) * W * OC;
+      /* dv[0]: dout at ow = iw + 1 (kw = 0), dv[1]: iw (kw = 1), dv[2]:
+       * iw - 1 (kw = 2); zero outside the row */
+      __m512 dv[3][2];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) {
+        dv[2][v] = _mm512_setzero_ps ();
+        dv[1][v] = _mm512_setzero_ps ();
+        dv[0][v] = _mm512_loadu_ps (d + 16 * v);
+      }
+      for (int iw = 0; iw < W; iw++, x += C) {
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+          dv[2][v] = dv[1][v];
+          dv[1][v] = dv[0][v];
+          dv[0][v] = iw + 1 < W ?
+              _mm512_loadu_ps (d + (size_t) (iw + 1) * OC + 16 * v) :
+              _mm512_setzero_ps ();
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < CB; j++) {
+          __m512 xb = _mm512_set1_ps (x[j]);
+#pragma GCC unroll 3
+          for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+              acc[kw][j][v] = _mm512_fmadd_ps (xb, dv[kw][v], acc[kw][j][v]);
+        }
+      }
+    }
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 8
+    for (int j = 0; j < CB; j++)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++)
+        _mm512_storeu_ps (dwp + (((size_t) kh * 3 + kw) * C + c0 + j) * OC +
+            16 * v, acc[kw][j][v]);
+}
+
+/* Whether dw_s1_block serves the shape: 3x3 s1 p1 with 16 outputs, input
+ * channels in whole blocks of 8. (At 32 outputs, NV = 2 with blocks of 4,
+ * it measured the same as dw_block, which stays.) */
+static int
+dw_s1_ok (const SimclrConvShape *s)
+{
+  return s->KH == 3 && s->KW == 3 && s->stride == 1 && s->pad == 1 &&
+      s->OC == 16 && s->C % 8 == 0;
+}
+
 /* dwp (KH, KW, C, OC) += dout^T x columns of images [b0, b1): the weight
  * gradient in the packed layout. */
 __attribute__ ((target (AVX512))) static void
 avx512_dweight (float *dwp, const float *inp, const float *dout,
     const SimclrConvShape *s, int b0, int b1)
 {
+  if (dw_s1_ok (s)) {
+    /* 3*CB*NV accumulators + 3*NV dout vectors + a broadcast */
+    for (int kh = 0; kh < 3; kh++)
+      for (int c0 = 0; c0 < s->C; c0 += 8)
+        dw_s1_block (1, 8, dwp, inp, dout, s, b0, b1, kh, c0);
+    return;
+  }
   /* CB*NV accumulators + NV dout vectors + a broadcast within 32
    * registers; wider layers in groups of 32 channels. */
   if (s->OC == 16) {

@@ -440,6 +440,12 @@ static const ConvSpec conv_fast_specs[] = {
   {"oc64-c48-s2-ow4", 3, 7, 7, 48, 64, 3, 3, 2, 1, 0, 1},
   {"gather-s2-c64-oc128", 2, 7, 7, 64, 128, 3, 3, 2, 1, 0, 2},
   {"1x1-s2-c32-oc64", 3, 14, 14, 32, 64, 1, 1, 2, 0, 0, 2},
+  /* AVX-512 sliding 3x3 s1 rows: 16 outputs over rows of 14 and 7
+   * (W 28, 9), 32 outputs from 64 inputs, rows shorter than a block */
+  {"s1-c16-oc16-w28", 2, 5, 28, 16, 16, 3, 3, 1, 1, 1, 2},
+  {"s1-c64-oc16-w9", 2, 4, 9, 64, 16, 3, 3, 1, 1, 0, 1},
+  {"s1-c64-oc32-w3", 3, 3, 3, 64, 32, 3, 3, 1, 1, 1, 2},
+  {"s1-c32-oc16-w16", 2, 3, 16, 32, 16, 3, 3, 1, 1, 0, 1},
 };
 
 /* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# compare-peer-pretrain.sh: end-to-end Fashion-MNIST pretraining throughput,
+# augmentation included, of our pipeline (pipelines/pretrain-fashion-mnist.sh:
+# simclrdatasetsrc ! simclraugment ! queue ! simclrencoder ! ntxentsink) beside
+# the PyTorch peer's own loop (torch_simclr.py --bench pretrain: DataLoader
+# with torchvision's SimCLR transform, the same ResNet-18 w0.25 and NT-Xent),
+# alternating the two for several rounds, as views per second (2 views per
+# image) with min / median / max over the rounds and the ratio of medians.
+#
+# Ours: the sustained rate is the mean of the sink's per-interval
+# views-per-second (metrics CSV) after the first two intervals (start-up:
+# data set load, model set-up). Peer: its RESULT views_per_s (2 N steps /
+# wall time of the loop). Both: batch N = 256 images (512 views), width
+# 0.25, crop scale from 0.2, 2 cores. PyTorch suffers far more than we do
+# from other jobs on the cores: quote figures from a quiet machine only.
+#
+# Usage: bench/compare-peer-pretrain.sh [--rounds R] [--steps S] [--minutes M]
+#            [--ranks K] [--channels-last | --nchw]
+#   --rounds R   alternations (default 3)
+#   --steps S    our run's steps (default 240: about 3 minutes at 700 views/s)
+#   --minutes M  the peer's time budget (default 3)
+#   --ranks K    ours on K MPI ranks (default 2, the main job's set-up; 1 = one
+#                process with 2 encoder threads)
+#   --nchw       the peer without --channels-last (default channels_last, its
+#                faster layout for this model on AVX-512 CPUs)
+# About 2 x R x 3.5 minutes. Needs the MPI build for --ranks > 1,
+# python3-torch, torchvision and dataset-fashion-mnist.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+. "$root/scripts/env.sh"
+peer=${PEER:-$root/../shared/peer/torch_simclr.py}
+if [ ! -f "$peer" ] && common=$(git -C "$root" rev-parse --path-format=absolute \
+    --git-common-dir 2>/dev/null); then
+  peer=$(dirname "$(dirname "$common")")/shared/peer/torch_simclr.py
+fi
+py=/usr/bin/python3
+rounds=3 steps=240 minutes=3 ranks=2 cl=--channels-last
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rounds) rounds=$2; shift ;;
+    --steps) steps=$2; shift ;;
+    --minutes) minutes=$2; shift ;;
+    --ranks) ranks=$2; shift ;;
+    --channels-last) cl=--channels-last ;;
+    --nchw) cl="" ;;
+    *) echo "usage: $0 [--rounds R] [--steps S] [--minutes M] [--ranks K] [--nchw]" >&2
+       exit 2 ;;
+  esac
+  shift
+done
+if [ ! -f "$peer" ]; then
+  echo "compare-peer-pretrain: no peer script at $peer (set PEER)" >&2
+  exit 2
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+stats () {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.1f %.1f %.1f", v[1], m, v[NR] }'
+}
+
+if [ "$ranks" -gt 1 ]; then
+  ours_args=(--ranks "$ranks")
+else
+  ours_args=(--threads 2)
+fi
+
+echo "# compare-peer-pretrain: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "# ours: pretrain-fashion-mnist.sh --steps $steps --batch-size 256 --crop-min 0.2 ${ours_args[*]}"
+echo "# peer: torch_simclr.py --bench pretrain --minutes $minutes --batch 256 --width 0.25 --crop-min 0.2 --workers 1 --threads 2 $cl"
+echo "# load at start $(cut -d' ' -f1-3 /proc/loadavg)"
+ours=() theirs=()
+for r in $(seq 1 "$rounds"); do
+  for side in ours peer; do
+    [ $((r % 2)) = 0 ] && side=$([ $side = ours ] && echo peer || echo ours)
+    if [ $side = ours ]; then
+      rm -rf "$out/ours"
+      OPENBLAS_NUM_THREADS=1 bash "$root/pipelines/pretrain-fashion-mnist.sh" \
+        --steps "$steps" --batch-size 256 --crop-min 0.2 --interval 10 \
+        --checkpoint-interval 100000 "${ours_args[@]}" --out "$out/ours" \
+        > "$out/ours.log" 2>&1
+      v=$(awk -F, 'NR > 3 { s += $7; n++ } END { if (n) printf "%.1f", s / n; else print "nan" }' \
+        "$out/ours/metrics.csv" 2>/dev/null)
+      ours+=("${v:-nan}")
+      echo "# round $r ours: $v views/s ($(tail -n +2 "$out/ours/metrics.csv" 2>/dev/null | wc -l) intervals)"
+    else
+      "$py" "$peer" --bench pretrain --minutes "$minutes" --batch 256 \
+        --width 0.25 --tau 0.2 --crop-min 0.2 --workers 1 --threads 2 $cl \
+        --ckpt "$out/peer.pt" > "$out/peer.log" 2>&1
+      v=$("$py" -c "import json,sys
+r=json.loads(open(sys.argv[1]).read().split('RESULT ',1)[1]); print(f\"{r['views_per_s']:.1f}\")" \
+        "$out/peer.log" 2>/dev/null)
+      theirs+=("${v:-nan}")
+      echo "# round $r peer: $v views/s"
+    fi
+  done
+done
+echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+set -- $(stats "${ours[@]}"); o_min=$1 o_med=$2 o_max=$3
+set -- $(stats "${theirs[@]}"); p_min=$1 p_med=$2 p_max=$3
+printf '\n| end-to-end pretraining views/s (Fashion-MNIST, augmentation included) | median (min-max) |\n|---|---|\n'
+printf '| gst-simclr pipeline | %s (%s-%s) |\n' "$o_med" "$o_min" "$o_max"
+printf '| PyTorch peer --bench pretrain | %s (%s-%s) |\n' "$p_med" "$p_min" "$p_max"
+printf '| ratio of medians | %s |\n' "$(awk -v a="$o_med" -v b="$p_med" 'BEGIN { printf "%.2fx", a / b }')"
