@@ -352,21 +352,22 @@ bench_config (const BenchConfig *bc, int batch, int reps, double min_seconds,
     profile_steps (t, views, rows, per_rep > 3 ? per_rep : 3, profile > 1);
 
   if (infer) {
-    /* Inference: encoder only, eval mode, batch N images. */
-    float *x = malloc (sizeof (float) * per * batch);
+    /* Inference: encoder only, eval mode, batch N uint8 images through
+     * the frame entry (the / 255 included, as in embed mode). */
+    SimclrFrame *x = malloc (sizeof (SimclrFrame) * batch);
     float *h = malloc (sizeof (float) * simclr_model_feature_dim (m) * batch);
-    for (size_t i = 0; i < per * batch; i++)
-      x[i] = views[i] / 255.0f;
-    simclr_model_forward (m, x, batch, 0, h, NULL, &err);
+    simclr_frames_packed (x, views, batch, bc->size, bc->channels);
+    simclr_model_forward_frames (m, x, batch, bc->channels, 0, h, NULL, &err);
     t0 = now_seconds ();
-    simclr_model_forward (m, x, batch, 0, h, NULL, &err);
+    simclr_model_forward_frames (m, x, batch, bc->channels, 0, h, NULL, &err);
     double one = now_seconds () - t0;
     int ir = (int) ceil (min_seconds / one);
     double *ts = calloc (reps, sizeof (double));
     for (int r = 0; r < reps; r++) {
       t0 = now_seconds ();
       for (int i = 0; i < ir; i++)
-        simclr_model_forward (m, x, batch, 0, h, NULL, &err);
+        simclr_model_forward_frames (m, x, batch, bc->channels, 0, h, NULL,
+            &err);
       ts[r] = (now_seconds () - t0) / ir;
     }
     Summary is = summarize (ts, reps);
