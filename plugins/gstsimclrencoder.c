@@ -95,7 +95,13 @@
  * ! simclrnoveltyfilter embedding=meta keep-ratio=0.05`.
  *
  * Non-square input caps are refused with an error naming the fix (crop or
- * scale to a square).
+ * scale to a square). When the model is known at start (embed mode,
+ * resume-from) and upstream cannot produce its size and format at all, the
+ * READY->PAUSED change fails with a CORE/NEGOTIATION error naming the
+ * model's caps and the ones upstream offers. A training stream that ends
+ * before a first step (fewer samples than #GstSimclrEncoder:batch-size) is
+ * a LIBRARY/SETTINGS error naming batch-size, and no checkpoint is written:
+ * an untrained model never replaces a checkpoint file.
  *
  * ## Data-parallel training (mpirun)
  *
@@ -603,6 +609,48 @@ gst_simclr_encoder_src_event (GstPad * pad, GstObject * parent,
 
 /* ---- state ------------------------------------------------------------------ */
 
+/* Once a model is known (embed mode, resume-from), checks that upstream can
+ * produce its frames at all, so that a caps mistake fails the READY->PAUSED
+ * change with an error naming both sides. Otherwise the upstream source
+ * found out by itself a moment later, in its streaming thread, and posted
+ * only "Internal data stream error ... not-negotiated"; gst-launch-1.0 1.22
+ * could even hang on it (an error before its main loop runs is lost; issue
+ * 15). Not linked yet (decodebin): no check. */
+static gboolean
+gst_simclr_encoder_check_upstream (GstSimclrEncoder * self)
+{
+  GstCaps *ours, *peer = NULL;
+  gint size, channels;
+  gchar *o, *p;
+
+  GST_OBJECT_LOCK (self);
+  size = self->caps_size;
+  channels = self->caps_channels;
+  GST_OBJECT_UNLOCK (self);
+  if (size <= 0)
+    return TRUE;
+  ours = gst_pad_query_caps (self->sinkpad, NULL);
+  if (gst_simclr_peer_can_negotiate (self->sinkpad, ours, &peer)) {
+    gst_caps_unref (ours);
+    return TRUE;
+  }
+  o = gst_caps_to_string (ours);
+  p = gst_caps_to_string (peer);
+  GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+      ("The model of \"%s\" takes %dx%d %s frames, which upstream cannot "
+          "produce: it offers %s. Add videoscale and videoconvert before "
+          "simclrencoder (or a caps filter video/x-raw,width=%d,height=%d,"
+          "format=%s).", self->model_origin ? self->model_origin : "",
+          size, size, channels == 1 ? "GRAY8" : "RGB", p, size, size,
+          channels == 1 ? "GRAY8" : "RGB"),
+      ("the encoder accepts %s", o));
+  g_free (o);
+  g_free (p);
+  gst_caps_unref (ours);
+  gst_caps_unref (peer);
+  return FALSE;
+}
+
 static GstStateChangeReturn
 gst_simclr_encoder_change_state (GstElement * element,
     GstStateChange transition)
@@ -617,7 +665,8 @@ gst_simclr_encoder_change_state (GstElement * element,
       GST_OBJECT_UNLOCK (self);
       gst_simclr_gradient_wait_set_flushing (&self->grad, FALSE);
       gst_simclr_gradient_wait_set_shutdown (&self->grad, FALSE);
-      if (!gst_simclr_encoder_start (self)) {
+      if (!gst_simclr_encoder_start (self)
+          || !gst_simclr_encoder_check_upstream (self)) {
         gst_simclr_encoder_reset (self);
         return GST_STATE_CHANGE_FAILURE;
       }

@@ -100,6 +100,7 @@ struct _GstSimclrEncoder
   SimclrBatcher *batcher;       /* views -> batches of the trainer's N */
   gboolean saved;
   guint64 last_saved_step;
+  guint64 run_first_step;       /* the trainer's step when this run began */
   gboolean warned_horizon;
   gboolean warned_unpaired;
   gboolean warned_view;
@@ -138,7 +139,7 @@ gboolean gst_simclr_encoder_train_setup (GstSimclrEncoder * self);
 void gst_simclr_encoder_train_free (GstSimclrEncoder * self);
 GstFlowReturn gst_simclr_encoder_chain_train (GstSimclrEncoder * self,
     GstBuffer * buf);
-void gst_simclr_encoder_train_drop (GstSimclrEncoder * self,
+gint gst_simclr_encoder_train_drop (GstSimclrEncoder * self,
     const gchar * why);
 void gst_simclr_encoder_train_eos (GstSimclrEncoder * self);
 

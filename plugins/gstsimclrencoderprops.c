@@ -74,6 +74,11 @@ enum
 #define DEFAULT_MONITOR_SAMPLES 1000
 
 #define MAX_BATCH_SIZE 32768
+/* Ranges are what the core accepts (issue 15): the optimiser needs a
+ * positive, finite learning rate and a momentum below 1. */
+#define MIN_LEARNING_RATE 1e-12
+#define MAX_LEARNING_RATE 1e4
+#define MAX_MOMENTUM 0.9999
 #define MAX_EMBED_BATCH 4096
 
 /* ---- enum types ---------------------------------------------------------- */
@@ -289,12 +294,14 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
    *
    * Base learning rate, scaled by lr-scaling: the peak rate is
    * learning-rate x N / 256 (linear) or learning-rate x sqrt (N) (sqrt;
-   * SimCLR uses 0.075 there).
+   * SimCLR uses 0.075 there). The range is what the optimiser accepts
+   * (issue 15: it used to say 0 - 1.8e308 and refuse 0 at start).
    */
   g_object_class_install_property (gobject_class, PROP_LEARNING_RATE,
       g_param_spec_double ("learning-rate", "Learning rate",
           "Base learning rate before lr-scaling (peak = base x N / 256 or "
-          "base x sqrt (N))", 0.0, G_MAXDOUBLE, DEFAULT_LEARNING_RATE, rw));
+          "base x sqrt (N)); must be > 0", MIN_LEARNING_RATE,
+          MAX_LEARNING_RATE, DEFAULT_LEARNING_RATE, rw));
   g_object_class_install_property (gobject_class, PROP_LR_SCALING,
       g_param_spec_enum ("lr-scaling", "Learning-rate scaling",
           "How the base learning rate scales with batch-size",
@@ -306,7 +313,7 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
           DEFAULT_WEIGHT_DECAY, rw));
   g_object_class_install_property (gobject_class, PROP_MOMENTUM,
       g_param_spec_double ("momentum", "Momentum",
-          "Momentum of the optimiser (0 = none; must be below 1)", 0.0, 1.0,
+          "Momentum of the optimiser (0 = none; below 1)", 0.0, MAX_MOMENTUM,
           DEFAULT_MOMENTUM, rw));
   /**
    * GstSimclrEncoder:warmup-steps:

@@ -108,6 +108,7 @@ gst_simclr_encoder_resume (GstSimclrEncoder * self)
         &err);
     return FALSE;
   }
+  self->run_first_step = (guint64) simclr_trainer_get_step (self->trainer);
   if (simclr_trainer_local_batch (self->trainer) != s->batch_size)
     GST_INFO_OBJECT (self, "%s was trained with batch-size %d: using it "
         "instead of %d", s->resume_from,
@@ -188,6 +189,7 @@ gst_simclr_encoder_train_new (GstSimclrEncoder * self, gint size,
     post_settings_error (self, &err);
     return FALSE;
   }
+  self->run_first_step = 0;
   if (!gst_simclr_encoder_join (self))
     return FALSE;
   GST_INFO_OBJECT (self, "new %s width %g %s stem, %dx%dx%d, N %d",
@@ -642,13 +644,14 @@ add_failed:
 }
 
 /* Drops the views of an incomplete batch (EOS, flush). */
-void
+/* Returns the samples dropped (complete and unpaired). */
+gint
 gst_simclr_encoder_train_drop (GstSimclrEncoder * self, const gchar * why)
 {
   gint complete = 0, unpaired = 0;
 
   if (!self->batcher)
-    return;
+    return 0;
   simclr_batcher_clear (self->batcher, &complete, &unpaired);
   if (complete > 0)
     GST_INFO_OBJECT (self, "%s: dropping a partial batch of %d samples "
@@ -657,14 +660,35 @@ gst_simclr_encoder_train_drop (GstSimclrEncoder * self, const gchar * why)
   if (unpaired > 0)
     GST_WARNING_OBJECT (self, "%s: dropping %d samples whose views did not "
         "all come", why, unpaired);
+  return complete + unpaired;
 }
 
 /* EOS: the partial batch goes, the final checkpoint is written (unless the
- * interval just wrote this step), then the last epoch's kNN. */
+ * interval just wrote this step), then the last epoch's kNN. A run that
+ * took no step writes no checkpoint: it would hold an untrained model (or
+ * the resumed one unchanged) and could replace a good file; when samples
+ * came but fewer than a batch, that is an error naming batch-size (issue
+ * 15: batch-size larger than the data set used to end silently). */
 void
 gst_simclr_encoder_train_eos (GstSimclrEncoder * self)
 {
-  gst_simclr_encoder_train_drop (self, "EOS");
+  gint dropped = gst_simclr_encoder_train_drop (self, "EOS");
+
+  if (self->trainer && (guint64) simclr_trainer_get_step (self->trainer) ==
+      self->run_first_step) {
+    if (dropped > 0)
+      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+          ("Property batch-size = %d is larger than the stream: it ended "
+              "after %d samples, before a first training step. No "
+              "checkpoint was written. Lower batch-size, or give the "
+              "source more samples (num-samples, epochs).",
+              self->run.batch_size, dropped), (NULL));
+    else
+      GST_ELEMENT_WARNING (self, STREAM, FAILED,
+          ("No training sample reached simclrencoder before the end of the "
+              "stream: no step, no checkpoint written."), (NULL));
+    return;
+  }
   if (self->trainer && !(self->saved && self->last_saved_step ==
           (guint64) simclr_trainer_get_step (self->trainer)))
     gst_simclr_encoder_save (self);

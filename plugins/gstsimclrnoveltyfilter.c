@@ -245,14 +245,15 @@ gst_simclr_novelty_filter_class_init (GstSimclrNoveltyFilterClass * klass)
    * GstSimclrNoveltyFilter:threshold:
    *
    * A frame passes when its best cosine similarity to the kept frames is
-   * below this. Valid range [-1, 1]; other values stop the element at start
-   * with an error naming this property.
+   * below this. The range is [-1, 1] (issue 15: it used to show +-1.8e308
+   * and refuse the rest at start); GLib refuses other values when they are
+   * set, with a warning naming the property.
    */
   g_object_class_install_property (gobject_class, PROP_THRESHOLD,
       g_param_spec_double ("threshold", "Threshold",
           "Cosine similarity in [-1, 1]: a frame passes when its highest "
           "similarity to the remembered kept frames is below it (ignored "
-          "when keep-ratio > 0)", -G_MAXDOUBLE, G_MAXDOUBLE,
+          "when keep-ratio > 0)", -1.0, 1.0,
           DEFAULT_THRESHOLD, rw | GST_PARAM_MUTABLE_PLAYING));
   /**
    * GstSimclrNoveltyFilter:keep-ratio:
@@ -262,7 +263,7 @@ gst_simclr_novelty_filter_class_init (GstSimclrNoveltyFilterClass * klass)
   g_object_class_install_property (gobject_class, PROP_KEEP_RATIO,
       g_param_spec_double ("keep-ratio", "Keep ratio",
           "0: use threshold; r in (0, 1]: the threshold follows the stream "
-          "so that about r of the frames pass", -G_MAXDOUBLE, G_MAXDOUBLE, DEFAULT_KEEP_RATIO,
+          "so that about r of the frames pass", 0.0, 1.0, DEFAULT_KEEP_RATIO,
           rw | GST_PARAM_MUTABLE_READY));
   /**
    * GstSimclrNoveltyFilter:memory:

@@ -10,6 +10,10 @@
  * temporary file left by simclrnpysink. Elements may refuse settings and
  * data with an element error: that is the contract.
  *
+ * simclrencoder runs in embed mode on tiny checkpoints made here and in
+ * train mode inside a bin with ntxentsink (which sends the gradients back);
+ * ntxentsink also alone on random embedding rows (NaN among them).
+ *
  * Environment: SIMCLR_HARNESS_FUZZ_SECONDS (default 3) per element,
  * SIMCLR_HARNESS_FUZZ_SEED (default 15; the seed of a failing round is
  * printed with the properties it set, so a failure reproduces).
@@ -24,6 +28,8 @@
 #include <turbojpeg.h>
 
 #include "gstsimclr.h"
+#include "simclr/checkpoint.h"
+#include "simclr/model.h"
 
 static gchar *tmp_root;
 static gdouble seconds_per_element = 3.0;
@@ -173,12 +179,33 @@ random_side (GRand * r)
   }
 }
 
+/* When set (> 0), half of the random caps are square frames of this side
+ * (an element that takes one size only, e.g. a model's input). */
+static gint bias_side;
+static GstVideoFormat bias_format;       /* UNKNOWN: RGB or GRAY8 */
+static gdouble bias_prob = 0.5;
+/* When TRUE, most frames carry the metas of consecutive view pairs. */
+static gboolean paired_views;
+/* 1 in @calm pushes sends EOS or a flush; 1 in @calm / 5 steps of the
+ * main loop changes state or caps (higher: more data flows between). */
+static gint calm = 16;
+/* Rounds of the train test in which ntxentsink saw a step. */
+static guint64 rounds_with_steps;
+/* Steps of the main loop per round (each sleeps up to 3 ms). */
+static gint round_ops = 40;
+
 static GstCaps *
 random_video_caps (GRand * r, GstVideoInfo * info)
 {
   GstVideoFormat f = g_rand_boolean (r) ? GST_VIDEO_FORMAT_RGB :
       GST_VIDEO_FORMAT_GRAY8;
-  gst_video_info_set_format (info, f, random_side (r), random_side (r));
+  if (bias_side > 0 && g_rand_double (r) < bias_prob) {
+    if (bias_format != GST_VIDEO_FORMAT_UNKNOWN)
+      f = bias_format;
+    gst_video_info_set_format (info, f, bias_side, bias_side);
+  } else {
+    gst_video_info_set_format (info, f, random_side (r), random_side (r));
+  }
   if (g_rand_boolean (r)) {
     GST_VIDEO_INFO_FPS_N (info) = g_rand_int_range (r, 0, 61);
     GST_VIDEO_INFO_FPS_D (info) = 1;
@@ -215,7 +242,11 @@ random_video_buffer (GRand * r, const GstVideoInfo * info, guint64 n)
     gst_buffer_add_video_meta_full (b, GST_VIDEO_FRAME_FLAG_NONE,
         GST_VIDEO_INFO_FORMAT (info), w, h, 1, offset, strides);
   }
-  if (g_rand_boolean (r))
+  if (paired_views && g_rand_int_range (r, 0, 8))
+    /* what simclraugment sends: view 0 then view 1 of each sample */
+    gst_buffer_add_simclr_frame_meta (b, n / 2, (gint) (n % 2),
+        (gint) (n / 2 % 10), 0);
+  else if (g_rand_boolean (r))
     gst_buffer_add_simclr_frame_meta (b, g_rand_int_range (r, 0, 50),
         g_rand_int_range (r, -1, 3), g_rand_int_range (r, -1, 10),
         g_rand_int_range (r, 0, 3));
@@ -324,10 +355,10 @@ pusher_func (gpointer data)
       g_atomic_int_set (&p->need_events, 1);
       g_usleep (200);
     }
-    if (g_rand_int_range (p->r, 0, 16) == 0)
+    if (g_rand_int_range (p->r, 0, calm) == 0)
       gst_pad_push_event (p->h->srcpad, g_rand_boolean (p->r) ?
           gst_event_new_eos () : gst_event_new_flush_start ());
-    if (g_rand_int_range (p->r, 0, 16) == 0) {
+    if (g_rand_int_range (p->r, 0, calm) == 0) {
       gst_pad_push_event (p->h->srcpad, gst_event_new_flush_stop (TRUE));
       g_atomic_int_set (&p->need_events, 1);
     }
@@ -357,8 +388,20 @@ static void
 flush_bus (GstBus * bus)
 {
   GstMessage *m;
-  while ((m = gst_bus_pop (bus)))
+  while ((m = gst_bus_pop (bus))) {
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR
+        || GST_MESSAGE_TYPE (m) == GST_MESSAGE_WARNING) {
+      GError *err = NULL;
+      if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR)
+        gst_message_parse_error (m, &err, NULL);
+      else
+        gst_message_parse_warning (m, &err, NULL);
+      GST_INFO ("%s from %s: %s", GST_MESSAGE_TYPE_NAME (m),
+          GST_MESSAGE_SRC_NAME (m), err->message);
+      g_error_free (err);
+    }
     gst_message_unref (m);
+  }
 }
 
 /* A watchdog: a round that does not finish in @limit seconds is a hang. */
@@ -412,15 +455,41 @@ watchdog_stop (Watchdog * w, GThread * t)
 
 typedef void (*SetupFunc) (GRand * r, GstElement * e, GString * log);
 
+/* randomize_properties on @e, or on each element of a bin. */
+static void
+randomize_all (GRand * r, GstElement * e, const gchar * const *skip,
+    GString * log)
+{
+  if (GST_IS_BIN (e)) {
+    GstIterator *it = gst_bin_iterate_elements (GST_BIN (e));
+    GValue item = G_VALUE_INIT;
+    while (gst_iterator_next (it, &item) == GST_ITERATOR_OK) {
+      GstElement *child = g_value_get_object (&item);
+      g_string_append_printf (log, " [%s]", GST_OBJECT_NAME (child));
+      randomize_properties (r, child, skip, log);
+      g_value_reset (&item);
+    }
+    g_value_unset (&item);
+    gst_iterator_free (it);
+  } else {
+    randomize_properties (r, e, skip, log);
+  }
+}
+
 /* One round on a filter/sink @factory: new element, random properties (plus
  * @setup), random caps, a pusher thread, random state changes and caps
  * changes from this thread for about @ops steps. */
+/* @setup runs before the harness adds the element (it must then be
+ * playable); @fixup after each random draw (to keep some properties within
+ * what a test process can afford). */
 static void
 fuzz_filter_round (const gchar * factory, guint64 seed, gboolean video,
-    const gchar * const *skip, SetupFunc setup, gint ops)
+    const gchar * const *skip, SetupFunc setup, SetupFunc fixup, gint ops)
 {
   GRand *r = g_rand_new_with_seed ((guint32) seed);
-  GstElement *e = gst_element_factory_make (factory, NULL);
+  GstElement *e = strchr (factory, '!') ?
+      gst_parse_bin_from_description (factory, TRUE, NULL) :
+      gst_element_factory_make (factory, NULL);
   GString *log = g_string_new (NULL);
   GstHarness *h;
   GstBus *bus = gst_bus_new ();
@@ -451,7 +520,9 @@ fuzz_filter_round (const gchar * factory, guint64 seed, gboolean video,
   h = gst_harness_new_with_element (e, "sink", has_src ? "src" : NULL);
   gst_object_unref (e);         /* the harness holds it until teardown */
   gst_element_set_state (e, GST_STATE_NULL);
-  randomize_properties (r, e, skip, log);
+  randomize_all (r, e, skip, log);
+  if (fixup)
+    fixup (r, e, log);
   g_free (what);
   what = g_strdup (log->str);
   GST_INFO ("%s", what);
@@ -473,7 +544,7 @@ fuzz_filter_round (const gchar * factory, guint64 seed, gboolean video,
   t = g_thread_new ("pusher", pusher_func, &p);
 
   for (gint i = 0; i < ops; i++) {
-    gint op = g_rand_int_range (r, 0, 10);
+    gint op = g_rand_int_range (r, 0, 10 * calm / 16);
     if (op < 3) {
       GstState s = states[g_rand_int_range (r, 0, 4)];
       gst_element_set_state (e, s);
@@ -492,13 +563,27 @@ fuzz_filter_round (const gchar * factory, guint64 seed, gboolean video,
     } else if (op == 4) {
       /* a property change while data flows (mutable ones apply, others
        * are ignored by GLib's flags check or refused by the element) */
-      randomize_properties (r, e, skip, log);
+      randomize_all (r, e, skip, log);
+      if (fixup)
+        fixup (r, e, log);
     }
     drain (h);
     flush_bus (bus);
     g_usleep (g_rand_int_range (r, 0, 3000));
   }
   g_atomic_int_set (&p.running, 0);
+  if (GST_IS_BIN (e)) {
+    /* train mode: did steps happen? (ntxentsink's step is 0-based) */
+    GstElement *sink = gst_bin_get_by_name (GST_BIN (e), "s");
+    if (sink) {
+      guint64 step = 0;
+      gdouble loss = 0;
+      g_object_get (sink, "step", &step, "last-loss", &loss, NULL);
+      if (loss != 0 || step > 0)
+        rounds_with_steps++;
+      gst_object_unref (sink);
+    }
+  }
   /* a pusher blocked in the element is woken by the flush of going down */
   gst_element_set_state (e, GST_STATE_NULL);
   g_thread_join (t);
@@ -517,20 +602,32 @@ fuzz_filter_round (const gchar * factory, guint64 seed, gboolean video,
 }
 
 static void
-fuzz_element_for_a_while (const gchar * factory, gboolean video,
-    const gchar * const *skip, SetupFunc setup)
+fuzz_element_for_a_while_full (const gchar * factory, gboolean video,
+    const gchar * const *skip, SetupFunc setup, SetupFunc fixup)
 {
   gint64 end = g_get_monotonic_time () +
       (gint64) (seconds_per_element * G_USEC_PER_SEC);
   guint64 round = 0;
   do {
     fuzz_filter_round (factory, base_seed * 1000003 + round, video, skip,
-        setup, 40);
+        setup, fixup, round_ops);
     round++;
   } while (g_get_monotonic_time () < end);
   GST_INFO ("%s: %" G_GUINT64_FORMAT " rounds", factory, round);
-  g_print ("# %s: %" G_GUINT64_FORMAT " rounds in %.1f s\n", factory, round,
-      seconds_per_element);
+  if (strchr (factory, '!'))
+    g_print ("# simclrencoder ! ntxentsink: %" G_GUINT64_FORMAT " rounds in "
+        "%.1f s, %" G_GUINT64_FORMAT " with training steps\n", round,
+        seconds_per_element, rounds_with_steps);
+  else
+    g_print ("# %s: %" G_GUINT64_FORMAT " rounds in %.1f s\n", factory,
+        round, seconds_per_element);
+}
+
+static void
+fuzz_element_for_a_while (const gchar * factory, gboolean video,
+    const gchar * const *skip, SetupFunc setup)
+{
+  fuzz_element_for_a_while_full (factory, video, skip, setup, NULL);
 }
 
 /* ---- simclraugment ------------------------------------------------------ */
@@ -614,6 +711,117 @@ GST_START_TEST (test_fuzz_simclrnoveltyfilter)
   }
   gst_object_unref (gst_element_factory_find ("simclrnoveltyfilter"));
   fuzz_element_for_a_while ("simclrnoveltyfilter", TRUE, skip, novelty_setup);
+}
+
+GST_END_TEST;
+
+/* ---- simclrencoder (embed) ---------------------------------------------- */
+
+static gchar *ckpt_gray8, *ckpt_rgb12;
+
+static void
+encoder_embed_setup (GRand * r, GstElement * e, GString * log)
+{
+  gboolean rgb = g_rand_boolean (r);
+  gst_util_set_object_arg (G_OBJECT (e), "mode", "embed");
+  g_object_set (e, "checkpoint-location", rgb ? ckpt_rgb12 : ckpt_gray8,
+      NULL);
+  bias_side = rgb ? 12 : 8;
+  bias_format = rgb ? GST_VIDEO_FORMAT_RGB : GST_VIDEO_FORMAT_GRAY8;
+  g_string_append_printf (log, " mode=embed checkpoint=%s",
+      rgb ? "rgb12" : "gray8");
+}
+
+GST_START_TEST (test_fuzz_simclrencoder_embed)
+{
+  const gchar *skip[] = { "mode", NULL };
+  fuzz_element_for_a_while ("simclrencoder", TRUE, skip,
+      encoder_embed_setup);
+  bias_side = 0;
+}
+
+GST_END_TEST;
+
+/* ---- simclrencoder ! ntxentsink (train) -------------------------------- */
+
+static void
+train_setup (GRand * r, GstElement * bin, GString * log)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (bin), "e");
+  gchar *ckpt = g_build_filename (tmp_root, "train.safetensors", NULL);
+  g_object_set (e, "batch-size", 2, "width", 0.25, "total-steps",
+      (guint64) 20, "warmup-steps", (guint64) 1, "checkpoint-location",
+      g_rand_boolean (r) ? ckpt : NULL, NULL);
+  /* square frames of one side per round, most of the time: the model's
+   * input is fixed once it exists */
+  bias_side = 8 + g_rand_int_range (r, 0, 9);
+  bias_format = g_rand_boolean (r) ? GST_VIDEO_FORMAT_RGB :
+      GST_VIDEO_FORMAT_GRAY8;
+  bias_prob = 0.95;
+  paired_views = TRUE;
+  calm = 64;
+  round_ops = 300;
+  g_string_append (log, " train");
+  g_free (ckpt);
+  gst_object_unref (e);
+}
+
+/* A training step must stay cheap here: small batches, models and heads
+ * (large ones are legitimate settings, not absurd ones, and only cost
+ * time and memory). */
+static void
+train_fixup (GRand * r, GstElement * bin, GString * log)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (bin), "e");
+  gint batch = g_rand_int_range (r, 1, 5);
+  g_object_set (e, "batch-size", batch, "proj-hidden",
+      g_rand_int_range (r, 0, 33), "proj-dim", g_rand_int_range (r, 1, 33),
+      "threads", g_rand_int_range (r, 0, 3), NULL);
+  if (g_rand_int_range (r, 0, 4)) {
+    /* mostly a valid schedule, so that steps happen */
+    guint64 warm = g_rand_int_range (r, 0, 4);
+    g_object_set (e, "warmup-steps", warm, "total-steps", warm + 1 +
+        g_rand_int_range (r, 0, 50), NULL);
+  }
+  gst_util_set_object_arg (G_OBJECT (e), "arch", "resnet18");
+  g_object_set (e, "width", 0.25, NULL);
+  g_string_append_printf (log, " (fixed: batch-size=%d resnet18 w0.25)",
+      batch);
+  gst_object_unref (e);
+}
+
+GST_START_TEST (test_fuzz_simclrencoder_train)
+{
+  /* strings are left alone; the mode stays train */
+  const gchar *skip[] = { "mode", "monitor-samples", NULL };
+  fuzz_element_for_a_while_full ("simclrencoder name=e ! ntxentsink name=s "
+      "async=false",
+      TRUE, skip, train_setup, train_fixup);
+  bias_side = 0;
+  bias_prob = 0.5;
+  paired_views = FALSE;
+  calm = 16;
+  round_ops = 40;
+}
+
+GST_END_TEST;
+
+/* ---- ntxentsink alone: random embedding rows --------------------------- */
+
+static void
+ntxent_setup (GRand * r, GstElement * e, GString * log)
+{
+  if (g_rand_boolean (r)) {
+    gchar *csv = g_build_filename (tmp_root, "metrics.csv", NULL);
+    g_object_set (e, "metrics-location", csv, NULL);
+    g_free (csv);
+    g_string_append (log, " metrics-location=...");
+  }
+}
+
+GST_START_TEST (test_fuzz_ntxentsink)
+{
+  fuzz_element_for_a_while ("ntxentsink", FALSE, NULL, ntxent_setup);
 }
 
 GST_END_TEST;
@@ -705,6 +913,31 @@ make_fixtures (void)
   p = g_build_filename (c1, "bad.jpg", NULL);
   g_file_set_contents (p, "not a jpeg", -1, NULL);
   g_free (p);
+
+  /* tiny encoders for embed mode: 8x8 GRAY8 and 12x12 RGB */
+  for (gint k = 0; k < 2; k++) {
+    SimclrModelConfig cfg;
+    SimclrModel *m;
+    SimclrError err = { 0 };
+    simclr_model_config_default (&cfg);
+    cfg.width = 0.25;
+    cfg.in_channels = k ? 3 : 1;
+    cfg.image_size = k ? 12 : 8;
+    cfg.proj_hidden = 16;
+    cfg.proj_dim = 8;
+    cfg.max_batch = 2;
+    m = simclr_model_new (&cfg, 3, &err);
+    g_assert_nonnull (m);
+    p = g_build_filename (tmp_root, k ? "rgb12.safetensors" :
+        "gray8.safetensors", NULL);
+    g_assert_cmpint (simclr_checkpoint_save_model (m, p, &err), ==,
+        SIMCLR_OK);
+    simclr_model_free (m);
+    if (k)
+      ckpt_rgb12 = p;
+    else
+      ckpt_gray8 = p;
+  }
   tjDestroy (c);
   g_free (c0);
   g_free (c1);
@@ -832,6 +1065,9 @@ harness_fuzz_suite (void)
   tcase_add_test (tc, test_fuzz_simclraugment);
   tcase_add_test (tc, test_fuzz_simclrnpysink);
   tcase_add_test (tc, test_fuzz_simclrnoveltyfilter);
+  tcase_add_test (tc, test_fuzz_simclrencoder_embed);
+  tcase_add_test (tc, test_fuzz_simclrencoder_train);
+  tcase_add_test (tc, test_fuzz_ntxentsink);
   return s;
 }
 
@@ -842,6 +1078,16 @@ main (int argc, char **argv)
   int ret;
 
   gst_check_init (&argc, &argv);
+  /* The pusher re-sends stream-start, caps and segment after each state
+   * change it notices; a buffer it pushes in the instant between a change
+   * on this thread and its next check meets a sink pad without sticky
+   * events, and GstPad warns about our stream, not about the element under
+   * test. Those two warnings alone are not fatal here. */
+  gst_check_add_log_filter ("GStreamer", G_LOG_LEVEL_WARNING,
+      g_regex_new ("Got data flow before (stream-start|segment) event", 0, 0,
+          NULL), NULL, NULL, NULL);
+  gst_check_add_log_filter ("GStreamer", G_LOG_LEVEL_WARNING,
+      g_regex_new ("Sticky event misordering", 0, 0, NULL), NULL, NULL, NULL);
   tmp_root = g_dir_make_tmp ("harness-fuzz-XXXXXX", NULL);
   make_fixtures ();
   s = harness_fuzz_suite ();
@@ -851,5 +1097,7 @@ main (int argc, char **argv)
   g_free (idx_dir);
   g_free (jpeg_dir);
   g_free (cifar_dir);
+  g_free (ckpt_gray8);
+  g_free (ckpt_rgb12);
   return ret;
 }

@@ -5,7 +5,8 @@
  * the checkpoint-free pixel embedding and with a random encoder checkpoint;
  * kept frames pass unchanged with their timestamps; one message per kept
  * frame and a summary at EOS; keep-ratio passes about that fraction; a
- * threshold outside [-1, 1], a missing checkpoint and bad caps are refused.
+ * threshold and keep-ratio ranges are [-1, 1] and [0, 1], a missing checkpoint
+ * and bad caps are refused.
  */
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
@@ -247,18 +248,18 @@ GST_START_TEST (test_bad_settings)
 {
   gchar *m;
 
-  m = first_error ("videotestsrc num-buffers=2 ! simclrnoveltyfilter "
-      "embedding=raw threshold=1.5 ! fakesink");
-  fail_unless (strstr (m, "threshold") && strstr (m, "[-1, 1]"), "%s", m);
-  g_free (m);
-  m = first_error ("videotestsrc num-buffers=2 ! simclrnoveltyfilter "
-      "embedding=raw threshold=-1.01 ! fakesink");
-  fail_unless (strstr (m, "threshold") != NULL, "%s", m);
-  g_free (m);
-  m = first_error ("videotestsrc num-buffers=2 ! simclrnoveltyfilter "
-      "embedding=raw keep-ratio=2 ! fakesink");
-  fail_unless (strstr (m, "keep-ratio") != NULL, "%s", m);
-  g_free (m);
+  /* threshold and keep-ratio: the ranges gst-inspect shows are the valid
+   * ones (GLib refuses anything else when it is set; issue 15) */
+  {
+    GstElement *e = gst_element_factory_make ("simclrnoveltyfilter", NULL);
+    GParamSpecDouble *t = G_PARAM_SPEC_DOUBLE (g_object_class_find_property
+        (G_OBJECT_GET_CLASS (e), "threshold"));
+    GParamSpecDouble *k = G_PARAM_SPEC_DOUBLE (g_object_class_find_property
+        (G_OBJECT_GET_CLASS (e), "keep-ratio"));
+    fail_unless (t->minimum == -1.0 && t->maximum == 1.0);
+    fail_unless (k->minimum == 0.0 && k->maximum == 1.0);
+    gst_object_unref (e);
+  }
   m = first_error ("videotestsrc num-buffers=2 ! simclrnoveltyfilter "
       "checkpoint-location=/nonexistent/enc.safetensors ! fakesink");
   fail_unless (strstr (m, "/nonexistent/enc.safetensors") != NULL, "%s", m);

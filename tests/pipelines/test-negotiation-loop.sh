@@ -100,5 +100,41 @@ check "simclrdatasetsrc jpeg-folder native size into GRAY8" \
   simclrdatasetsrc location="$TMP/jpeg" format=jpeg-folder \
   ! video/x-raw,format=GRAY8 ! fakesink
 
+# simclrencoder mode=embed with a 28x28 GRAY8 checkpoint behind a 64x64 RGB
+# caps filter (the issue's line). The checkpoint: two steps of training on
+# the JPEG folder, resized and converted. A good .npy behind the encoder
+# must survive every failed run.
+CKPT="$TMP/enc28.safetensors"
+gst-launch-1.0 -q simclrdatasetsrc location="$TMP/jpeg" format=jpeg-folder \
+    target-width=28 target-height=28 epochs=4 ! videoconvert \
+  ! video/x-raw,format=GRAY8 ! simclraugment size=28 ! queue \
+  ! simclrencoder batch-size=4 width=0.25 total-steps=2 warmup-steps=1 \
+    checkpoint-location="$CKPT" ! ntxentsink >"$TMP/train.log" 2>&1
+if [ -f "$CKPT" ]; then
+  check "simclrencoder embed, 28x28 GRAY8 model, 64x64 RGB offered" \
+    "takes 28x28 GRAY8 frames, which upstream cannot produce: it offers video/x-raw, width=(int)64" \
+    videotestsrc num-buffers=5 ! video/x-raw,width=64,height=64,format=RGB \
+    ! simclrencoder mode=embed checkpoint-location="$CKPT" ! fakesink
+
+  printf 'good\n' >"$TMP/good.npy"
+  check "simclrencoder embed into simclrnpysink: the good file stays" \
+    "takes 28x28 GRAY8 frames" \
+    videotestsrc num-buffers=5 ! video/x-raw,width=64,height=64,format=RGB \
+    ! simclrencoder mode=embed checkpoint-location="$CKPT" \
+    ! simclrnpysink location="$TMP/good.npy"
+  n=$((n + 1))
+  if [ "$(cat "$TMP/good.npy")" = good ]; then
+    echo "ok $n - good.npy untouched by the failed runs"
+  else
+    echo "not ok $n - good.npy was replaced"
+    failures=$((failures + 1))
+  fi
+else
+  n=$((n + 1))
+  echo "not ok $n - could not train the 28x28 checkpoint:"
+  sed 's/^/#   /' "$TMP/train.log" | head -20
+  failures=$((failures + 1))
+fi
+
 echo "1..$n"
 [ $failures = 0 ]
