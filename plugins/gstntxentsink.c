@@ -97,7 +97,10 @@ GST_DEBUG_CATEGORY_STATIC (gst_ntxent_sink_debug);
 #define GST_CAT_DEFAULT gst_ntxent_sink_debug
 
 #define DEFAULT_TEMPERATURE 0.5f
-#define MIN_TEMPERATURE G_MINFLOAT
+/* Issue 15: at G_MINFLOAT (1.2e-38) the gradient, ~1/tau, overflows float
+ * and the first step fails with a NaN gradient; 1e-30 still trains (a
+ * temperature far below SimCLR's 0.05 - 1, but a finite one). */
+#define MIN_TEMPERATURE 1e-30f
 #define MAX_TEMPERATURE 10.0f
 #define DEFAULT_INTERVAL 1
 #define DEFAULT_POST_MESSAGES TRUE
