@@ -121,6 +121,7 @@ struct _GstNtxentSink
 {
   GstBaseSink parent;
 
+  gboolean prepared;            /* change_state did start ()'s work */
   /* Properties: written under the object lock, snapshot per buffer. */
   gfloat temperature;
   guint interval;
@@ -155,6 +156,8 @@ static void gst_ntxent_sink_get_property (GObject * object, guint prop_id,
 static void gst_ntxent_sink_finalize (GObject * object);
 static gboolean gst_ntxent_sink_start (GstBaseSink * sink);
 static gboolean gst_ntxent_sink_stop (GstBaseSink * sink);
+static GstStateChangeReturn gst_ntxent_sink_change_state (GstElement *
+    element, GstStateChange transition);
 static gboolean gst_ntxent_sink_set_caps (GstBaseSink * sink, GstCaps * caps);
 static GstFlowReturn gst_ntxent_sink_render (GstBaseSink * sink,
     GstBuffer * buffer);
@@ -255,6 +258,8 @@ gst_ntxent_sink_class_init (GstNtxentSinkClass * klass)
 
   basesink_class->start = GST_DEBUG_FUNCPTR (gst_ntxent_sink_start);
   basesink_class->stop = GST_DEBUG_FUNCPTR (gst_ntxent_sink_stop);
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_ntxent_sink_change_state);
   basesink_class->set_caps = GST_DEBUG_FUNCPTR (gst_ntxent_sink_set_caps);
   basesink_class->render = GST_DEBUG_FUNCPTR (gst_ntxent_sink_render);
 }
@@ -350,7 +355,7 @@ gst_ntxent_sink_get_property (GObject * object, guint prop_id, GValue * value,
 }
 
 static gboolean
-gst_ntxent_sink_start (GstBaseSink * sink)
+gst_ntxent_sink_prepare (GstBaseSink * sink)
 {
   GstNtxentSink *self = GST_NTXENT_SINK (sink);
   gchar *location;
@@ -423,6 +428,43 @@ write_failed:
         GST_ERROR_SYSTEM);
     return FALSE;
   }
+}
+
+/* The work of start() runs in change_state, before the base class's
+ * NULL->READY (where GstBaseSink calls start ()): when it fails, ours is the only error posted. A failing
+ * start() made the base class post a second, generic one ("state change
+ * failed and some element failed to post a proper error message"; issue
+ * 15: each error once). */
+static gboolean
+gst_ntxent_sink_start (GstBaseSink * base)
+{
+  GstNtxentSink *self = GST_NTXENT_SINK (base);
+
+  if (self->prepared) {
+    self->prepared = FALSE;
+    return TRUE;
+  }
+  return gst_ntxent_sink_prepare (base);
+}
+
+static GstStateChangeReturn
+gst_ntxent_sink_change_state (GstElement * element, GstStateChange transition)
+{
+  GstNtxentSink *self = GST_NTXENT_SINK (element);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    if (!gst_ntxent_sink_prepare ((GstBaseSink *) element))
+      return GST_STATE_CHANGE_FAILURE;
+    self->prepared = TRUE;
+  }
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY
+      && ret == GST_STATE_CHANGE_FAILURE && self->prepared) {
+    self->prepared = FALSE;
+    gst_ntxent_sink_stop ((GstBaseSink *) element);
+  }
+  return ret;
 }
 
 static gboolean

@@ -100,6 +100,7 @@ struct _GstSimclrDatasetSrc
 {
   GstPushSrc parent;
 
+  gboolean prepared;            /* change_state did start ()'s work */
   /* Properties, under the object lock. */
   gchar *location;
   GstSimclrDatasetFormat format;
@@ -494,7 +495,7 @@ gst_simclr_dataset_src_post_open_error (GstSimclrDatasetSrc * self,
 }
 
 static gboolean
-gst_simclr_dataset_src_start (GstBaseSrc * src)
+gst_simclr_dataset_src_prepare (GstBaseSrc * src)
 {
   GstSimclrDatasetSrc *self = GST_SIMCLR_DATASET_SRC (src);
   SimclrError err = { 0 };
@@ -683,6 +684,43 @@ too_many_shards:
     g_free (location);
     return FALSE;
   }
+}
+
+/* The work of start() runs in change_state, before the base class's
+ * READY->PAUSED: when it fails, ours is the only error posted. A failing
+ * start() made the base class post a second, generic one ("state change
+ * failed and some element failed to post a proper error message"; issue
+ * 15: each error once). */
+static gboolean
+gst_simclr_dataset_src_start (GstBaseSrc * base)
+{
+  GstSimclrDatasetSrc *self = GST_SIMCLR_DATASET_SRC (base);
+
+  if (self->prepared) {
+    self->prepared = FALSE;
+    return TRUE;
+  }
+  return gst_simclr_dataset_src_prepare (base);
+}
+
+static GstStateChangeReturn
+gst_simclr_dataset_src_change_state (GstElement * element, GstStateChange transition)
+{
+  GstSimclrDatasetSrc *self = GST_SIMCLR_DATASET_SRC (element);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
+    if (!gst_simclr_dataset_src_prepare ((GstBaseSrc *) element))
+      return GST_STATE_CHANGE_FAILURE;
+    self->prepared = TRUE;
+  }
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
+      && ret == GST_STATE_CHANGE_FAILURE && self->prepared) {
+    self->prepared = FALSE;
+    gst_simclr_dataset_src_reset (self);
+  }
+  return ret;
 }
 
 static gboolean
@@ -1060,6 +1098,8 @@ gst_simclr_dataset_src_class_init (GstSimclrDatasetSrcClass * klass)
       GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_negotiate);
   basesrc_class->start = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_stop);
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_change_state);
   pushsrc_class->create = GST_DEBUG_FUNCPTR (gst_simclr_dataset_src_create);
 
   gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_DATASET_FORMAT, 0);

@@ -91,6 +91,7 @@ struct _GstSimclrNpySink
 {
   GstBaseSink parent;
 
+  gboolean prepared;            /* change_state did start ()'s work */
   /* Properties (object lock). */
   gchar *location;
   gchar *sidecar_location;
@@ -122,6 +123,8 @@ static void gst_simclr_npy_sink_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec);
 static void gst_simclr_npy_sink_finalize (GObject * object);
 static gboolean gst_simclr_npy_sink_start (GstBaseSink * sink);
+static GstStateChangeReturn gst_simclr_npy_sink_change_state (GstElement *
+    element, GstStateChange transition);
 static gboolean gst_simclr_npy_sink_stop (GstBaseSink * sink);
 static gboolean gst_simclr_npy_sink_set_caps (GstBaseSink * sink,
     GstCaps * caps);
@@ -177,6 +180,8 @@ gst_simclr_npy_sink_class_init (GstSimclrNpySinkClass * klass)
 
   basesink_class->start = GST_DEBUG_FUNCPTR (gst_simclr_npy_sink_start);
   basesink_class->stop = GST_DEBUG_FUNCPTR (gst_simclr_npy_sink_stop);
+  element_class->change_state =
+      GST_DEBUG_FUNCPTR (gst_simclr_npy_sink_change_state);
   basesink_class->set_caps = GST_DEBUG_FUNCPTR (gst_simclr_npy_sink_set_caps);
   basesink_class->event = GST_DEBUG_FUNCPTR (gst_simclr_npy_sink_event);
   basesink_class->render = GST_DEBUG_FUNCPTR (gst_simclr_npy_sink_render);
@@ -323,7 +328,7 @@ npy_header (guint8 * out, guint64 rows, gint dim)
 }
 
 static gboolean
-gst_simclr_npy_sink_start (GstBaseSink * sink)
+gst_simclr_npy_sink_prepare (GstBaseSink * sink)
 {
   GstSimclrNpySink *self = GST_SIMCLR_NPY_SINK (sink);
   guint8 header[NPY_HEADER_SIZE];
@@ -417,6 +422,43 @@ write_csv_failed:
     gst_simclr_npy_sink_discard (self);
     return FALSE;
   }
+}
+
+/* The work of start() runs in change_state, before the base class's
+ * NULL->READY (where GstBaseSink calls start ()): when it fails, ours is the only error posted. A failing
+ * start() made the base class post a second, generic one ("state change
+ * failed and some element failed to post a proper error message"; issue
+ * 15: each error once). */
+static gboolean
+gst_simclr_npy_sink_start (GstBaseSink * base)
+{
+  GstSimclrNpySink *self = GST_SIMCLR_NPY_SINK (base);
+
+  if (self->prepared) {
+    self->prepared = FALSE;
+    return TRUE;
+  }
+  return gst_simclr_npy_sink_prepare (base);
+}
+
+static GstStateChangeReturn
+gst_simclr_npy_sink_change_state (GstElement * element, GstStateChange transition)
+{
+  GstSimclrNpySink *self = GST_SIMCLR_NPY_SINK (element);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
+    if (!gst_simclr_npy_sink_prepare ((GstBaseSink *) element))
+      return GST_STATE_CHANGE_FAILURE;
+    self->prepared = TRUE;
+  }
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_NULL_TO_READY
+      && ret == GST_STATE_CHANGE_FAILURE && self->prepared) {
+    self->prepared = FALSE;
+    gst_simclr_npy_sink_stop ((GstBaseSink *) element);
+  }
+  return ret;
 }
 
 static gboolean

@@ -6,7 +6,8 @@
  * at its maximum exceeds the default total-steps) or for a reason listed
  * below that depends on the input (a shard count above the samples of the
  * data set). Before the fix simclrencoder showed learning-rate 0 - 1.8e308
- * and refused 0 at start, and momentum 1.
+ * and refused 0 at start, and momentum 1. Also: an element that cannot
+ * start posts exactly one error.
  */
 #include <gst/check/gstcheck.h>
 
@@ -218,6 +219,65 @@ GST_START_TEST (test_noveltyfilter)
 
 GST_END_TEST;
 
+/* Issue 15, each error once: an element that cannot start posts exactly
+ * one ERROR (GstBaseSrc and GstBaseSink used to add a generic "state change
+ * failed and some element failed to post a proper error message"). */
+GST_START_TEST (test_each_error_once)
+{
+  static const struct
+  {
+    const gchar *factory, *props, *needle;
+  } cases[] = {
+    {"simclrdatasetsrc", "location=/nonexistent-set", "nonexistent-set"},
+    {"simclrnpysink", "location=/nonexistent-dir/a.npy", "nonexistent-dir"},
+    {"ntxentsink", "metrics-location=/nonexistent-dir/m.csv",
+        "nonexistent-dir"},
+    {"simclrencoder", "mode=embed", "checkpoint-location"},
+    {"simclraugment", "crop-scale-min=0.9 crop-scale-max=0.5",
+        "crop-scale"},
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GstElement *e = gst_element_factory_make (cases[i].factory, NULL);
+    GstBus *bus = gst_bus_new ();
+    gchar **kv = g_strsplit (cases[i].props, " ", -1);
+    GstMessage *m;
+    gint errors = 0;
+
+    for (gchar ** p = kv; *p; p++) {
+      gchar **pair = g_strsplit (*p, "=", 2);
+      gst_util_set_object_arg (G_OBJECT (e), pair[0], pair[1]);
+      g_strfreev (pair);
+    }
+    g_strfreev (kv);
+    gst_element_set_bus (e, bus);
+    fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+        GST_STATE_CHANGE_FAILURE);
+    while ((m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR))) {
+      GError *err = NULL;
+      gst_message_parse_error (m, &err, NULL);
+      GST_INFO ("%s: %s", cases[i].factory, err->message);
+      if (errors == 0)
+        fail_unless (strstr (err->message, cases[i].needle) != NULL,
+            "%s: \"%s\" does not name %s", cases[i].factory, err->message,
+            cases[i].needle);
+      else
+        fail ("%s: a second error: %s", cases[i].factory, err->message);
+      errors++;
+      g_error_free (err);
+      gst_message_unref (m);
+    }
+    fail_unless_equals_int (errors, 1);
+    gst_element_set_state (e, GST_STATE_NULL);
+    gst_element_set_bus (e, NULL);
+    gst_bus_set_flushing (bus, TRUE);
+    gst_object_unref (bus);
+    gst_object_unref (e);
+  }
+}
+
+GST_END_TEST;
+
 /* ---- fixtures ----------------------------------------------------------- */
 
 static void
@@ -306,6 +366,7 @@ ranges_suite (void)
   tcase_add_test (tc, test_datasetsrc);
   tcase_add_test (tc, test_npysink);
   tcase_add_test (tc, test_noveltyfilter);
+  tcase_add_test (tc, test_each_error_once);
   return s;
 }
 
