@@ -77,7 +77,7 @@ enum
 /* Ranges are what the core accepts (issue 15): the optimiser needs a
  * positive, finite learning rate and a momentum below 1. */
 #define MIN_LEARNING_RATE 1e-12
-#define MAX_LEARNING_RATE 1e4
+#define MAX_LEARNING_RATE G_MAXDOUBLE   /* any finite rate is accepted */
 #define MAX_MOMENTUM 0.9999
 #define MAX_EMBED_BATCH 4096
 

@@ -216,7 +216,9 @@ check_start_names (const gchar * setting, const gchar * name,
 
 GST_START_TEST (test_encoder_start_errors)
 {
-  check_start_names ("momentum", "momentum", "1.0");
+  /* momentum 1.0 is outside the property's range now (issue 15: ranges
+   * say what start accepts); a combination is still refused at start */
+  check_start_names ("warmup-steps", "warmup-steps", "1000");
   check_start_names ("proj-layers", "proj-layers", "1");
 }
 
