@@ -147,6 +147,19 @@ bn_affine_act (float *out, const float *inp, const float *res, int relu,
         shift);
 }
 
+void
+simclr_affine_act (float *out, const float *inp, const float *residual,
+    int relu, size_t rows, int C, const float *scale, const float *shift)
+{
+  /* inp, residual (or NULL), out (rows, C); scale, shift (C). Channel
+   * blocks as the batch-norm passes, so the arithmetic is theirs. */
+  for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
+    const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
+    bn_affine_act (out, inp, residual, relu, 0, (int) rows, C, c0, n,
+        scale + c0, shift + c0);
+  }
+}
+
 /* ---------------------------------------------------------------------------
  * Threads: the rows are split into ranges of whole BN_ROWS blocks, one per
  * task; per-task partial statistics are merged in task order. */
@@ -326,6 +339,17 @@ simclr_batchnorm_forward_train (float *out, float *mean, float *rstd,
 }
 
 void
+simclr_batchnorm_eval_affine (float *scale, float *shift, const float *weight,
+    const float *bias, const float *running_mean, const float *running_var,
+    int C, float eps)
+{
+  for (int c = 0; c < C; c++) {
+    scale[c] = weight[c] / sqrtf (running_var[c] + eps);
+    shift[c] = bias[c] - running_mean[c] * scale[c];
+  }
+}
+
+void
 simclr_batchnorm_act_forward_eval (float *out, const float *inp,
     const float *residual, int relu, const float *weight, const float *bias,
     const float *running_mean, const float *running_var, int M, int C,
@@ -339,10 +363,8 @@ simclr_batchnorm_act_forward_eval (float *out, const float *inp,
   for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
     const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
     float scale[BN_BLOCK], shift[BN_BLOCK];
-    for (int c = 0; c < n; c++) {
-      scale[c] = weight[c0 + c] / sqrtf (running_var[c0 + c] + eps);
-      shift[c] = bias[c0 + c] - running_mean[c0 + c] * scale[c];
-    }
+    simclr_batchnorm_eval_affine (scale, shift, weight + c0, bias + c0,
+        running_mean + c0, running_var + c0, n, eps);
     job.c0 = c0;
     job.n = n;
     job.tasks = bn_tasks (threads, M, n);

@@ -87,6 +87,21 @@ const char *simclr_conv2d_kernel_name (const SimclrConvShape *s,
 void simclr_conv2d_forward (float *out, const float *inp, const float *weight,
     const float *bias, const SimclrConvShape *s, float *scratch);
 
+/* What follows a convolution in eval mode, applied to each chunk of
+ * images while it is in cache: out = act (conv * scale + shift + residual)
+ * (residual (B,OH,OW,OC) or NULL; act = ReLU with relu): batch norm with
+ * its running statistics, the residual sum and the ReLU, without a pass
+ * over memory of their own. Same arithmetic as simclr_affine_act. */
+typedef struct {
+  const float *scale, *shift;   /* (OC) */
+  const float *residual;
+  int relu;
+} SimclrConvEpilogue;
+
+void simclr_conv2d_forward_epilogue (float *out, const float *inp,
+    const float *weight, const float *bias, const SimclrConvEpilogue *ep,
+    const SimclrConvShape *s, float *scratch);
+
 /* Accumulates dinp (may be NULL: the stem needs no input gradient), dweight,
  * dbias (may be NULL when the convolution has no bias): the two passes
  * below, one after the other. */
@@ -149,6 +164,19 @@ void simclr_batchnorm_act_forward_eval (float *out, const float *inp,
     const float *residual, int relu, const float *weight, const float *bias,
     const float *running_mean, const float *running_var, int M, int C,
     float eps, int threads);
+
+/* Eval-mode batch norm as one scale and shift per channel (C):
+ * scale = weight / sqrt (running_var + eps), shift = bias - mean * scale;
+ * the formula of simclr_batchnorm_(act_)forward_eval. */
+void simclr_batchnorm_eval_affine (float *scale, float *shift,
+    const float *weight, const float *bias, const float *running_mean,
+    const float *running_var, int C, float eps);
+
+/* out = act (inp * scale + shift + residual) per row of C channels (the
+ * batch-norm affine pass on its own; out may alias inp or residual): the
+ * convolution's epilogue in eval mode. */
+void simclr_affine_act (float *out, const float *inp, const float *residual,
+    int relu, size_t rows, int C, const float *scale, const float *shift);
 
 /* Backward of act_forward_train without a residual: dout is the gradient
  * wrt its out; with relu the ReLU's mask is recomputed from inp, weight,

@@ -890,21 +890,29 @@ unit_forward (SimclrModel *m, Unit *u, const float *inp, int B, int train,
   size_t M = (size_t) B * cs.OH * cs.OW;
   int relu = u->relu || residual;
   double t0 = prof_now (m);
+  if (!train) {
+    /* eval: batch norm (running statistics), the residual sum and the
+     * ReLU run on each chunk of the convolution's output while it is in
+     * cache, straight into u->b (same arithmetic as the separate pass) */
+    float scale[cs.OC], shift[cs.OC];
+    SimclrConvEpilogue ep = { scale, shift, residual, relu };
+    simclr_batchnorm_eval_affine (scale, shift, P (m, u->bn),
+        P (m, u->bn + 1), BUF (m, u->bn + 2), BUF (m, u->bn + 3), cs.OC,
+        (float) m->cfg.bn_eps);
+    simclr_conv2d_forward_epilogue (u->b, inp, P (m, u->conv), NULL, &ep,
+        &cs, m->conv_scratch);
+    prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_FORWARD, t0);
+    return;
+  }
   simclr_conv2d_forward (u->a, inp, P (m, u->conv), NULL, &cs,
       m->conv_scratch);
   prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_FORWARD, t0);
   t0 = prof_now (m);
-  if (train)
-    simclr_batchnorm_act_forward_train (u->b, u->mean, u->rstd,
-        BUF (m, u->bn + 2), BUF (m, u->bn + 3), u->a, residual, relu,
-        P (m, u->bn), P (m, u->bn + 1), (int) M, cs.OC,
-        (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, cs.threads,
-        m->allreduce, m->allreduce_user);
-  else
-    simclr_batchnorm_act_forward_eval (u->b, u->a, residual, relu,
-        P (m, u->bn), P (m, u->bn + 1), BUF (m, u->bn + 2),
-        BUF (m, u->bn + 3), (int) M, cs.OC, (float) m->cfg.bn_eps,
-        cs.threads);
+  simclr_batchnorm_act_forward_train (u->b, u->mean, u->rstd,
+      BUF (m, u->bn + 2), BUF (m, u->bn + 3), u->a, residual, relu,
+      P (m, u->bn), P (m, u->bn + 1), (int) M, cs.OC,
+      (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, cs.threads,
+      m->allreduce, m->allreduce_user);
   prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
 }
 

@@ -587,6 +587,62 @@ test_conv_fast_vs_naive (gconstpointer data)
   }
 }
 
+/* Eval mode's convolution epilogue (batch norm scale/shift, residual,
+ * ReLU per chunk) gives exactly the convolution followed by the separate
+ * affine pass, on direct and GEMM paths, pointwise too. */
+static void
+test_conv_epilogue (void)
+{
+  static const ConvSpec specs[] = {
+    {"3x3-s1-c16", 5, 9, 9, 16, 16, 3, 3, 1, 1, 0, 2},
+    {"3x3-s2-c16-oc32", 4, 9, 9, 16, 32, 3, 3, 2, 1, 1, 2},
+    {"3x3-oc12-gemm", 3, 7, 7, 8, 12, 3, 3, 1, 1, 0, 2},
+    {"1x1-pointwise", 3, 5, 5, 16, 24, 1, 1, 1, 0, 0, 1},
+    {"1x1-s2", 6, 8, 8, 16, 32, 1, 1, 2, 0, 0, 2},
+  };
+  for (size_t k = 0; k < G_N_ELEMENTS (specs); k++) {
+    const ConvSpec *sp = &specs[k];
+    SimclrConvShape s = { .B = sp->B, .H = sp->H, .W = sp->W, .C = sp->C,
+      .OC = sp->OC, .KH = sp->KH, .KW = sp->KW, .stride = sp->stride,
+      .pad = sp->pad, .threads = sp->threads };
+    g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+    size_t nin = (size_t) s.B * s.H * s.W * s.C;
+    size_t nw = (size_t) s.OC * s.KH * s.KW * s.C;
+    size_t nout = (size_t) s.B * s.OH * s.OW * s.OC;
+    float *x = g_new (float, nin), *w = g_new (float, nw);
+    float *res = g_new (float, nout), *o1 = g_new (float, nout);
+    float *o2 = g_new (float, nout), *scale = g_new (float, s.OC);
+    float *shift = g_new (float, s.OC);
+    float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
+    fill_uniform (x, NULL, nin, -1, 1);
+    fill_uniform (w, NULL, nw, -1, 1);
+    fill_uniform (res, NULL, nout, -1, 1);
+    fill_uniform (scale, NULL, s.OC, 0.5, 2);
+    fill_uniform (shift, NULL, s.OC, -1, 1);
+    for (int variant = 0; variant < 3; variant++) {
+      SimclrConvEpilogue ep = { scale, shift, variant == 2 ? res : NULL,
+        variant > 0 };
+      simclr_conv2d_forward_epilogue (o1, x, w, NULL, &ep, &s, scratch);
+      simclr_conv2d_forward (o2, x, w, NULL, &s, scratch);
+      simclr_affine_act (o2, o2, ep.residual, ep.relu, nout / s.OC, s.OC,
+          scale, shift);
+      for (size_t i = 0; i < nout; i++)
+        if (o1[i] != o2[i])
+          g_error ("%s variant %d (%s): out[%zu] %.9g fused, %.9g apart",
+              sp->name, variant, simclr_conv2d_kernel_name (&s,
+                  SIMCLR_CONV_FORWARD), i, o1[i], o2[i]);
+    }
+    g_free (x);
+    g_free (w);
+    g_free (res);
+    g_free (o1);
+    g_free (o2);
+    g_free (scale);
+    g_free (shift);
+    g_free (scratch);
+  }
+}
+
 /* Thread count changes summation order only. */
 static void
 test_conv_threads_agree (void)
@@ -1197,6 +1253,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/layers/conv/bad-shape", test_conv_bad_shape);
   g_test_add_func ("/layers/conv/threads-agree", test_conv_threads_agree);
+  g_test_add_func ("/layers/conv/eval-epilogue", test_conv_epilogue);
   g_test_add_func ("/layers/conv/openblas-threads-2",
       test_conv_openblas_threads);
   for (size_t i = 0; i < G_N_ELEMENTS (bn_specs); i++) {
