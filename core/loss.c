@@ -45,7 +45,8 @@ struct SimclrLoss {
   /* Replicas > 1 only: */
   int32_t *headers;           /* (size, HDR_N) */
   float *all_z, *all_dz;      /* (cap_rows, cap_dim) */
-  int *positive;              /* (cap_rows) */
+  int *positive;              /* (cap_rows): each gathered row's positive
+                               * (2 views) or sample (more views) */
   float *padded;              /* (size x max rows, dim) gather scratch for
                                * replicas of unequal rows */
   size_t cap_floats, cap_rows, cap_padded;
@@ -78,12 +79,13 @@ simclr_loss_config_validate (const SimclrLossConfig *cfg, SimclrError *err)
   SimclrStatus s = check_temperature (cfg->temperature, err);
   if (s != SIMCLR_OK)
     return s;
-  /* Multi-view NT-Xent (every other view of the sample a positive) comes
-   * with issue 11; the layout is already V x N. */
-  if (cfg->views != 2)
-    return simclr_error_set_field (err, SIMCLR_ERROR_UNSUPPORTED,
+  /* V = 2: SimCLR's NT-Xent (one positive); V > 2: the multi-positive
+   * form, every other view of the sample a positive (ntxent.h). */
+  if (cfg->views < 2 || cfg->views > SIMCLR_LOSS_MAX_VIEWS)
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "loss.views", NULL,
-        "loss: %d views per sample: only 2 are implemented", cfg->views);
+        "loss: %d views per sample: must be in [2, %d]", cfg->views,
+        SIMCLR_LOSS_MAX_VIEWS);
   return SIMCLR_OK;
 }
 
@@ -158,6 +160,7 @@ simclr_loss_get_config (const SimclrLoss *loss)
 static SimclrStatus
 ensure_kernel (SimclrLoss *loss, int rows, int dim, SimclrError *err)
 {
+  rows += rows % 2;             /* the workspace's size is even */
   if (loss->nt && rows <= loss->nt_rows && dim <= loss->nt_dim)
     return SIMCLR_OK;
   int r = rows > loss->nt_rows ? rows : loss->nt_rows;
@@ -203,8 +206,25 @@ forward_local (SimclrLoss *loss, const float *z, int rows, int dim,
   s = ensure_kernel (loss, rows, dim, err);
   if (s != SIMCLR_OK)
     return s;
-  s = simclr_ntxent_forward (loss->nt, z, rows, dim,
-      (float) loss->cfg.temperature, NULL, &r, err);
+  if (loss->cfg.views == 2) {
+    s = simclr_ntxent_forward (loss->nt, z, rows, dim,
+        (float) loss->cfg.temperature, NULL, &r, err);
+  } else {
+    /* View v of sample j is row v * n + j: group j. */
+    const int n = rows / loss->cfg.views;
+    if ((size_t) rows > loss->cap_rows) {
+      free (loss->positive);
+      loss->positive = malloc ((size_t) rows * sizeof (int));
+      loss->cap_rows = loss->positive ? (size_t) rows : 0;
+      if (!loss->positive)
+        return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+            "loss: out of memory for %d rows", rows);
+    }
+    for (int i = 0; i < rows; i++)
+      loss->positive[i] = i % n;
+    s = simclr_ntxent_forward_groups (loss->nt, z, rows, dim,
+        (float) loss->cfg.temperature, loss->positive, &r, err);
+  }
   if (s != SIMCLR_OK)
     return s;
   result->loss = r.loss;
@@ -344,18 +364,29 @@ forward_gathered (SimclrLoss *loss, const float *z, int rows, int dim,
   }
 
   /* Replica q's block: view v of its sample j is row b + v * n + j; with
-   * two views the positive of each is the other view of the sample. */
+   * two views the positive of each is the other view of the sample, with
+   * more every other view of it (the group of the sample: b / V + j, unique
+   * over the replicas). */
   for (int q = 0, b = 0; q < K; q++) {
     int n = loss->headers[(size_t) q * HDR_N + HDR_ROWS] / V;
     for (int j = 0; j < n; j++) {
-      loss->positive[b + j] = b + j + n;
-      loss->positive[b + j + n] = b + j;
+      if (V == 2) {
+        loss->positive[b + j] = b + j + n;
+        loss->positive[b + j + n] = b + j;
+      } else {
+        for (int v = 0; v < V; v++)
+          loss->positive[b + v * n + j] = b / V + j;
+      }
     }
     b += V * n;
   }
 
-  s = simclr_ntxent_forward (loss->nt, loss->all_z, (int) total, dim,
-      (float) loss->cfg.temperature, loss->positive, &r, err);
+  if (V == 2)
+    s = simclr_ntxent_forward (loss->nt, loss->all_z, (int) total, dim,
+        (float) loss->cfg.temperature, loss->positive, &r, err);
+  else
+    s = simclr_ntxent_forward_groups (loss->nt, loss->all_z, (int) total,
+        dim, (float) loss->cfg.temperature, loss->positive, &r, err);
   if (s != SIMCLR_OK)
     return s;
   result->loss = r.loss;

@@ -1,8 +1,10 @@
 /* ntxent.c: the NT-Xent loss, its gradient and contrastive accuracy
  * (see include/simclr/ntxent.h).
  *
- * Not here: gathering z across replicas (loss.c does that) or any network
- * layer. The (R,R) similarity matrix is one cblas_ssyrk; the backward pass is
+ * Two modes: pairs (one positive per anchor, SimCLR's two views) and groups
+ * (every other row of the anchor's sample is a positive: K views per
+ * sample, the multi-positive form). Not here: gathering z across replicas
+ * (loss.c does that) or any network layer. The (R,R) similarity matrix is one cblas_ssyrk; the backward pass is
  * one cblas_sgemm plus the Jacobian of the L2 normalisation.
  */
 #include "simclr/ntxent.h"
@@ -29,7 +31,9 @@ struct SimclrNtxent {
                     * holds the raw cosine similarities between the ssyrk and
                     * the row pass */
   float *grad_s;   /* (R, R) backward scratch */
-  int *positive;   /* (R) the partner of each anchor */
+  int *positive;   /* (R) the partner of each anchor (pairs mode) */
+  int *group;      /* (R) each row's sample (groups mode) */
+  int grouped;     /* the last forward: 1 groups, 0 pairs */
 };
 
 SimclrNtxent *
@@ -62,8 +66,9 @@ simclr_ntxent_new (int max_rows, int dim, SimclrError *err)
   nt->prob = malloc (r * r * sizeof (float));
   nt->grad_s = malloc (r * r * sizeof (float));
   nt->positive = malloc (r * sizeof (int));
+  nt->group = malloc (r * sizeof (int));
   if (!nt->u || !nt->inv_norm || !nt->clamped || !nt->prob || !nt->grad_s
-      || !nt->positive)
+      || !nt->positive || !nt->group)
     goto no_memory;
   return nt;
 
@@ -86,12 +91,15 @@ simclr_ntxent_free (SimclrNtxent *nt)
   free (nt->prob);
   free (nt->grad_s);
   free (nt->positive);
+  free (nt->group);
   free (nt);
 }
 
-SimclrStatus
-simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
-    float tau, const int *positive, SimclrNtxentResult *result,
+/* The forward of both modes: pairs (@group NULL: @positive, or the default
+ * i <-> i +- R/2) or groups (@group: every other row of the group). */
+static SimclrStatus
+forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
+    const int *positive, const int *group, SimclrNtxentResult *result,
     SimclrError *err)
 {
   /* z (R, D), u (R, D), prob (R, R); R = rows, D = dim. */
@@ -104,7 +112,10 @@ simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
         "ntxent: NULL workspace, z or result");
   /* Any failure below leaves nothing for backward. */
   nt->rows = 0;
-  if (R < 2 || R % 2 != 0 || R > nt->max_rows)
+  if (group && (R < 2 || R > nt->max_rows))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "ntxent: rows %d must be in [2, %d]", R, nt->max_rows);
+  if (!group && (R < 2 || R % 2 != 0 || R > nt->max_rows))
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "ntxent: rows %d must be even and in [2, %d]", R, nt->max_rows);
   if (D <= 0 || D > nt->max_dim)
@@ -138,8 +149,13 @@ simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
     nt->inv_norm[i] = inv;
     for (int c = 0; c < D; c++)
       ui[c] = zi[c] * inv;
-    nt->positive[i] = positive ? positive[i] : (i < R / 2 ? i + R / 2 : i - R / 2);
+    if (group)
+      nt->group[i] = group[i];
+    else
+      nt->positive[i] = positive ? positive[i]
+          : (i < R / 2 ? i + R / 2 : i - R / 2);
   }
+  nt->grouped = group != NULL;
 
   /* Cosine similarities C = U U^T, C (R,R), U (R,D): ssyrk with N = R,
    * K = D fills the upper triangle; the row pass mirrors it. */
@@ -151,18 +167,43 @@ simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
 
   for (int i = 0; i < R; i++) {
     float *row = nt->prob + (size_t) i * R;
-    const int p = nt->positive[i];
     const double inv_tau = 1.0 / tau;
-    const float cpos = row[p];
-    double m = -INFINITY, sum = 0.0, lse;
+    /* cpos: the positive's similarity, or with groups the mean over the
+     * positives; cbest: the most similar positive's (the rank's). */
+    float cbest;
+    double cpos, m = -INFINITY, sum = 0.0, lse;
     int above = 0;
 
-    /* Contrastive rank of the positive: how many OTHER rows (neither the
-     * anchor nor its positive) are strictly more similar. Ties count in the
-     * positive's favour, so identical rows score top-1. */
-    for (int k = 0; k < R; k++)
-      if (k != i && k != p && row[k] > cpos)
-        above++;
+    if (!group) {
+      const int p = nt->positive[i];
+      cpos = cbest = row[p];
+      /* Contrastive rank of the positive: how many OTHER rows (neither the
+       * anchor nor its positive) are strictly more similar. Ties count in
+       * the positive's favour, so identical rows score top-1. */
+      for (int k = 0; k < R; k++)
+        if (k != i && k != p && row[k] > cbest)
+          above++;
+    } else {
+      const int g = group[i];
+      int npos = 0;
+      double psum = 0.0;
+      cbest = -INFINITY;
+      for (int k = 0; k < R; k++)
+        if (k != i && group[k] == g) {
+          npos++;
+          psum += row[k];
+          cbest = row[k] > cbest ? row[k] : cbest;
+        }
+      if (npos == 0)
+        return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+            "ntxent: row %d is the only row of group %d: every row needs a "
+            "positive", i, g);
+      cpos = psum / npos;
+      /* Rank of the best positive among the non-positive rows. */
+      for (int k = 0; k < R; k++)
+        if (k != i && group[k] != g && row[k] > cbest)
+          above++;
+    }
     hits1 += above < 1;
     hits5 += above < 5;
 
@@ -201,12 +242,32 @@ simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
   return SIMCLR_OK;
 }
 
+SimclrStatus
+simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
+    float tau, const int *positive, SimclrNtxentResult *result,
+    SimclrError *err)
+{
+  return forward (nt, z, rows, dim, tau, positive, NULL, result, err);
+}
+
+SimclrStatus
+simclr_ntxent_forward_groups (SimclrNtxent *nt, const float *z, int rows,
+    int dim, float tau, const int *group, SimclrNtxentResult *result,
+    SimclrError *err)
+{
+  if (!group)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "ntxent: groups forward needs a group per row");
+  return forward (nt, z, rows, dim, tau, NULL, group, result, err);
+}
+
 void
 simclr_ntxent_backward (SimclrNtxent *nt, float *dz)
 {
   /* dz (R, D), u (R, D), prob P (R, R), grad_s A (R, R).
    * With s_ik = u_i.u_k / tau and L = mean_i loss_i,
    *   dL/ds_ik = (P_ik - [k == p(i)]) / R   (k != i; 0 for k == i)
+   * (groups: (P_ik - [k in P(i)] / |P(i)|) / R)
    * and since s_ik uses u_i and u_k, dL/du = (G + G^T) U / tau. */
   int R, D;
 
@@ -220,7 +281,17 @@ simclr_ntxent_backward (SimclrNtxent *nt, float *dz)
     float *ai = nt->grad_s + (size_t) i * R;
     for (int k = 0; k < R; k++)
       ai[k] = pi[k];
-    ai[nt->positive[i]] -= 1.0f;
+    if (!nt->grouped) {
+      ai[nt->positive[i]] -= 1.0f;
+    } else {
+      const int g = nt->group[i];
+      int npos = 0;
+      for (int k = 0; k < R; k++)
+        npos += k != i && nt->group[k] == g;
+      for (int k = 0; k < R; k++)
+        if (k != i && nt->group[k] == g)
+          ai[k] -= 1.0f / npos;
+    }
   }
   /* Symmetrise in place: A = (G + G^T) / (R tau). */
   {

@@ -19,10 +19,10 @@
  * K x N batch (see trainer.h, simclr_trainer_join).
  * Replicas may hold different N (each V x N_r rows), but the same V and D.
  *
- * Only V = 2 is implemented (the NT-Xent of SimCLR); the layout and the
- * configuration already name V so that K views per sample (every other view
- * of the sample a positive) and a queue of negatives are additions to this
- * object, not a new one.
+ * V = 2 is the NT-Xent of SimCLR; V > 2 views per sample use the
+ * multi-positive form (simclr_ntxent_forward_groups: every other view of
+ * the sample is a positive, the loss of an anchor averages over them), which
+ * equals NT-Xent at V = 2.
  *
  * Thread-safety: one object, one thread at a time. Its collectives run on
  * the SimclrComm given at creation (its own channel, see comm.h).
@@ -38,9 +38,11 @@ extern "C" {
 
 typedef struct SimclrLoss SimclrLoss;
 
+#define SIMCLR_LOSS_MAX_VIEWS 64
+
 typedef struct {
   double temperature;   /* tau > 0: cosine similarities are divided by it; 0.5 */
-  int views;            /* views per sample V; 2 (the only value implemented) */
+  int views;            /* views per sample V in [2, SIMCLR_LOSS_MAX_VIEWS]; 2 */
 } SimclrLossConfig;
 
 typedef struct {
@@ -54,7 +56,8 @@ typedef struct {
 /* temperature 0.5, views 2. */
 void simclr_loss_config_default (SimclrLossConfig *cfg);
 
-/* Checks temperature (positive, finite) and views (2; field "loss.views"). */
+/* Checks temperature (positive, finite) and views ([2, 64]; field
+ * "loss.views"). */
 SimclrStatus simclr_loss_config_validate (const SimclrLossConfig *cfg,
     SimclrError *err);
 

@@ -46,6 +46,22 @@ SimclrStatus simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows,
     int dim, float tau, const int *positive, SimclrNtxentResult *result,
     SimclrError *err);
 
+/* Multi-positive NT-Xent: rows with equal group[i] are views of one sample
+ * and positives of each other (SupCon's L_out with the sample as the label,
+ * the form SimCLR-style multi-view and multi-crop training use). With
+ * P(i) = { k != i : group[k] == group[i] },
+ *   loss_i = log sum_{k != i} exp (s_ik) - (1 / |P(i)|) sum_{p in P(i)} s_ip,
+ * loss = mean_i loss_i; with two rows per group it is NT-Xent above.
+ * Accuracy: the anchor's MOST similar positive is ranked among the
+ * non-positive rows (top-1: no non-positive row is more similar).
+ * group (rows): any integers; every row needs another row of its group.
+ * rows >= 2 (need not be even; the workspace's max_rows bounds it).
+ * Fails with SIMCLR_ERROR_INVALID_ARGUMENT on a row alone in its group,
+ * SIMCLR_ERROR_NUMERIC as above. Backward as after simclr_ntxent_forward. */
+SimclrStatus simclr_ntxent_forward_groups (SimclrNtxent *nt, const float *z,
+    int rows, int dim, float tau, const int *group, SimclrNtxentResult *result,
+    SimclrError *err);
+
 /* dz (rows, dim): dloss/dz of the last forward (overwritten, not accumulated:
  * the loss is the graph's root). */
 void simclr_ntxent_backward (SimclrNtxent *nt, float *dz);

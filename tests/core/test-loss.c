@@ -15,6 +15,8 @@
  *    others orthogonal: ln(1 + (R-2) e^(-1/t)));
  *  - the PyTorch fixture of test-ntxent split over 2 and 3 replicas;
  *  - replicas of unequal batches; a bad replica fails every replica alike;
+ *  - K views per sample (the multi-positive loss): the same three checks
+ *    against simclr_ntxent_forward_groups and a naive double loss;
  *  - configuration errors name their field.
  */
 #include <math.h>
@@ -57,10 +59,11 @@ run_job (gpointer data)
   return NULL;
 }
 
-/* Runs K replicas; z[q] (rows[q], D); jobs (K) receive results and dz[q]. */
+/* Runs K replicas of @views views per sample; z[q] (rows[q], D); jobs (K)
+ * receive results and dz[q]. */
 static void
-run_replicas (int K, const int *rows, int D, double tau, float *const *z,
-    float *const *dz, Job *jobs, FakeGroup *g)
+run_replicas_views (int K, int views, const int *rows, int D, double tau,
+    float *const *z, float *const *dz, Job *jobs, FakeGroup *g)
 {
   GThread **threads = g_new (GThread *, K);
   fake_group_init (g, K);
@@ -71,6 +74,7 @@ run_replicas (int K, const int *rows, int D, double tau, float *const *z,
     j->member.rank = q;
     simclr_loss_config_default (&j->cfg);
     j->cfg.temperature = tau;
+    j->cfg.views = views;
     j->z = z[q];
     j->rows = rows[q];
     j->dim = D;
@@ -83,18 +87,50 @@ run_replicas (int K, const int *rows, int D, double tau, float *const *z,
   g_free (threads);
 }
 
+static void
+run_replicas (int K, const int *rows, int D, double tau, float *const *z,
+    float *const *dz, Job *jobs, FakeGroup *g)
+{
+  run_replicas_views (K, 2, rows, D, tau, z, dz, jobs, g);
+}
+
 /* ---------------------------------------------------------------------------
  * Layouts. Replica q holds n[q] samples, rows view-major. The gathered rows
  * are the replicas' blocks in order; the "one process" layout is view 0 of
  * every sample (replica by replica), then view 1.
  */
 static int
-gathered_row (const int *n, int q, int v, int j)
+gathered_row_v (const int *n, int V, int q, int v, int j)
 {
   int b = 0;
   for (int r = 0; r < q; r++)
-    b += 2 * n[r];
+    b += V * n[r];
   return b + v * n[q] + j;
+}
+
+static int
+gathered_row (const int *n, int q, int v, int j)
+{
+  return gathered_row_v (n, 2, q, v, j);
+}
+
+/* The sample (group) of every gathered row: replica q's sample j is
+ * n[0] + .. + n[q-1] + j. */
+static int *
+gathered_groups (const int *n, int K, int V, int *R)
+{
+  int total = 0, before = 0;
+  for (int q = 0; q < K; q++)
+    total += V * n[q];
+  int *group = g_new (int, total);
+  for (int q = 0; q < K; q++) {
+    for (int v = 0; v < V; v++)
+      for (int j = 0; j < n[q]; j++)
+        group[gathered_row_v (n, V, q, v, j)] = before + j;
+    before += n[q];
+  }
+  *R = total;
+  return group;
 }
 
 static int
@@ -163,6 +199,43 @@ naive_loss (const double *z, int R, int D, double tau, const int *pos)
   return loss / R;
 }
 
+/* Double-precision naive multi-positive loss: every other row of the
+ * anchor's group is a positive, loss_i = lse_i - mean_{p in P(i)} s_ip. */
+static double
+naive_loss_groups (const double *z, int R, int D, double tau,
+    const int *group)
+{
+  double *u = g_new (double, (size_t) R * D), loss = 0.0;
+  for (int i = 0; i < R; i++) {
+    double n = 0.0;
+    for (int c = 0; c < D; c++)
+      n += z[i * D + c] * z[i * D + c];
+    n = sqrt (n);
+    for (int c = 0; c < D; c++)
+      u[i * D + c] = z[i * D + c] / n;
+  }
+  for (int i = 0; i < R; i++) {
+    double sum = 0.0, spos = 0.0;
+    int npos = 0;
+    for (int k = 0; k < R; k++) {
+      double s = 0.0;
+      if (k == i)
+        continue;
+      for (int c = 0; c < D; c++)
+        s += u[i * D + c] * u[k * D + c];
+      s /= tau;
+      sum += exp (s);
+      if (group[k] == group[i]) {
+        spos += s;
+        npos++;
+      }
+    }
+    loss += -spos / npos + log (sum);
+  }
+  g_free (u);
+  return loss / R;
+}
+
 /* ---------------------------------------------------------------------------
  * Cases.
  */
@@ -172,6 +245,7 @@ typedef struct {
   int n[4];                     /* samples per replica */
   int D;
   double tau;
+  int views;                    /* 0: 2 (NT-Xent) */
 } SplitCase;
 
 static const SplitCase split_cases[] = {
@@ -179,6 +253,10 @@ static const SplitCase split_cases[] = {
   {"k3-equal", 3, {3, 3, 3}, 8, 0.2},
   {"k2-unequal", 2, {2, 5}, 12, 0.1},
   {"k4-unequal", 4, {1, 3, 2, 4}, 6, 0.5},
+  /* K views per sample, every other view a positive (issue 11) */
+  {"k2-views3", 2, {3, 3}, 8, 0.3, 3},
+  {"k3-views4-unequal", 3, {2, 1, 3}, 6, 0.2, 4},
+  {"k1-views5", 1, {3}, 7, 0.5, 5},
 };
 
 /* K replicas == the kernel on the gathered rows (exactly) == one process
@@ -187,7 +265,7 @@ static void
 test_split (gconstpointer data)
 {
   const SplitCase *c = data;
-  const int K = c->K, D = c->D;
+  const int K = c->K, D = c->D, V = c->views ? c->views : 2;
   int rows[4] = { 0 }, R, total_n = 0;
   float *z[4] = { NULL }, *dz[4] = { NULL };
   Job jobs[4];
@@ -195,16 +273,18 @@ test_split (gconstpointer data)
   SimclrError err = { 0 };
 
   for (int q = 0; q < K; q++) {
-    rows[q] = 2 * c->n[q];
+    rows[q] = V * c->n[q];
     total_n += c->n[q];
     z[q] = g_new (float, rows[q] * D);
     dz[q] = g_new (float, rows[q] * D);
     random_z (z[q], rows[q], D, 100 + q);
   }
-  int *pos = gathered_positives (c->n, K, &R);
-  g_assert_cmpint (R, ==, 2 * total_n);
+  /* V = 2: the positives map; V > 2: the sample of each row. */
+  int *pos = V == 2 ? gathered_positives (c->n, K, &R)
+      : gathered_groups (c->n, K, V, &R);
+  g_assert_cmpint (R, ==, V * total_n);
 
-  run_replicas (K, rows, D, c->tau, z, dz, jobs, &g);
+  run_replicas_views (K, V, rows, D, c->tau, z, dz, jobs, &g);
   for (int q = 0; q < K; q++) {
     if (jobs[q].status != SIMCLR_OK)
       g_error ("replica %d: %s", q, jobs[q].err.message);
@@ -215,18 +295,23 @@ test_split (gconstpointer data)
     g_assert_cmpfloat (jobs[q].res.top1, ==, jobs[0].res.top1);
     g_assert_cmpfloat (jobs[q].res.top5, ==, jobs[0].res.top5);
   }
-  /* header + (equal: z; unequal: z padded) per forward */
-  g_assert_cmpint (g.gathers, ==, 2);
+  /* header + (equal: z; unequal: z padded) per forward; one replica
+   * gathers nothing */
+  g_assert_cmpint (g.gathers, ==, K > 1 ? 2 : 0);
 
   /* 1. The kernel on the gathered layout: bit for bit. */
   float *all = g_new (float, R * D), *all_dz = g_new (float, R * D);
   for (int q = 0; q < K; q++)
-    memcpy (all + (size_t) gathered_row (c->n, q, 0, 0) * D, z[q],
+    memcpy (all + (size_t) gathered_row_v (c->n, V, q, 0, 0) * D, z[q],
         sizeof (float) * rows[q] * D);
-  SimclrNtxent *nt = simclr_ntxent_new (R, D, &err);
+  SimclrNtxent *nt = simclr_ntxent_new (R + R % 2, D, &err);
   SimclrNtxentResult kr;
-  g_assert_cmpint (simclr_ntxent_forward (nt, all, R, D, (float) c->tau, pos,
-          &kr, &err), ==, SIMCLR_OK);
+  if (V == 2)
+    g_assert_cmpint (simclr_ntxent_forward (nt, all, R, D, (float) c->tau,
+            pos, &kr, &err), ==, SIMCLR_OK);
+  else
+    g_assert_cmpint (simclr_ntxent_forward_groups (nt, all, R, D,
+            (float) c->tau, pos, &kr, &err), ==, SIMCLR_OK);
   simclr_ntxent_backward (nt, all_dz);
   if (kr.loss != jobs[0].res.loss)
     g_error ("%s: loss %.17g, kernel %.17g", c->name, jobs[0].res.loss,
@@ -235,7 +320,7 @@ test_split (gconstpointer data)
   g_assert_cmpfloat (kr.top5, ==, jobs[0].res.top5);
   for (int q = 0; q < K; q++)
     for (int i = 0; i < rows[q] * D; i++) {
-      float want = all_dz[(size_t) gathered_row (c->n, q, 0, 0) * D + i];
+      float want = all_dz[(size_t) gathered_row_v (c->n, V, q, 0, 0) * D + i];
       if (dz[q][i] != want)
         g_error ("%s: replica %d dz[%d] = %.9g, kernel %.9g", c->name, q, i,
             (double) dz[q][i], (double) want);
@@ -245,10 +330,11 @@ test_split (gconstpointer data)
   SimclrLossConfig cfg;
   simclr_loss_config_default (&cfg);
   cfg.temperature = c->tau;
+  cfg.views = V;
   SimclrLoss *one = simclr_loss_new (&cfg, NULL, &err);
   float *single = g_new (float, R * D), *single_dz = g_new (float, R * D);
   for (int q = 0; q < K; q++)
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < V; v++)
       for (int j = 0; j < c->n[q]; j++)
         memcpy (single + (size_t) single_row (c->n, K, q, v, j) * D,
             z[q] + (size_t) (v * c->n[q] + j) * D, sizeof (float) * D);
@@ -267,7 +353,7 @@ test_split (gconstpointer data)
   for (int i = 0; i < R * D; i++)
     dmax = fmax (dmax, fabs (single_dz[i]));
   for (int q = 0; q < K; q++)
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < V; v++)
       for (int j = 0; j < c->n[q]; j++)
         for (int d = 0; d < D; d++) {
           float a = dz[q][(v * c->n[q] + j) * D + d];
@@ -287,9 +373,11 @@ test_split (gconstpointer data)
   for (int k = 0; k < R * D && probes < 40; k += 1 + (R * D) / 40, probes++) {
     double keep = zd[k], up, down, fd;
     zd[k] = keep + h;
-    up = naive_loss (zd, R, D, c->tau, pos);
+    up = V == 2 ? naive_loss (zd, R, D, c->tau, pos)
+        : naive_loss_groups (zd, R, D, c->tau, pos);
     zd[k] = keep - h;
-    down = naive_loss (zd, R, D, c->tau, pos);
+    down = V == 2 ? naive_loss (zd, R, D, c->tau, pos)
+        : naive_loss_groups (zd, R, D, c->tau, pos);
     zd[k] = keep;
     fd = (up - down) / (2 * h);
     /* which replica holds gathered element k */
@@ -522,10 +610,25 @@ test_config_errors (void)
   g_assert_cmpfloat (cfg.temperature, ==, 0.5);
   g_assert_cmpint (cfg.views, ==, 2);
 
-  cfg.views = 3;
+  /* 2 .. 64 views per sample */
+  cfg.views = 1;
   g_assert_null (simclr_loss_new (&cfg, NULL, &err));
-  g_assert_cmpint (err.status, ==, SIMCLR_ERROR_UNSUPPORTED);
+  g_assert_cmpint (err.status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
   g_assert_cmpstr (err.field, ==, "loss.views");
+  cfg.views = SIMCLR_LOSS_MAX_VIEWS + 1;
+  g_assert_null (simclr_loss_new (&cfg, NULL, &err));
+  g_assert_cmpstr (err.field, ==, "loss.views");
+  cfg.views = 3;
+  {
+    SimclrLoss *l3 = simclr_loss_new (&cfg, NULL, &err);
+    g_assert_nonnull (l3);
+    /* 4 rows are not whole samples of 3 views; 3 rows are one sample */
+    g_assert_cmpint (simclr_loss_forward (l3, z, 4, 2, NULL, &err), ==,
+        SIMCLR_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpint (simclr_loss_forward (l3, z, 3, 2, NULL, &err), ==,
+        SIMCLR_OK);
+    simclr_loss_free (l3);
+  }
 
   simclr_loss_config_default (&cfg);
   cfg.temperature = 0;

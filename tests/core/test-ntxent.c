@@ -1,7 +1,9 @@
 /* test-ntxent.c: NT-Xent loss, gradient and contrastive accuracy against
  * independent references: a double-precision naive loss written here (its
  * central differences check dz), closed forms, a hand-made accuracy case and
- * a PyTorch fixture (tests/data/make-ntxent-fixture.py). */
+ * a PyTorch fixture (tests/data/make-ntxent-fixture.py); the same for the
+ * multi-positive form of K views per sample (groups), with its own PyTorch
+ * fixture (tests/data/make-multiview-fixture.py). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +369,275 @@ test_torch_fixture (void)
 }
 
 /* ---------------------------------------------------------------------------
+ * Multi-positive (groups): every other row of an anchor's group is a
+ * positive, loss_i = log sum_{k != i} exp (s_ik) - mean_{p in P(i)} s_ip.
+ * Naive double reference straight from that definition.
+ */
+static double
+naive_loss_groups (const double *z, int R, int D, double tau,
+    const int *group)
+{
+  double *u = g_new (double, (size_t) R * D);
+  double loss = 0.0;
+
+  for (int i = 0; i < R; i++) {
+    double n = 0.0;
+    for (int c = 0; c < D; c++)
+      n += z[i * D + c] * z[i * D + c];
+    n = sqrt (n);
+    for (int c = 0; c < D; c++)
+      u[i * D + c] = z[i * D + c] / n;
+  }
+  for (int i = 0; i < R; i++) {
+    double sum = 0.0, spos = 0.0;
+    int npos = 0;
+    for (int k = 0; k < R; k++) {
+      double s = 0.0;
+      if (k == i)
+        continue;
+      for (int c = 0; c < D; c++)
+        s += u[i * D + c] * u[k * D + c];
+      s /= tau;
+      sum += exp (s);
+      if (group[k] == group[i]) {
+        spos += s;
+        npos++;
+      }
+    }
+    loss += -spos / npos + log (sum);
+  }
+  g_free (u);
+  return loss / R;
+}
+
+static SimclrNtxentResult
+run_groups (const float *z, int R, int D, float tau, const int *group,
+    float *dz)
+{
+  SimclrError err = { 0 };
+  SimclrNtxentResult res = { 0 };
+  SimclrNtxent *nt = simclr_ntxent_new (R + R % 2, D, &err);
+
+  g_assert_nonnull (nt);
+  if (simclr_ntxent_forward_groups (nt, z, R, D, tau, group, &res, &err)
+      != SIMCLR_OK)
+    g_error ("groups forward failed: %s", err.message);
+  if (dz)
+    simclr_ntxent_backward (nt, dz);
+  simclr_ntxent_free (nt);
+  return res;
+}
+
+typedef struct {
+  int views, n, D;
+  float tau;
+  int uneven;   /* 1: groups of 2, 3 and 4 rows, interleaved */
+} GroupCase;
+
+static const GroupCase group_cases[] = {
+  { 3, 4, 5, 0.5f, 0 },
+  { 4, 3, 8, 0.2f, 0 },
+  { 5, 2, 6, 0.1f, 0 },
+  { 3, 5, 16, 0.07f, 0 },       /* 15 rows: odd */
+  { 0, 0, 7, 0.3f, 1 },
+};
+
+static void
+test_groups_fd (gconstpointer data)
+{
+  const GroupCase *gc = data;
+  static const int uneven_groups[9] = { 0, 1, 2, 0, 1, 2, 2, 1, 2 };
+  const int R = gc->uneven ? 9 : gc->views * gc->n, D = gc->D, n = R * D;
+  float *z = g_new (float, n), *dz = g_new (float, n);
+  double *zd = g_new (double, n);
+  int *group = g_new (int, R);
+  double ref, gmax = 0.0, worst = 0.0, worst_fd = 0.0;
+  int worst_j = -1;
+  SimclrNtxentResult res;
+
+  for (int i = 0; i < R; i++)
+    group[i] = gc->uneven ? uneven_groups[i] : i % gc->n;
+  /* Views of a sample near each other, so the loss is not flat. */
+  for (int i = 0; i < R; i++)
+    for (int c = 0; c < D; c++)
+      z[i * D + c] = (float) (simclr_rng_normal (77, group[i], c)
+          + 0.7 * simclr_rng_normal (78 + gc->views, i, c));
+  for (int j = 0; j < n; j++)
+    zd[j] = z[j];
+  res = run_groups (z, R, D, gc->tau, group, dz);
+  ref = naive_loss_groups (zd, R, D, gc->tau, group);
+  if (fabs (res.loss - ref) > 1e-5 * fabs (ref))
+    g_error ("groups R %d D %d tau %g: loss %.9g, naive double %.9g", R, D,
+        (double) gc->tau, res.loss, ref);
+  for (int j = 0; j < n; j++)
+    gmax = fmax (gmax, fabs (dz[j]));
+  g_assert_cmpfloat (gmax, >, 0.0);
+  /* Every element: the cases are small. Same metric as test_grad_fd. */
+  for (int j = 0; j < n; j++) {
+    const double h = 1e-5;
+    double keep = zd[j], fp, fm, fd, e;
+    zd[j] = keep + h;
+    fp = naive_loss_groups (zd, R, D, gc->tau, group);
+    zd[j] = keep - h;
+    fm = naive_loss_groups (zd, R, D, gc->tau, group);
+    zd[j] = keep;
+    fd = (fp - fm) / (2 * h);
+    e = fabs (fd - dz[j]) / gmax;
+    if (e > worst) {
+      worst = e;
+      worst_j = j;
+      worst_fd = fd;
+    }
+  }
+  if (worst > 1e-5)
+    g_error ("groups R %d D %d tau %g: dz[%d] = %.9g, finite difference %.9g "
+        "(error %.3g of max |dz| %.3g)", R, D, (double) gc->tau, worst_j,
+        (double) dz[worst_j], worst_fd, worst, gmax);
+  g_test_message ("groups R %d D %d tau %g: loss %.6f top-1 %.3f, worst fd "
+      "error %.2e", R, D, (double) gc->tau, res.loss, res.top1, worst);
+  g_free (z);
+  g_free (dz);
+  g_free (zd);
+  g_free (group);
+}
+
+/* Groups of two are NT-Xent: same loss, accuracies and dz as the pairs
+ * mode with the default map. Identical rows: every log-probability is
+ * -ln (R-1), so loss ln (R-1) and dz = 0 whatever the group sizes. */
+static void
+test_groups_closed_forms (void)
+{
+  const int R = 12, D = 7;
+  float z[12 * 7], dz_pairs[12 * 7], dz_groups[12 * 7];
+  int group[12];
+  SimclrNtxentResult a, b;
+
+  random_z (z, R, D, 4242);
+  for (int i = 0; i < R; i++)
+    group[i] = i % (R / 2);
+  a = run (z, R, D, 0.3f, NULL, dz_pairs);
+  b = run_groups (z, R, D, 0.3f, group, dz_groups);
+  g_assert_cmpfloat_with_epsilon (a.loss, b.loss, 1e-6 * fabs (a.loss));
+  g_assert_cmpfloat (a.top1, ==, b.top1);
+  g_assert_cmpfloat (a.top5, ==, b.top5);
+  for (int j = 0; j < R * D; j++)
+    if (fabs (dz_pairs[j] - dz_groups[j]) > 1e-6)
+      g_error ("groups of 2: dz[%d] = %.9g, pairs %.9g", j,
+          (double) dz_groups[j], (double) dz_pairs[j]);
+
+  for (int i = 0; i < R; i++) {
+    group[i] = i % 3;           /* 3 groups of 4 */
+    for (int c = 0; c < D; c++)
+      z[i * D + c] = 0.2f * c - 0.5f;
+  }
+  b = run_groups (z, R, D, 0.1f, group, dz_groups);
+  g_assert_cmpfloat_with_epsilon (b.loss, log (R - 1.0), 1e-5);
+  g_assert_cmpfloat (b.top1, ==, 1.0);
+  for (int j = 0; j < R * D; j++)
+    if (fabs (dz_groups[j]) > 1e-5)
+      g_error ("identical rows: dz[%d] = %g, expected 0", j,
+          (double) dz_groups[j]);
+}
+
+/* The PyTorch fixture of the multi-positive loss
+ * (tests/data/make-multiview-fixture.py): SupCon's L_out with the sample
+ * as the label, written independently in torch. */
+static void
+test_groups_torch_fixture (void)
+{
+  char *path = g_build_filename (SIMCLR_TEST_DATA, "multiview-fixture.txt",
+      NULL);
+  FILE *f = fopen (path, "r");
+  char word[64];
+  int cases = 0;
+
+  if (!f)
+    g_error ("cannot open %s (regenerate with "
+        "tests/data/make-multiview-fixture.py)", path);
+  while (fscanf (f, "%63s", word) == 1) {
+    char name[64];
+    int R, D, V;
+    double tau, loss, top1, top5, dmax = 0.0;
+    float *z, *dz;
+    double *dref;
+    int *group;
+    SimclrNtxentResult res;
+
+    if (word[0] == '#') {
+      int ch;
+      while ((ch = fgetc (f)) != EOF && ch != '\n');
+      continue;
+    }
+    g_assert_cmpstr (word, ==, "case");
+    if (fscanf (f, "%63s %d %d %lf %d", name, &R, &D, &tau, &V) != 5)
+      g_error ("multiview fixture: bad case header");
+    z = g_new (float, R * D);
+    dz = g_new (float, R * D);
+    dref = g_new (double, R * D);
+    group = g_new (int, R);
+    expect_word (f, "z");
+    for (int j = 0; j < R * D; j++)
+      z[j] = (float) read_number (f);
+    expect_word (f, "loss");
+    loss = read_number (f);
+    expect_word (f, "top1");
+    top1 = read_number (f);
+    expect_word (f, "top5");
+    top5 = read_number (f);
+    expect_word (f, "dz");
+    for (int j = 0; j < R * D; j++) {
+      dref[j] = read_number (f);
+      dmax = fmax (dmax, fabs (dref[j]));
+    }
+    for (int i = 0; i < R; i++)
+      group[i] = i % (R / V);   /* view-major: row v * n + j */
+    res = run_groups (z, R, D, (float) tau, group, dz);
+    /* Tolerances as the NT-Xent fixture's (1/tau <= 10). */
+    if (fabs (res.loss - loss) > 1e-5 * fabs (loss))
+      g_error ("%s: loss %.9g, torch %.9g", name, res.loss, loss);
+    if (res.top1 != top1 || res.top5 != top5)
+      g_error ("%s: top-1 %g top-5 %g, torch %g %g", name, res.top1,
+          res.top5, top1, top5);
+    for (int j = 0; j < R * D; j++)
+      if (fabs (dz[j] - dref[j]) > 1e-5 * dmax)
+        g_error ("%s: dz[%d] = %.9g, torch %.9g", name, j, (double) dz[j],
+            dref[j]);
+    g_test_message ("%s: loss %.6f (torch %.6f), top-1 %.3f", name,
+        res.loss, loss, res.top1);
+    cases++;
+    g_free (z);
+    g_free (dz);
+    g_free (dref);
+    g_free (group);
+  }
+  fclose (f);
+  g_free (path);
+  g_assert_cmpint (cases, ==, 4);
+}
+
+static void
+test_groups_rejects (void)
+{
+  SimclrError err = { 0 };
+  SimclrNtxentResult res;
+  float z[6 * 4];
+  int lonely[6] = { 0, 0, 1, 1, 2, 3 };   /* rows 4 and 5 have no positive */
+  SimclrNtxent *nt = simclr_ntxent_new (6, 4, &err);
+
+  random_z (z, 6, 4, 9);
+  g_assert_cmpint (simclr_ntxent_forward_groups (nt, z, 6, 4, 0.5f, lonely,
+          &res, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "only row of group"));
+  g_assert_cmpint (simclr_ntxent_forward_groups (nt, z, 6, 4, 0.5f, NULL,
+          &res, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward_groups (nt, z, 1, 4, 0.5f, lonely,
+          &res, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_ntxent_forward_groups (nt, z, 8, 4, 0.5f, lonely,
+          &res, &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  simclr_ntxent_free (nt);
+}
+
+/* ---------------------------------------------------------------------------
  * Rejections.
  */
 static void
@@ -442,6 +713,16 @@ test_rejects (void)
   simclr_ntxent_free (nt);
 }
 
+static char *
+gc_name (const GroupCase *gc)
+{
+  if (gc->uneven)
+    return g_strdup_printf ("/ntxent/groups/fd/uneven-D%d-tau%g", gc->D,
+        (double) gc->tau);
+  return g_strdup_printf ("/ntxent/groups/fd/V%d-n%d-D%d-tau%g", gc->views,
+      gc->n, gc->D, (double) gc->tau);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -458,5 +739,13 @@ main (int argc, char **argv)
   g_test_add_func ("/ntxent/accuracy-by-hand", test_accuracy_by_hand);
   g_test_add_func ("/ntxent/torch-fixture", test_torch_fixture);
   g_test_add_func ("/ntxent/rejects", test_rejects);
+  for (unsigned i = 0; i < G_N_ELEMENTS (group_cases); i++) {
+    char *name = gc_name (&group_cases[i]);
+    g_test_add_data_func (name, &group_cases[i], test_groups_fd);
+    g_free (name);
+  }
+  g_test_add_func ("/ntxent/groups/closed-forms", test_groups_closed_forms);
+  g_test_add_func ("/ntxent/groups/torch-fixture", test_groups_torch_fixture);
+  g_test_add_func ("/ntxent/groups/rejects", test_groups_rejects);
   return g_test_run ();
 }
