@@ -293,10 +293,11 @@ loss_and_step (SimclrTrainer *t, int rows, SimclrNtxentResult *result,
 static SimclrStatus
 check_rows (SimclrTrainer *t, int rows, SimclrError *err)
 {
-  if (rows < 2 || rows % 2 != 0)
+  const int V = t->cfg.views;
+  if (rows < V || rows % V != 0)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
-        "trainer train step: %d rows: need an even count >= 2 (2N views)",
-        rows);
+        "trainer train step: %d rows: need a multiple of the %d views per "
+        "sample, at least %d (V x N views)", rows, V, V);
   return SIMCLR_OK;
 }
 
@@ -454,6 +455,8 @@ simclr_trainer_save (SimclrTrainer *t, const char *path, SimclrError *err)
               (int64_t) t->cfg.seed, err))
       || (s = simclr_checkpoint_set_meta_double (w, "temperature",
               t->cfg.temperature, err))
+      || (s = simclr_checkpoint_set_meta_int64 (w, "views", t->cfg.views,
+              err))
       || (s = simclr_safetensors_writer_set_metadata (w, "optim_kind",
               o->kind == SIMCLR_OPTIM_SGD ? "sgd" : "lars", err))
       || (s = simclr_checkpoint_set_meta_double (w, "base_lr", o->base_lr,
@@ -537,6 +540,20 @@ simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
       || simclr_checkpoint_meta_int64 (st, "total_steps", 1, &o->total_steps,
           err))
     goto out;
+  /* Optional: files written before multi-view training (issue 11) have no
+   * "views" and were trained on pairs. */
+  {
+    int64_t views = 2;
+    if (simclr_checkpoint_meta_int64 (st, "views", 0, &views, err))
+      goto out;
+    cfg.views = views >= 2 && views <= SIMCLR_LOSS_MAX_VIEWS ? (int) views : 0;
+    if (!cfg.views) {
+      simclr_error_set (err, SIMCLR_ERROR_FORMAT, "%s: metadata \"views\" = "
+          "%lld (expected 2 .. %d)", path, (long long) views,
+          SIMCLR_LOSS_MAX_VIEWS);
+      goto out;
+    }
+  }
   /* Optional: files written before the stream schedules (issue 13) have
    * neither key and were trained with the cosine schedule. */
   if (simclr_checkpoint_meta_int64 (st, "restart_period", 0,
@@ -605,13 +622,19 @@ simclr_trainer_load_replica (const char *path, int replicas, SimclrError *err)
   st = simclr_safetensors_open (path, err);
   if (!st)
     return NULL;
+  int64_t views = 2;
   if (simclr_checkpoint_meta_int64 (st, "batch_size", 1, &global, err)
+      != SIMCLR_OK
+      || simclr_checkpoint_meta_int64 (st, "views", 0, &views, err)
       != SIMCLR_OK) {
     simclr_safetensors_free (st);
     return NULL;
   }
   simclr_safetensors_free (st);
   simclr_trainer_config_default (&cfg);
+  /* (a bad value is reported by simclr_trainer_load) */
+  if (views >= 2 && views <= SIMCLR_LOSS_MAX_VIEWS)
+    cfg.views = (int) views;
   if (global < 1 || global > INT_MAX || global % replicas != 0) {
     simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "optim.batch_size", NULL, "%s was trained with a global batch of "

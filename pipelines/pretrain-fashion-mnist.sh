@@ -32,7 +32,9 @@
 #   --resume FILE      continue the run of checkpoint FILE to its total-steps
 #                      (its batch size and schedule; writes back to FILE
 #                      unless --checkpoint says otherwise)
-#   --batch-size N     samples per step (2N views; default 64)
+#   --batch-size N     samples per step (V x N views; default 64)
+#   --views V          views per sample (default 2); more than 2: every other
+#                      view of a sample is a positive (multi-positive NT-Xent)
 #   --width W          ResNet width multiplier (default 0.25)
 #   --stem S           encoder stem: auto (default: cifar up to 64 pixels),
 #                      cifar, stride2 or imagenet
@@ -92,6 +94,7 @@ minutes=""
 batch=64
 width=0.25
 stem=auto
+views=2
 interval=5
 tau=0.5
 crop_min=0.08
@@ -126,6 +129,7 @@ while [ $# -gt 0 ]; do
     --batch-size) batch="$2"; shift 2 ;;
     --width) width="$2"; shift 2 ;;
     --stem) stem="$2"; shift 2 ;;
+    --views) views="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --tau) tau="$2"; shift 2 ;;
     --crop-min) crop_min="$2"; shift 2 ;;
@@ -294,10 +298,10 @@ run () {
   # -m prints bus messages; keep the training and checkpoint ones.
   "${launcher[@]}" gst-launch-1.0 -e -m \
     simclrdatasetsrc location="$data" shuffle=true seed="$seed" $source_props \
-    ! simclraugment size="$size" seed="$seed" crop-scale-min="$crop_min" \
+    ! simclraugment size="$size" views="$views" seed="$seed" crop-scale-min="$crop_min" \
         blur-probability="$blur" jitter-strength="$jitter" \
-    ! queue max-size-buffers=$((4 * batch)) \
-    ! simclrencoder batch-size="$rank_batch" width="$width" stem="$stem" \
+    ! queue max-size-buffers=$((2 * views * batch)) \
+    ! simclrencoder batch-size="$rank_batch" views="$views" width="$width" stem="$stem" \
         total-steps="$n" \
         proj-hidden="$proj_hidden" seed="$seed" $monitor_props \
         warmup-steps="$warmup" checkpoint-location="$ckpt" \
@@ -360,7 +364,7 @@ elif [ -n "$minutes" ]; then
   # Start-up (data set load, model init) and the final checkpoint: ~15 s.
   # 0.93: leave room for the machine being busier than during calibration
   # (under MPI nothing stops the run at the deadline).
-  steps=$(( (left - 15) * vps * 93 / (100 * 2 * batch) ))
+  steps=$(( (left - 15) * vps * 93 / (100 * views * batch) ))
   [ "$steps" -ge 10 ] || steps=10
   echo "== calibration: $vps views/s; $left s left -> $steps steps"
   run "$steps" "$metrics" "$checkpoint" "$interval" "$left"

@@ -14,7 +14,10 @@
  * ntxentsink is the end of a SimCLR training pipeline. Each buffer holds the
  * projections z of one training step: 2N rows of `dimension` float32, rows
  * 0..N-1 view 0 of N samples and rows N..2N-1 view 1 of the same samples in
- * the same order, with a #GstSimclrEmbeddingMeta naming each row. For every
+ * the same order, with a #GstSimclrEmbeddingMeta naming each row. Caps with
+ * `views=V` (simclrencoder views=V) carry V views of each sample, V x N rows
+ * view-major; the loss is then the multi-positive form of NT-Xent, every
+ * other view of the anchor's sample a positive. For every
  * buffer the sink computes the NT-Xent loss (temperature
  * #GstNtxentSink:temperature) and its gradient dL/dz, and sends the gradient
  * upstream as a custom upstream event named `simclr-gradient` whose structure
@@ -132,6 +135,7 @@ struct _GstNtxentSink
 
   /* Streaming thread only. */
   gint dim;                     /* from caps, 0 until set */
+  gint views;                   /* from caps (2 without the field) */
   SimclrLoss *loss;             /* from start to stop */
   FILE *metrics_file;
   gchar *metrics_file_name;     /* the name it was opened under */
@@ -273,6 +277,7 @@ gst_ntxent_sink_init (GstNtxentSink * self)
   self->metrics_location = g_strdup (DEFAULT_METRICS_LOCATION);
   self->last_loss = 0.0;
   self->step = 0;
+  self->views = 2;
 
   /* Training runs as fast as the CPU allows, not at the stream's clock
    * (multifilesink does the same). */
@@ -482,6 +487,7 @@ gst_ntxent_sink_stop (GstBaseSink * sink)
   g_clear_pointer (&self->metrics_file_name, g_free);
   g_clear_pointer (&self->loss, simclr_loss_free);
   self->dim = 0;
+  self->views = 2;
   return TRUE;
 }
 
@@ -490,15 +496,42 @@ gst_ntxent_sink_set_caps (GstBaseSink * sink, GstCaps * caps)
 {
   GstNtxentSink *self = GST_NTXENT_SINK (sink);
   GstStructure *s = gst_caps_get_structure (caps, 0);
-  gint dim;
+  gint dim, views = 2;
 
   if (!gst_structure_get_int (s, "dimension", &dim) || dim < 1) {
     GST_ERROR_OBJECT (self, "caps without a dimension: %" GST_PTR_FORMAT,
         caps);
     return FALSE;
   }
+  if (gst_structure_has_field (s, "views")
+      && (!gst_structure_get_int (s, "views", &views) || views < 2
+          || views > SIMCLR_LOSS_MAX_VIEWS)) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
+        ("caps with views outside [2, %d]: %" GST_PTR_FORMAT,
+            SIMCLR_LOSS_MAX_VIEWS, caps));
+    return FALSE;
+  }
+  /* A loss of V views per sample; made at start for 2. Under MPI every
+   * rank's encoder has the same views, so every rank remakes its loss at
+   * the same point (creating one is local: no collective). */
+  if (self->loss && simclr_loss_get_config (self->loss)->views != views) {
+    SimclrLossConfig cfg = *simclr_loss_get_config (self->loss);
+    SimclrComm comm;
+    SimclrError err = { 0 };
+    SimclrLoss *loss;
+    cfg.views = views;
+    gst_simclr_mpi_comm (GST_SIMCLR_MPI_LOSS, &comm);
+    loss = simclr_loss_new (&cfg, &comm, &err);
+    if (!loss) {
+      GST_ELEMENT_ERROR (self, LIBRARY, INIT, (NULL), ("%s", err.message));
+      return FALSE;
+    }
+    simclr_loss_free (self->loss);
+    self->loss = loss;
+  }
   self->dim = dim;
-  GST_DEBUG_OBJECT (self, "dimension %d", dim);
+  self->views = views;
+  GST_DEBUG_OBJECT (self, "dimension %d, %d views per sample", dim, views);
   return TRUE;
 }
 
@@ -655,7 +688,7 @@ gst_ntxent_sink_render (GstBaseSink * sink, GstBuffer * buffer)
   if (size == 0 || size % row_bytes != 0 || size / row_bytes > G_MAXINT)
     goto wrong_size;
   rows = size / row_bytes;
-  if (rows < 2 || rows % 2 != 0)
+  if (rows < self->views || rows % self->views != 0)
     goto odd_rows;
   if (meta->rows != (guint) rows)
     goto meta_mismatch;
@@ -753,8 +786,8 @@ odd_rows:
   {
     GST_ELEMENT_ERROR (self, STREAM, FORMAT,
         ("Embedding buffer of step %" G_GUINT64_FORMAT " has %d rows; "
-            "NT-Xent needs an even number (2N, two views per sample), at "
-            "least 2.", step, rows), (NULL));
+            "the loss needs a multiple of the %d views per sample (V x N), "
+            "at least %d.", step, rows, self->views, self->views), (NULL));
     return GST_FLOW_ERROR;
   }
 meta_mismatch:

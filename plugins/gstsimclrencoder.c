@@ -424,6 +424,11 @@ gst_simclr_encoder_set_caps (GstSimclrEncoder * self, GstCaps * caps)
 
   if (!self->trainer && self->run.attach_meta)
     srccaps = gst_caps_ref (caps);      /* the frames pass through */
+  else if (self->trainer)
+    /* views: ntxentsink's loss groups the rows V x N (property views) */
+    srccaps = gst_caps_new_simple (SIMCLR_EMBEDDING_MEDIA_TYPE,
+        "dimension", G_TYPE_INT, dim,
+        "views", G_TYPE_INT, simclr_trainer_views (self->trainer), NULL);
   else
     srccaps = gst_caps_new_simple (SIMCLR_EMBEDDING_MEDIA_TYPE,
         "dimension", G_TYPE_INT, dim, NULL);

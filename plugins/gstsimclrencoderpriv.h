@@ -38,6 +38,7 @@ typedef struct
   gint proj_hidden;
   gint proj_dim;
   gint batch_size;
+  gint views;                   /* train: views per sample */
   SimclrOptimKind optimizer;
   gdouble learning_rate;
   SimclrLrScaling lr_scaling;

@@ -22,6 +22,7 @@ enum
   PROP_PROJ_HIDDEN,
   PROP_PROJ_DIM,
   PROP_BATCH_SIZE,
+  PROP_VIEWS,
   PROP_OPTIMIZER,
   PROP_LEARNING_RATE,
   PROP_LR_SCALING,
@@ -53,6 +54,7 @@ enum
 #define DEFAULT_PROJ_HIDDEN 0
 #define DEFAULT_PROJ_DIM 128
 #define DEFAULT_BATCH_SIZE 256
+#define DEFAULT_VIEWS 2
 #define DEFAULT_OPTIMIZER SIMCLR_OPTIM_LARS
 #define DEFAULT_LEARNING_RATE 0.3
 #define DEFAULT_LR_SCALING SIMCLR_LR_SCALING_LINEAR
@@ -285,6 +287,20 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
       g_param_spec_int ("batch-size", "Batch size",
           "Samples N per training step (2N views, 2N output rows)", 1,
           MAX_BATCH_SIZE, DEFAULT_BATCH_SIZE, rw));
+  /**
+   * GstSimclrEncoder:views:
+   *
+   * Views per sample in train mode: a step takes views 0 .. views-1 of N
+   * samples (simclraugment views=V) and emits V x N rows, with the number
+   * in the caps (views=V) so ntxentsink computes the loss of V views, where
+   * every other view of a sample is a positive (the multi-positive form of
+   * NT-Xent; 2 is SimCLR's).
+   */
+  g_object_class_install_property (gobject_class, PROP_VIEWS,
+      g_param_spec_int ("views", "Views per sample",
+          "Train mode: views per sample in a step (views 0 .. views-1 of "
+          "each sample; simclraugment views=V); 2 = SimCLR's pairs",
+          2, SIMCLR_LOSS_MAX_VIEWS, DEFAULT_VIEWS, rw));
   g_object_class_install_property (gobject_class, PROP_OPTIMIZER,
       g_param_spec_enum ("optimizer", "Optimizer",
           "Optimiser: LARS (SimCLR's) or SGD with momentum",
@@ -489,6 +505,7 @@ gst_simclr_encoder_settings_init (Settings * s)
   s->proj_hidden = DEFAULT_PROJ_HIDDEN;
   s->proj_dim = DEFAULT_PROJ_DIM;
   s->batch_size = DEFAULT_BATCH_SIZE;
+  s->views = DEFAULT_VIEWS;
   s->optimizer = DEFAULT_OPTIMIZER;
   s->learning_rate = DEFAULT_LEARNING_RATE;
   s->lr_scaling = DEFAULT_LR_SCALING;
@@ -560,6 +577,9 @@ gst_simclr_encoder_set_property (GObject * object, guint prop_id,
       break;
     case PROP_BATCH_SIZE:
       s->batch_size = g_value_get_int (value);
+      break;
+    case PROP_VIEWS:
+      s->views = g_value_get_int (value);
       break;
     case PROP_OPTIMIZER:
       s->optimizer = g_value_get_enum (value);
@@ -660,6 +680,9 @@ gst_simclr_encoder_get_property (GObject * object, guint prop_id,
       break;
     case PROP_BATCH_SIZE:
       g_value_set_int (value, s->batch_size);
+      break;
+    case PROP_VIEWS:
+      g_value_set_int (value, s->views);
       break;
     case PROP_OPTIMIZER:
       g_value_set_enum (value, s->optimizer);

@@ -70,6 +70,7 @@ gst_simclr_encoder_trainer_config (GstSimclrEncoder * self, gint size,
   cfg->optim.warmup_steps = (int64_t) s->warmup_steps;
   cfg->optim.total_steps = (int64_t) s->total_steps;
   cfg->seed = s->seed;
+  cfg->views = s->views;
   /* batch-size is per rank; the trainer makes it the global batch */
   return simclr_trainer_config_set_batch (cfg, s->batch_size,
       gst_simclr_mpi_size (), err);
@@ -602,8 +603,9 @@ gst_simclr_encoder_chain_train (GstSimclrEncoder * self, GstBuffer * buf)
   if ((flags & SIMCLR_BATCHER_BAD_VIEW) && !self->warned_view) {
     self->warned_view = TRUE;
     GST_ELEMENT_WARNING (self, STREAM, FORMAT,
-        ("Dropping frames of view %d: train mode uses views 0 and 1.",
-            v.view), (NULL));
+        ("Dropping frames of view %d: train mode uses views 0 to %d "
+            "(property views).", v.view,
+            simclr_trainer_views (self->trainer) - 1), (NULL));
   }
   if (flags & SIMCLR_BATCHER_DUPLICATE)
     GST_WARNING_OBJECT (self, "view %d of sample %" G_GUINT64_FORMAT

@@ -49,6 +49,7 @@ static const FieldProperty encoder_fields[] = {
   {"optim.weight_decay", "weight-decay"},
   {"optim.warmup_steps", "warmup-steps"},
   {"optim.total_steps", "total-steps"},
+  {"trainer.views", "views"},
   {NULL, NULL}
 };
 

@@ -131,6 +131,7 @@ TR_CASE (tr_momentum, c->optim.momentum = 1)
 TR_CASE (tr_wd, c->optim.weight_decay = -1)
 TR_CASE (tr_warmup, c->optim.warmup_steps = -1)
 TR_CASE (tr_total, c->optim.warmup_steps = 50; c->optim.total_steps = 50)
+TR_CASE (tr_views, c->views = 1)
 #undef TR_CASE
 
 static const struct
@@ -155,6 +156,7 @@ static const struct
   {tr_warmup, {"optim.warmup_steps", NULL, "warmup-steps", NULL}},
   {tr_total, {"optim.total_steps", "optim.warmup_steps", "total-steps",
           "warmup-steps"}},
+  {tr_views, {"trainer.views", NULL, "views", NULL}},
 };
 
 GST_START_TEST (test_encoder_fields)

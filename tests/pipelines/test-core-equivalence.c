@@ -14,6 +14,10 @@
  * threads 1, LARS, momentum 0.9, wd 1e-6, the encoder's seed) stepped by
  * simclr_trainer_train_step with the sink's temperature.
  *
+ * The same with 3 views per sample (simclraugment views=3, simclrencoder
+ * views=3; ntxentsink's multi-positive loss from the caps) against a core
+ * trainer of views 3 fed views 0, 1, 2.
+ *
  * Tolerance: none. With one thread (OPENBLAS_NUM_THREADS=1, threads=1) the
  * losses, top-1 and top-5 of every step are equal bit for bit (measured),
  * and so are the final checkpoints (every tensor, velocity included, and
@@ -41,7 +45,7 @@
 #define TAU 0.2
 
 static void
-core_losses (SimclrNtxentResult * out, const gchar * ckpt)
+core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
 {
   SimclrError err = { 0 };
   SimclrDataset *ds;
@@ -74,7 +78,7 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt)
   cfg.model.in_channels = 1;
   cfg.model.stem = SIMCLR_STEM_CIFAR;
   cfg.model.image_size = SIZE;
-  cfg.model.max_batch = 2 * N;
+  cfg.model.max_batch = V * N;
   cfg.model.proj_layers = 2;
   cfg.model.proj_hidden = 0;
   cfg.model.proj_dim = 128;
@@ -89,24 +93,25 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt)
   cfg.optim.total_steps = STEPS;
   cfg.temperature = TAU;
   cfg.seed = MODEL_SEED;
+  cfg.views = V;
   t = simclr_trainer_new (&cfg, &err);
   if (t == NULL)
     g_error ("trainer: %s", err.message);
 
   pix = g_malloc (simclr_dataset_max_image_bytes (ds));
-  views = g_malloc (2 * N * frame);
+  views = g_malloc ((gsize) V * N * frame);
   for (step = 0; step < STEPS; step++) {
     for (i = 0; i < N; i++) {
       gint64 id = order[step * N + i];
       g_assert_cmpint (simclr_dataset_get (ds, id, pix,
               simclr_dataset_max_image_bytes (ds), &w, &h, NULL, &err), ==,
           SIMCLR_OK);
-      for (v = 0; v < 2; v++)
+      for (v = 0; v < V; v++)
         g_assert_cmpint (simclr_augmenter_view (aug, AUG_SEED, (guint64) id,
                 v, pix, w, h, w, 1, views + (gsize) (v * N + i) * frame, SIZE,
                 NULL, &err), ==, SIMCLR_OK);
     }
-    if (simclr_trainer_train_step (t, views, 2 * N, &out[step], &err)
+    if (simclr_trainer_train_step (t, views, V * N, &out[step], &err)
         != SIMCLR_OK)
       g_error ("core step %d: %s", step, err.message);
   }
@@ -121,8 +126,9 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt)
 }
 
 static void
-test_pipeline_equals_core (void)
+test_pipeline_equals_core (gconstpointer data)
 {
+  const int V = GPOINTER_TO_INT (data);
   SimclrNtxentResult core[STEPS];
   gchar *dir = g_dir_make_tmp ("pt-equiv-XXXXXX", NULL);
   gchar *pipe_ckpt = g_build_filename (dir, "pipeline.safetensors", NULL);
@@ -133,17 +139,18 @@ test_pipeline_equals_core (void)
 
   desc = g_strdup_printf ("simclrdatasetsrc location=" PT_FASHION_MNIST
       " shuffle=true seed=%d num-samples=%d ! simclraugment size=%d seed=%d "
-      "! queue ! simclrencoder batch-size=%d width=0.25 threads=1 seed=%d "
+      "views=%d ! queue max-size-buffers=%d ! simclrencoder batch-size=%d "
+      "views=%d width=0.25 threads=1 seed=%d "
       "total-steps=%d warmup-steps=%d learning-rate=0.075 lr-scaling=sqrt "
       "checkpoint-location=\"%s\" ! ntxentsink temperature=%g interval=1",
-      DATA_SEED, N * STEPS, SIZE, AUG_SEED, N, MODEL_SEED, STEPS, WARMUP,
-      pipe_ckpt, TAU);
+      DATA_SEED, N * STEPS, SIZE, AUG_SEED, V, 4 * V * N, N, V, MODEL_SEED,
+      STEPS, WARMUP, pipe_ckpt, TAU);
   run = pt_run_pipeline (desc, 120);
   g_assert_no_error (run->error);
   g_assert_true (run->eos);
   g_assert_cmpuint (run->train->len, ==, STEPS);
 
-  core_losses (core, core_ckpt);
+  core_losses (core, core_ckpt, V);
   for (i = 0; i < STEPS; i++) {
     const PtTrainRow *r = &g_array_index (run->train, PtTrainRow, i);
     g_assert_cmpuint (r->step, ==, i);
@@ -202,7 +209,9 @@ main (int argc, char **argv)
   }
   gst_init (&argc, &argv);
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/pipelines/core-equivalence/losses",
-      test_pipeline_equals_core);
+  g_test_add_data_func ("/pipelines/core-equivalence/losses",
+      GINT_TO_POINTER (2), test_pipeline_equals_core);
+  g_test_add_data_func ("/pipelines/core-equivalence/losses-3-views",
+      GINT_TO_POINTER (3), test_pipeline_equals_core);
   return g_test_run ();
 }
