@@ -237,6 +237,37 @@ below64 (uint64_t seed, uint64_t stream, uint64_t index, uint64_t n)
   return (uint64_t) (x >> 64);
 }
 
+/* The slot sample number @i (0-based, counting every sample offered) goes
+ * to: -1 a new slot, -2 refused, else the slot it overwrites. */
+static int
+choose_slot (const SimclrReplay *r, uint64_t i)
+{
+  const SimclrReplayConfig *c = &r->cfg;
+  int s;
+
+  if (c->policy == SIMCLR_REPLAY_RING) {
+    s = (int) (r->stats.stored % (uint64_t) c->capacity);
+  } else if (i < (uint64_t) c->capacity) {
+    s = (int) i;
+  } else {
+    /* Algorithm R: keep sample i with probability capacity / (i + 1), in a
+     * slot drawn uniformly; j uniform in [0, i] does both at once. */
+    uint64_t j = below64 (c->seed, STREAM_RESERVOIR, i, i + 1);
+    if (j >= (uint64_t) c->capacity)
+      return -2;
+    s = (int) j;
+  }
+  return s < r->held ? s : -1;
+}
+
+int
+simclr_replay_next_slot (const SimclrReplay *r)
+{
+  if (!r)
+    return -2;
+  return choose_slot (r, r->stats.seen);
+}
+
 SimclrStatus
 simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
     const SimclrReplayInfo *info, int *slot, SimclrError *err)
@@ -256,26 +287,17 @@ simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
       return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
           "replay add: view %d of %d is NULL", v, c->views);
   i = r->stats.seen++;
-  if (c->policy == SIMCLR_REPLAY_RING) {
-    s = (int) (r->stats.stored % (uint64_t) c->capacity);
-  } else if (i < (uint64_t) c->capacity) {
-    s = (int) i;
-  } else {
-    /* Algorithm R: keep sample i with probability capacity / (i + 1), in a
-     * slot drawn uniformly; j uniform in [0, i] does both at once. */
-    uint64_t j = below64 (c->seed, STREAM_RESERVOIR, i, i + 1);
-    if (j >= (uint64_t) c->capacity) {
-      r->stats.rejected++;
-      return SIMCLR_OK;
-    }
-    s = (int) j;
+  s = choose_slot (r, i);
+  if (s == -2) {
+    r->stats.rejected++;
+    return SIMCLR_OK;
   }
-  if (s < r->held) {
+  if (s >= 0) {
     r->stats.evicted++;
     if (r->rec[s].uses == 0)
       r->stats.evicted_unused++;
   } else {
-    r->held = s + 1;
+    s = r->held++;              /* slots fill in order */
   }
   for (int v = 0; v < c->views; v++)
     memcpy (view_ptr (r, s, v), views[v], c->view_bytes);
@@ -437,6 +459,12 @@ simclr_replay_get_stats (const SimclrReplay *r, SimclrReplayStats *stats)
     return;
   }
   *stats = r->stats;
+}
+
+int
+simclr_replay_held (const SimclrReplay *r)
+{
+  return r ? r->held : 0;
 }
 
 void

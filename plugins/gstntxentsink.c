@@ -51,6 +51,17 @@
  *   over the interval that ends with this step; the first interval is
  *   measured from the start of the stream, so it includes start-up
  *
+ * When the encoder trains from a replay buffer (simclrencoder replay-size >
+ * 0, live sources), the message also carries the stream's counts since the
+ * encoder started, as the encoder reports them in the embedding meta:
+ *
+ * * #guint64 `frames-seen`: samples (pairs of views) that reached the buffer
+ * * #guint64 `frames-buffered`: of those, the samples taken into it
+ * * #guint64 `frames-trained`: distinct samples drawn into at least one batch
+ * * #guint64 `frames-dropped`: samples never trained on (refused by a
+ *   reservoir, overwritten before being drawn, or missing a view)
+ * * #guint `replay-held`: samples in the buffer at this step
+ *
  * If #GstNtxentSink:metrics-location is set, the same rows are appended to a
  * CSV file (header line `step,epoch,loss,top1,top5,lr,views-per-second`),
  * flushed after each row so it can be followed during training.
@@ -592,7 +603,8 @@ write_csv_double (GString * line, gdouble v)
  * (after posting an error) if the CSV row cannot be written. */
 static gboolean
 gst_ntxent_sink_report (GstNtxentSink * self, gboolean post, guint64 step,
-    gdouble epoch, const SimclrLossResult * res, gdouble lr)
+    gdouble epoch, const SimclrLossResult * res, gdouble lr,
+    const GstSimclrEmbeddingMeta * meta)
 {
   gint64 now = g_get_monotonic_time ();
   gdouble seconds = (now - self->window_start) / 1e6;
@@ -610,6 +622,13 @@ gst_ntxent_sink_report (GstNtxentSink * self, gboolean post, guint64 step,
         "top5", G_TYPE_DOUBLE, res->top5,
         "lr", G_TYPE_DOUBLE, lr,
         "views-per-second", G_TYPE_DOUBLE, vps, NULL);
+    if (meta && meta->has_counts)
+      gst_structure_set (s,
+          "frames-seen", G_TYPE_UINT64, meta->frames_seen,
+          "frames-buffered", G_TYPE_UINT64, meta->frames_buffered,
+          "frames-trained", G_TYPE_UINT64, meta->frames_trained,
+          "frames-dropped", G_TYPE_UINT64, meta->frames_dropped,
+          "replay-held", G_TYPE_UINT, meta->replay_held, NULL);
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_element (GST_OBJECT (self), s));
   }
@@ -754,7 +773,7 @@ gst_ntxent_sink_render (GstBaseSink * sink, GstBuffer * buffer)
   self->window_views += res.rows;
   if (interval > 0 && (step + 1) % interval == 0) {
     if (!gst_ntxent_sink_report (self, post && gst_simclr_mpi_rank () == 0,
-            step, epoch, &res, lr))
+            step, epoch, &res, lr, meta))
       return GST_FLOW_ERROR;
   }
   return GST_FLOW_OK;

@@ -66,6 +66,17 @@ typedef struct {
   gdouble epoch;                /* train: the largest GstSimclrFrameMeta.epoch of the
                                  * batch's views; embed: 0 */
   gdouble lr;                   /* train: learning rate of this step; embed: 0 */
+  /* Train mode with a replay buffer (simclrencoder replay-size > 0): the
+   * stream's counts at this step, since the element started; has_counts is
+   * FALSE and the counts 0 otherwise. ntxentsink posts them in its
+   * simclr-train messages. */
+  gboolean has_counts;
+  guint64 frames_seen;          /* samples (view pairs) that reached the buffer */
+  guint64 frames_buffered;      /* of those, taken into it */
+  guint64 frames_trained;       /* distinct samples drawn into a batch */
+  guint64 frames_dropped;       /* never trained on: refused, overwritten
+                                 * before being drawn, or views missing */
+  guint replay_held;            /* samples in the buffer */
 } GstSimclrEmbeddingMeta;
 
 GType gst_simclr_embedding_meta_api_get_type (void);

@@ -252,6 +252,7 @@ gst_simclr_encoder_init (GstSimclrEncoder * self)
   gst_simclr_encoder_settings_init (&self->run);
   self->monitor_epoch = G_MAXUINT64;
   gst_simclr_gradient_wait_init (&self->grad);
+  gst_simclr_encoder_live_init (self);
 }
 
 /* Frees everything a run allocated (state changes only: pads inactive). */
@@ -278,6 +279,7 @@ gst_simclr_encoder_finalize (GObject * object)
   gst_simclr_encoder_settings_clear (&self->props);
   gst_simclr_encoder_settings_clear (&self->run);
   gst_simclr_gradient_wait_clear (&self->grad);
+  gst_simclr_encoder_live_clear (self);
 
   G_OBJECT_CLASS (gst_simclr_encoder_parent_class)->finalize (object);
 }
@@ -499,7 +501,12 @@ gst_simclr_encoder_sink_event (GstPad * pad, GstObject * parent,
     GstEvent * event)
 {
   GstSimclrEncoder *self = GST_SIMCLR_ENCODER (parent);
+  gboolean res;
 
+  /* Replay mode serialises flushes, segments and EOS with its training
+   * thread (gstsimclrencoderlive.c). */
+  if (gst_simclr_encoder_live_sink_event (self, event, &res))
+    return res;
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_CAPS:{
       GstCaps *caps;
@@ -521,6 +528,11 @@ gst_simclr_encoder_sink_event (GstPad * pad, GstObject * parent,
         gst_simclr_encoder_embed_drop (self);
       break;
     case GST_EVENT_EOS:
+      if (gst_simclr_encoder_passes_eos (self)) {
+        /* passes: the element seeks back to the start instead */
+        gst_event_unref (event);
+        return TRUE;
+      }
       if (self->run.mode == GST_SIMCLR_ENCODER_MODE_TRAIN) {
         gst_simclr_encoder_train_eos (self);
       } else if (self->configured) {
@@ -680,6 +692,8 @@ gst_simclr_encoder_change_state (GstElement * element,
       /* Wake a streaming thread waiting for a gradient, so that the pad
        * deactivation below can take the stream lock. */
       gst_simclr_gradient_wait_set_shutdown (&self->grad, TRUE);
+      /* Replay mode: stop the training thread, save unsaved steps. */
+      gst_simclr_encoder_live_stop (self);
       break;
     default:
       break;

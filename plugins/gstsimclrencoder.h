@@ -26,6 +26,14 @@ typedef enum {
   GST_SIMCLR_ENCODER_STEM_STRIDE2 = 3,
 } GstSimclrEncoderStem;
 
+/* Replay mode: what a sample that would overwrite one never trained on
+ * does (issue 13). */
+typedef enum {
+  GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_AUTO = 0,  /* drop if upstream is live */
+  GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_DROP = 1,  /* overwrite: never block */
+  GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_WAIT = 2,  /* block upstream until drawn */
+} GstSimclrEncoderReplayOverflow;
+
 #define GST_TYPE_SIMCLR_ENCODER (gst_simclr_encoder_get_type ())
 G_DECLARE_FINAL_TYPE (GstSimclrEncoder, gst_simclr_encoder, GST,
     SIMCLR_ENCODER, GstElement)

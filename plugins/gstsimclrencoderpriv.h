@@ -6,6 +6,8 @@
  *   gstsimclrencodertrain.c  train mode: set-up and the training step
  *   gstsimclrencoderembed.c  embed mode
  *   gstsimclrencoderprops.c  the properties: pspecs, get/set, snapshot
+ *   gstsimclrencoderlive.c   replay mode (replay-size > 0): the replay
+ *                            buffer, the training thread, passes by seeks
  */
 #pragma once
 
@@ -13,10 +15,12 @@
 #include <gst/video/video.h>
 
 #include "gstsimclrencoder.h"
+#include "gstsimclr.h"
 #include "gstsimclrframe.h"
 #include "gstsimclrgradient.h"
 
 #include "simclr/batcher.h"
+#include "simclr/replay.h"
 #include "simclr/dataset.h"
 #include "simclr/model.h"
 #include "simclr/optim.h"
@@ -58,7 +62,43 @@ typedef struct
   GstClockTime max_latency;
   gchar *monitor_location;      /* NULL or "" = no kNN monitor */
   gint monitor_samples;
+  /* streams (issue 13) */
+  SimclrLrSchedule lr_schedule;
+  guint64 restart_period;
+  guint checkpoint_keep;        /* checkpoint-location a folder: files kept */
+  gdouble checkpoint_seconds;   /* 0 = no time cadence */
+  gint replay_size;             /* 0 = no replay buffer (train in order) */
+  SimclrReplayPolicy replay_policy;
+  guint64 replay_max_bytes;     /* 0 = only the memory available limits */
+  gint replay_min;              /* samples held before the first step; 0 = N */
+  GstSimclrEncoderReplayOverflow replay_overflow;
+  guint passes;                 /* passes over a seekable input; 0 = endless */
 } Settings;
+
+/* Replay mode's state (gstsimclrencoderlive.c). The streaming thread files
+ * samples into the buffer; the training thread (a task on the source pad)
+ * draws batches from it. Everything under @lock unless said otherwise. */
+typedef struct
+{
+  GMutex lock;
+  GCond cond;                   /* samples added or drawn, flags changed */
+  SimclrReplay *replay;
+  gboolean wait;                /* the overflow policy resolved: TRUE waits */
+  gint min_fill;                /* samples held before the first step */
+  gboolean flushing;
+  gboolean eos;                 /* input ended: finish after this step */
+  gboolean done;                /* EOS pushed or a fatal error: no more steps */
+  gboolean task_running;        /* (streaming thread and state changes) */
+  guint64 dropped_unpaired;     /* samples whose views did not all come */
+  /* training thread only */
+  guint8 *staging;              /* (2N, side, side, channels) drawn views */
+  SimclrFrame *frames;          /* (2N) into staging */
+  SimclrBatchRow *rows;         /* (2N) */
+  gint *slots;                  /* (N) */
+  /* the checkpoint time cadence and the passes (streaming thread) */
+  gint64 last_save_us;
+  guint passes_done;
+} GstSimclrEncoderLive;
 
 /* What embed mode keeps of a frame until its batch is computed. */
 typedef struct
@@ -102,6 +142,7 @@ struct _GstSimclrEncoder
   gboolean saved;
   guint64 last_saved_step;
   guint64 run_first_step;       /* the trainer's step when this run began */
+  gboolean ckpt_rotate;         /* checkpoint-location is a folder */
   gboolean warned_horizon;
   gboolean warned_unpaired;
   gboolean warned_view;
@@ -122,6 +163,9 @@ struct _GstSimclrEncoder
   /* The gradient rendezvous between the streaming thread (waits) and the
    * thread the upstream event arrives on (gstsimclrgradient.h). */
   GstSimclrGradientWait grad;
+
+  /* replay mode (replay-size > 0) */
+  GstSimclrEncoderLive live;
 };
 
 /* gstsimclrencoder.c */
@@ -143,6 +187,30 @@ GstFlowReturn gst_simclr_encoder_chain_train (GstSimclrEncoder * self,
 gint gst_simclr_encoder_train_drop (GstSimclrEncoder * self,
     const gchar * why);
 void gst_simclr_encoder_train_eos (GstSimclrEncoder * self);
+GstFlowReturn gst_simclr_encoder_train_batch (GstSimclrEncoder * self,
+    const SimclrBatch * batch, gboolean live_counts);
+gboolean gst_simclr_encoder_save (GstSimclrEncoder * self);
+gboolean gst_simclr_encoder_checkpoint_due (GstSimclrEncoder * self);
+gboolean gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self);
+gboolean gst_simclr_encoder_unsaved (GstSimclrEncoder * self);
+
+/* gstsimclrencoderlive.c */
+gboolean gst_simclr_encoder_live_enabled (GstSimclrEncoder * self);
+void gst_simclr_encoder_live_init (GstSimclrEncoder * self);
+void gst_simclr_encoder_live_clear (GstSimclrEncoder * self);
+gboolean gst_simclr_encoder_live_setup (GstSimclrEncoder * self);
+GstFlowReturn gst_simclr_encoder_live_add (GstSimclrEncoder * self,
+    const SimclrBatch * sample);
+gboolean gst_simclr_encoder_live_sink_event (GstSimclrEncoder * self,
+    GstEvent * event, gboolean * result);
+void gst_simclr_encoder_live_stop (GstSimclrEncoder * self);
+void gst_simclr_encoder_live_free (GstSimclrEncoder * self);
+void gst_simclr_encoder_live_count_unpaired (GstSimclrEncoder * self,
+    gint n);
+void gst_simclr_encoder_live_counts (GstSimclrEncoder * self,
+    GstSimclrEmbeddingMeta * meta);
+gboolean gst_simclr_encoder_passes_eos (GstSimclrEncoder * self);
+gint gst_simclr_encoder_live_held (GstSimclrEncoder * self);
 
 /* gstsimclrencoderprops.c */
 void gst_simclr_encoder_install_properties (GObjectClass * klass);

@@ -42,6 +42,16 @@ enum
   PROP_MAX_LATENCY,
   PROP_MONITOR_LOCATION,
   PROP_MONITOR_SAMPLES,
+  PROP_LR_SCHEDULE,
+  PROP_RESTART_PERIOD,
+  PROP_CHECKPOINT_KEEP,
+  PROP_CHECKPOINT_SECONDS,
+  PROP_REPLAY_SIZE,
+  PROP_REPLAY_POLICY,
+  PROP_REPLAY_MAX_BYTES,
+  PROP_REPLAY_MIN,
+  PROP_REPLAY_OVERFLOW,
+  PROP_PASSES,
   PROP_STEP,
   PROP_LR,
 };
@@ -74,6 +84,16 @@ enum
 #define DEFAULT_MAX_LATENCY 0
 #define DEFAULT_MONITOR_LOCATION NULL
 #define DEFAULT_MONITOR_SAMPLES 1000
+#define DEFAULT_LR_SCHEDULE SIMCLR_LR_SCHEDULE_COSINE
+#define DEFAULT_RESTART_PERIOD 1000
+#define DEFAULT_CHECKPOINT_KEEP 3
+#define DEFAULT_CHECKPOINT_SECONDS 0.0
+#define DEFAULT_REPLAY_SIZE 0
+#define DEFAULT_REPLAY_POLICY SIMCLR_REPLAY_RING
+#define DEFAULT_REPLAY_MAX_BYTES 0
+#define DEFAULT_REPLAY_MIN 0
+#define DEFAULT_REPLAY_OVERFLOW GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_AUTO
+#define DEFAULT_PASSES 1
 
 #define MAX_BATCH_SIZE 32768
 /* Ranges are what the core accepts (issue 15): the optimiser needs a
@@ -192,6 +212,69 @@ gst_simclr_encoder_output_get_type (void)
   };
   if (g_once_init_enter (&type)) {
     GType t = g_enum_register_static ("GstSimclrEncoderOutput", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_SIMCLR_ENCODER_LR_SCHEDULE (gst_simclr_encoder_lr_schedule_get_type ())
+static GType
+gst_simclr_encoder_lr_schedule_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {SIMCLR_LR_SCHEDULE_COSINE, "Warm-up, then cosine decay to 0 at "
+          "total-steps (SimCLR's)", "cosine"},
+    {SIMCLR_LR_SCHEDULE_CONSTANT, "Warm-up, then the peak rate for ever "
+          "(streams without an end)", "constant"},
+    {SIMCLR_LR_SCHEDULE_COSINE_RESTARTS, "Warm-up, then cosine decay from the "
+          "peak over restart-period steps, again and again", "cosine-restarts"},
+    {0, NULL, NULL}
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstSimclrEncoderLrSchedule", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_SIMCLR_ENCODER_REPLAY_POLICY (gst_simclr_encoder_replay_policy_get_type ())
+static GType
+gst_simclr_encoder_replay_policy_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {SIMCLR_REPLAY_RING, "Keep the newest replay-size samples (a new one "
+          "overwrites the oldest)", "ring"},
+    {SIMCLR_REPLAY_RESERVOIR, "Keep a uniform random subset of every sample "
+          "seen (reservoir sampling)", "reservoir"},
+    {0, NULL, NULL}
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstSimclrEncoderReplayPolicy", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+#define GST_TYPE_SIMCLR_ENCODER_REPLAY_OVERFLOW (gst_simclr_encoder_replay_overflow_get_type ())
+static GType
+gst_simclr_encoder_replay_overflow_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_AUTO, "drop when upstream is live, "
+          "else wait", "auto"},
+    {GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_DROP, "Overwrite: never block "
+          "upstream (live sources)", "drop"},
+    {GST_SIMCLR_ENCODER_REPLAY_OVERFLOW_WAIT, "Block upstream until the "
+          "sample about to be overwritten was trained on once (files)",
+        "wait"},
+    {0, NULL, NULL}
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstSimclrEncoderReplayOverflow",
+        values);
     g_once_init_leave (&type, t);
   }
   return type;
@@ -357,12 +440,16 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
    * GstSimclrEncoder:checkpoint-location:
    *
    * Train mode: file the trainer checkpoint is written to (overwritten
-   * atomically at each save). Embed mode: the checkpoint to load.
+   * atomically at each save), or an existing folder: then every save is a
+   * new file FOLDER/ckpt-<step, 12 digits>.safetensors and the newest
+   * #GstSimclrEncoder:checkpoint-keep are kept (rotation; the core's
+   * ckptdir.h). Embed mode: the checkpoint to load.
    */
   g_object_class_install_property (gobject_class, PROP_CHECKPOINT_LOCATION,
       g_param_spec_string ("checkpoint-location", "Checkpoint location",
           "Train: safetensors file written every checkpoint-interval steps and "
-          "at EOS (NULL/\"\" = none); embed: the checkpoint to load",
+          "at EOS, or a folder of rotating ckpt-<step>.safetensors files "
+          "(NULL/\"\" = none); embed: the checkpoint to load",
           DEFAULT_CHECKPOINT_LOCATION, rw));
   g_object_class_install_property (gobject_class, PROP_CHECKPOINT_INTERVAL,
       g_param_spec_uint64 ("checkpoint-interval", "Checkpoint interval",
@@ -373,13 +460,19 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
    *
    * Trainer checkpoint to continue from: weights, optimiser state, step and
    * the whole configuration come from the file. Its image size and channels
-   * must match the input caps.
+   * must match the input caps. A folder resumes its newest checkpoint that
+   * opens completely (ckpt-<step>.safetensors; a newer file that does not
+   * open is skipped with a warning naming it); a folder without any
+   * checkpoint starts anew (a warning says so), so one command line can
+   * start and restart a long run. A glob pattern (with * ? or [) resumes
+   * the matching file with the largest step.
    */
   g_object_class_install_property (gobject_class, PROP_RESUME_FROM,
       g_param_spec_string ("resume-from", "Resume from",
           "Trainer checkpoint to resume (configuration, weights, optimiser "
-          "state and step come from the file; NULL/\"\" = start anew)",
-          DEFAULT_RESUME_FROM, rw));
+          "state and step come from the file), a folder (its newest complete "
+          "checkpoint; none: start anew) or a glob pattern (largest step); "
+          "NULL/\"\" = start anew", DEFAULT_RESUME_FROM, rw));
   g_object_class_install_property (gobject_class, PROP_SEED,
       g_param_spec_uint64 ("seed", "Seed",
           "Seed of the weight initialisation of a new model", 0, G_MAXUINT64,
@@ -476,6 +569,120 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
       g_param_spec_int ("monitor-samples", "Monitor samples",
           "Images of each split the kNN monitor uses (the first ones)", 10,
           G_MAXINT, DEFAULT_MONITOR_SAMPLES, rw));
+  /**
+   * GstSimclrEncoder:lr-schedule:
+   *
+   * What follows the linear warm-up: cosine decay to 0 at total-steps
+   * (default), a constant rate, or cosine with warm restarts every
+   * restart-period steps. The stream schedules never complete, so
+   * stop-at-end does not end them. Saved in checkpoints ("lr_schedule");
+   * with resume-from the file's schedule is used.
+   */
+  g_object_class_install_property (gobject_class, PROP_LR_SCHEDULE,
+      g_param_spec_enum ("lr-schedule", "Learning-rate schedule",
+          "After the warm-up: cosine to 0 at total-steps, constant, or cosine "
+          "restarted every restart-period steps",
+          GST_TYPE_SIMCLR_ENCODER_LR_SCHEDULE, DEFAULT_LR_SCHEDULE, rw));
+  g_object_class_install_property (gobject_class, PROP_RESTART_PERIOD,
+      g_param_spec_uint64 ("restart-period", "Restart period",
+          "lr-schedule=cosine-restarts: steps from one restart to the next",
+          1, G_MAXINT64, DEFAULT_RESTART_PERIOD, rw));
+  /**
+   * GstSimclrEncoder:checkpoint-keep:
+   *
+   * checkpoint-location is a folder: the newest files kept; older ones (and
+   * temporary files a killed writer left) are removed after each
+   * successful save, never before, so a failed save keeps what was saved.
+   */
+  g_object_class_install_property (gobject_class, PROP_CHECKPOINT_KEEP,
+      g_param_spec_uint ("checkpoint-keep", "Checkpoints kept",
+          "checkpoint-location a folder: newest checkpoint files kept", 1,
+          G_MAXINT, DEFAULT_CHECKPOINT_KEEP, rw));
+  /**
+   * GstSimclrEncoder:checkpoint-seconds:
+   *
+   * Also write a checkpoint once this many seconds (wall clock) passed
+   * since the last one, checked after every step (0 = steps only). With
+   * checkpoint-interval, whichever comes first.
+   */
+  g_object_class_install_property (gobject_class, PROP_CHECKPOINT_SECONDS,
+      g_param_spec_double ("checkpoint-seconds", "Checkpoint seconds",
+          "Write a checkpoint once this many seconds passed since the last "
+          "(0 = only checkpoint-interval and EOS)", 0.0, G_MAXDOUBLE,
+          DEFAULT_CHECKPOINT_SECONDS, rw));
+  /**
+   * GstSimclrEncoder:replay-size:
+   *
+   * Train mode: 0 (default) trains on the views in the order they come,
+   * each once, in the streaming thread. A positive value is the capacity,
+   * in samples, of a replay buffer (the core's SimclrReplay): the streaming
+   * thread only files each complete sample into it, and a training thread
+   * of the element draws every batch uniformly from the whole buffer, so
+   * the negatives of a batch come from a window of replay-size samples,
+   * not from the last N near-identical frames, and a live source is never
+   * held up by a training step. The buffer's memory (replay-size x 2 views
+   * x the view's bytes, plus a record per sample) is allocated at start and
+   * does not grow. See the element's documentation.
+   */
+  g_object_class_install_property (gobject_class, PROP_REPLAY_SIZE,
+      g_param_spec_int ("replay-size", "Replay size",
+          "Train: samples held in a replay buffer that batches are drawn "
+          "from, trained by a thread of the element (0 = none: train on the "
+          "views in arrival order, in the streaming thread)", 0, G_MAXINT,
+          DEFAULT_REPLAY_SIZE, rw));
+  g_object_class_install_property (gobject_class, PROP_REPLAY_POLICY,
+      g_param_spec_enum ("replay-policy", "Replay policy",
+          "Which samples the replay buffer keeps when it is full",
+          GST_TYPE_SIMCLR_ENCODER_REPLAY_POLICY, DEFAULT_REPLAY_POLICY, rw));
+  /**
+   * GstSimclrEncoder:replay-max-bytes:
+   *
+   * Refuse (an error naming both sizes) a replay buffer needing more bytes
+   * than this. 0: no limit of its own; a buffer above the memory the system
+   * reports available is refused either way.
+   */
+  g_object_class_install_property (gobject_class, PROP_REPLAY_MAX_BYTES,
+      g_param_spec_uint64 ("replay-max-bytes", "Replay maximum bytes",
+          "Largest replay buffer allowed, in bytes (0 = only the memory "
+          "available limits it)", 0, G_MAXUINT64, DEFAULT_REPLAY_MAX_BYTES,
+          rw));
+  g_object_class_install_property (gobject_class, PROP_REPLAY_MIN,
+      g_param_spec_int ("replay-min", "Replay minimum",
+          "Samples the replay buffer holds before the first step (0 = "
+          "batch-size; at most replay-size)", 0, G_MAXINT, DEFAULT_REPLAY_MIN,
+          rw));
+  /**
+   * GstSimclrEncoder:replay-overflow:
+   *
+   * A sample arriving when the buffer is full overwrites one (ring: the
+   * oldest). drop: always, even one never drawn into a batch (counted as
+   * dropped): upstream is never blocked, as a live source needs. wait: the
+   * streaming thread waits until the sample about to be overwritten was
+   * trained on once, so every frame of a file trains at least once and
+   * the file plays as fast as training allows. auto: drop if upstream
+   * reports itself live (latency query), else wait.
+   */
+  g_object_class_install_property (gobject_class, PROP_REPLAY_OVERFLOW,
+      g_param_spec_enum ("replay-overflow", "Replay overflow",
+          "Full replay buffer: overwrite untrained samples (drop, live), "
+          "block upstream until they trained once (wait, files), or auto",
+          GST_TYPE_SIMCLR_ENCODER_REPLAY_OVERFLOW, DEFAULT_REPLAY_OVERFLOW,
+          rw));
+  /**
+   * GstSimclrEncoder:passes:
+   *
+   * Train mode: passes over the input within one pipeline. At the end of
+   * each pass but the last the element seeks upstream back to the start
+   * (a flushing seek; the input must be seekable, e.g. a file through
+   * decodebin) instead of ending; simclraugment keeps counting frames, so
+   * each pass gets new views. The replay buffer keeps its samples across
+   * passes. 0 = endless (stop-at-end or an EOS from the application ends
+   * the run). An input that cannot seek ends after its pass with a warning.
+   */
+  g_object_class_install_property (gobject_class, PROP_PASSES,
+      g_param_spec_uint ("passes", "Passes",
+          "Train: passes over a seekable input, by seeking back to the start "
+          "at its end (0 = endless)", 0, G_MAXUINT, DEFAULT_PASSES, rw));
   g_object_class_install_property (gobject_class, PROP_STEP,
       g_param_spec_uint64 ("step", "Step",
           "Optimiser steps taken (train mode)", 0, G_MAXUINT64, 0,
@@ -491,6 +698,9 @@ gst_simclr_encoder_install_properties (GObjectClass * gobject_class)
   gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_ENCODER_OPTIMIZER, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_ENCODER_LR_SCALING, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_ENCODER_OUTPUT, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_ENCODER_LR_SCHEDULE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_ENCODER_REPLAY_POLICY, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_SIMCLR_ENCODER_REPLAY_OVERFLOW, 0);
 }
 
 void
@@ -525,6 +735,16 @@ gst_simclr_encoder_settings_init (Settings * s)
   s->max_latency = DEFAULT_MAX_LATENCY;
   s->monitor_location = g_strdup (DEFAULT_MONITOR_LOCATION);
   s->monitor_samples = DEFAULT_MONITOR_SAMPLES;
+  s->lr_schedule = DEFAULT_LR_SCHEDULE;
+  s->restart_period = DEFAULT_RESTART_PERIOD;
+  s->checkpoint_keep = DEFAULT_CHECKPOINT_KEEP;
+  s->checkpoint_seconds = DEFAULT_CHECKPOINT_SECONDS;
+  s->replay_size = DEFAULT_REPLAY_SIZE;
+  s->replay_policy = DEFAULT_REPLAY_POLICY;
+  s->replay_max_bytes = DEFAULT_REPLAY_MAX_BYTES;
+  s->replay_min = DEFAULT_REPLAY_MIN;
+  s->replay_overflow = DEFAULT_REPLAY_OVERFLOW;
+  s->passes = DEFAULT_PASSES;
 }
 
 void
@@ -641,6 +861,36 @@ gst_simclr_encoder_set_property (GObject * object, guint prop_id,
     case PROP_MONITOR_SAMPLES:
       s->monitor_samples = g_value_get_int (value);
       break;
+    case PROP_LR_SCHEDULE:
+      s->lr_schedule = g_value_get_enum (value);
+      break;
+    case PROP_RESTART_PERIOD:
+      s->restart_period = g_value_get_uint64 (value);
+      break;
+    case PROP_CHECKPOINT_KEEP:
+      s->checkpoint_keep = g_value_get_uint (value);
+      break;
+    case PROP_CHECKPOINT_SECONDS:
+      s->checkpoint_seconds = g_value_get_double (value);
+      break;
+    case PROP_REPLAY_SIZE:
+      s->replay_size = g_value_get_int (value);
+      break;
+    case PROP_REPLAY_POLICY:
+      s->replay_policy = g_value_get_enum (value);
+      break;
+    case PROP_REPLAY_MAX_BYTES:
+      s->replay_max_bytes = g_value_get_uint64 (value);
+      break;
+    case PROP_REPLAY_MIN:
+      s->replay_min = g_value_get_int (value);
+      break;
+    case PROP_REPLAY_OVERFLOW:
+      s->replay_overflow = g_value_get_enum (value);
+      break;
+    case PROP_PASSES:
+      s->passes = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -740,6 +990,36 @@ gst_simclr_encoder_get_property (GObject * object, guint prop_id,
       break;
     case PROP_MONITOR_SAMPLES:
       g_value_set_int (value, s->monitor_samples);
+      break;
+    case PROP_LR_SCHEDULE:
+      g_value_set_enum (value, s->lr_schedule);
+      break;
+    case PROP_RESTART_PERIOD:
+      g_value_set_uint64 (value, s->restart_period);
+      break;
+    case PROP_CHECKPOINT_KEEP:
+      g_value_set_uint (value, s->checkpoint_keep);
+      break;
+    case PROP_CHECKPOINT_SECONDS:
+      g_value_set_double (value, s->checkpoint_seconds);
+      break;
+    case PROP_REPLAY_SIZE:
+      g_value_set_int (value, s->replay_size);
+      break;
+    case PROP_REPLAY_POLICY:
+      g_value_set_enum (value, s->replay_policy);
+      break;
+    case PROP_REPLAY_MAX_BYTES:
+      g_value_set_uint64 (value, s->replay_max_bytes);
+      break;
+    case PROP_REPLAY_MIN:
+      g_value_set_int (value, s->replay_min);
+      break;
+    case PROP_REPLAY_OVERFLOW:
+      g_value_set_enum (value, s->replay_overflow);
+      break;
+    case PROP_PASSES:
+      g_value_set_uint (value, s->passes);
       break;
     case PROP_STEP:
       g_value_set_uint64 (value, self->cur_step);

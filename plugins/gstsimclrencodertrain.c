@@ -15,9 +15,12 @@
 #include "gstsimclrfields.h"
 #include "gstsimclrmpi.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "simclr/ckptdir.h"
 #include "simclr/features.h"
 
 #define GST_CAT_DEFAULT gst_simclr_encoder_debug
@@ -69,6 +72,8 @@ gst_simclr_encoder_trainer_config (GstSimclrEncoder * self, gint size,
   cfg->optim.weight_decay = s->weight_decay;
   cfg->optim.warmup_steps = (int64_t) s->warmup_steps;
   cfg->optim.total_steps = (int64_t) s->total_steps;
+  cfg->optim.schedule = s->lr_schedule;
+  cfg->optim.restart_period = (int64_t) s->restart_period;
   cfg->seed = s->seed;
   cfg->views = s->views;
   /* batch-size is per rank; the trainer makes it the global batch */
@@ -91,13 +96,58 @@ gst_simclr_encoder_join (GstSimclrEncoder * self)
   return FALSE;
 }
 
+/* What resume-from names, as one file (ckptdir.h: a file, a folder's newest
+ * complete checkpoint, a pattern's largest step). NULL with *@anew TRUE when
+ * a folder or pattern holds no checkpoint yet (a first run), NULL after an
+ * error otherwise. Called again on every start, so resume-from keeps naming
+ * the folder, not the file it resolved to. */
+static gchar *
+gst_simclr_encoder_resolve_resume (GstSimclrEncoder * self, gboolean * anew)
+{
+  const gchar *spec = self->run.resume_from;
+  SimclrError err = { 0 }, skipped = { 0 };
+  char *path;
+  gchar *ret;
+
+  *anew = FALSE;
+  path = simclr_ckptdir_resolve (spec, &skipped, &err);
+  if (skipped.message[0])
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("resume-from \"%s\": skipped checkpoints that do not open: %s",
+            spec, skipped.message), (NULL));
+  if (path == NULL && err.status == SIMCLR_ERROR_END) {
+    *anew = TRUE;
+    GST_ELEMENT_WARNING (self, RESOURCE, NOT_FOUND,
+        ("resume-from \"%s\" holds no checkpoint yet: starting a new run.",
+            spec), ("%s", err.message));
+    return NULL;
+  }
+  if (path == NULL) {
+    gst_simclr_encoder_post_load_error (self, "resume-from", spec, &err);
+    return NULL;
+  }
+  if (g_strcmp0 (path, spec) != 0)
+    GST_INFO_OBJECT (self, "resume-from %s: resuming %s", spec, path);
+  ret = g_strdup (path);
+  free (path);
+  return ret;
+}
+
 /* The trainer of @s->resume_from, split over the MPI ranks. */
 static gboolean
 gst_simclr_encoder_resume (GstSimclrEncoder * self)
 {
   const Settings *s = &self->run;
   SimclrError err = { 0 };
+  gboolean anew;
+  gchar *file = gst_simclr_encoder_resolve_resume (self, &anew);
 
+  if (file == NULL)
+    return anew;                /* a new trainer at caps, or the error */
+  /* From here on resume_from is the file the folder or pattern named. */
+  g_free (self->run.resume_from);
+  self->run.resume_from = file;
+  s = &self->run;
   self->trainer = simclr_trainer_load_replica (s->resume_from,
       gst_simclr_mpi_size (), &err);
   if (self->trainer == NULL && g_strcmp0 (err.field, "optim.batch_size") == 0) {
@@ -169,9 +219,42 @@ gst_simclr_encoder_train_start (GstSimclrEncoder * self)
     post_settings_error (self, &err);
     return FALSE;
   }
+  if (!gst_simclr_encoder_checkpoint_check (self))
+    return FALSE;
   if (gst_simclr_encoder_str_set (s->resume_from))
     return gst_simclr_encoder_resume (self);
   return TRUE;
+}
+
+/* Checks at start that checkpoints can be written where checkpoint-location
+ * says, for a folder (rotation) or in replay mode, so a long run does not
+ * find out at its first save. Rank 0 alone writes under MPI. */
+gboolean
+gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self)
+{
+  const gchar *loc = self->run.checkpoint_location;
+  gchar *dir;
+  gboolean ok;
+  int errsv;
+
+  self->live.last_save_us = g_get_monotonic_time ();
+  self->ckpt_rotate = FALSE;
+  if (!gst_simclr_encoder_str_set (loc) || gst_simclr_mpi_rank () != 0)
+    return TRUE;
+  self->ckpt_rotate = g_file_test (loc, G_FILE_TEST_IS_DIR);
+  /* The in-order mode finds out at its first save, as it always did. */
+  if (!self->ckpt_rotate && !gst_simclr_encoder_live_enabled (self))
+    return TRUE;
+  dir = self->ckpt_rotate ? g_strdup (loc) : g_path_get_dirname (loc);
+  ok = access (dir, W_OK | X_OK) == 0;
+  errsv = errno;
+  if (!ok) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+        ("Cannot write checkpoints to \"%s\": folder \"%s\": %s.", loc, dir,
+            g_strerror (errsv)), ("checkpoint-location %s", loc));
+  }
+  g_free (dir);
+  return ok;
 }
 
 /* Creates a new trainer from the properties for @size x @size frames of
@@ -215,11 +298,15 @@ gst_simclr_encoder_train_setup (GstSimclrEncoder * self)
           || simclr_dataset_height (mon) != self->size
           || simclr_dataset_channels (mon) != self->channels))
     goto monitor_mismatch;
-  self->batcher = simclr_batcher_new (simclr_trainer_local_batch
-      (self->trainer), simclr_trainer_views (self->trainer), self->size,
-      self->channels, &err);
+  /* Replay mode pairs the views of one sample at a time; the buffer makes
+   * the batches. */
+  self->batcher = simclr_batcher_new (gst_simclr_encoder_live_enabled (self)
+      ? 1 : simclr_trainer_local_batch (self->trainer),
+      simclr_trainer_views (self->trainer), self->size, self->channels, &err);
   if (!self->batcher)
     goto no_batcher;
+  if (gst_simclr_encoder_live_enabled (self))
+    return gst_simclr_encoder_live_setup (self);
   return TRUE;
 
   /* ERRORS */
@@ -245,6 +332,7 @@ no_batcher:
 void
 gst_simclr_encoder_train_free (GstSimclrEncoder * self)
 {
+  gst_simclr_encoder_live_free (self);
   g_clear_pointer (&self->batcher, simclr_batcher_free);
   g_clear_pointer (&self->trainer, simclr_trainer_free);
   g_clear_pointer (&self->monitor_train, simclr_dataset_free);
@@ -269,22 +357,35 @@ all_finite (const gfloat * x, gsize n)
 
 /* Writes the trainer checkpoint (atomic in the core) and posts
  * SIMCLR_CHECKPOINT_MESSAGE. A model with non-finite weights is never
- * written, so the last good file stays. */
+ * written, so the last good file stays. checkpoint-location a folder: the
+ * file is FOLDER/ckpt-<step>.safetensors, and after the save the folder
+ * keeps the newest checkpoint-keep files. @warn_only: a failed write is a
+ * warning (a long live run goes on and tries again at the next save; what
+ * was saved stays), else an error. */
 static gboolean
-gst_simclr_encoder_save (GstSimclrEncoder * self)
+gst_simclr_encoder_save_full (GstSimclrEncoder * self, gboolean warn_only)
 {
-  const gchar *path = self->run.checkpoint_location;
+  const gchar *loc = self->run.checkpoint_location;
+  gchar *path = NULL;
   SimclrError err = { 0 };
   SimclrModel *m;
   guint64 step;
   size_t n_params = 0, n_buffers = 0;
   const gfloat *params, *buffers;
 
-  if (!gst_simclr_encoder_str_set (path) || self->trainer == NULL)
+  if (!gst_simclr_encoder_str_set (loc) || self->trainer == NULL)
     return TRUE;
   if (gst_simclr_mpi_rank () != 0)
     return TRUE;                /* MPI: replicas are identical; rank 0 writes */
   step = (guint64) simclr_trainer_get_step (self->trainer);
+  self->live.last_save_us = g_get_monotonic_time ();
+  if (self->ckpt_rotate) {
+    char *p = simclr_ckptdir_path (loc, (int64_t) step);
+    path = g_strdup (p);
+    free (p);
+  } else {
+    path = g_strdup (loc);
+  }
   m = simclr_trainer_get_model (self->trainer);
   params = simclr_model_params (m, &n_params);
   buffers = simclr_model_buffers (m, &n_buffers);
@@ -295,6 +396,18 @@ gst_simclr_encoder_save (GstSimclrEncoder * self)
   self->saved = TRUE;
   self->last_saved_step = step;
   GST_INFO_OBJECT (self, "wrote %s at step %" G_GUINT64_FORMAT, path, step);
+  if (self->ckpt_rotate) {
+    SimclrError rerr = { 0 };
+    int removed = 0;
+    if (simclr_ckptdir_rotate (loc, (int) self->run.checkpoint_keep,
+            (int64_t) step, &removed, &rerr) != SIMCLR_OK)
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+          ("Could not remove an old checkpoint in \"%s\": %s", loc,
+              rerr.message), (NULL));
+    else if (removed > 0)
+      GST_DEBUG_OBJECT (self, "rotation removed %d file(s) in %s", removed,
+          loc);
+  }
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self),
           gst_structure_new (SIMCLR_CHECKPOINT_MESSAGE,
@@ -305,6 +418,7 @@ gst_simclr_encoder_save (GstSimclrEncoder * self)
               "rank-samples-seen", G_TYPE_UINT64,
               (guint64) simclr_trainer_local_samples_seen (self->trainer),
               NULL)));
+  g_free (path);
   return TRUE;
 
   /* ERRORS */
@@ -314,15 +428,59 @@ not_finite:
         ("The model has non-finite weights at step %" G_GUINT64_FORMAT
             ": not writing checkpoint \"%s\" (the previous one stays).", step,
             path), (NULL));
+    g_free (path);
     return FALSE;
   }
 write_failed:
   {
+    if (warn_only) {
+      GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+          ("Could not write checkpoint \"%s\" at step %" G_GUINT64_FORMAT
+              ": %s. Training goes on; the checkpoints saved before stay "
+              "and the next save tries again.", path, step, err.message),
+          ("%s", err.message));
+      g_free (path);
+      return TRUE;
+    }
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
         ("Could not write checkpoint \"%s\": %s", path, err.message),
         ("%s", err.message));
+    g_free (path);
     return FALSE;
   }
+}
+
+gboolean
+gst_simclr_encoder_save (GstSimclrEncoder * self)
+{
+  return gst_simclr_encoder_save_full (self, FALSE);
+}
+
+/* TRUE if the trainer took steps that no checkpoint holds yet. */
+gboolean
+gst_simclr_encoder_unsaved (GstSimclrEncoder * self)
+{
+  guint64 step;
+  if (self->trainer == NULL)
+    return FALSE;
+  step = (guint64) simclr_trainer_get_step (self->trainer);
+  if (self->saved)
+    return self->last_saved_step != step;
+  return step > self->run_first_step;
+}
+
+/* The checkpoint cadence after a step: every checkpoint-interval steps, or
+ * once checkpoint-seconds passed since the last save. */
+gboolean
+gst_simclr_encoder_checkpoint_due (GstSimclrEncoder * self)
+{
+  const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
+  const Settings *s = &self->run;
+
+  if (s->checkpoint_interval > 0 && step % s->checkpoint_interval == 0)
+    return TRUE;
+  return s->checkpoint_seconds > 0 && (g_get_monotonic_time ()
+      - self->live.last_save_us) >= s->checkpoint_seconds * 1e6;
 }
 
 /* kNN accuracy of the frozen encoder on the monitor set, posted as
@@ -430,8 +588,6 @@ gst_simclr_encoder_forward (GstSimclrEncoder * self, const SimclrBatch * batch,
   gst_buffer_map (z, &map, GST_MAP_WRITE);
   st = simclr_trainer_forward_frames (self->trainer, batch->frames, rows,
       self->channels, (gfloat *) map.data, &err);
-  /* The frames are in the model now: let their buffers go. */
-  simclr_batcher_release_batch (self->batcher);
   finite = st == SIMCLR_OK && all_finite ((const gfloat *) map.data,
       (gsize) rows * dim);
   gst_buffer_unmap (z, &map);
@@ -525,9 +681,10 @@ gst_simclr_encoder_after_step (GstSimclrEncoder * self)
 {
   const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
 
-  if (self->run.checkpoint_interval > 0
-      && step % self->run.checkpoint_interval == 0
-      && !gst_simclr_encoder_save (self))
+  /* Replay mode (long live runs): a failed periodic save is a warning. */
+  if (gst_simclr_encoder_checkpoint_due (self)
+      && !gst_simclr_encoder_save_full (self,
+          gst_simclr_encoder_live_enabled (self)))
     return GST_FLOW_ERROR;
   if (self->run.stop_at_end && simclr_trainer_schedule_complete
       (self->trainer)) {
@@ -540,22 +697,29 @@ gst_simclr_encoder_after_step (GstSimclrEncoder * self)
   return GST_FLOW_OK;
 }
 
-/* One training step on the batcher's N ready samples. */
-static GstFlowReturn
-gst_simclr_encoder_train_step (GstSimclrEncoder * self)
+/* One training step on @batch: the batcher's N ready samples, or N samples
+ * drawn from the replay buffer (@from_replay: the buffer's counts go into
+ * the embedding meta; the batcher is the streaming thread's, not ours). */
+GstFlowReturn
+gst_simclr_encoder_train_batch (GstSimclrEncoder * self,
+    const SimclrBatch * batch, gboolean from_replay)
 {
-  SimclrBatch batch;
   GstSimclrGradient grad = { 0 };
   GstBuffer *z = NULL;
   GstFlowReturn ret;
 
-  if (!gst_simclr_encoder_assemble (self, &batch))
-    return GST_FLOW_ERROR;
-  if (!gst_simclr_encoder_monitor_epoch (self, batch.max_epoch)) {
-    simclr_batcher_release_batch (self->batcher);
+  if (!gst_simclr_encoder_monitor_epoch (self, batch->max_epoch)) {
+    if (!from_replay)
+      simclr_batcher_release_batch (self->batcher);
     return GST_FLOW_ERROR;
   }
-  ret = gst_simclr_encoder_forward (self, &batch, &z);
+  ret = gst_simclr_encoder_forward (self, batch, &z);
+  /* The frames are in the model now: let their buffers go. */
+  if (!from_replay)
+    simclr_batcher_release_batch (self->batcher);
+  if (ret == GST_FLOW_OK && from_replay)
+    gst_simclr_encoder_live_counts (self,
+        gst_buffer_get_simclr_embedding_meta (z));
   if (ret == GST_FLOW_OK)
     ret = gst_simclr_gradient_wait_exchange (&self->grad, GST_ELEMENT (self),
         self->srcpad, z, GST_BUFFER_OFFSET (z), &grad);
@@ -564,6 +728,17 @@ gst_simclr_encoder_train_step (GstSimclrEncoder * self)
   if (ret == GST_FLOW_OK)
     ret = gst_simclr_encoder_after_step (self);
   return ret;
+}
+
+/* One training step on the batcher's N ready samples. */
+static GstFlowReturn
+gst_simclr_encoder_train_step (GstSimclrEncoder * self)
+{
+  SimclrBatch batch;
+
+  if (!gst_simclr_encoder_assemble (self, &batch))
+    return GST_FLOW_ERROR;
+  return gst_simclr_encoder_train_batch (self, &batch, FALSE);
 }
 
 /* Hands one view to the batcher, then steps when a batch is complete. */
@@ -587,8 +762,10 @@ gst_simclr_encoder_chain_train (GstSimclrEncoder * self, GstBuffer * buf)
   held = gst_simclr_held_frame_new (buf, &self->vinfo);
   if (held == NULL)
     goto map_failed;
-  /* Held until its batch's forward, or copied now if its pool is bounded. */
-  keep = gst_simclr_held_frame_may_keep (held);
+  /* Held until its batch's forward, or copied now if its pool is bounded.
+   * Replay mode copies: a live source's buffers go back at once. */
+  keep = !gst_simclr_encoder_live_enabled (self)
+      && gst_simclr_held_frame_may_keep (held);
   v.frame = gst_simclr_held_frame_pixels (held);
   v.owner = keep ? held : NULL;
   v.release = keep ? gst_simclr_held_frame_free : NULL;
@@ -621,6 +798,16 @@ gst_simclr_encoder_chain_train (GstSimclrEncoder * self, GstBuffer * buf)
   }
   if (!simclr_batcher_batch_ready (self->batcher))
     return GST_FLOW_OK;
+  if (gst_simclr_encoder_live_enabled (self)) {
+    /* A batcher of one sample: file the completed sample in the buffer. */
+    SimclrBatch sample;
+    GstFlowReturn ret;
+    if (!gst_simclr_encoder_assemble (self, &sample))
+      return GST_FLOW_ERROR;
+    ret = gst_simclr_encoder_live_add (self, &sample);
+    simclr_batcher_release_batch (self->batcher);
+    return ret;
+  }
   return gst_simclr_encoder_train_step (self);
 
   /* ERRORS */
@@ -662,11 +849,14 @@ gst_simclr_encoder_train_drop (GstSimclrEncoder * self, const gchar * why)
   if (unpaired > 0)
     GST_WARNING_OBJECT (self, "%s: dropping %d samples whose views did not "
         "all come", why, unpaired);
+  gst_simclr_encoder_live_count_unpaired (self, unpaired);
   return complete + unpaired;
 }
 
-/* EOS: the partial batch goes, the final checkpoint is written (unless the
- * interval just wrote this step), then the last epoch's kNN. A run that
+/* EOS: the partial batch goes (replay mode: its streaming thread dropped
+ * it already, and what came is in the buffer), the final checkpoint is
+ * written (unless the interval just wrote this step), then the last
+ * epoch's kNN. A run that
  * took no step writes no checkpoint: it would hold an untrained model (or
  * the resumed one unchanged) and could replace a good file; when samples
  * came but fewer than a batch, that is an error naming batch-size (issue
@@ -674,11 +864,19 @@ gst_simclr_encoder_train_drop (GstSimclrEncoder * self, const gchar * why)
 void
 gst_simclr_encoder_train_eos (GstSimclrEncoder * self)
 {
-  gint dropped = gst_simclr_encoder_train_drop (self, "EOS");
+  gint dropped = gst_simclr_encoder_live_enabled (self) ?
+      gst_simclr_encoder_live_held (self) :
+      gst_simclr_encoder_train_drop (self, "EOS");
 
   if (self->trainer && (guint64) simclr_trainer_get_step (self->trainer) ==
       self->run_first_step) {
-    if (dropped > 0)
+    if (dropped > 0 && gst_simclr_encoder_live_enabled (self))
+      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+          ("The stream ended after %d samples, before a first training "
+              "step (the replay buffer waits for %d, replay-min). No "
+              "checkpoint was written.", dropped, self->live.min_fill),
+          (NULL));
+    else if (dropped > 0)
       GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
           ("Property batch-size = %d is larger than the stream: it ended "
               "after %d samples, before a first training step. No "

@@ -102,6 +102,10 @@ embedding_meta_init (GstMeta *meta, gpointer params, GstBuffer *buffer)
   m->row = NULL;
   m->epoch = 0.0;
   m->lr = 0.0;
+  m->has_counts = FALSE;
+  m->frames_seen = m->frames_buffered = m->frames_trained = 0;
+  m->frames_dropped = 0;
+  m->replay_held = 0;
   return TRUE;
 }
 
@@ -131,6 +135,12 @@ embedding_meta_transform (GstBuffer *dest, GstMeta *meta, GstBuffer *buffer,
       return FALSE;
     d->epoch = m->epoch;
     d->lr = m->lr;
+    d->has_counts = m->has_counts;
+    d->frames_seen = m->frames_seen;
+    d->frames_buffered = m->frames_buffered;
+    d->frames_trained = m->frames_trained;
+    d->frames_dropped = m->frames_dropped;
+    d->replay_held = m->replay_held;
     return TRUE;
   }
   return TRUE;
@@ -164,6 +174,10 @@ gst_buffer_add_simclr_embedding_meta (GstBuffer *buffer, guint64 step,
     m->rows = rows;
     m->epoch = 0.0;
     m->lr = 0.0;
+    m->has_counts = FALSE;
+    m->frames_seen = m->frames_buffered = m->frames_trained = 0;
+    m->frames_dropped = 0;
+    m->replay_held = 0;
     m->row = g_new0 (GstSimclrEmbeddingRow, rows ? rows : 1);
     if (row && rows)
       memcpy (m->row, row, rows * sizeof *row);

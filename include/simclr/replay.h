@@ -118,6 +118,13 @@ const SimclrReplayConfig *simclr_replay_get_config (const SimclrReplay *r);
 SimclrStatus simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
     const SimclrReplayInfo *info, int *slot, SimclrError *err);
 
+/* The slot the next simclr_replay_add will write: a held slot it
+ * overwrites (check simclr_replay_uses to see whether that sample was ever
+ * drawn), -1 when it fills an empty slot, -2 when the policy will refuse
+ * the sample (reservoir). Pure: the reservoir's choice is a function of the
+ * seed and the sample's position, so this is what the add will do. */
+int simclr_replay_next_slot (const SimclrReplay *r);
+
 /* Draws @n distinct held samples uniformly for batch number @draw (any
  * counter: a training step) into @slots (n). Fails (touching nothing) if
  * fewer than @n samples are held. Counts the draws in the statistics. */
@@ -149,6 +156,8 @@ int64_t simclr_replay_position (const SimclrReplay *r, int slot);
 int64_t simclr_replay_uses (const SimclrReplay *r, int slot);
 
 void simclr_replay_get_stats (const SimclrReplay *r, SimclrReplayStats *stats);
+/* Samples held now (0 for NULL). */
+int simclr_replay_held (const SimclrReplay *r);
 
 /* Empties the buffer and zeroes the counters (a new stream); the memory
  * stays allocated. */

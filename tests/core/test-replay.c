@@ -222,6 +222,10 @@ test_ring_eviction (void)
   int slots[8];
 
   for (uint64_t id = 0; id < 20; id++) {
+    /* next_slot says beforehand what the add does: fill, then overwrite
+     * the oldest. */
+    int next = simclr_replay_next_slot (r);
+    g_assert_cmpint (next, ==, id < 8 ? -1 : (int) (id % 8));
     int s = add (r, id);
     g_assert_cmpint (s, ==, (int) (id % 8));
     if (id == 9) {
@@ -240,6 +244,7 @@ test_ring_eviction (void)
   g_assert_cmpuint (st.trained, ==, 8);
   g_assert_cmpuint (st.draws, ==, 8);
   g_assert_cmpint (st.held, ==, 8);
+  g_assert_cmpint (simclr_replay_held (r), ==, 8);
   /* Exactly the newest 8 (ids 12..19) are held, each in slot id mod 8. */
   for (int s = 0; s < 8; s++) {
     const SimclrReplayInfo *info = simclr_replay_info (r, s);
@@ -272,7 +277,10 @@ test_reservoir_distribution (void)
     SimclrReplayStats st;
     int stored = 0;
     for (uint64_t id = 0; id < M; id++) {
+      int next = simclr_replay_next_slot (r);
       int s = add (r, id);
+      /* next_slot predicts the reservoir's choice exactly. */
+      g_assert_cmpint (next, ==, id < C ? -1 : s < 0 ? -2 : s);
       if (id < C)
         g_assert_cmpint (s, ==, (int) id);       /* the first c fill in order */
       stored += s >= 0;
