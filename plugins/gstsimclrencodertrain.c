@@ -246,8 +246,16 @@ gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self)
   if (!self->ckpt_rotate && !gst_simclr_encoder_live_enabled (self))
     return TRUE;
   dir = self->ckpt_rotate ? g_strdup (loc) : g_path_get_dirname (loc);
-  ok = access (dir, W_OK | X_OK) == 0;
-  errsv = errno;
+  if (!g_file_test (dir, G_FILE_TEST_EXISTS)) {
+    ok = FALSE;
+    errsv = ENOENT;
+  } else if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
+    ok = FALSE;
+    errsv = ENOTDIR;
+  } else {
+    ok = access (dir, W_OK | X_OK) == 0;
+    errsv = errno;
+  }
   if (!ok) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
         ("Cannot write checkpoints to \"%s\": folder \"%s\": %s.", loc, dir,
