@@ -72,6 +72,65 @@
  * (the properties that set them are ignored), and the stream should skip the
  * `step * batch_size` samples already seen (simclrdatasetsrc start-position).
  *
+ * ## Long runs: schedules, checkpoints, passes
+ *
+ * #GstSimclrEncoder:lr-schedule picks what follows the warm-up: cosine to 0
+ * at total-steps (default), constant, or cosine restarted every
+ * #GstSimclrEncoder:restart-period steps; the last two never complete, so a
+ * stream trains on until it ends. When #GstSimclrEncoder:checkpoint-location
+ * names an existing folder, every save is a new file
+ * `FOLDER/ckpt-<step, 12 digits>.safetensors` and the newest
+ * #GstSimclrEncoder:checkpoint-keep stay (older ones and temporary files of a
+ * killed writer are removed after a successful save, never before);
+ * #GstSimclrEncoder:checkpoint-seconds adds a wall-clock cadence. Each file is
+ * written to a temporary name, fsynced, renamed and its folder fsynced, so a
+ * kill -9 or a power loss at any moment leaves the newest complete file
+ * loadable. #GstSimclrEncoder:resume-from may name the folder (its newest
+ * checkpoint that opens; an empty folder starts a new run) or a glob
+ * pattern, so one command line starts and restarts a long run.
+ * #GstSimclrEncoder:passes plays a seekable input several times in one
+ * pipeline by seeking back to its start at its end (an EOS before the end,
+ * e.g. gst-launch-1.0 -e on Ctrl-C, still ends the run).
+ *
+ * ## Replay mode: live sources (replay-size > 0)
+ *
+ * Consecutive frames of a live stream are near-duplicates, and a training
+ * step takes far longer than a frame. With #GstSimclrEncoder:replay-size R >
+ * 0 the streaming thread only pairs the views of each sample and files the
+ * sample (its two views, copied) in a replay buffer of R samples (the core's
+ * SimclrReplay): it never runs a step, so the source is never held up. A
+ * training thread of the element (a task on the source pad) draws each
+ * step's N samples uniformly from the whole buffer, so negatives come from
+ * the last R frames (ring) or a uniform sample of all frames seen
+ * (reservoir, #GstSimclrEncoder:replay-policy), and temporal positives
+ * (simclraugment pair-mode=temporal) stay as they came. Frames that arrive
+ * while a step runs go into the buffer; when it is full a new sample
+ * replaces the oldest (ring) or a random one (reservoir); with
+ * #GstSimclrEncoder:replay-overflow=drop (the default for a live source) an
+ * untrained sample may be replaced (counted as dropped), with wait (the
+ * default for a file) the streaming thread waits until it trained once.
+ * The buffer's memory (R x 2 x the view's bytes, plus a small record per
+ * sample) is allocated and touched when the caps are known and never grows;
+ * it is posted as an element message `simclr-replay` (capacity, bytes,
+ * policy, overflow, min-fill). A buffer above
+ * #GstSimclrEncoder:replay-max-bytes or the memory the system has available
+ * is refused with an error stating both sizes. The first step waits for
+ * #GstSimclrEncoder:replay-min samples. Every step's embedding meta carries
+ * the stream's counts, which ntxentsink posts in its `simclr-train`
+ * messages: frames-seen, frames-buffered, frames-trained, frames-dropped,
+ * replay-held. A periodic checkpoint that cannot be written (disk full) is
+ * a warning and training goes on (the saved files stay); the final one is an
+ * error. At EOS the training thread ends after its step, writes the final
+ * checkpoint and pushes EOS; if the pipeline stops on an error instead (a
+ * camera unplugged, a stream lost), the element writes the steps not saved
+ * yet when it goes to READY. Which samples a batch draws depends on timing
+ * (the draw is a function of the seed, the step and the buffer's contents),
+ * so replay runs are not bit-reproducible. A renegotiating source is
+ * rescaled and converted before simclraugment (videoconvert ! videoscale !
+ * caps, as pipelines/pretrain-live.sh does); without them, the encoder's
+ * caps query admits only its model's size and format, so the source's
+ * renegotiation fails (not-negotiated) rather than feeding wrong frames.
+ *
  * ## Embed mode
  *
  * Loads the model of #GstSimclrEncoder:checkpoint-location (a training
@@ -137,6 +196,15 @@
  *     simclrencoder mode=embed checkpoint-location=fmnist.safetensors ! fakesink
  * ]| embeds every frame of a video with that checkpoint (the caps negotiate the
  * model's size and format).
+ * |[
+ * mkdir -p ckpts && gst-launch-1.0 -e videotestsrc is-live=true pattern=ball ! \
+ *     videoconvert ! videoscale ! video/x-raw,format=RGB,width=64,height=64 ! \
+ *     simclraugment size=32 pair-mode=temporal temporal-offset=5 ! \
+ *     simclrencoder batch-size=32 width=0.25 replay-size=1024 lr-schedule=constant \
+ *         checkpoint-location=ckpts checkpoint-seconds=60 resume-from=ckpts ! \
+ *     ntxentsink
+ * ]| trains from a live source until Ctrl-C, keeping the last three
+ * checkpoints in ckpts/ and resuming from the newest when started again.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

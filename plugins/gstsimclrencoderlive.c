@@ -454,9 +454,11 @@ passes_seek (GstElement * element, gpointer user)
 
 /* Streaming thread, at EOS in train mode: TRUE if another pass starts (the
  * EOS is then consumed and the element seeks back to the start from
- * another thread). An EOS before the end of the input (the application's,
- * e.g. gst-launch-1.0 -e on Ctrl-C: position short of the duration), a
- * complete schedule with stop-at-end, or the last pass end the run. */
+ * another thread). An EOS well before the end of the input (the
+ * application's, e.g. gst-launch-1.0 -e on Ctrl-C: the position more than
+ * 5 s or 5 % short of the duration; frames held for temporal pairs make the
+ * position at a true end trail by up to a second), a complete schedule with
+ * stop-at-end, or the last pass end the run. */
 gboolean
 gst_simclr_encoder_passes_eos (GstSimclrEncoder * self)
 {
@@ -473,7 +475,7 @@ gst_simclr_encoder_passes_eos (GstSimclrEncoder * self)
     return FALSE;
   if (gst_pad_peer_query_position (self->sinkpad, GST_FORMAT_TIME, &pos)
       && gst_pad_peer_query_duration (self->sinkpad, GST_FORMAT_TIME, &dur)
-      && pos >= 0 && dur > 0 && pos + GST_SECOND / 2 < dur) {
+      && pos >= 0 && dur > 0 && pos + MAX (5 * GST_SECOND, dur / 20) < dur) {
     GST_INFO_OBJECT (self, "EOS at %" GST_TIME_FORMAT " of %" GST_TIME_FORMAT
         ": not the end of the input, ending the run", GST_TIME_ARGS (pos),
         GST_TIME_ARGS (dur));
