@@ -6,7 +6,7 @@
 #
 #   filesrc ! decodebin ! videoscale ! video/x-raw,width=64,height=64,pixel-aspect-ratio=1/1
 #     ! videoconvert ! video/x-raw,format=RGB
-#     ! simclraugment pair-mode=temporal temporal-offset=5 size=32
+#     ! simclraugment pair-mode=temporal temporal-offset=10 size=32
 #     ! simclrencoder replay-size=1024 passes=0 total-steps=STEPS ! ntxentsink
 #
 # The frames go into the encoder's replay buffer (the whole video fits) and
@@ -33,7 +33,7 @@
 #   --passes P         size the run as P passes instead (P x frames / batch steps)
 #   --batch-size N     frame pairs per step (default 32)
 #   --size S           side of the views the encoder sees (default 32)
-#   --offset K         frames between the two views of a pair (default 5 = 0.5 s)
+#   --offset K         frames between the two views of a pair (default 10 = 1 s)
 #   --width W          ResNet-18 width multiplier (default 0.25)
 #   --lr L             base learning rate, x sqrt (N) (default 0.2: peak 1.13 at N 32)
 #   --tau T            NT-Xent temperature (default 0.2)
@@ -59,7 +59,7 @@ steps=240
 passes=""
 batch=32
 size=32
-offset=5
+offset=10
 width=0.25
 lr=0.2
 tau=0.2

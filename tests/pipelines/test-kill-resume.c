@@ -36,6 +36,7 @@
 #include "pipeline-common.h"
 
 #include "simclr/checkpoint.h"
+#include "simclr/ckptdir.h"
 
 #define N 8
 #define S 10
@@ -87,8 +88,33 @@ single_file_newest (const gchar * dir)
   return p;
 }
 
+/* checkpoint-location a folder: rotating ckpt-<step>.safetensors files
+ * (issue 13); the newest complete one is what resume-from=FOLDER takes. */
+static gchar *
+folder_location (const gchar * dir)
+{
+  return g_strdup (dir);
+}
+
+static gchar *
+folder_newest (const gchar * dir)
+{
+  SimclrError err = { 0 };
+  char *p = simclr_ckptdir_resolve (dir, NULL, &err);
+  gchar *ret;
+  if (p == NULL) {
+    if (err.status != SIMCLR_ERROR_END)
+      g_error ("checkpoint folder %s: %s", dir, err.message);
+    return NULL;
+  }
+  ret = g_strdup (p);
+  free (p);
+  return ret;
+}
+
 static const Layout layouts[] = {
   {"single file", single_file_location, single_file_newest},
+  {"rotating folder", folder_location, folder_newest},
 };
 
 /* Files in @dir whose name contains ".tmp-" (a write in progress). */
