@@ -269,6 +269,8 @@ bench_infer_only (const BenchConfig *bc, int batch, int reps,
   simclr_model_forward (m, x, batch, 0, h, NULL, &err);
   double one = now_seconds () - t0;
   int ir = (int) ceil (min_seconds / one);
+  if (ir < 1)
+    ir = 1;
   double *ts = calloc (reps, sizeof (double));
   for (int r = 0; r < reps; r++) {
     t0 = now_seconds ();
@@ -362,6 +364,8 @@ bench_config (const BenchConfig *bc, int batch, int reps, double min_seconds,
     simclr_model_forward_frames (m, x, batch, bc->channels, 0, h, NULL, &err);
     double one = now_seconds () - t0;
     int ir = (int) ceil (min_seconds / one);
+    if (ir < 1)
+      ir = 1;
     double *ts = calloc (reps, sizeof (double));
     for (int r = 0; r < reps; r++) {
       t0 = now_seconds ();

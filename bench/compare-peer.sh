@@ -12,12 +12,19 @@
 # (issue 14: 427 vs 1173 views/s on one machine busy and quiet): run it on a
 # quiet machine for figures to quote; the header prints the load average.
 #
-# Usage: bench/compare-peer.sh [--quick] [--rounds N] [--configs "w0.25-28x1 ..."]
-#   --quick     the two width-0.25 shapes only (about 8 minutes with 3 rounds)
-#   --rounds N  rounds per configuration (default 3)
-#   --no-aug    skip the augmentation table
-# All four shapes with 3 rounds take about 30 minutes (width 1 steps take
-# seconds each). Needs python3-torch (/usr/bin/python3) and GNU time.
+# Usage: bench/compare-peer.sh [--quick] [--rounds N] [--w1-rounds N]
+#                              [--configs "w0.25-28x1 ..."] [--no-aug]
+#   --quick        the two width-0.25 shapes only (about 7 minutes with 3 rounds)
+#   --rounds N     rounds per configuration (default 3)
+#   --w1-rounds N  rounds of the width-1 configurations (default: --rounds)
+#   --no-aug       skip the augmentation table
+# A width-1 step takes 11-17 s on a quiet 2-core Zen 5, so there each side
+# times ONE step after its warm-up step(s) per round (ours --reps 1
+# --min-seconds 0, the peer --reps 1 --rep-seconds 0) and the rounds give
+# the spread: a width-1 shape costs about 2.5-3 minutes per round (all four
+# shapes with 3 rounds: about 24 minutes). bench/issue14-tables.sh runs the
+# issue's whole set in about 18 minutes. Needs python3-torch
+# (/usr/bin/python3) and GNU time.
 # Width-1 rows also print our step's fraction of the cblas_sgemm peak
 # (square 2048^3, OpenBLAS threads as below) measured in the same process.
 set -uo pipefail
@@ -39,20 +46,23 @@ py=/usr/bin/python3
 build=${BUILD:-$root/build}
 threads=2
 rounds=3
+w1_rounds=""
 aug=1
 configs="w0.25-28x1 w0.25-32x3 w1-28x1 w1-32x3"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) configs="w0.25-28x1 w0.25-32x3" ;;
     --rounds) rounds=$2; shift ;;
+    --w1-rounds) w1_rounds=$2; shift ;;
     --configs) configs=$2; shift ;;
     --no-aug) aug=0 ;;
-    *) echo "usage: $0 [--quick] [--rounds N] [--configs LIST] [--no-aug]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--rounds N] [--w1-rounds N] [--configs LIST] [--no-aug]" >&2; exit 2 ;;
   esac
   shift
 done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+start_s=$(date +%s)
 
 # run FILE CMD...: CMD's output into FILE, its peak RSS (KiB) into FILE.rss
 run () {
@@ -84,7 +94,7 @@ mib () { awk '{ printf "%.0f", $1 / 1024 }' "$1"; }
 
 echo "# compare-peer: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# CPU flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|amx_bf16)$' | tr '\n' ' ')"
-echo "# OpenBLAS threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; torch threads $threads; $rounds rounds; load at start $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# OpenBLAS threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}; torch threads $threads; $rounds rounds (width 1: ${w1_rounds:-$rounds}); load at start $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# ours: $(OPENBLAS_NUM_THREADS=1 "$build/bench/bench-train" --config w0.25-28x1 \
   --batch 2 --reps 1 --min-seconds 0 --no-sgemm --no-infer 2>&1 | grep '^kernels')"
 printf '\n| work | gst-simclr | PyTorch NCHW | PyTorch channels_last | ours / best PyTorch (medians) | peak MiB ours / PyTorch NCHW / channels_last |\n|---|---|---|---|---|---|\n'
@@ -92,9 +102,15 @@ printf '\n| work | gst-simclr | PyTorch NCHW | PyTorch channels_last | ours / be
 for c in $configs; do
   w=${c%%-*}; w=${w#w}; sz=${c#*-}; size=${sz%x*}; ch=${sz#*x}
   sgemm_flag=--no-sgemm
-  [ "$w" = 1 ] && sgemm_flag=""
+  n_rounds=$rounds
+  ours_t=(--reps 3 --min-seconds 2) peer_t=()
+  if [ "$w" = 1 ]; then
+    sgemm_flag=""
+    n_rounds=${w1_rounds:-$rounds}
+    ours_t=(--reps 1 --min-seconds 0) peer_t=(--reps 1 --rep-seconds 0)
+  fi
   ot=() pt=() pc=() oi=() pi=() pci=() sg=()
-  for r in $(seq 1 "$rounds"); do
+  for r in $(seq 1 "$n_rounds"); do
     order="ours nchw cl"
     case $((r % 3)) in
       2) order="nchw cl ours" ;;
@@ -104,12 +120,12 @@ for c in $configs; do
       case $side in
         ours)
           run "$out/ot.$r" env OPENBLAS_NUM_THREADS=$threads \
-            "$build/bench/bench-train" --config "$c" --reps 3 --min-seconds 2 \
+            "$build/bench/bench-train" --config "$c" "${ours_t[@]}" \
             --no-infer $sgemm_flag
           ot+=("$(awk -F'|' '/resnet18/ { gsub(/ /, "", $4); print $4 }' "$out/ot.$r")")
           sg+=("$(awk -F'|' '/resnet18/ { gsub(/[ %]/, "", $7); print $7 }' "$out/ot.$r")")
           run "$out/oi.$r" env OPENBLAS_NUM_THREADS=$threads \
-            "$build/bench/bench-train" --config "$c" --reps 3 --min-seconds 2 \
+            "$build/bench/bench-train" --config "$c" "${ours_t[@]}" \
             --no-train --no-sgemm
           oi+=("$(sed -n 's/.*| \([0-9.]*\) images\/s.*/\1/p' "$out/oi.$r")")
           ;;
@@ -117,9 +133,9 @@ for c in $configs; do
           cl=""
           [ $side = cl ] && cl=--channels-last
           run "$out/pt.$side.$r" "$py" "$peer" --bench train --size "$size" \
-            --channels "$ch" --width "$w" --threads $threads $cl
+            --channels "$ch" --width "$w" --threads $threads $cl "${peer_t[@]}"
           run "$out/pi.$side.$r" "$py" "$peer" --bench infer --size "$size" \
-            --channels "$ch" --width "$w" --threads $threads $cl
+            --channels "$ch" --width "$w" --threads $threads $cl "${peer_t[@]}"
           if [ $side = nchw ]; then
             pt+=("$(peer_field "$out/pt.$side.$r" views_per_s.median)")
             pi+=("$(peer_field "$out/pi.$side.$r" images_per_s.median)")
@@ -138,17 +154,17 @@ for c in $configs; do
   [ "$w" = 1 ] && extra=" (our step: $(median_of "${sg[@]}") % of sgemm peak)"
   printf '| train step views/s, ResNet-18 w%s %sx%sx%s, N=256 | %s | %s | %s | %s%s | %s / %s / %s |\n' \
     "$w" "$size" "$size" "$ch" "$(fmt "$so")" "$(fmt "$sp")" "$(fmt "$sc")" \
-    "$ratio" "$extra" "$(mib "$out/ot.$rounds.rss")" \
-    "$(mib "$out/pt.nchw.$rounds.rss")" "$(mib "$out/pt.cl.$rounds.rss")"
+    "$ratio" "$extra" "$(mib "$out/ot.$n_rounds.rss")" \
+    "$(mib "$out/pt.nchw.$n_rounds.rss")" "$(mib "$out/pt.cl.$n_rounds.rss")"
   so=$(stats "${oi[@]}"); sp=$(stats "${pi[@]}"); sc=$(stats "${pci[@]}")
   best=$(awk -v a="$(median_of "${pi[@]}")" -v b="$(median_of "${pci[@]}")" 'BEGIN { print (a > b ? a : b) }')
   ratio=$(awk -v o="$(median_of "${oi[@]}")" -v b="$best" 'BEGIN { printf "%.2fx", o / b }')
   printf '| inference images/s, w%s %sx%sx%s, batch 256 | %s | %s | %s | %s | %s / %s / %s |\n' \
     "$w" "$size" "$size" "$ch" "$(fmt "$so")" "$(fmt "$sp")" "$(fmt "$sc")" \
-    "$ratio" "$(mib "$out/oi.$rounds.rss")" "$(mib "$out/pi.nchw.$rounds.rss")" \
-    "$(mib "$out/pi.cl.$rounds.rss")"
+    "$ratio" "$(mib "$out/oi.$n_rounds.rss")" "$(mib "$out/pi.nchw.$n_rounds.rss")" \
+    "$(mib "$out/pi.cl.$n_rounds.rss")"
 done
-echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg); steps took $(( ($(date +%s) - start_s + 30) / 60 )) min"
 
 [ $aug = 1 ] || exit 0
 printf '\n| augmentation pairs/s, 1 core | gst-simclr | torchvision | ratio |\n|---|---|---|---|\n'
