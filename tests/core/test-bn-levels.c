@@ -1,0 +1,158 @@
+/* test-bn-levels.c: batch norm gives bit-identical results at every
+ * instruction-set level the CPU has.
+ *
+ * core/batchnorm.c compiles its loops once per level (generic, AVX2,
+ * AVX-512) and picks a copy from simclr_cpu_level (), which is fixed per
+ * process (SIMCLR_CPU forces a lower level). So the test runs itself once
+ * per level with SIMCLR_CPU set (`--hash`: fused forward and backward with
+ * and without residual and ReLU, on 1 and 2 threads, and the eval affine
+ * pass, hashed bit for bit) and asserts every level's hash equals the
+ * generic one. The naive-reference checks of each level are test-layers'
+ * per-level runs; this one pins the stronger claim that levels agree
+ * exactly (no FMA contraction, channel sums in the same order).
+ */
+#include <glib.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "layers-private.h"
+#include "simclr/cpu.h"
+
+static uint64_t
+fnv (const void *p, size_t n, uint64_t h)
+{
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) {
+    h ^= c[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static float
+uniform (uint64_t *s)
+{
+  *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (float) ((*s >> 40) / 16777216.0);
+}
+
+/* Prints "<level> <hash> <nonzero>" for the level this process runs. */
+static int
+print_hash (void)
+{
+  /* M not a multiple of the 64-row blocks, C above one 16-wide group and
+   * not a multiple of 8, so every loop's tail runs */
+  const int M = 4096 + 37, C = 52;
+  const size_t n = (size_t) M * C;
+  float *x = g_new (float, n), *r = g_new (float, n), *y = g_new (float, n);
+  float *d = g_new (float, n), *dx = g_new (float, n);
+  float w[52], b[52], rm[52] = { 0 }, rv[52], mean[52], rstd[52];
+  float dw[52] = { 0 }, db[52] = { 0 }, sc[52], sh[52];
+  uint64_t s = 7, h = 1469598103934665603ULL;
+  size_t nonzero = 0;
+  for (size_t i = 0; i < n; i++) {
+    x[i] = uniform (&s) * 4.0f - 1.5f;
+    r[i] = uniform (&s) - 0.5f;
+    d[i] = uniform (&s) - 0.5f;
+  }
+  for (int c = 0; c < C; c++) {
+    w[c] = 0.5f + 0.01f * c;
+    b[c] = 0.1f * (c % 5) - 0.2f;
+    rv[c] = 1.0f;
+  }
+  for (int relu = 0; relu < 2; relu++)
+    for (int threads = 1; threads <= 2; threads++) {
+      simclr_batchnorm_act_forward_train (y, mean, rstd, rm, rv, x,
+          relu ? r : NULL, relu, w, b, M, C, 0.1f, 1e-5f, threads, NULL,
+          NULL);
+      simclr_batchnorm_act_backward (dx, dw, db, d, x, w, b, mean, rstd,
+          relu, relu, M, C, threads, NULL, NULL);
+      h = fnv (y, n * sizeof (float), h);
+      h = fnv (dx, n * sizeof (float), h);
+      h = fnv (dw, sizeof dw, h);
+      h = fnv (db, sizeof db, h);
+      h = fnv (mean, sizeof mean, h);
+      h = fnv (rstd, sizeof rstd, h);
+      h = fnv (rm, sizeof rm, h);
+      h = fnv (rv, sizeof rv, h);
+      for (size_t i = 0; i < n; i++)
+        nonzero += y[i] != 0.0f && dx[i] != 0.0f;
+    }
+  for (int c = 0; c < C; c++) {
+    sc[c] = 0.9f * w[c];
+    sh[c] = b[c];
+  }
+  simclr_affine_act (y, x, r, 1, (size_t) M, C, sc, sh);
+  h = fnv (y, n * sizeof (float), h);
+  printf ("%s %016" G_GINT64_MODIFIER "x %zu\n",
+      simclr_cpu_level_name (simclr_cpu_level ()), (guint64) h, nonzero);
+  g_free (x);
+  g_free (r);
+  g_free (y);
+  g_free (d);
+  g_free (dx);
+  return 0;
+}
+
+static const char *self;
+
+/* Runs this program with SIMCLR_CPU=level and returns its output line. */
+static char *
+hash_at (const char *level)
+{
+  char **env = g_environ_setenv (g_get_environ (), "SIMCLR_CPU", level, TRUE);
+  char *argv[] = { (char *) self, (char *) "--hash", NULL };
+  char *out = NULL, *err = NULL;
+  int status = 0;
+  GError *error = NULL;
+  gboolean ok = g_spawn_sync (NULL, argv, env, G_SPAWN_DEFAULT, NULL, NULL,
+      &out, &err, &status, &error);
+  if (!ok)
+    g_error ("cannot run %s --hash: %s", self, error->message);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("%s --hash at %s failed: %s", self, level, err);
+  g_strfreev (env);
+  g_free (err);
+  g_strstrip (out);
+  return out;
+}
+
+static void
+test_levels_identical (void)
+{
+  const SimclrCpuLevel best = simclr_cpu_best_level ();
+  if (best == SIMCLR_CPU_GENERIC) {
+    g_test_skip ("this CPU has one level only");
+    return;
+  }
+  char *ref = hash_at ("generic");
+  g_test_message ("generic: %s", ref);
+  g_assert_true (g_str_has_prefix (ref, "generic "));
+  /* the data is not degenerate: most outputs are non-zero */
+  guint64 nonzero = g_ascii_strtoull (strrchr (ref, ' ') + 1, NULL, 10);
+  g_assert_cmpuint (nonzero, >, 4 * (4096 + 37) * 52 / 4);
+  for (int l = SIMCLR_CPU_GENERIC + 1; l <= (int) best; l++) {
+    const char *name = simclr_cpu_level_name ((SimclrCpuLevel) l);
+    char *got = hash_at (name);
+    g_test_message ("%s: %s", name, got);
+    /* the child ran the level asked for ... */
+    g_assert_true (g_str_has_prefix (got, name));
+    /* ... and got generic's bits */
+    g_assert_cmpstr (strchr (got, ' '), ==, strchr (ref, ' '));
+    g_free (got);
+  }
+  g_free (ref);
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc > 1 && strcmp (argv[1], "--hash") == 0)
+    return print_hash ();
+  self = argv[0];
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/batchnorm/levels-bit-identical", test_levels_identical);
+  return g_test_run ();
+}
