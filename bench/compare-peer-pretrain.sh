@@ -105,7 +105,12 @@ r=json.loads(open(sys.argv[1]).read().split('RESULT ',1)[1]); print(f\"{r['views
           sub(/s$/, "", tt); if (n == 0) { s0 = st; t0 = tt } s1 = st; t1 = tt; n++ }
         END { if (n >= 2 && t1 > t0) printf "%.1f", 512 * (s1 - s0) / (t1 - t0); else print "nan" }' \
         "$out/peer.log")
-      theirs+=("${s:-nan}")
+      if [ "${s:-nan}" = nan ]; then
+        # fewer than two progress lines (a short or slow run): its whole loop
+        s=${v:-nan}
+        echo "# round $r peer: under 40 steps, its whole-loop rate stands in"
+      fi
+      theirs+=("$s")
       whole+=("${v:-nan}")
       echo "# round $r peer: $s views/s sustained ($v over its whole loop)"
     fi
