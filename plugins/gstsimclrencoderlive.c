@@ -112,6 +112,8 @@ gst_simclr_encoder_live_setup (GstSimclrEncoder * self)
 
   if (s->replay_size < n)
     goto too_small;
+  if (views > SIMCLR_REPLAY_MAX_VIEWS)
+    goto too_many_views;
   simclr_replay_config_default (&cfg);
   cfg.capacity = s->replay_size;
   cfg.views = views;
@@ -174,6 +176,14 @@ too_small:
     GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
         ("replay-size (%d samples) must hold at least one batch (%d "
             "samples).", s->replay_size, n), (NULL));
+    return FALSE;
+  }
+too_many_views:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("views %d with replay-size %d: the replay buffer holds at most %d "
+            "views per sample. Lower views or set replay-size 0.", views,
+            s->replay_size, SIMCLR_REPLAY_MAX_VIEWS), (NULL));
     return FALSE;
   }
 no_buffer:

@@ -403,6 +403,46 @@ test_replay_refused (void)
   run_free (r);
 }
 
+/* views=V (3 here) in replay mode: the buffer holds V views per sample (its
+ * bytes are the core's for 3 views), every step trains on 3N rows with a
+ * finite loss; more views than the buffer holds is refused by name. */
+static void
+test_views (void)
+{
+  Run *r = run_pipeline ("videotestsrc is-live=true pattern=ball "
+      "num-buffers=90 ! video/x-raw,format=RGB,width=32,height=32,"
+      "framerate=30/1 ! simclraugment size=16 pair-mode=temporal "
+      "temporal-offset=2 views=3 ! " ENC " views=3 replay-size=24 "
+      "lr-schedule=constant ! ntxentsink interval=1", 0, 120, NULL);
+  SimclrReplayConfig cfg;
+  size_t bytes = 0;
+
+  g_assert_no_error (r->error);
+  g_assert_true (r->eos);
+  g_assert_cmpuint (r->train->len, >=, 2);
+  g_assert_nonnull (r->replay);
+  simclr_replay_config_default (&cfg);
+  cfg.capacity = 24;
+  cfg.views = 3;
+  cfg.view_bytes = 16 * 16 * 3;
+  g_assert_cmpint (simclr_replay_bytes (&cfg, &bytes, NULL), ==, SIMCLR_OK);
+  g_assert_cmpuint (u64 (r->replay, "bytes"), ==, bytes);
+  for (guint i = 0; i < r->train->len; i++) {
+    const GstStructure *s = g_ptr_array_index (r->train, i);
+    gdouble loss = NAN;
+    g_assert_true (gst_structure_get_double (s, "loss", &loss));
+    g_assert_true (isfinite (loss));
+    g_assert_cmpfloat (loss, >, 0.0);
+    /* 3 views of 8 samples: each row has 22 negatives, 2 positives */
+    g_assert_cmpfloat (loss, <, 2.0 * log (23.0));
+  }
+  run_free (r);
+  r = run_pipeline (LIVE_SRC " ! " AUG " ! " ENC " views=17 replay-size=64 ! "
+      "ntxentsink", 0, 60, NULL);
+  assert_error (r, "simclrencoder", "views 17 with replay-size 64");
+  run_free (r);
+}
+
 /* The source fails after a while (a camera unplugged): the run ends with
  * the error, and the steps since the last checkpoint are saved. */
 static void
@@ -741,6 +781,7 @@ main (int argc, char **argv)
   g_test_add_func ("/live/counts-rotation", test_counts_rotation);
   g_test_add_func ("/live/no-stall", test_no_stall);
   g_test_add_func ("/live/replay-refused", test_replay_refused);
+  g_test_add_func ("/live/views", test_views);
   g_test_add_func ("/live/source-error", test_source_error);
   g_test_add_func ("/live/renegotiate", test_renegotiate);
   g_test_add_func ("/live/format-change", test_format_change);
