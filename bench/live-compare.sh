@@ -78,12 +78,16 @@ live_arm live-noreplay 32
 
 # Offline: batches from the whole video, as many steps as the live run took.
 # The constant schedule never completes, so the run is stopped from outside
-# once the metrics show the last step (EOS: the final checkpoint).
+# once the metrics show that step (EOS: it trains on while the EOS reaches
+# the encoder); the model after exactly that many steps is the checkpoint
+# the folder received at that step (checkpoint-interval = the steps).
 echo "== offline: the same frames shuffled (a buffer holding all), $steps steps"
-rm -f "$out/offline.safetensors" "$out/offline.csv"
+rm -rf "$out/offline.safetensors" "$out/offline.csv" "$out/offline-ckpts"
+mkdir -p "$out/offline-ckpts"
 nice -n 5 gst-launch-1.0 -e -q filesrc location="$video" ! decodebin ! $frames ! $aug \
   ! $enc replay-size=1024 replay-min=512 replay-overflow=wait passes=0 \
-      checkpoint-location="$out/offline.safetensors" \
+      checkpoint-location="$out/offline-ckpts" checkpoint-interval="$steps" \
+      checkpoint-keep=100 \
   ! ntxentsink temperature=0.2 interval=1 metrics-location="$out/offline.csv" >/dev/null &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
@@ -93,7 +97,10 @@ while kill -0 "$pid" 2>/dev/null; do
   sleep 0.2
 done
 wait "$pid" || true
-echo "   $(steps_of "$out/offline.csv") steps"
+at="$out/offline-ckpts/ckpt-$(printf '%012d' "$steps").safetensors"
+[ -f "$at" ] || { echo "live-compare.sh: no checkpoint at step $steps ($at)" >&2; exit 1; }
+cp "$at" "$out/offline.safetensors"
+echo "   stopped at $(steps_of "$out/offline.csv") steps; the model after $steps steps compared"
 
 "$build/tools/simclr-init" --out "$out/random.safetensors" --size 32 --width 0.25 \
   --seed "$seed" >/dev/null
@@ -108,6 +115,8 @@ rm -f "$out/results.jsonl"
 /usr/bin/python3 "$here/live-retrieval.py" --json "$out/results.jsonl" \
   "$out/emb-live-replay.npy:live, replay ($steps steps)" \
   "$out/emb-live-noreplay.npy:live, no replay ($(steps_of "$out/live-noreplay.csv") steps)" \
-  "$out/emb-offline.npy:offline shuffled ($(steps_of "$out/offline.csv") steps)" \
+  "$out/emb-offline.npy:offline shuffled ($steps steps)" \
   "$out/emb-random.npy:random encoder" \
-  "$out/emb-raw.npy:raw pixels 32x32" | tee "$out/table.txt"
+  "$out/emb-raw.npy:raw pixels 32x32" --png "$out/retrieval.png" \
+  --title "$(basename "$video") played once at real time: live with/without a replay buffer, offline, random, raw" \
+  | tee "$out/table.txt"

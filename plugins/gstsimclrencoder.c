@@ -97,7 +97,7 @@
  * Consecutive frames of a live stream are near-duplicates, and a training
  * step takes far longer than a frame. With #GstSimclrEncoder:replay-size R >
  * 0 the streaming thread only pairs the views of each sample and files the
- * sample (its two views, copied) in a replay buffer of R samples (the core's
+ * sample (its views, copied) in a replay buffer of R samples (the core's
  * SimclrReplay): it never runs a step, so the source is never held up. A
  * training thread of the element (a task on the source pad) draws each
  * step's N samples uniformly from the whole buffer, so negatives come from
@@ -109,7 +109,7 @@
  * #GstSimclrEncoder:replay-overflow=drop (the default for a live source) an
  * untrained sample may be replaced (counted as dropped), with wait (the
  * default for a file) the streaming thread waits until it trained once.
- * The buffer's memory (R x 2 x the view's bytes, plus a small record per
+ * The buffer's memory (R x views x the view's bytes, plus a small record per
  * sample) is allocated and touched when the caps are known and never grows;
  * it is posted as an element message `simclr-replay` (capacity, bytes,
  * policy, overflow, min-fill). A buffer above
