@@ -33,6 +33,7 @@ typedef struct {
   FeatureSource source;
   SimclrFeatureKind kind;
   const char *arch;
+  const char *stem;            /* stem of --random (NULL = by image size) */
   double width;
   int proj_hidden;             /* head hidden units of --random (0 = d) */
   uint64_t seed;
@@ -65,6 +66,8 @@ usage (FILE *f)
       "                      the projection head's first hidden layer after\n"
       "                      its ReLU (SimCLR v2's probe; as wide as the head)\n"
       "  --arch A --width W  architecture of --random (resnet18, 0.25)\n"
+      "  --stem S            stem of --random: cifar, stride2 or imagenet\n"
+      "                      (default: cifar up to 64 pixels, else imagenet)\n"
       "  --proj-hidden H     head hidden units of --random (0: the feature size)\n"
       "  --seed S            initialisation of --random (0)\n"
       "  --train-limit N     use the first N training samples (0: all)\n"
@@ -130,6 +133,9 @@ parse_args (int argc, char **argv, Options *o)
     } else if (!strcmp (a, "--arch")) {
       NEED_VALUE ();
       o->arch = v;
+    } else if (!strcmp (a, "--stem")) {
+      NEED_VALUE ();
+      o->stem = v;
     } else if (!strcmp (a, "--width")) {
       NEED_VALUE ();
       o->width = atof (v);
@@ -248,6 +254,15 @@ open_model (const Options *o, int image_size, int channels,
     cfg.in_channels = channels;
     cfg.image_size = image_size;
     cfg.stem = image_size <= 64 ? SIMCLR_STEM_CIFAR : SIMCLR_STEM_IMAGENET;
+    if (o->stem) {
+      int stem = simclr_stem_from_string (o->stem);
+      if (stem < 0) {
+        fprintf (stderr, "simclr-lineval: unknown --stem '%s' (cifar, "
+            "stride2 or imagenet)\n", o->stem);
+        return NULL;
+      }
+      cfg.stem = stem;
+    }
     cfg.max_batch = o->batch;
     cfg.threads = o->threads;
     cfg.proj_hidden = o->proj_hidden;
@@ -256,8 +271,9 @@ open_model (const Options *o, int image_size, int channels,
       fprintf (stderr, "simclr-lineval: %s\n", err.message);
       return NULL;
     }
-    snprintf (budget, budget_size, "random-init %s w%g %dx%dx%d (seed %llu), "
-        "no pretraining", o->arch, o->width, image_size, image_size, channels,
+    snprintf (budget, budget_size, "random-init %s w%g stem %s %dx%dx%d "
+        "(seed %llu), no pretraining", o->arch, o->width,
+        simclr_stem_to_string (cfg.stem), image_size, image_size, channels,
         (unsigned long long) o->seed);
   }
   return m;

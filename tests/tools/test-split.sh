@@ -22,6 +22,8 @@
 #      take the images' side
 #   7. simclr-lineval --raw on the split reads 40 training and 10 held-out
 #      images
+#   8. simclr-lineval --random --width 0.5 --stem stride2 builds that
+#      encoder (h of 256); an unknown --stem is refused by name
 set -u
 ROOT=$1
 BUILD=$2
@@ -39,7 +41,7 @@ ok () {
   n=$((n + 1))
   if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failures=$((failures + 1)); fi
 }
-echo "1..7"
+echo "1..9"
 
 # Fixtures and checks in one Python file: "make-idx DIR N SIDE", "make-cifar
 # DIR", "make-jpeg DIR", "check ORIG SPLIT FORMAT" (prints a reason and exits
@@ -224,5 +226,26 @@ if [ "$rc" = 0 ] && grep -q "features: raw pixels, 40 train, 10 test" "$TMP/log7
 else
   sed 's/^/# /' "$TMP/log7"
   ok 1 "simclr-lineval --raw on the split: 40 train, 10 held-out"
+fi
+
+# 8. lineval --random --stem: the random encoder of the recipe's architecture
+# (the main job's baseline row); a stem it does not know is refused by name
+"$BUILD/tools/simclr-lineval" --random --width 0.5 --stem stride2 --data "$TMP/s1" \
+  --knn-k 5 > "$TMP/log8" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q "random-init resnet18 w0.5 stem stride2" "$TMP/log8" \
+    && grep -q "features: h, 40 train, 10 test, dimension 256" "$TMP/log8"; then
+  ok 0 "simclr-lineval --random --width 0.5 --stem stride2: h of 256"
+else
+  sed 's/^/# /' "$TMP/log8"
+  ok 1 "simclr-lineval --random --width 0.5 --stem stride2: h of 256"
+fi
+"$BUILD/tools/simclr-lineval" --random --stem bogus --data "$TMP/s1" > "$TMP/log9" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && grep -q "unknown --stem 'bogus'" "$TMP/log9"; then
+  ok 0 "simclr-lineval --stem bogus is refused by name"
+else
+  sed 's/^/# /' "$TMP/log9"
+  ok 1 "simclr-lineval --stem bogus is refused by name (rc $rc)"
 fi
 [ "$failures" = 0 ]
