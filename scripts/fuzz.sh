@@ -3,26 +3,33 @@
 #
 # Builds ./build-fuzz with clang (-fsanitize=fuzzer,address,undefined),
 # writes the seed corpus, then runs each target for SECONDS (default 600)
-# under `nice -n 15` (one target at a time: the machine is shared), and
-# prints per target: executions, executions/s, coverage (libFuzzer's "cov"
-# edges and "ft" features), new corpus size, and any crash, leak, timeout or
+# under `nice -n 19` (--parallel P targets at a time, default 1: the machine
+# is shared; each fuzzer is one process on one core), and
+# prints per target: executions, executions/s (per wall second, libFuzzer's
+# figure), wall and CPU seconds, coverage (libFuzzer's "cov" edges and "ft"
+# features), working corpus size, and any crash, leak, timeout or
 # out-of-memory input. Findings are copied to build-fuzz/findings/<target>/;
 # after fixing the bug, move each into tests/fuzz/corpus/<target>/ so the
 # default suite replays it.
 #
-# Usage: scripts/fuzz.sh [--seconds N] [--jobs-per-target 1] [TARGET...]
+# The table also goes to build-fuzz/fuzz-summary.txt, with the wall time.
+#
+# Usage: scripts/fuzz.sh [--seconds N] [--parallel P] [TARGET...]
 #   targets: idx cifar jpeg-folder safetensors header-json checkpoint
 # Needs: clang libclang-rt-14-dev llvm (scripts/setup.sh --fuzz).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=600
+parallel=1
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --parallel) parallel=$2; shift 2 ;;
+    --parallel=*) parallel=${1#*=}; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -53,19 +60,27 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 export OPENBLAS_NUM_THREADS=1
 
-printf '%-12s %10s %8s %7s %7s %7s %s\n' target execs exec/s cov ft corpus findings
-for t in "${targets[@]}"; do
-  work=build-fuzz/corpus/$t
-  art=build-fuzz/findings/$t
+# One target: libFuzzer for SECONDS, then its row of the table in
+# build-fuzz/fuzz-$t.row (rows are printed in the order of the targets).
+run_target () {
+  local t=$1 work=build-fuzz/corpus/$1 art=build-fuzz/findings/$1
+  local log=build-fuzz/fuzz-$1.log
   mkdir -p "$work" "$art"
-  log=build-fuzz/fuzz-$t.log
+  local t0 t1
+  t0=$(date +%s)
   # Working corpus first (libFuzzer adds new inputs to the first folder),
   # then the seeds and the committed regression corpus.
-  nice -n 15 build-fuzz/tests/fuzz/fuzz-$t "$work" build-fuzz/seeds/$t \
-    tests/fuzz/corpus/$t -max_total_time="$seconds" -timeout=10 \
-    -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len=262144 \
-    -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1
-  rc=$?
+  # bash's `time` gives the fuzzer's CPU seconds (user + system): on a
+  # loaded machine a nice 19 process gets a small share of its wall time.
+  local TIMEFORMAT='%U %S' rc cpu
+  cpu=$( { time nice -n 19 build-fuzz/tests/fuzz/fuzz-$t "$work" \
+      build-fuzz/seeds/$t tests/fuzz/corpus/$t -max_total_time="$seconds" \
+      -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len=262144 \
+      -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1; \
+      echo "rc $?" >"$log.rc"; } 2>&1 | awk '{ printf "%.0f", $1 + $2 }')
+  rc=$(sed -n 's/^rc //p' "$log.rc")
+  t1=$(date +%s)
+  local execs rate last cov ft ncorp found
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
@@ -73,6 +88,34 @@ for t in "${targets[@]}"; do
   ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
   ncorp=$(ls "$work" | wc -l)
   found=$(ls "$art" | wc -l)
-  printf '%-12s %10s %8s %7s %7s %7s %s\n' "$t" "${execs:-?}" "${rate:-?}" \
-    "${cov:-?}" "${ft:-?}" "$ncorp" "$found (exit $rc, log $log)"
+  # libFuzzer's timeouts are wall time: a nice 19 fuzzer on a loaded machine
+  # can spend 10 s on a unit it runs in a fraction of a second. Replay each
+  # timeout / slow unit once at our own priority and give its CPU seconds.
+  local f note=""
+  for f in "$art"/timeout-* "$art"/slow-unit-*; do
+    [ -e "$f" ] || continue
+    note="$note $(basename "$f" | cut -d- -f1-2): $( { time \
+        build-fuzz/tests/fuzz/fuzz-$t "$f" >/dev/null 2>&1; } 2>&1 \
+        | awk '{ printf "%.2f", $1 + $2 }') s CPU on replay;"
+  done
+  [ -z "$note" ] || found="$found [$note ]"
+  printf '%-12s %10s %8s %6s %6s %7s %7s %7s %s\n' "$t" "${execs:-?}" "${rate:-?}" \
+    "$((t1 - t0))" "${cpu:-?}" "${cov:-?}" "${ft:-?}" "$ncorp" \
+    "$found (exit $rc, log $log)" >"build-fuzz/fuzz-$t.row"
+}
+
+header=$(printf '%-12s %10s %8s %6s %6s %7s %7s %7s %s' target execs exec/s wall_s cpu_s cov ft corpus findings)
+started=$(date -u +%FT%TZ)
+i=0
+for t in "${targets[@]}"; do
+  rm -f "build-fuzz/fuzz-$t.row"
+  run_target "$t" &
+  i=$((i + 1))
+  if [ $((i % parallel)) -eq 0 ]; then wait; fi
 done
+wait
+{
+  echo "fuzz.sh: $seconds s per target, $parallel at a time, started $started, ended $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "$header"
+  for t in "${targets[@]}"; do cat "build-fuzz/fuzz-$t.row"; done
+} | tee build-fuzz/fuzz-summary.txt
