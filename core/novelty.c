@@ -9,9 +9,17 @@
 
 #include <cblas.h>
 
+#include "simclr/replay.h"          /* simclr_replay_memory_available */
+
+/* Rows allocated at start; the window doubles from there up to memory. */
+#define NOVELTY_FIRST_ROWS 256
+
 struct SimclrNovelty {
   SimclrNoveltyConfig cfg;
-  float *window;                /* (memory, dim) unit rows, ring */
+  float *window;                /* (capacity, dim) unit rows, ring */
+  int capacity;                 /* rows allocated: grows to memory as frames
+                                 * are kept, so a large memory costs only what
+                                 * the stream fills */
   int filled, next;             /* rows in use, next slot to write */
   float *unit, *sims;           /* (dim), (memory) scratch */
   double tau;                   /* keep-ratio threshold */
@@ -69,24 +77,62 @@ SimclrNovelty *
 simclr_novelty_new (const SimclrNoveltyConfig *cfg, SimclrError *err)
 {
   SimclrNovelty *n;
+  size_t full_bytes, avail;
   if (simclr_novelty_config_validate (cfg, err) != SIMCLR_OK)
     return NULL;
+  /* The window may grow to memory x dim floats: refuse at start what the
+   * system could never hold rather than fail (or swap) hours into a run. */
+  full_bytes = (size_t) cfg->memory * cfg->dim * sizeof (float);
+  avail = simclr_replay_memory_available ();
+  if (avail > 0 && full_bytes > avail) {
+    simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "novelty.memory", NULL, "novelty: memory %d x %d dimensions needs "
+        "%.1f MiB, more than the %.1f MiB the system has available",
+        cfg->memory, cfg->dim, full_bytes / 1048576.0, avail / 1048576.0);
+    return NULL;
+  }
   n = calloc (1, sizeof *n);
   if (n) {
     n->cfg = *cfg;
-    n->window = malloc ((size_t) cfg->memory * cfg->dim * sizeof (float));
+    n->capacity = cfg->memory < NOVELTY_FIRST_ROWS ? cfg->memory :
+        NOVELTY_FIRST_ROWS;
+    n->window = malloc ((size_t) n->capacity * cfg->dim * sizeof (float));
     n->unit = malloc ((size_t) cfg->dim * sizeof (float));
-    n->sims = malloc ((size_t) cfg->memory * sizeof (float));
+    n->sims = malloc ((size_t) n->capacity * sizeof (float));
     n->tau = 1.0;
     n->last_threshold = cfg->keep_ratio > 0.0 ? 1.0 : cfg->threshold;
   }
   if (!n || !n->window || !n->unit || !n->sims) {
     simclr_novelty_free (n);
     simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
-        "novelty: out of memory for %d x %d", cfg->memory, cfg->dim);
+        "novelty: out of memory for %d x %d", NOVELTY_FIRST_ROWS, cfg->dim);
     return NULL;
   }
   return n;
+}
+
+/* Room for one more kept row: until the ring first wraps, next == filled,
+ * so the window only has to grow while filled < memory. */
+static SimclrStatus
+novelty_make_room (SimclrNovelty *n, SimclrError *err)
+{
+  int cap;
+  float *w, *s;
+  if (n->filled < n->capacity || n->capacity >= n->cfg.memory)
+    return SIMCLR_OK;
+  cap = n->capacity > n->cfg.memory / 2 ? n->cfg.memory : 2 * n->capacity;
+  w = realloc (n->window, (size_t) cap * n->cfg.dim * sizeof (float));
+  if (w)
+    n->window = w;
+  s = w ? realloc (n->sims, (size_t) cap * sizeof (float)) : NULL;
+  if (s)
+    n->sims = s;
+  if (!w || !s)
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "novelty: out of memory growing the window to %d x %d rows "
+        "(memory %d)", cap, n->cfg.dim, n->cfg.memory);
+  n->capacity = cap;
+  return SIMCLR_OK;
 }
 
 SimclrStatus
@@ -134,6 +180,9 @@ simclr_novelty_offer (SimclrNovelty *n, const float *embedding, double *score,
   }
 
   if (k) {
+    SimclrStatus st = novelty_make_room (n, err);
+    if (st != SIMCLR_OK)
+      return st;
     memcpy (n->window + (size_t) n->next * d, n->unit,
         (size_t) d * sizeof (float));
     n->next = (n->next + 1) % n->cfg.memory;

@@ -516,8 +516,13 @@ load_failed:
   }
 setup_failed:
   {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("%s", err.message),
-        ("%s", err.message));
+    if (err.field && !strcmp (err.field, "novelty.memory"))
+      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+          ("Property memory = %u is too large: %s", self->memory,
+              err.message), (NULL));
+    else
+      GST_ELEMENT_ERROR (self, LIBRARY, FAILED, ("%s", err.message),
+          ("%s", err.message));
     gst_simclr_novelty_filter_clear (self);
     g_free (location);
     return FALSE;

@@ -293,6 +293,71 @@ test_novelty_threshold (void)
   simclr_novelty_free (n);
 }
 
+/* The window grows from a few hundred rows to memory as frames are kept
+ * (a large memory costs only what the stream fills): every kept row is
+ * still found after the growths, the ring forgets the oldest once full, and
+ * scores match a double brute force. A memory the system cannot hold is
+ * refused at start naming the field (before: memory 10^6 of raw 32x32x3
+ * rows allocated 12 GB at start, found by the harness fuzz). */
+static void
+test_novelty_growth (void)
+{
+  enum { D = 8, MEM = 1000, TOTAL = 1200 };
+  SimclrNoveltyConfig cfg;
+  SimclrError err = { 0 };
+  SimclrNovelty *n;
+  static float x[TOTAL + 1][D];
+  double score, best = -1.0;
+  int keep;
+
+  for (int i = 0; i <= TOTAL; i++)
+    for (int j = 0; j < D; j++)
+      x[i][j] = (float) simclr_rng_normal (9, i, j);
+  simclr_novelty_config_default (&cfg);
+  cfg.dim = D;
+  cfg.memory = MEM;
+  cfg.threshold = 0.999;
+  n = simclr_novelty_new (&cfg, &err);
+  g_assert_nonnull (n);
+  for (int i = 0; i < TOTAL; i++) {
+    g_assert_cmpint (simclr_novelty_offer (n, x[i], &score, &keep, &err), ==,
+        SIMCLR_OK);
+    g_assert_true (keep);
+  }
+  /* x[TOTAL] is new: its score is its best cosine among the last MEM. */
+  for (int i = TOTAL - MEM; i < TOTAL; i++) {
+    double dot = 0, a = 0, b = 0;
+    for (int j = 0; j < D; j++) {
+      dot += (double) x[i][j] * x[TOTAL][j];
+      a += (double) x[i][j] * x[i][j];
+      b += (double) x[TOTAL][j] * x[TOTAL][j];
+    }
+    if (dot / sqrt (a * b) > best)
+      best = dot / sqrt (a * b);
+  }
+  simclr_novelty_offer (n, x[TOTAL], &score, &keep, &err);
+  g_assert_cmpfloat_with_epsilon (score, best, 1e-5);
+  /* Row 500 (kept after two growths) is remembered; row 100 was forgotten
+   * when the ring wrapped. */
+  simclr_novelty_offer (n, x[500], &score, &keep, &err);
+  g_assert_cmpfloat_with_epsilon (score, 1.0, 1e-5);
+  g_assert_false (keep);
+  simclr_novelty_offer (n, x[100], &score, &keep, &err);
+  g_assert_cmpfloat (score, <, 0.999);
+  g_assert_true (keep);
+  simclr_novelty_free (n);
+
+  /* 10^6 rows of 65536 floats (256 GB): refused, naming the field. */
+  if (simclr_replay_memory_available () > 0) {
+    cfg.memory = 1000000;
+    cfg.dim = 65536;
+    simclr_error_clear (&err);
+    g_assert_null (simclr_novelty_new (&cfg, &err));
+    g_assert_cmpstr (err.field, ==, "novelty.memory");
+    g_assert_nonnull (strstr (err.message, "available"));
+  }
+}
+
 /* keep-ratio on i.i.d. scores and on a drifting "video" (a random walk of
  * embeddings, the memory filling up): the fraction kept follows the ratio,
  * within the documented bound r + (t_0 - t_T) / (rate T). */
@@ -373,6 +438,7 @@ main (int argc, char **argv)
   g_test_add_func ("/embed/errors", test_embed_errors);
   g_test_add_func ("/novelty/threshold", test_novelty_threshold);
   g_test_add_func ("/novelty/keep-ratio", test_novelty_keep_ratio);
+  g_test_add_func ("/novelty/growth", test_novelty_growth);
   g_test_add_func ("/novelty/bad-config", test_novelty_bad_config);
   return g_test_run ();
 }
