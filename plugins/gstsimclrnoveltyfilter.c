@@ -133,6 +133,9 @@ struct _GstSimclrNoveltyFilter
   SimclrEmbedder *embedder;
   SimclrNovelty *novelty;
   gfloat *row;
+  /* TRUE (under the object lock) once start () has set up everything above:
+   * the streaming thread reads it before touching any of it. */
+  gboolean ready;
   gboolean embedding_kind_meta;
   SimclrNoveltyConfig novelty_cfg;
   gboolean run_post_messages;
@@ -326,6 +329,9 @@ gst_simclr_novelty_filter_init (GstSimclrNoveltyFilter * self)
 static void
 gst_simclr_novelty_filter_clear (GstSimclrNoveltyFilter * self)
 {
+  GST_OBJECT_LOCK (self);
+  self->ready = FALSE;
+  GST_OBJECT_UNLOCK (self);
   g_clear_pointer (&self->novelty, simclr_novelty_free);
   g_clear_pointer (&self->embedder, simclr_embedder_free);
   g_clear_pointer (&self->model, simclr_model_free);
@@ -420,6 +426,14 @@ gst_simclr_novelty_filter_get_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+static void
+gst_simclr_novelty_filter_set_ready (GstSimclrNoveltyFilter * self)
+{
+  GST_OBJECT_LOCK (self);
+  self->ready = TRUE;
+  GST_OBJECT_UNLOCK (self);
+}
+
 static gboolean
 gst_simclr_novelty_filter_start (GstBaseTransform * trans)
 {
@@ -458,6 +472,7 @@ gst_simclr_novelty_filter_start (GstBaseTransform * trans)
   self->novelty_cfg = ncfg;
   if (self->embedding_kind_meta) {
     g_free (location);
+    gst_simclr_novelty_filter_set_ready (self);
     return TRUE;                /* the novelty memory is sized at the first
                                  * meta */
   }
@@ -478,6 +493,7 @@ gst_simclr_novelty_filter_start (GstBaseTransform * trans)
     goto setup_failed;
   self->row = g_new (gfloat, ncfg.dim);
   g_free (location);
+  gst_simclr_novelty_filter_set_ready (self);
   return TRUE;
 
   /* ERRORS */
@@ -583,6 +599,19 @@ gst_simclr_novelty_filter_transform_frame_ip (GstVideoFilter * filter,
   gdouble score;
   gint keep;
   guint64 index, kept;
+  gboolean ready;
+
+  /* GStreamer 1.22 lets a buffer through a sink pad whose activation is in
+   * progress (the pad stops flushing before start () runs), so a buffer may
+   * arrive while start () is still setting up (a NULL row reached the
+   * embedder under ASan) or after it failed. Found by
+   * tests/elements/test-harness-fuzz.c (issue 15); behave as the flushing
+   * pad should have. */
+  GST_OBJECT_LOCK (self);
+  ready = self->ready;
+  GST_OBJECT_UNLOCK (self);
+  if (G_UNLIKELY (!ready))
+    return GST_FLOW_FLUSHING;
 
   if (self->embedding_kind_meta) {
     GstSimclrVectorMeta *vm = gst_buffer_get_simclr_vector_meta
@@ -600,13 +629,6 @@ gst_simclr_novelty_filter_transform_frame_ip (GstVideoFilter * filter,
     if (simclr_novelty_offer (self->novelty, vm->data, &score, &keep, &err)
         != SIMCLR_OK)
       goto embed_failed;
-  } else if (G_UNLIKELY (self->embedder == NULL || self->novelty == NULL)) {
-    /* GStreamer 1.22 lets a buffer through a sink pad whose activation is
-     * in progress (the pad stops flushing before start() runs): after a
-     * failed start() there is no embedder. Found by
-     * tests/elements/test-harness-fuzz.c (issue 15); behave as the flushing
-     * pad should have. */
-    return GST_FLOW_FLUSHING;
   } else if (simclr_embedder_push (self->embedder,
           GST_VIDEO_FRAME_PLANE_DATA (frame, 0), GST_VIDEO_FRAME_WIDTH (frame),
           GST_VIDEO_FRAME_HEIGHT (frame), GST_VIDEO_FRAME_PLANE_STRIDE (frame,
