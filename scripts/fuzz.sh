@@ -3,8 +3,9 @@
 #
 # Builds ./build-fuzz with clang (-fsanitize=fuzzer,address,undefined),
 # writes the seed corpus, then runs each target for SECONDS (default 600)
-# under `nice -n 19` (--parallel P targets at a time, default 1: the machine
-# is shared; each fuzzer is one process on one core), and
+# under `nice -n NICE` (--nice, default 19: the machine is shared; give 0
+# for a campaign that should get whole cores) with --parallel P targets at
+# a time (default 1; each fuzzer is one process on one core), and
 # prints per target: executions, executions/s (per wall second, libFuzzer's
 # figure), wall and CPU seconds, coverage (libFuzzer's "cov" edges and "ft"
 # features), working corpus size, and any crash, leak, timeout or
@@ -14,7 +15,7 @@
 #
 # The table also goes to build-fuzz/fuzz-summary.txt, with the wall time.
 #
-# Usage: scripts/fuzz.sh [--seconds N] [--parallel P] [TARGET...]
+# Usage: scripts/fuzz.sh [--seconds N] [--parallel P] [--nice NICE] [TARGET...]
 #   targets: idx cifar jpeg-folder safetensors header-json checkpoint
 # Needs: clang libclang-rt-14-dev llvm (scripts/setup.sh --fuzz).
 set -uo pipefail
@@ -22,6 +23,7 @@ cd "$(dirname "$0")/.."
 
 seconds=600
 parallel=1
+niceness=19
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +31,8 @@ while [ $# -gt 0 ]; do
     --seconds=*) seconds=${1#*=}; shift ;;
     --parallel) parallel=$2; shift 2 ;;
     --parallel=*) parallel=${1#*=}; shift ;;
+    --nice) niceness=$2; shift 2 ;;
+    --nice=*) niceness=${1#*=}; shift ;;
     -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
@@ -71,9 +75,9 @@ run_target () {
   # Working corpus first (libFuzzer adds new inputs to the first folder),
   # then the seeds and the committed regression corpus.
   # bash's `time` gives the fuzzer's CPU seconds (user + system): on a
-  # loaded machine a nice 19 process gets a small share of its wall time.
+  # loaded machine a niced process gets a small share of its wall time.
   local TIMEFORMAT='%U %S' rc cpu
-  cpu=$( { time nice -n 19 build-fuzz/tests/fuzz/fuzz-$t "$work" \
+  cpu=$( { time nice -n "$niceness" build-fuzz/tests/fuzz/fuzz-$t "$work" \
       build-fuzz/seeds/$t tests/fuzz/corpus/$t -max_total_time="$seconds" \
       -timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len=262144 \
       -print_final_stats=1 -artifact_prefix="$art/" >"$log" 2>&1; \
@@ -88,7 +92,7 @@ run_target () {
   ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
   ncorp=$(ls "$work" | wc -l)
   found=$(ls "$art" | wc -l)
-  # libFuzzer's timeouts are wall time: a nice 19 fuzzer on a loaded machine
+  # libFuzzer's timeouts are wall time: a niced fuzzer on a loaded machine
   # can spend 10 s on a unit it runs in a fraction of a second. Replay each
   # timeout / slow unit once at our own priority and give its CPU seconds.
   local f note=""
@@ -115,7 +119,7 @@ for t in "${targets[@]}"; do
 done
 wait
 {
-  echo "fuzz.sh: $seconds s per target, $parallel at a time, started $started, ended $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "fuzz.sh: $seconds s per target, $parallel at a time, nice $niceness, started $started, ended $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "$header"
   for t in "${targets[@]}"; do cat "build-fuzz/fuzz-$t.row"; done
 } | tee build-fuzz/fuzz-summary.txt
