@@ -68,13 +68,13 @@ gst_simclr_encoder_live_free (GstSimclrEncoder * self)
   g_mutex_lock (&l->lock);
   g_clear_pointer (&l->replay, simclr_replay_free);
   l->flushing = l->eos = l->done = FALSE;
+  l->task_running = l->stopped = FALSE;
   l->dropped_unpaired = 0;
   g_mutex_unlock (&l->lock);
   g_clear_pointer (&l->staging, g_free);
   g_clear_pointer (&l->frames, g_free);
   g_clear_pointer (&l->rows, g_free);
   g_clear_pointer (&l->slots, g_free);
-  l->task_running = FALSE;
   l->passes_done = 0;
 }
 
@@ -400,13 +400,22 @@ live_loop (gpointer user)
   live_finish (self, TRUE);
 }
 
+/* Under the lock, so that a state change to READY (live_stop) cannot stop
+ * the thread between the test and the start: a FLUSH_STOP and a SEGMENT that
+ * came while live_stop wrote its checkpoint restarted the thread behind its
+ * back, and it then trained on during the pads' deactivation (the final
+ * save raced with its step; with fewer samples than replay-min it held the
+ * source pad's stream lock and the deactivation waited for the next sample).
+ * Issue 15, tests/elements/test-state-races.c. */
 static void
 live_start_task (GstSimclrEncoder * self)
 {
   GstSimclrEncoderLive *l = &self->live;
-  if (l->task_running || l->replay == NULL)
-    return;
-  l->task_running = gst_pad_start_task (self->srcpad, live_loop, self, NULL);
+  g_mutex_lock (&l->lock);
+  if (!l->task_running && !l->stopped && l->replay != NULL)
+    l->task_running = gst_pad_start_task (self->srcpad, live_loop, self,
+        NULL);
+  g_mutex_unlock (&l->lock);
 }
 
 /* State change to READY (before the pads deactivate): wake and stop the
@@ -422,10 +431,13 @@ gst_simclr_encoder_live_stop (GstSimclrEncoder * self)
     return;
   g_mutex_lock (&l->lock);
   l->flushing = TRUE;
+  l->stopped = TRUE;            /* until reset: a FLUSH_STOP does not undo it */
   g_cond_broadcast (&l->cond);
   g_mutex_unlock (&l->lock);
   gst_pad_stop_task (self->srcpad);
+  g_mutex_lock (&l->lock);
   l->task_running = FALSE;
+  g_mutex_unlock (&l->lock);
   if (gst_simclr_encoder_unsaved (self)) {
     GST_INFO_OBJECT (self, "stopping with unsaved steps: final checkpoint");
     gst_simclr_encoder_save (self);
@@ -441,6 +453,7 @@ passes_seek (GstElement * element, gpointer user)
   GstEvent *seek = gst_event_new_seek (1.0, GST_FORMAT_TIME,
       GST_SEEK_FLAG_FLUSH, GST_SEEK_TYPE_SET, 0, GST_SEEK_TYPE_NONE,
       GST_CLOCK_TIME_NONE);
+  gboolean stopping;
 
   if (gst_pad_push_event (self->sinkpad, seek))
     return;
@@ -448,8 +461,17 @@ passes_seek (GstElement * element, gpointer user)
       ("passes: the input cannot seek back to its start; ending after pass "
           "%u.", self->live.passes_done), (NULL));
   /* End as the EOS would have: serialised with the (idle) streaming
-   * thread. */
+   * thread. Not once the sink pad is deactivating: the change to READY
+   * then frees the trainer without the stream lock (this runs on another
+   * thread, maybe after that change began). */
   GST_PAD_STREAM_LOCK (self->sinkpad);
+  GST_OBJECT_LOCK (self->sinkpad);
+  stopping = GST_PAD_MODE (self->sinkpad) == GST_PAD_MODE_NONE;
+  GST_OBJECT_UNLOCK (self->sinkpad);
+  if (stopping) {
+    GST_PAD_STREAM_UNLOCK (self->sinkpad);
+    return;
+  }
   if (gst_simclr_encoder_live_enabled (self)) {
     g_mutex_lock (&self->live.lock);
     self->live.eos = TRUE;
@@ -507,7 +529,7 @@ gst_simclr_encoder_live_sink_event (GstSimclrEncoder * self, GstEvent * event,
     gboolean * result)
 {
   GstSimclrEncoderLive *l = &self->live;
-  gboolean done;
+  gboolean done, running;
 
   if (!gst_simclr_encoder_live_enabled (self))
     return FALSE;
@@ -516,12 +538,18 @@ gst_simclr_encoder_live_sink_event (GstSimclrEncoder * self, GstEvent * event,
       gst_simclr_gradient_wait_set_flushing (&self->grad, TRUE);
       g_mutex_lock (&l->lock);
       l->flushing = TRUE;
+      running = l->task_running;
       g_cond_broadcast (&l->cond);
       g_mutex_unlock (&l->lock);
       *result = gst_pad_push_event (self->srcpad, event);
-      /* Waits for the step in progress to end (its wait was woken). */
-      gst_pad_pause_task (self->srcpad);
-      l->task_running = FALSE;
+      /* Waits for the step in progress to end (its wait was woken). Only a
+       * started thread: pausing a stopped task starts a thread (paused). */
+      if (running) {
+        gst_pad_pause_task (self->srcpad);
+        g_mutex_lock (&l->lock);
+        l->task_running = FALSE;
+        g_mutex_unlock (&l->lock);
+      }
       return TRUE;
     case GST_EVENT_FLUSH_STOP:
       gst_simclr_gradient_wait_set_flushing (&self->grad, FALSE);
@@ -549,10 +577,11 @@ gst_simclr_encoder_live_sink_event (GstSimclrEncoder * self, GstEvent * event,
       gst_simclr_encoder_train_drop (self, "EOS");
       g_mutex_lock (&l->lock);
       done = l->done;
+      running = l->task_running;
       l->eos = TRUE;
       g_cond_broadcast (&l->cond);
       g_mutex_unlock (&l->lock);
-      if (done || !l->task_running) {
+      if (done || !running) {
         /* Nothing will push it: the run ended before, or never started. */
         if (!done && self->trainer)
           gst_simclr_encoder_train_eos (self);

@@ -88,7 +88,8 @@ typedef struct
   gboolean flushing;
   gboolean eos;                 /* input ended: finish after this step */
   gboolean done;                /* EOS pushed or a fatal error: no more steps */
-  gboolean task_running;        /* (streaming thread and state changes) */
+  gboolean task_running;        /* the training thread was started */
+  gboolean stopped;             /* going to READY: no restart until reset */
   guint64 dropped_unpaired;     /* samples whose views did not all come */
   /* training thread only */
   guint8 *staging;              /* (2N, side, side, channels) drawn views */
