@@ -109,7 +109,9 @@ struct _GstSimclrAugment
   guint64 frame_count;
   GQueue ring;                  /* GstSimclrAugmentFrame *, oldest first */
   gboolean job_active;          /* views of the ring head being made */
-  gboolean started;             /* start() succeeded, stop() not yet run */
+  gboolean started;             /* start() succeeded, stop() not yet run;
+                                 * GST_OBJECT_LOCK (the streaming thread
+                                 * may read it while start() runs) */
   guint next_view;
   guint64 job_seed;
 };
@@ -507,14 +509,20 @@ gst_simclr_augment_generate_output (GstBaseTransform * trans,
   GstSimclrAugment *self = GST_SIMCLR_AUGMENT (trans);
   GstBuffer *inbuf = trans->queued_buf;
   GstFlowReturn ret;
+  gboolean started;
 
   *outbuf = NULL;
   trans->queued_buf = NULL;
   /* GStreamer 1.22 lets a buffer through a sink pad whose activation is in
-   * progress (flushing is cleared before start() runs): after a failed
-   * start() nothing is set up. Behave as the flushing pad would (issue 15,
-   * tests/elements/test-harness-fuzz.c). */
-  if (G_UNLIKELY (!self->started)) {
+   * progress (flushing is cleared before start() runs): before start()
+   * finished, or after it failed, nothing is set up. Behave as the flushing
+   * pad would (issue 15, tests/elements/test-harness-fuzz.c). The flag is
+   * read under the object lock, so everything start() set before it is
+   * seen too (a plain flag was a data race with start()). */
+  GST_OBJECT_LOCK (self);
+  started = self->started;
+  GST_OBJECT_UNLOCK (self);
+  if (G_UNLIKELY (!started)) {
     if (inbuf)
       gst_buffer_unref (inbuf);
     return GST_FLOW_FLUSHING;
@@ -817,7 +825,9 @@ gst_simclr_augment_start (GstBaseTransform * trans)
   gst_simclr_augment_clear_ring (self);
   GST_DEBUG_OBJECT (self, "%u views, frame offset %u, holding %u frames",
       self->run_views, self->run_offset, gst_simclr_augment_span (self));
+  GST_OBJECT_LOCK (self);
   self->started = TRUE;
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 
   /* ERRORS */
@@ -836,7 +846,9 @@ gst_simclr_augment_stop (GstBaseTransform * trans)
 {
   GstSimclrAugment *self = GST_SIMCLR_AUGMENT (trans);
 
+  GST_OBJECT_LOCK (self);
   self->started = FALSE;
+  GST_OBJECT_UNLOCK (self);
   gst_simclr_augment_clear_ring (self);
   simclr_augmenter_free (self->augmenter);
   self->augmenter = NULL;
