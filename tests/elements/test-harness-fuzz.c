@@ -269,6 +269,7 @@ typedef struct
   gint running;
   guint64 pushed;
   gint need_events;             /* atomic */
+  gint burst;                   /* atomic: the main thread changes state */
 } Pusher;
 
 static GstBuffer *
@@ -343,6 +344,14 @@ pusher_func (gpointer data)
     GstBuffer *b;
     GstFlowReturn ret;
 
+    if (g_atomic_int_compare_and_exchange (&p->burst, 1, 0)) {
+      /* What a flushing seek sends, while the main thread changes the
+       * state: the events meet start/stop work half done (issue 15: this
+       * restarted simclrencoder's training thread during its stop). */
+      gst_pad_push_event (p->h->srcpad, gst_event_new_flush_start ());
+      gst_pad_push_event (p->h->srcpad, gst_event_new_flush_stop (TRUE));
+      push_sticky_events (p, &info);
+    }
     if (g_atomic_int_compare_and_exchange (&p->need_events, 1, 0))
       push_sticky_events (p, &info);
     b = p->video ? random_video_buffer (p->r, &info, p->pushed) :
@@ -547,6 +556,10 @@ fuzz_filter_round (const gchar * factory, guint64 seed, gboolean video,
     gint op = g_rand_int_range (r, 0, 10 * calm / 16);
     if (op < 3) {
       GstState s = states[g_rand_int_range (r, 0, 4)];
+      /* half of the time with a burst of flush and segment events from
+       * the pusher at the same moment */
+      if (g_rand_boolean (r))
+        g_atomic_int_set (&p.burst, 1);
       gst_element_set_state (e, s);
       if (s != GST_STATE_PLAYING && g_rand_boolean (r))
         gst_element_set_state (e, GST_STATE_PLAYING);
@@ -787,6 +800,21 @@ train_fixup (GRand * r, GstElement * bin, GString * log)
   g_object_set (e, "width", 0.25, NULL);
   g_string_append_printf (log, " (fixed: batch-size=%d resnet18 w0.25)",
       batch);
+  if (g_rand_int_range (r, 0, 3) == 0) {
+    /* replay mode that trains at once (its thread steps on the buffer by
+     * itself) and saves when it stops: state changes then meet a running
+     * training thread and a final checkpoint write */
+    gchar *ckpt = g_build_filename (tmp_root, "replay.safetensors", NULL);
+    gint size = batch + g_rand_int_range (r, 0, 8);
+    g_object_set (e, "views", 2, "replay-size", size, "replay-min", 0,
+        "replay-max-bytes", (guint64) 0, "passes", 1,
+        "checkpoint-location", ckpt, NULL);
+    gst_util_set_object_arg (G_OBJECT (e), "replay-overflow",
+        g_rand_boolean (r) ? "drop" : "wait");
+    gst_util_set_object_arg (G_OBJECT (e), "lr-schedule", "constant");
+    g_string_append_printf (log, " (replay: replay-size=%d)", size);
+    g_free (ckpt);
+  }
   gst_object_unref (e);
 }
 
