@@ -476,3 +476,112 @@ simclr_replay_clear (SimclrReplay *r)
   memset (&r->stats, 0, sizeof r->stats);
   r->stats.bytes = r->bytes;
 }
+
+/* ---- training batches ------------------------------------------------------ */
+
+struct SimclrReplayBatch {
+  int n, views;
+  size_t view_bytes;
+  uint8_t *staging;             /* (views, n, view_bytes) */
+  SimclrFrame *frames;          /* (views x n) into staging */
+  SimclrBatchRow *rows;         /* (views x n) */
+  int *slots;                   /* (n) */
+};
+
+SimclrReplayBatch *
+simclr_replay_batch_new (const SimclrReplay *r, int n, int side, int channels,
+    SimclrError *err)
+{
+  SimclrReplayBatch *b;
+  int rows;
+
+  if (!r || n < 1 || side < 1 || channels < 1) {
+    simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay batch: NULL buffer or batch %d, side %d, channels %d below 1",
+        n, side, channels);
+    return NULL;
+  }
+  if ((size_t) side * side * channels != r->cfg.view_bytes) {
+    simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay batch: %dx%dx%d views are %zu bytes, the buffer's are %zu",
+        side, side, channels, (size_t) side * side * channels,
+        r->cfg.view_bytes);
+    return NULL;
+  }
+  rows = r->cfg.views * n;
+  b = calloc (1, sizeof *b);
+  if (b) {
+    b->n = n;
+    b->views = r->cfg.views;
+    b->view_bytes = r->cfg.view_bytes;
+    b->staging = calloc ((size_t) rows, r->cfg.view_bytes);
+    b->frames = calloc ((size_t) rows, sizeof *b->frames);
+    b->rows = calloc ((size_t) rows, sizeof *b->rows);
+    b->slots = calloc ((size_t) n, sizeof *b->slots);
+  }
+  if (!b || !b->staging || !b->frames || !b->rows || !b->slots) {
+    simclr_replay_batch_free (b);
+    simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "replay batch: cannot allocate %d views of %zu bytes", rows,
+        r->cfg.view_bytes);
+    return NULL;
+  }
+  simclr_frames_packed (b->frames, b->staging, rows, side, channels);
+  return b;
+}
+
+void
+simclr_replay_batch_free (SimclrReplayBatch *b)
+{
+  if (!b)
+    return;
+  free (b->staging);
+  free (b->frames);
+  free (b->rows);
+  free (b->slots);
+  free (b);
+}
+
+SimclrStatus
+simclr_replay_draw (SimclrReplay *r, SimclrReplayBatch *b, uint64_t draw,
+    SimclrBatch *batch, SimclrError *err)
+{
+  const int n = b ? b->n : 0;
+  uint64_t min_ts = SIMCLR_TIMESTAMP_NONE, max_epoch = 0;
+  SimclrStatus st;
+
+  if (!r || !b || !batch)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay draw: NULL argument");
+  if (b->views != r->cfg.views || b->view_bytes != r->cfg.view_bytes)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay draw: the batch was made for another buffer");
+  st = simclr_replay_sample (r, draw, n, b->slots, err);
+  for (int v = 0; st == SIMCLR_OK && v < b->views; v++)
+    st = simclr_replay_gather (r, b->slots, n, v,
+        b->staging + (size_t) v * n * b->view_bytes, err);
+  if (st != SIMCLR_OK)
+    return st;
+  for (int j = 0; j < n; j++) {
+    const SimclrReplayInfo *info = &r->rec[b->slots[j]].info;
+    for (int v = 0; v < b->views; v++) {
+      SimclrBatchRow *row = &b->rows[v * n + j];
+      row->sample_id = info->sample_id;
+      row->epoch = info->epoch;
+      row->view = v;
+      row->label = info->label;
+      row->timestamp = info->pts[v];
+      if (row->timestamp != SIMCLR_TIMESTAMP_NONE
+          && (min_ts == SIMCLR_TIMESTAMP_NONE || row->timestamp < min_ts))
+        min_ts = row->timestamp;
+    }
+    if (info->epoch > max_epoch)
+      max_epoch = info->epoch;
+  }
+  batch->rows = b->views * n;
+  batch->frames = b->frames;
+  batch->row = b->rows;
+  batch->max_epoch = max_epoch;
+  batch->min_timestamp = min_ts;
+  return SIMCLR_OK;
+}

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "checkpoint-private.h"
+#include "simclr/ckptdir.h"
 
 #define VELOCITY_PREFIX "optim.velocity."
 
@@ -487,6 +488,53 @@ simclr_trainer_save (SimclrTrainer *t, const char *path, SimclrError *err)
   }
   simclr_safetensors_writer_free (w);
   return s;
+}
+
+static int
+all_finite (const float *x, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite (x[i]))
+      return 0;
+  return 1;
+}
+
+SimclrStatus
+simclr_trainer_save_run (SimclrTrainer *t, const char *location, int keep,
+    char **path, int *removed, SimclrError *rotate_err, SimclrError *err)
+{
+  size_t n_params = 0, n_buffers = 0;
+  const float *params, *buffers;
+  SimclrStatus st;
+  char *p;
+
+  if (removed)
+    *removed = 0;
+  if (rotate_err)
+    rotate_err->message[0] = '\0';
+  if (path)
+    *path = NULL;
+  if (!t || !location)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer save: NULL trainer or location");
+  p = keep > 0 ? simclr_ckptdir_path (location, t->step) : strdup (location);
+  if (!p)
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "out of memory");
+  if (path)
+    *path = p;
+  params = simclr_model_params (t->model, &n_params);
+  buffers = simclr_model_buffers (t->model, &n_buffers);
+  if (!all_finite (params, n_params) || !all_finite (buffers, n_buffers))
+    st = simclr_error_set (err, SIMCLR_ERROR_NUMERIC, "%s: the model has "
+        "non-finite weights at step %lld: not written", p,
+        (long long) t->step);
+  else
+    st = simclr_trainer_save (t, p, err);
+  if (st == SIMCLR_OK && keep > 0)
+    simclr_ckptdir_rotate (location, keep, t->step, removed, rotate_err);
+  if (!path)
+    free (p);
+  return st;
 }
 
 static SimclrStatus

@@ -71,10 +71,7 @@ gst_simclr_encoder_live_free (GstSimclrEncoder * self)
   l->task_running = l->stopped = FALSE;
   l->dropped_unpaired = 0;
   g_mutex_unlock (&l->lock);
-  g_clear_pointer (&l->staging, g_free);
-  g_clear_pointer (&l->frames, g_free);
-  g_clear_pointer (&l->rows, g_free);
-  g_clear_pointer (&l->slots, g_free);
+  g_clear_pointer (&l->draw, simclr_replay_batch_free);
   l->passes_done = 0;
 }
 
@@ -125,6 +122,12 @@ gst_simclr_encoder_live_setup (GstSimclrEncoder * self)
   replay = simclr_replay_new (&cfg, &err);
   if (replay == NULL)
     goto no_buffer;
+  l->draw = simclr_replay_batch_new (replay, n, self->size, self->channels,
+      &err);
+  if (l->draw == NULL) {
+    simclr_replay_free (replay);
+    goto no_buffer;
+  }
   simclr_replay_bytes (&cfg, &bytes, NULL);
 
   switch (s->replay_overflow) {
@@ -146,12 +149,6 @@ gst_simclr_encoder_live_setup (GstSimclrEncoder * self)
   l->min_fill = MAX (l->min_fill, n);
   l->flushing = l->eos = l->done = FALSE;
   g_mutex_unlock (&l->lock);
-  l->staging = g_malloc ((gsize) views * n * vb);
-  l->frames = g_new0 (SimclrFrame, views * n);
-  l->rows = g_new0 (SimclrBatchRow, views * n);
-  l->slots = g_new0 (gint, n);
-  simclr_frames_packed (l->frames, l->staging, views * n, self->size,
-      self->channels);
 
   GST_INFO_OBJECT (self, "replay buffer: %d samples of %d views of %dx%dx%d, "
       "%" G_GSIZE_FORMAT " bytes (%.1f MiB), %s, %s when full; first step "
@@ -322,14 +319,10 @@ live_loop (gpointer user)
 {
   GstSimclrEncoder *self = user;
   GstSimclrEncoderLive *l = &self->live;
-  const gint n = simclr_trainer_local_batch (self->trainer);
-  const gint views = simclr_trainer_views (self->trainer);
-  const gsize vb = (gsize) self->size * self->size * self->channels;
   SimclrError err = { 0 };
   SimclrBatch batch;
   GstFlowReturn ret;
-  guint64 min_ts = SIMCLR_TIMESTAMP_NONE, max_epoch = 0;
-  gboolean ok = TRUE;
+  gboolean ok;
 
   g_mutex_lock (&l->lock);
   while (!l->flushing && !l->done && !l->eos
@@ -346,26 +339,8 @@ live_loop (gpointer user)
     return;
   }
   /* Draws are keyed by the step: the same buffer gives the same batch. */
-  ok = simclr_replay_sample (l->replay, (uint64_t)
-      simclr_trainer_get_step (self->trainer), n, l->slots, &err) == SIMCLR_OK;
-  for (gint v = 0; ok && v < views; v++)
-    ok = simclr_replay_gather (l->replay, l->slots, n, v,
-        l->staging + (gsize) v * n * vb, &err) == SIMCLR_OK;
-  for (gint j = 0; ok && j < n; j++) {
-    const SimclrReplayInfo *info = simclr_replay_info (l->replay, l->slots[j]);
-    for (gint v = 0; v < views; v++) {
-      SimclrBatchRow *r = &l->rows[v * n + j];
-      r->sample_id = info->sample_id;
-      r->epoch = info->epoch;
-      r->view = v;
-      r->label = info->label;
-      r->timestamp = info->pts[v];
-      if (r->timestamp != SIMCLR_TIMESTAMP_NONE
-          && (min_ts == SIMCLR_TIMESTAMP_NONE || r->timestamp < min_ts))
-        min_ts = r->timestamp;
-    }
-    max_epoch = MAX (max_epoch, info->epoch);
-  }
+  ok = simclr_replay_draw (l->replay, l->draw, (uint64_t)
+      simclr_trainer_get_step (self->trainer), &batch, &err) == SIMCLR_OK;
   /* Draws changed the use counts a waiting streaming thread looks at. */
   g_cond_broadcast (&l->cond);
   g_mutex_unlock (&l->lock);
@@ -374,12 +349,6 @@ live_loop (gpointer user)
     live_finish (self, TRUE);
     return;
   }
-
-  batch.rows = views * n;
-  batch.frames = l->frames;
-  batch.row = l->rows;
-  batch.max_epoch = max_epoch;
-  batch.min_timestamp = min_ts;
   ret = gst_simclr_encoder_train_batch (self, &batch, TRUE);
   if (ret == GST_FLOW_OK)
     return;

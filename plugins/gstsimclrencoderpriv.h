@@ -91,11 +91,7 @@ typedef struct
   gboolean task_running;        /* the training thread was started */
   gboolean stopped;             /* going to READY: no restart until reset */
   guint64 dropped_unpaired;     /* samples whose views did not all come */
-  /* training thread only */
-  guint8 *staging;              /* (2N, side, side, channels) drawn views */
-  SimclrFrame *frames;          /* (2N) into staging */
-  SimclrBatchRow *rows;         /* (2N) */
-  gint *slots;                  /* (N) */
+  SimclrReplayBatch *draw;      /* training thread: the drawn batch */
   /* the checkpoint time cadence and the passes (streaming thread) */
   gint64 last_save_us;
   guint passes_done;

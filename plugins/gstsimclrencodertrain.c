@@ -374,12 +374,11 @@ static gboolean
 gst_simclr_encoder_save_full (GstSimclrEncoder * self, gboolean warn_only)
 {
   const gchar *loc = self->run.checkpoint_location;
-  gchar *path = NULL;
-  SimclrError err = { 0 };
-  SimclrModel *m;
+  SimclrError err = { 0 }, rerr = { 0 };
+  char *path = NULL;
+  int removed = 0;
   guint64 step;
-  size_t n_params = 0, n_buffers = 0;
-  const gfloat *params, *buffers;
+  SimclrStatus st;
 
   if (!gst_simclr_encoder_str_set (loc) || self->trainer == NULL)
     return TRUE;
@@ -387,35 +386,21 @@ gst_simclr_encoder_save_full (GstSimclrEncoder * self, gboolean warn_only)
     return TRUE;                /* MPI: replicas are identical; rank 0 writes */
   step = (guint64) simclr_trainer_get_step (self->trainer);
   self->live.last_save_us = g_get_monotonic_time ();
-  if (self->ckpt_rotate) {
-    char *p = simclr_ckptdir_path (loc, (int64_t) step);
-    path = g_strdup (p);
-    free (p);
-  } else {
-    path = g_strdup (loc);
-  }
-  m = simclr_trainer_get_model (self->trainer);
-  params = simclr_model_params (m, &n_params);
-  buffers = simclr_model_buffers (m, &n_buffers);
-  if (!all_finite (params, n_params) || !all_finite (buffers, n_buffers))
+  st = simclr_trainer_save_run (self->trainer, loc, self->ckpt_rotate ?
+      (int) self->run.checkpoint_keep : 0, &path, &removed, &rerr, &err);
+  if (st == SIMCLR_ERROR_NUMERIC)
     goto not_finite;
-  if (simclr_trainer_save (self->trainer, path, &err) != SIMCLR_OK)
+  if (st != SIMCLR_OK)
     goto write_failed;
   self->saved = TRUE;
   self->last_saved_step = step;
   GST_INFO_OBJECT (self, "wrote %s at step %" G_GUINT64_FORMAT, path, step);
-  if (self->ckpt_rotate) {
-    SimclrError rerr = { 0 };
-    int removed = 0;
-    if (simclr_ckptdir_rotate (loc, (int) self->run.checkpoint_keep,
-            (int64_t) step, &removed, &rerr) != SIMCLR_OK)
-      GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
-          ("Could not remove an old checkpoint in \"%s\": %s", loc,
-              rerr.message), (NULL));
-    else if (removed > 0)
-      GST_DEBUG_OBJECT (self, "rotation removed %d file(s) in %s", removed,
-          loc);
-  }
+  if (rerr.message[0])
+    GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
+        ("Could not remove an old checkpoint in \"%s\": %s", loc,
+            rerr.message), (NULL));
+  else if (removed > 0)
+    GST_DEBUG_OBJECT (self, "rotation removed %d file(s) in %s", removed, loc);
   gst_element_post_message (GST_ELEMENT (self),
       gst_message_new_element (GST_OBJECT (self),
           gst_structure_new (SIMCLR_CHECKPOINT_MESSAGE,
@@ -426,7 +411,7 @@ gst_simclr_encoder_save_full (GstSimclrEncoder * self, gboolean warn_only)
               "rank-samples-seen", G_TYPE_UINT64,
               (guint64) simclr_trainer_local_samples_seen (self->trainer),
               NULL)));
-  g_free (path);
+  free (path);
   return TRUE;
 
   /* ERRORS */
@@ -436,7 +421,7 @@ not_finite:
         ("The model has non-finite weights at step %" G_GUINT64_FORMAT
             ": not writing checkpoint \"%s\" (the previous one stays).", step,
             path), (NULL));
-    g_free (path);
+    free (path);
     return FALSE;
   }
 write_failed:
@@ -447,13 +432,13 @@ write_failed:
               ": %s. Training goes on; the checkpoints saved before stay "
               "and the next save tries again.", path, step, err.message),
           ("%s", err.message));
-      g_free (path);
+      free (path);
       return TRUE;
     }
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
         ("Could not write checkpoint \"%s\": %s", path, err.message),
         ("%s", err.message));
-    g_free (path);
+    free (path);
     return FALSE;
   }
 }

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "simclr/batcher.h"
 #include "simclr/error.h"
 
 #ifdef __cplusplus
@@ -162,6 +163,29 @@ int simclr_replay_held (const SimclrReplay *r);
 /* Empties the buffer and zeroes the counters (a new stream); the memory
  * stays allocated. */
 void simclr_replay_clear (SimclrReplay *r);
+
+/* ---- training batches drawn from the buffer ------------------------------ */
+
+/* Scratch for drawing training batches of @n samples of a buffer whose
+ * views are side x side x channels uint8 images: the drawn views, their
+ * frames and rows, in the batcher's layout (batcher.h). */
+typedef struct SimclrReplayBatch SimclrReplayBatch;
+
+/* Fails (NULL, @err set) if @n < 1 or side x side x @channels is not the
+ * buffer's view_bytes. Free with simclr_replay_batch_free. */
+SimclrReplayBatch *simclr_replay_batch_new (const SimclrReplay *r, int n,
+    int side, int channels, SimclrError *err);
+void simclr_replay_batch_free (SimclrReplayBatch *b);   /* NULL is a no-op */
+
+/* Batch number @draw (a training step): n distinct samples drawn uniformly
+ * (simclr_replay_sample), their views copied into @b, and @batch filled
+ * view-major as the batcher's batches are (row v x n + j: view v of the
+ * j-th sample; its sample id, epoch, label and view v's pts as timestamp),
+ * max_epoch and min_timestamp (SIMCLR_TIMESTAMP_NONE pts are skipped).
+ * @batch's arrays belong to @b and stay valid until the next draw. Fails,
+ * touching nothing, if fewer than n samples are held. */
+SimclrStatus simclr_replay_draw (SimclrReplay *r, SimclrReplayBatch *b,
+    uint64_t draw, SimclrBatch *batch, SimclrError *err);
 
 #ifdef __cplusplus
 }

@@ -143,6 +143,19 @@ float *simclr_trainer_get_velocity (SimclrTrainer *t, size_t *n);
 /* Atomic write of model + optimiser state + step (see above). */
 SimclrStatus simclr_trainer_save (SimclrTrainer *t, const char *path,
     SimclrError *err);
+/* A run's checkpoint save. @location is a file (written as
+ * simclr_trainer_save does) or, with @keep > 0, a folder: the file is then
+ * DIR/ckpt-<step>.safetensors and after a successful write the folder keeps
+ * the newest @keep checkpoints (simclr_ckptdir_rotate, protecting the one
+ * written). A model whose parameters or buffers are not all finite is never
+ * written (SIMCLR_ERROR_NUMERIC), so the last good file stays. *@path
+ * receives the file meant (malloc'd, free(); also on failure, NULL only
+ * when it could not be made). A failed rotation does not fail the save: it
+ * fills @rotate_err (may be NULL; message empty when none) and *@removed
+ * (may be NULL) counts the files removed. */
+SimclrStatus simclr_trainer_save_run (SimclrTrainer *t, const char *location,
+    int keep, char **path, int *removed, SimclrError *rotate_err,
+    SimclrError *err);
 /* Resumes from @path: configuration, weights, running statistics, velocity
  * and step; the model's max_batch becomes @max_batch. NULL with @err set on
  * failure. */

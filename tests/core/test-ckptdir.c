@@ -15,6 +15,7 @@
  *   runs to the end and leaves exactly KEEP files.
  */
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -544,6 +545,87 @@ test_kill9 (void)
   g_free (dir);
 }
 
+/* ---------------------------------------------------------------------------
+ * simclr_trainer_save_run: a run's save (the element's): a file or a
+ * rotating folder, never a model with non-finite weights.
+ */
+static void
+test_save_run (void)
+{
+  gchar *dir = make_dir ();
+  gchar *file = g_build_filename (dir, "one.safetensors", NULL);
+  SimclrTrainer *t = small_trainer (0.25), *back;
+  SimclrError err = { 0 }, rerr = { 0 };
+  char *path = NULL, *want;
+  int64_t *steps = NULL;
+  int n = 0, removed = -1;
+  size_t np = 0;
+  float *params;
+
+  /* A file: written as simclr_trainer_save writes it; loads back. */
+  g_assert_cmpint (train_one (t, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_trainer_save_run (t, file, 0, &path, &removed,
+          &rerr, &err), ==, SIMCLR_OK);
+  g_assert_cmpstr (path, ==, file);
+  g_assert_cmpint (removed, ==, 0);
+  g_assert_cmpstr (rerr.message, ==, "");
+  free (path);
+  back = simclr_trainer_load (file, 4, &err);
+  g_assert_nonnull (back);
+  g_assert_cmpint (simclr_trainer_get_step (back), ==, 1);
+  simclr_trainer_free (back);
+  g_unlink (file);
+
+  /* A folder with keep 2: ckpt-<step> files, the newest two stay. */
+  for (int i = 0; i < 4; i++) {
+    g_assert_cmpint (train_one (t, &err), ==, SIMCLR_OK);
+    g_assert_cmpint (simclr_trainer_save_run (t, dir, 2, &path, &removed,
+            &rerr, &err), ==, SIMCLR_OK);
+    want = simclr_ckptdir_path (dir, simclr_trainer_get_step (t));
+    g_assert_cmpstr (path, ==, want);
+    g_assert_cmpint (removed, ==, i >= 2 ? 1 : 0);
+    free (want);
+    free (path);
+  }
+  g_assert_cmpint (simclr_ckptdir_list (dir, &steps, &n, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (n, ==, 2);
+  g_assert_cmpint (steps[0], ==, 5);
+  g_assert_cmpint (steps[1], ==, 4);
+  free (steps);
+
+  /* Non-finite weights: SIMCLR_ERROR_NUMERIC naming the file, nothing
+   * written, nothing removed. */
+  g_assert_cmpint (train_one (t, &err), ==, SIMCLR_OK);
+  params = simclr_model_params (simclr_trainer_get_model (t), &np);
+  g_assert_cmpuint (np, >, 3);
+  params[3] = NAN;
+  g_assert_cmpint (simclr_trainer_save_run (t, dir, 2, &path, &removed,
+          &rerr, &err), ==, SIMCLR_ERROR_NUMERIC);
+  assert_message (&err, "non-finite");
+  assert_message (&err, "ckpt-000000000006");
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  free (path);
+  g_assert_cmpint (simclr_ckptdir_list (dir, &steps, &n, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (n, ==, 2);
+  free (steps);
+
+  /* A folder that cannot be written: an I/O error, path still named. */
+  params[3] = 0.0f;
+  g_assert_cmpint (simclr_trainer_save_run (t, "/nonexistent-simclr/x",
+          0, &path, NULL, NULL, &err), !=, SIMCLR_OK);
+  g_assert_cmpstr (path, ==, "/nonexistent-simclr/x");
+  free (path);
+  g_assert_cmpint (simclr_trainer_save_run (NULL, dir, 0, NULL, NULL, NULL,
+          &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+
+  simclr_trainer_free (t);
+  remove_tree (dir);
+  g_free (file);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -553,5 +635,6 @@ main (int argc, char **argv)
   g_test_add_func ("/ckptdir/rotate", test_rotate);
   g_test_add_func ("/ckptdir/resolve", test_resolve);
   g_test_add_func ("/ckptdir/kill-9", test_kill9);
+  g_test_add_func ("/ckptdir/save-run", test_save_run);
   return g_test_run ();
 }

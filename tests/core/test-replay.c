@@ -519,6 +519,115 @@ test_bounds (void)
   simclr_replay_free (NULL);
 }
 
+/* ---------------------------------------------------------------------------
+ * Training batches: simclr_replay_draw is simclr_replay_sample + gather in
+ * the batcher's layout (the element's training thread used to do this).
+ */
+
+static void
+add_epoch (SimclrReplay * r, uint64_t id, uint64_t epoch, int no_pts)
+{
+  uint8_t a[VB], b[VB];
+  const uint8_t *views[2] = { a, b };
+  SimclrReplayInfo info = { 0 };
+  SimclrError err = { 0 };
+
+  memset (a, (int) ((id * 2) & 0xff), VB);
+  memset (b, (int) ((id * 2 + 1) & 0xff), VB);
+  info.sample_id = id;
+  info.epoch = epoch;
+  info.label = (int32_t) (id % 10);
+  info.pts[0] = no_pts ? SIMCLR_TIMESTAMP_NONE : 5000 - id * 100;
+  info.pts[1] = no_pts ? SIMCLR_TIMESTAMP_NONE : 5000 - id * 100 + 1;
+  g_assert_cmpint (simclr_replay_add (r, views, &info, NULL, &err), ==,
+      SIMCLR_OK);
+}
+
+static void
+test_draw_batch (void)
+{
+  const int n = 4;
+  SimclrReplay *r = make (16, SIMCLR_REPLAY_RING, 5);
+  SimclrReplay *ref = make (16, SIMCLR_REPLAY_RING, 5);
+  SimclrReplay *few = make (8, SIMCLR_REPLAY_RING, 5);
+  SimclrReplayBatch *b, *bf;
+  SimclrReplayStats s1, s2;
+  SimclrError err = { 0 };
+  SimclrBatch batch;
+  int slots[4];
+  uint8_t ref_px[4 * VB];
+
+  /* VB = 12 bytes = 2 x 2 x 3 */
+  g_assert_null (simclr_replay_batch_new (r, n, 2, 1, &err));
+  g_assert_cmpint (err.status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_null (simclr_replay_batch_new (r, 0, 2, 3, &err));
+  b = simclr_replay_batch_new (r, n, 2, 3, &err);
+  g_assert_nonnull (b);
+  for (uint64_t id = 0; id < 10; id++) {
+    add_epoch (r, id, id % 3, 0);
+    add_epoch (ref, id, id % 3, 0);
+  }
+
+  for (uint64_t draw = 0; draw < 5; draw++) {
+    uint64_t max_epoch = 0, min_ts = SIMCLR_TIMESTAMP_NONE;
+    g_assert_cmpint (simclr_replay_draw (r, b, draw, &batch, &err), ==,
+        SIMCLR_OK);
+    g_assert_cmpint (simclr_replay_sample (ref, draw, n, slots, &err), ==,
+        SIMCLR_OK);
+    g_assert_cmpint (batch.rows, ==, 2 * n);
+    for (int v = 0; v < 2; v++) {
+      g_assert_cmpint (simclr_replay_gather (ref, slots, n, v, ref_px, &err),
+          ==, SIMCLR_OK);
+      for (int j = 0; j < n; j++) {
+        const SimclrReplayInfo *info = simclr_replay_info (ref, slots[j]);
+        const SimclrBatchRow *row = &batch.row[v * n + j];
+        const SimclrFrame *f = &batch.frames[v * n + j];
+        g_assert_cmpuint (row->sample_id, ==, info->sample_id);
+        g_assert_cmpuint (row->epoch, ==, info->epoch);
+        g_assert_cmpint (row->view, ==, v);
+        g_assert_cmpint (row->label, ==, info->label);
+        g_assert_cmpuint (row->timestamp, ==, info->pts[v]);
+        g_assert_cmpint (f->stride, ==, 2 * 3);
+        g_assert_cmpmem (f->data, VB, ref_px + j * VB, VB);
+        g_assert_cmpint (f->data[0], ==, (int) ((info->sample_id * 2 + v)
+                & 0xff));
+        max_epoch = MAX (max_epoch, info->epoch);
+        min_ts = MIN (min_ts, info->pts[v]);
+      }
+    }
+    g_assert_cmpuint (batch.max_epoch, ==, max_epoch);
+    g_assert_cmpuint (batch.min_timestamp, ==, min_ts);
+  }
+  /* The draws counted as simclr_replay_sample's do. */
+  simclr_replay_get_stats (r, &s1);
+  simclr_replay_get_stats (ref, &s2);
+  g_assert_cmpmem (&s1, sizeof s1, &s2, sizeof s2);
+
+  /* Too few samples: an error that touches nothing; no pts: NONE. */
+  bf = simclr_replay_batch_new (few, n, 2, 3, &err);
+  g_assert_nonnull (bf);
+  for (uint64_t id = 0; id < 3; id++)
+    add_epoch (few, id, 0, 1);
+  simclr_replay_get_stats (few, &s1);
+  g_assert_cmpint (simclr_replay_draw (few, bf, 0, &batch, &err), !=,
+      SIMCLR_OK);
+  simclr_replay_get_stats (few, &s2);
+  g_assert_cmpmem (&s1, sizeof s1, &s2, sizeof s2);
+  add_epoch (few, 3, 0, 1);
+  g_assert_cmpint (simclr_replay_draw (few, bf, 0, &batch, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpuint (batch.min_timestamp, ==, SIMCLR_TIMESTAMP_NONE);
+  /* A batch fits any buffer of the same views and view size. */
+  g_assert_cmpint (simclr_replay_draw (few, b, 0, &batch, &err), ==,
+      SIMCLR_OK);
+  simclr_replay_batch_free (bf);
+  simclr_replay_batch_free (b);
+  simclr_replay_batch_free (NULL);
+  simclr_replay_free (r);
+  simclr_replay_free (ref);
+  simclr_replay_free (few);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -532,5 +641,6 @@ main (int argc, char **argv)
   g_test_add_func ("/replay/sample-pairs", test_sample_pairs);
   g_test_add_func ("/replay/determinism", test_determinism);
   g_test_add_func ("/replay/bounds", test_bounds);
+  g_test_add_func ("/replay/draw-batch", test_draw_batch);
   return g_test_run ();
 }
