@@ -155,8 +155,14 @@ GST_START_TEST (test_gradient_event)
   gint r, d;
   gdouble loss, top1, top5, last_loss;
 
+  /* The default temperature is the recipe's 0.2 (issue 11). */
+  {
+    gfloat tau;
+    g_object_get (h->element, "temperature", &tau, NULL);
+    fail_unless_equals_float (tau, 0.2f);
+  }
   fill_embeddings (z, rows, D, 1);
-  core_reference (z, rows, D, 0.5f, &ref, dz_ref);
+  core_reference (z, rows, D, 0.2f, &ref, dz_ref);
 
   fail_unless_equals_int (gst_harness_push (h, make_buffer (z, rows, D, rows,
               7, 0.0, 0.1)), GST_FLOW_OK);
