@@ -20,6 +20,16 @@
  * the all-gather of z. The growth decision depends only on the gathered
  * headers and the previous capacities, which every replica computes alike,
  * so all of them take the same branch.
+ *
+ * The queue of negatives (cfg.queue_size > 0): the unit rows of earlier
+ * steps, in a ring of queue_size rows, join every anchor's denominator as
+ * constants (the kernel's simclr_ntxent_forward_queue). A step's rows enter
+ * the ring in simclr_loss_backward, after its gradient is taken (a failed
+ * step adds nothing, and the forward and backward of one step see the same
+ * queue). With K replicas every replica holds the gathered rows' units and
+ * enqueues all of them, in the order of one process with the whole batch
+ * (view-major over the replicas' samples, see enqueue ()), so the ring is
+ * the same on every replica and the same as one process's.
  */
 #include "simclr/loss.h"
 
@@ -50,6 +60,12 @@ struct SimclrLoss {
   float *padded;              /* (size x max rows, dim) gather scratch for
                                * replicas of unequal rows */
   size_t cap_floats, cap_rows, cap_padded;
+  /* The queue: (queue_size, queue_dim) unit rows, a ring. */
+  float *queue;
+  int queue_dim;              /* 0 until the first forward allocates it */
+  int queue_len;              /* rows filled, <= queue_size */
+  int queue_head;             /* the next row written */
+  int pending;                /* the last forward's rows are not enqueued */
 };
 
 void
@@ -58,6 +74,7 @@ simclr_loss_config_default (SimclrLossConfig *cfg)
   memset (cfg, 0, sizeof *cfg);
   cfg->temperature = 0.5;
   cfg->views = 2;
+  cfg->queue_size = 0;
 }
 
 static SimclrStatus
@@ -86,6 +103,11 @@ simclr_loss_config_validate (const SimclrLossConfig *cfg, SimclrError *err)
         "loss.views", NULL,
         "loss: %d views per sample: must be in [2, %d]", cfg->views,
         SIMCLR_LOSS_MAX_VIEWS);
+  if (cfg->queue_size < 0 || cfg->queue_size > SIMCLR_LOSS_MAX_QUEUE)
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "loss.queue_size", NULL,
+        "loss: a queue of %d negatives: must be in [0, %d]", cfg->queue_size,
+        SIMCLR_LOSS_MAX_QUEUE);
   return SIMCLR_OK;
 }
 
@@ -132,6 +154,7 @@ simclr_loss_free (SimclrLoss *loss)
   free (loss->all_dz);
   free (loss->positive);
   free (loss->padded);
+  free (loss->queue);
   free (loss);
 }
 
@@ -167,7 +190,7 @@ ensure_kernel (SimclrLoss *loss, int rows, int dim, SimclrError *err)
   int d = dim > loss->nt_dim ? dim : loss->nt_dim;
   simclr_ntxent_free (loss->nt);
   loss->nt_rows = loss->nt_dim = 0;
-  loss->nt = simclr_ntxent_new (r, d, err);
+  loss->nt = simclr_ntxent_new_with_queue (r, loss->cfg.queue_size, d, err);
   if (!loss->nt)
     return err && err->status != SIMCLR_OK ? err->status
         : SIMCLR_ERROR_NO_MEMORY;
@@ -182,6 +205,65 @@ static int
 rows_ok (int rows, int views)
 {
   return rows >= views && rows % views == 0;
+}
+
+int
+simclr_loss_queue_length (const SimclrLoss *loss)
+{
+  return loss ? loss->queue_len : 0;
+}
+
+void
+simclr_loss_clear_queue (SimclrLoss *loss)
+{
+  if (!loss)
+    return;
+  loss->queue_len = loss->queue_head = 0;
+  loss->pending = 0;
+}
+
+/* The queue holds rows of @dim: (re)allocates it for another dim (emptied:
+ * rows of another dimension are no negatives). 0 on success, 1 if memory
+ * ran out (the queue is then released). */
+static int
+queue_fit (SimclrLoss *loss, int dim)
+{
+  if (loss->cfg.queue_size == 0 || loss->queue_dim == dim)
+    return 0;
+  free (loss->queue);
+  loss->queue = malloc ((size_t) loss->cfg.queue_size * dim * sizeof (float));
+  loss->queue_dim = loss->queue ? dim : 0;
+  loss->queue_len = loss->queue_head = 0;
+  return loss->queue == NULL;
+}
+
+/* The last forward's unit rows join the ring, in the order of one process
+ * holding every replica's samples: view v of every sample of replica 0,
+ * then of replica 1, ..., for v = 0 .. V-1. One process: the rows' own
+ * order. */
+static void
+enqueue (SimclrLoss *loss)
+{
+  const int Q = loss->cfg.queue_size, D = loss->dim, V = loss->cfg.views;
+  const int K = loss->comm.size;
+  int R;
+  const float *u = simclr_ntxent_unit_rows (loss->nt, &R);
+
+  if (Q == 0 || !u || !loss->queue || loss->queue_dim != D)
+    return;
+  for (int v = 0; v < V; v++)
+    for (int q = 0, b = 0; q < K; q++) {
+      const int n = (K == 1 ? R : loss->headers[(size_t) q * HDR_N + HDR_ROWS])
+          / V;
+      for (int j = 0; j < n; j++) {
+        memcpy (loss->queue + (size_t) loss->queue_head * D,
+            u + (size_t) (b + v * n + j) * D, (size_t) D * sizeof (float));
+        loss->queue_head = (loss->queue_head + 1) % Q;
+        if (loss->queue_len < Q)
+          loss->queue_len++;
+      }
+      b += V * n;
+    }
 }
 
 /* One replica: the kernel on the local rows, default pairing i <-> i +- N
@@ -206,9 +288,14 @@ forward_local (SimclrLoss *loss, const float *z, int rows, int dim,
   s = ensure_kernel (loss, rows, dim, err);
   if (s != SIMCLR_OK)
     return s;
+  if (queue_fit (loss, dim))
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
+        "loss: out of memory for a queue of %d rows of dimension %d",
+        loss->cfg.queue_size, dim);
   if (loss->cfg.views == 2) {
-    s = simclr_ntxent_forward (loss->nt, z, rows, dim,
-        (float) loss->cfg.temperature, NULL, &r, err);
+    s = simclr_ntxent_forward_queue (loss->nt, z, rows, dim,
+        (float) loss->cfg.temperature, NULL, NULL, loss->queue,
+        loss->queue_len, &r, err);
   } else {
     /* View v of sample j is row v * n + j: group j. */
     const int n = rows / loss->cfg.views;
@@ -222,8 +309,9 @@ forward_local (SimclrLoss *loss, const float *z, int rows, int dim,
     }
     for (int i = 0; i < rows; i++)
       loss->positive[i] = i % n;
-    s = simclr_ntxent_forward_groups (loss->nt, z, rows, dim,
-        (float) loss->cfg.temperature, loss->positive, &r, err);
+    s = simclr_ntxent_forward_queue (loss->nt, z, rows, dim,
+        (float) loss->cfg.temperature, NULL, loss->positive, loss->queue,
+        loss->queue_len, &r, err);
   }
   if (s != SIMCLR_OK)
     return s;
@@ -269,6 +357,8 @@ grow (SimclrLoss *loss, size_t total, size_t dim, size_t padded)
   }
   if (!failed && ensure_kernel (loss, (int) total, (int) dim, NULL)
       != SIMCLR_OK)
+    failed = 1;
+  if (!failed && queue_fit (loss, (int) dim))
     failed = 1;
   if (failed) {
     free (loss->all_z);
@@ -330,7 +420,8 @@ forward_gathered (SimclrLoss *loss, const float *z, int rows, int dim,
     size_t padded = equal ? 0 : (size_t) K * max_rows * dim;
     int needs = (size_t) total * dim > loss->cap_floats
         || (size_t) total > loss->cap_rows || padded > loss->cap_padded
-        || total > loss->nt_rows || dim > loss->nt_dim || !loss->nt;
+        || total > loss->nt_rows || dim > loss->nt_dim || !loss->nt
+        || (loss->cfg.queue_size > 0 && loss->queue_dim != dim);
     if (needs) {
       /* Memory may run out on one replica only: agree before gathering. */
       float failed = (float) grow (loss, (size_t) total, (size_t) dim,
@@ -381,12 +472,9 @@ forward_gathered (SimclrLoss *loss, const float *z, int rows, int dim,
     b += V * n;
   }
 
-  if (V == 2)
-    s = simclr_ntxent_forward (loss->nt, loss->all_z, (int) total, dim,
-        (float) loss->cfg.temperature, loss->positive, &r, err);
-  else
-    s = simclr_ntxent_forward_groups (loss->nt, loss->all_z, (int) total,
-        dim, (float) loss->cfg.temperature, loss->positive, &r, err);
+  s = simclr_ntxent_forward_queue (loss->nt, loss->all_z, (int) total, dim,
+      (float) loss->cfg.temperature, V == 2 ? loss->positive : NULL,
+      V == 2 ? NULL : loss->positive, loss->queue, loss->queue_len, &r, err);
   if (s != SIMCLR_OK)
     return s;
   result->loss = r.loss;
@@ -412,9 +500,12 @@ simclr_loss_forward (SimclrLoss *loss, const float *z, int rows, int dim,
   if (!result)
     result = &local;
   loss->rows = 0;               /* nothing for backward until this succeeds */
-  if (loss->comm.size == 1)
-    return forward_local (loss, z, rows, dim, result, err);
-  return forward_gathered (loss, z, rows, dim, result, err);
+  loss->pending = 0;
+  SimclrStatus s = loss->comm.size == 1
+      ? forward_local (loss, z, rows, dim, result, err)
+      : forward_gathered (loss, z, rows, dim, result, err);
+  loss->pending = s == SIMCLR_OK;
+  return s;
 }
 
 SimclrStatus
@@ -428,10 +519,15 @@ simclr_loss_backward (SimclrLoss *loss, float *dz, SimclrError *err)
         "loss backward: no successful forward to differentiate");
   if (loss->comm.size == 1) {
     simclr_ntxent_backward (loss->nt, dz);
-    return SIMCLR_OK;
+  } else {
+    simclr_ntxent_backward (loss->nt, loss->all_dz);
+    memcpy (dz, loss->all_dz + (size_t) loss->offset * loss->dim,
+        (size_t) loss->rows * loss->dim * sizeof (float));
   }
-  simclr_ntxent_backward (loss->nt, loss->all_dz);
-  memcpy (dz, loss->all_dz + (size_t) loss->offset * loss->dim,
-      (size_t) loss->rows * loss->dim * sizeof (float));
+  /* Once per step, after the gradient (which used the queue as it was). */
+  if (loss->pending) {
+    enqueue (loss);
+    loss->pending = 0;
+  }
   return SIMCLR_OK;
 }

@@ -3,9 +3,13 @@
  *
  * Two modes: pairs (one positive per anchor, SimCLR's two views) and groups
  * (every other row of the anchor's sample is a positive: K views per
- * sample, the multi-positive form). Not here: gathering z across replicas
- * (loss.c does that) or any network layer. The (R,R) similarity matrix is one cblas_ssyrk; the backward pass is
- * one cblas_sgemm plus the Jacobian of the L2 normalisation.
+ * sample, the multi-positive form). Either mode may add Q extra negatives
+ * (a queue of earlier projections: constants, no gradient flows into them).
+ * Not here: gathering z across replicas or keeping the queue (loss.c does
+ * both) or any network layer. The (R,R) similarity matrix is one
+ * cblas_ssyrk, the (R,Q) similarities to the queue one cblas_sgemm; the
+ * backward pass is one cblas_sgemm (two with a queue) plus the Jacobian of
+ * the L2 normalisation.
  */
 #include "simclr/ntxent.h"
 
@@ -20,7 +24,7 @@
 #define NTXENT_NORM_EPS 1e-12
 
 struct SimclrNtxent {
-  int max_rows, max_dim;
+  int max_rows, max_dim, max_queue;
   /* The last successful forward (rows == 0: none yet). */
   int rows, dim;
   float tau;
@@ -34,10 +38,22 @@ struct SimclrNtxent {
   int *positive;   /* (R) the partner of each anchor (pairs mode) */
   int *group;      /* (R) each row's sample (groups mode) */
   int grouped;     /* the last forward: 1 groups, 0 pairs */
+  /* Extra negatives of the last forward (Q = queue_rows, 0: none). */
+  const float *queue; /* (Q, D) borrowed from the caller until backward */
+  int queue_rows;
+  float *qprob;    /* (R, max_queue) softmax_q (s_iq), beside prob's row i;
+                    * holds the raw similarities u_i.m_q first */
 };
 
 SimclrNtxent *
 simclr_ntxent_new (int max_rows, int dim, SimclrError *err)
+{
+  return simclr_ntxent_new_with_queue (max_rows, 0, dim, err);
+}
+
+SimclrNtxent *
+simclr_ntxent_new_with_queue (int max_rows, int max_queue, int dim,
+    SimclrError *err)
 {
   SimclrNtxent *nt;
   size_t r, d;
@@ -52,6 +68,12 @@ simclr_ntxent_new (int max_rows, int dim, SimclrError *err)
         "ntxent: dim %d must be in [1, 16777216]", dim);
     return NULL;
   }
+  if (max_queue < 0 || max_queue > SIMCLR_NTXENT_MAX_QUEUE) {
+    simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "ntxent: max_queue %d must be in [0, %d]", max_queue,
+        SIMCLR_NTXENT_MAX_QUEUE);
+    return NULL;
+  }
   r = (size_t) max_rows;
   d = (size_t) dim;
 
@@ -60,6 +82,12 @@ simclr_ntxent_new (int max_rows, int dim, SimclrError *err)
     goto no_memory;
   nt->max_rows = max_rows;
   nt->max_dim = dim;
+  nt->max_queue = max_queue;
+  if (max_queue > 0) {
+    nt->qprob = malloc (r * (size_t) max_queue * sizeof (float));
+    if (!nt->qprob)
+      goto no_memory;
+  }
   nt->u = malloc (r * d * sizeof (float));
   nt->inv_norm = malloc (r * sizeof (float));
   nt->clamped = malloc (r * sizeof (int));
@@ -76,7 +104,8 @@ simclr_ntxent_new (int max_rows, int dim, SimclrError *err)
 no_memory:
   simclr_ntxent_free (nt);
   simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
-      "ntxent: cannot allocate a workspace for %d rows of %d", max_rows, dim);
+      "ntxent: cannot allocate a workspace for %d rows of %d (queue %d)",
+      max_rows, dim, max_queue);
   return NULL;
 }
 
@@ -92,6 +121,7 @@ simclr_ntxent_free (SimclrNtxent *nt)
   free (nt->grad_s);
   free (nt->positive);
   free (nt->group);
+  free (nt->qprob);
   free (nt);
 }
 
@@ -99,11 +129,12 @@ simclr_ntxent_free (SimclrNtxent *nt)
  * i <-> i +- R/2) or groups (@group: every other row of the group). */
 static SimclrStatus
 forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
-    const int *positive, const int *group, SimclrNtxentResult *result,
-    SimclrError *err)
+    const int *positive, const int *group, const float *queue,
+    int queue_rows, SimclrNtxentResult *result, SimclrError *err)
 {
-  /* z (R, D), u (R, D), prob (R, R); R = rows, D = dim. */
-  const int R = rows, D = dim;
+  /* z (R, D), u (R, D), prob (R, R), queue M (Q, D), qprob (R, Q);
+   * R = rows, D = dim, Q = queue_rows. */
+  const int R = rows, D = dim, Q = queue_rows;
   double loss_sum = 0.0;
   int hits1 = 0, hits5 = 0;
 
@@ -124,6 +155,10 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
   if (!(tau > 0.0f) || !isfinite (tau))
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "ntxent: temperature %g must be positive and finite", (double) tau);
+  if (Q < 0 || Q > nt->max_queue || (Q > 0 && !queue))
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "ntxent: %d queue rows (%s) for a workspace of at most %d", Q,
+        queue ? "given" : "NULL", nt->max_queue);
   if (positive) {
     for (int i = 0; i < R; i++)
       if (positive[i] < 0 || positive[i] >= R || positive[i] == i)
@@ -156,6 +191,8 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
           : (i < R / 2 ? i + R / 2 : i - R / 2);
   }
   nt->grouped = group != NULL;
+  nt->queue = Q > 0 ? queue : NULL;
+  nt->queue_rows = Q;
 
   /* Cosine similarities C = U U^T, C (R,R), U (R,D): ssyrk with N = R,
    * K = D fills the upper triangle; the row pass mirrors it. */
@@ -164,9 +201,16 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
   for (int i = 0; i < R; i++)
     for (int k = 0; k < i; k++)
       nt->prob[(size_t) i * R + k] = nt->prob[(size_t) k * R + i];
+  /* Similarities to the queue Cq = U M^T, Cq (R,Q), U (R,D), M (Q,D):
+   * M = R, N = Q, K = D. The queue's rows are used as given (loss.c stores
+   * unit rows). */
+  if (Q > 0)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, R, Q, D, 1.0f,
+        nt->u, D, queue, D, 0.0f, nt->qprob, Q);
 
   for (int i = 0; i < R; i++) {
     float *row = nt->prob + (size_t) i * R;
+    float *qrow = Q > 0 ? nt->qprob + (size_t) i * Q : NULL;
     const double inv_tau = 1.0 / tau;
     /* cpos: the positive's similarity, or with groups the mean over the
      * positives; cbest: the most similar positive's (the rank's). */
@@ -183,6 +227,8 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
       for (int k = 0; k < R; k++)
         if (k != i && k != p && row[k] > cbest)
           above++;
+      for (int q = 0; q < Q; q++)
+        above += qrow[q] > cbest;
     } else {
       const int g = group[i];
       int npos = 0;
@@ -203,6 +249,8 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
       for (int k = 0; k < R; k++)
         if (k != i && group[k] != g && row[k] > cbest)
           above++;
+      for (int q = 0; q < Q; q++)
+        above += qrow[q] > cbest;
     }
     hits1 += above < 1;
     hits5 += above < 5;
@@ -216,6 +264,9 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
     for (int k = 0; k < R; k++)
       if (k != i && row[k] * inv_tau > m)
         m = row[k] * inv_tau;
+    for (int q = 0; q < Q; q++)
+      if (qrow[q] * inv_tau > m)
+        m = qrow[q] * inv_tau;
     for (int k = 0; k < R; k++) {
       if (k == i)
         continue;
@@ -223,10 +274,19 @@ forward (SimclrNtxent *nt, const float *z, int rows, int dim, float tau,
       sum += e;
       row[k] = (float) e;       /* unnormalised for now */
     }
+    /* The queue's terms after the batch's, so that Q = 0 is the same
+     * arithmetic in the same order as without a queue. */
+    for (int q = 0; q < Q; q++) {
+      double e = exp (qrow[q] * inv_tau - m);
+      sum += e;
+      qrow[q] = (float) e;
+    }
     lse = m + log (sum);
     loss_sum += lse - cpos * inv_tau;
     for (int k = 0; k < R; k++)
       row[k] = (k == i) ? 0.0f : (float) (row[k] / sum);
+    for (int q = 0; q < Q; q++)
+      qrow[q] = (float) (qrow[q] / sum);
   }
 
   result->loss = loss_sum / R;
@@ -247,7 +307,8 @@ simclr_ntxent_forward (SimclrNtxent *nt, const float *z, int rows, int dim,
     float tau, const int *positive, SimclrNtxentResult *result,
     SimclrError *err)
 {
-  return forward (nt, z, rows, dim, tau, positive, NULL, result, err);
+  return forward (nt, z, rows, dim, tau, positive, NULL, NULL, 0, result,
+      err);
 }
 
 SimclrStatus
@@ -258,7 +319,28 @@ simclr_ntxent_forward_groups (SimclrNtxent *nt, const float *z, int rows,
   if (!group)
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "ntxent: groups forward needs a group per row");
-  return forward (nt, z, rows, dim, tau, NULL, group, result, err);
+  return forward (nt, z, rows, dim, tau, NULL, group, NULL, 0, result, err);
+}
+
+SimclrStatus
+simclr_ntxent_forward_queue (SimclrNtxent *nt, const float *z, int rows,
+    int dim, float tau, const int *positive, const int *group,
+    const float *queue, int queue_rows, SimclrNtxentResult *result,
+    SimclrError *err)
+{
+  if (positive && group)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "ntxent: give a positives map or groups, not both");
+  return forward (nt, z, rows, dim, tau, positive, group, queue, queue_rows,
+      result, err);
+}
+
+const float *
+simclr_ntxent_unit_rows (const SimclrNtxent *nt, int *rows)
+{
+  if (rows)
+    *rows = nt ? nt->rows : 0;
+  return nt && nt->rows > 0 ? nt->u : NULL;
 }
 
 void
@@ -268,7 +350,9 @@ simclr_ntxent_backward (SimclrNtxent *nt, float *dz)
    * With s_ik = u_i.u_k / tau and L = mean_i loss_i,
    *   dL/ds_ik = (P_ik - [k == p(i)]) / R   (k != i; 0 for k == i)
    * (groups: (P_ik - [k in P(i)] / |P(i)|) / R)
-   * and since s_ik uses u_i and u_k, dL/du = (G + G^T) U / tau. */
+   * and since s_ik uses u_i and u_k, dL/du = (G + G^T) U / tau.
+   * Queue rows m_q are constants: dL/ds_iq = P_iq / R adds only
+   * (1 / (R tau)) sum_q P_iq m_q to dL/du_i. */
   int R, D;
 
   if (!nt || !dz || nt->rows == 0)
@@ -309,6 +393,11 @@ simclr_ntxent_backward (SimclrNtxent *nt, float *dz)
   /* dU = A U: M = R, N = D, K = R; A (R,R), U (R,D), dU -> dz (R,D). */
   cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D, R, 1.0f,
       nt->grad_s, R, nt->u, D, 0.0f, dz, D);
+  /* dU += Pq M / (R tau): M = R, N = D, K = Q; Pq (R,Q), M (Q,D). */
+  if (nt->queue_rows > 0)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, R, D,
+        nt->queue_rows, 1.0f / ((float) R * nt->tau), nt->qprob,
+        nt->queue_rows, nt->queue, D, 1.0f, dz, D);
 
   /* Through u = z / ||z||: dz = (du - (du.u) u) / ||z||. Below eps the norm is
    * the constant eps, so dz = du / eps. */

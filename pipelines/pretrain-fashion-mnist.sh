@@ -47,6 +47,8 @@
 #                      cifar, stride2 or imagenet
 #   --interval K       print / log every K steps (default 5)
 #   --tau T            NT-Xent temperature (default 0.2)
+#   --queue Q          a queue of Q negatives from earlier steps (ntxentsink
+#                      queue-size; default 0 = none)
 #   --crop-min S       smallest crop area fraction (default 0.2)
 #   --lr L             base learning rate (default 0.3)
 #   --lr-scaling M     sqrt (base x sqrt N, default) or linear (base x N/256)
@@ -104,6 +106,7 @@ stem=auto
 views=2
 interval=5
 tau=0.2
+queue=0
 crop_min=0.2
 lr=0.3
 lr_scaling=sqrt
@@ -139,6 +142,7 @@ while [ $# -gt 0 ]; do
     --views) views="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --tau) tau="$2"; shift 2 ;;
+    --queue) queue="$2"; shift 2 ;;
     --crop-min) crop_min="$2"; shift 2 ;;
     --lr) lr="$2"; shift 2 ;;
     --lr-scaling) lr_scaling="$2"; shift 2 ;;
@@ -316,6 +320,7 @@ run () {
         weight-decay="$weight_decay" optimizer="$optimizer" \
         checkpoint-interval="$ckpt_interval" threads="$threads" $resume_props \
     ! ntxentsink interval="$ivl" metrics-location="$csv" temperature="$tau" \
+        queue-size="$queue" \
     > >(sed -u 's/\r/\n/g' | progress_filter "$n" "$(date +%s)" "$mcsv") &
   pid=$!
   if [ -n "$deadline" ] && [ "$ranks" = 1 ]; then

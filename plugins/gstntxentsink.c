@@ -74,6 +74,17 @@
  * loss. The `loss`, `top1`, `top5` and `views-per-second` figures are
  * global; only rank 0 posts messages and writes the metrics file.
  *
+ * A queue of negatives (#GstNtxentSink:queue-size Q > 0): the projections
+ * of the last steps, up to Q rows (all ranks' under MPI, the same on every
+ * rank), are extra negatives of every anchor, without gradient (a memory
+ * bank, MoCo's queue without a momentum encoder), so a small batch sees
+ * thousands of negatives. A step's rows join the queue after its gradient;
+ * the oldest leave first. The queue starts empty at every start of the
+ * element and is not saved in the encoder's checkpoint: a resumed run
+ * refills it within Q / 2N steps (its first step is the loss without a
+ * queue). The `simclr-train` message then also carries
+ * #guint `queue-length`: rows in the queue after the step.
+ *
  * A non-finite loss or embedding stops the stream with a STREAM/FAILED error
  * naming the step; no gradient is sent for it, so the encoder does not apply
  * it (the last good checkpoint stays).
@@ -118,6 +129,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_ntxent_sink_debug);
  * temperature far below SimCLR's 0.05 - 1, but a finite one). */
 #define MIN_TEMPERATURE 1e-30f
 #define MAX_TEMPERATURE 10.0f
+#define DEFAULT_QUEUE_SIZE 0
 #define DEFAULT_INTERVAL 1
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_METRICS_LOCATION NULL
@@ -126,6 +138,7 @@ enum
 {
   PROP_0,
   PROP_TEMPERATURE,
+  PROP_QUEUE_SIZE,
   PROP_INTERVAL,
   PROP_POST_MESSAGES,
   PROP_METRICS_LOCATION,
@@ -140,6 +153,7 @@ struct _GstNtxentSink
   gboolean prepared;            /* change_state did start ()'s work */
   /* Properties: written under the object lock, snapshot per buffer. */
   gfloat temperature;
+  guint queue_size;
   guint interval;
   gboolean post_messages;
   gchar *metrics_location;
@@ -210,6 +224,23 @@ gst_ntxent_sink_class_init (GstNtxentSinkClass * klass)
           MIN_TEMPERATURE, MAX_TEMPERATURE, DEFAULT_TEMPERATURE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstNtxentSink:queue-size:
+   *
+   * Rows of a queue of negatives: the projections of earlier steps (all
+   * ranks' under MPI), extra negatives of every anchor without gradient.
+   * 0 (default) = no queue, the plain NT-Xent loss. The queue starts empty
+   * and is not in checkpoints (see above).
+   */
+  g_object_class_install_property (gobject_class, PROP_QUEUE_SIZE,
+      g_param_spec_uint ("queue-size", "Queue size",
+          "Rows of projections of earlier steps kept as extra negatives "
+          "without gradient (a memory bank; all ranks' rows under MPI); "
+          "0 = none, the plain NT-Xent loss",
+          0, SIMCLR_LOSS_MAX_QUEUE, DEFAULT_QUEUE_SIZE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
 
   /**
    * GstNtxentSink:interval:
@@ -290,6 +321,7 @@ static void
 gst_ntxent_sink_init (GstNtxentSink * self)
 {
   self->temperature = DEFAULT_TEMPERATURE;
+  self->queue_size = DEFAULT_QUEUE_SIZE;
   self->interval = DEFAULT_INTERVAL;
   self->post_messages = DEFAULT_POST_MESSAGES;
   self->metrics_location = g_strdup (DEFAULT_METRICS_LOCATION);
@@ -327,6 +359,9 @@ gst_ntxent_sink_set_property (GObject * object, guint prop_id,
     case PROP_TEMPERATURE:
       self->temperature = g_value_get_float (value);
       break;
+    case PROP_QUEUE_SIZE:
+      self->queue_size = g_value_get_uint (value);
+      break;
     case PROP_INTERVAL:
       self->interval = g_value_get_uint (value);
       break;
@@ -355,6 +390,9 @@ gst_ntxent_sink_get_property (GObject * object, guint prop_id, GValue * value,
     case PROP_TEMPERATURE:
       g_value_set_float (value, self->temperature);
       break;
+    case PROP_QUEUE_SIZE:
+      g_value_set_uint (value, self->queue_size);
+      break;
     case PROP_INTERVAL:
       g_value_set_uint (value, self->interval);
       break;
@@ -382,9 +420,11 @@ gst_ntxent_sink_prepare (GstBaseSink * sink)
 {
   GstNtxentSink *self = GST_NTXENT_SINK (sink);
   gchar *location;
+  guint queue_size;
 
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->metrics_location);
+  queue_size = self->queue_size;
   self->last_loss = 0.0;
   self->step = 0;
   GST_OBJECT_UNLOCK (self);
@@ -412,6 +452,7 @@ gst_ntxent_sink_prepare (GstBaseSink * sink)
     SimclrComm comm;
     SimclrError err = { 0 };
     simclr_loss_config_default (&cfg);
+    cfg.queue_size = (int) queue_size;
     gst_simclr_mpi_comm (GST_SIMCLR_MPI_LOSS, &comm);
     g_clear_pointer (&self->loss, simclr_loss_free);
     self->loss = simclr_loss_new (&cfg, &comm, &err);
@@ -636,6 +677,9 @@ gst_ntxent_sink_report (GstNtxentSink * self, gboolean post, guint64 step,
           "frames-trained", G_TYPE_UINT64, meta->frames_trained,
           "frames-dropped", G_TYPE_UINT64, meta->frames_dropped,
           "replay-held", G_TYPE_UINT, meta->replay_held, NULL);
+    if (simclr_loss_get_config (self->loss)->queue_size > 0)
+      gst_structure_set (s, "queue-length", G_TYPE_UINT,
+          (guint) simclr_loss_queue_length (self->loss), NULL);
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_element (GST_OBJECT (self), s));
   }

@@ -24,6 +24,19 @@
  * the sample is a positive, the loss of an anchor averages over them), which
  * equals NT-Xent at V = 2.
  *
+ * A queue of negatives (queue_size Q > 0; the memory bank of Wu et al. 2018
+ * / MoCo's queue without its momentum encoder): the unit rows of the last
+ * steps, up to Q of them, are extra negatives of every anchor, constants to
+ * the gradient (ntxent.h, simclr_ntxent_forward_queue), so a small batch
+ * sees thousands of negatives. A step's rows join the queue in
+ * simclr_loss_backward, after its gradient; the oldest leave first. With K
+ * replicas the queue holds the gathered rows of every replica (global
+ * negatives), in the order of one process with the whole batch, identical
+ * on every replica. The queue starts empty (a first step equals the loss
+ * without a queue, bit for bit) and is not part of a checkpoint: a resumed
+ * run refills it within Q / rows steps. queue_size 0 is the loss without a
+ * queue, bit for bit.
+ *
  * Thread-safety: one object, one thread at a time. Its collectives run on
  * the SimclrComm given at creation (its own channel, see comm.h).
  */
@@ -39,10 +52,13 @@ extern "C" {
 typedef struct SimclrLoss SimclrLoss;
 
 #define SIMCLR_LOSS_MAX_VIEWS 64
+#define SIMCLR_LOSS_MAX_QUEUE 65536
 
 typedef struct {
   double temperature;   /* tau > 0: cosine similarities are divided by it; 0.5 */
   int views;            /* views per sample V in [2, SIMCLR_LOSS_MAX_VIEWS]; 2 */
+  int queue_size;       /* negatives kept from earlier steps, in
+                         * [0, SIMCLR_LOSS_MAX_QUEUE]; 0 = no queue; 0 */
 } SimclrLossConfig;
 
 typedef struct {
@@ -53,11 +69,11 @@ typedef struct {
   int rows;             /* anchors over all replicas (the gathered rows) */
 } SimclrLossResult;
 
-/* temperature 0.5, views 2. */
+/* temperature 0.5, views 2, queue_size 0. */
 void simclr_loss_config_default (SimclrLossConfig *cfg);
 
-/* Checks temperature (positive, finite) and views ([2, 64]; field
- * "loss.views"). */
+/* Checks temperature (positive, finite), views ([2, 64]; field
+ * "loss.views") and queue_size ([0, 65536]; field "loss.queue_size"). */
 SimclrStatus simclr_loss_config_validate (const SimclrLossConfig *cfg,
     SimclrError *err);
 
@@ -88,9 +104,18 @@ SimclrStatus simclr_loss_forward (SimclrLoss *loss, const float *z, int rows,
 
 /* dz (rows, dim) of the last successful forward: dL/dz of this replica's
  * rows (overwritten, not accumulated: the loss is the graph's root). Local:
- * no collective. Fails if there was no successful forward. */
+ * no collective. Fails if there was no successful forward. With a queue,
+ * the first backward after a forward then adds that forward's gathered
+ * unit rows to the queue (a second backward of the same forward does not). */
 SimclrStatus simclr_loss_backward (SimclrLoss *loss, float *dz,
     SimclrError *err);
+
+/* Rows in the queue now (0 without one), in [0, queue_size]. */
+int simclr_loss_queue_length (const SimclrLoss *loss);
+
+/* Empties the queue (e.g. after a seek: the rows before it are of another
+ * stream position). Local; replicas must all do it at the same step. */
+void simclr_loss_clear_queue (SimclrLoss *loss);
 
 #ifdef __cplusplus
 }

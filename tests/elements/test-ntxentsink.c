@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gstsimclr.h"
+#include "simclr/loss.h"
 #include "simclr/ntxent.h"
 
 /* The meta code (plugins/gstsimclrmeta.c) is linked into this test; it
@@ -569,6 +570,84 @@ GST_START_TEST (test_stress_properties)
 
 GST_END_TEST;
 
+/* queue-size=Q: the steps' losses, gradients and queue-length are the core
+ * SimclrLoss's with the same queue, bit for bit; the default is no queue. */
+GST_START_TEST (test_queue)
+{
+  const gint rows = 2 * N, Q = 12, S = 3;
+  float z[2 * N * D], dz[2 * N * D];
+  GstElement *e = gst_element_factory_make ("ntxentsink", NULL);
+  GstHarness *h;
+  GstBus *bus = gst_bus_new ();
+  SimclrLossConfig cfg;
+  SimclrLoss *ref;
+  SimclrLossResult r;
+  SimclrError err = { 0 };
+  guint queue_size;
+
+  g_object_get (e, "queue-size", &queue_size, NULL);
+  fail_unless_equals_int (queue_size, 0);
+  g_object_set (e, "queue-size", (guint) Q, NULL);
+  h = gst_harness_new_with_element (e, "sink", NULL);
+  gst_object_unref (e);
+  gst_harness_set_src_caps_str (h, CAPS_D8);
+  gst_element_set_bus (h->element, bus);
+
+  simclr_loss_config_default (&cfg);
+  cfg.temperature = 0.2f;       /* the float the element computes with */
+  cfg.queue_size = Q;
+  ref = simclr_loss_new (&cfg, NULL, &err);
+  fail_unless (ref != NULL, "%s", err.message);
+  for (gint s = 0; s < S; s++) {
+    GstEvent *ev;
+    GstMessage *msg;
+    GstBuffer *grad;
+    GstMapInfo map;
+    gdouble loss;
+    guint len;
+
+    fill_embeddings (z, rows, D, 10 + s);
+    fail_unless_equals_int (simclr_loss_forward (ref, z, rows, D, &r, &err),
+        SIMCLR_OK);
+    fail_unless_equals_int (simclr_loss_backward (ref, dz, &err), SIMCLR_OK);
+    fail_unless_equals_int (gst_harness_push (h, make_buffer (z, rows, D,
+                rows, s, 0.0, 0.1)), GST_FLOW_OK);
+    ev = pull_gradient_event (h);
+    fail_unless (ev != NULL);
+    fail_unless (gst_structure_get_double (gst_event_get_structure (ev),
+            "loss", &loss));
+    fail_unless (loss == r.loss, "step %d: loss %.17g, core %.17g", s, loss,
+        r.loss);
+    fail_unless (gst_structure_get (gst_event_get_structure (ev), "gradient",
+            GST_TYPE_BUFFER, &grad, NULL));
+    fail_unless (gst_buffer_map (grad, &map, GST_MAP_READ));
+    fail_unless (memcmp (map.data, dz, sizeof dz) == 0,
+        "step %d: the gradient differs from the core's", s);
+    gst_buffer_unmap (grad, &map);
+    gst_buffer_unref (grad);
+    gst_event_unref (ev);
+    msg = pop_train_message (bus);
+    fail_unless (msg != NULL);
+    fail_unless (gst_structure_get_uint (gst_message_get_structure (msg),
+            "queue-length", &len));
+    fail_unless_equals_int (len, MIN (Q, (s + 1) * rows));
+    fail_unless_equals_int (len, simclr_loss_queue_length (ref));
+    gst_message_unref (msg);
+  }
+  /* with a queue the later steps' losses exceed the plain loss */
+  {
+    SimclrNtxentResult plain;
+    float dz_plain[2 * N * D];
+    core_reference (z, rows, D, 0.2f, &plain, dz_plain);
+    fail_unless (r.loss > plain.loss, "queue %.9g, plain %.9g", r.loss,
+        plain.loss);
+  }
+  simclr_loss_free (ref);
+  teardown (h, bus);
+}
+
+GST_END_TEST;
+
 static Suite *
 ntxentsink_suite (void)
 {
@@ -578,6 +657,7 @@ ntxentsink_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_gradient_event);
   tcase_add_test (tc, test_message_fields);
+  tcase_add_test (tc, test_queue);
   tcase_add_test (tc, test_closed_form_identical);
   tcase_add_test (tc, test_metrics_csv);
   tcase_add_test (tc, test_metrics_open_error);
