@@ -219,8 +219,8 @@ ref_config (SimclrTrainerConfig * cfg)
   cfg->model.proj_dim = DIM;
   cfg->model.threads = 1;
   cfg->optim.kind = SIMCLR_OPTIM_LARS;
-  cfg->optim.base_lr = 0.3;
-  cfg->optim.lr_scaling = SIMCLR_LR_SCALING_LINEAR;
+  cfg->optim.base_lr = 0.3;     /* the element's defaults (the recipe) */
+  cfg->optim.lr_scaling = SIMCLR_LR_SCALING_SQRT;
   cfg->optim.batch_size = N;
   cfg->optim.momentum = 0.9;
   cfg->optim.weight_decay = 1e-6;
@@ -1288,6 +1288,46 @@ GST_START_TEST (test_embed_max_latency)
 
 GST_END_TEST;
 
+/* The defaults are the recipe's optimiser (issue 11): LARS at 0.3 x
+ * sqrt (N), N 256; width stays torchvision's 1.0 (a size choice). */
+GST_START_TEST (test_recipe_defaults)
+{
+  GstElement *e = gst_element_factory_make ("simclrencoder", NULL);
+  gdouble lr, width;
+  gint batch;
+  gchar *scaling = NULL, *optimizer = NULL;
+
+  fail_unless (e != NULL);
+  g_object_get (e, "learning-rate", &lr, "batch-size", &batch, "width",
+      &width, NULL);
+  {
+    GParamSpec *p = g_object_class_find_property (G_OBJECT_GET_CLASS (e),
+        "lr-scaling");
+    GValue ev = G_VALUE_INIT;
+    g_value_init (&ev, p->value_type);
+    g_object_get_property (G_OBJECT (e), "lr-scaling", &ev);
+    scaling = g_strdup (g_enum_get_value (g_type_class_peek (p->value_type),
+            g_value_get_enum (&ev))->value_nick);
+    g_value_unset (&ev);
+    p = g_object_class_find_property (G_OBJECT_GET_CLASS (e), "optimizer");
+    g_value_init (&ev, p->value_type);
+    g_object_get_property (G_OBJECT (e), "optimizer", &ev);
+    optimizer = g_strdup (g_enum_get_value (g_type_class_peek
+            (p->value_type), g_value_get_enum (&ev))->value_nick);
+    g_value_unset (&ev);
+  }
+  fail_unless_equals_float (lr, 0.3);
+  fail_unless_equals_string (scaling, "sqrt");
+  fail_unless_equals_string (optimizer, "lars");
+  fail_unless_equals_int (batch, 256);
+  fail_unless_equals_float (width, 1.0);
+  g_free (scaling);
+  g_free (optimizer);
+  gst_object_unref (e);
+}
+
+GST_END_TEST;
+
 static Suite *
 simclrencoder_suite (void)
 {
@@ -1296,6 +1336,7 @@ simclrencoder_suite (void)
 
   tcase_set_timeout (tc, 120);
   suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_recipe_defaults);
   tcase_add_test (tc, test_train_pairing_and_gradient);
   tcase_add_test (tc, test_stop_at_end);
   tcase_add_test (tc, test_train_reentrant_gradient);
