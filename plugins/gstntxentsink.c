@@ -231,7 +231,10 @@ gst_ntxent_sink_class_init (GstNtxentSinkClass * klass)
    * Rows of a queue of negatives: the projections of earlier steps (all
    * ranks' under MPI), extra negatives of every anchor without gradient.
    * 0 (default) = no queue, the plain NT-Xent loss. The queue starts empty
-   * and is not in checkpoints (see above).
+   * and is not in checkpoints (see above). Measured (README, "A queue of
+   * negatives"): without a momentum encoder a queue of 4096 ruined the
+   * representation at the recipe's learning rate (the encoder chases its
+   * own stale rows, as MoCo reports for momentum 0), hence off by default.
    */
   g_object_class_install_property (gobject_class, PROP_QUEUE_SIZE,
       g_param_spec_uint ("queue-size", "Queue size",
