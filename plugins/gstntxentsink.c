@@ -517,21 +517,11 @@ gst_ntxent_sink_start (GstBaseSink * base)
 static GstStateChangeReturn
 gst_ntxent_sink_change_state (GstElement * element, GstStateChange transition)
 {
-  GstNtxentSink *self = GST_NTXENT_SINK (element);
-  GstStateChangeReturn ret;
-
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    if (!gst_ntxent_sink_prepare ((GstBaseSink *) element))
-      return GST_STATE_CHANGE_FAILURE;
-    self->prepared = TRUE;
-  }
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY
-      && ret == GST_STATE_CHANGE_FAILURE && self->prepared) {
-    self->prepared = FALSE;
-    gst_ntxent_sink_stop ((GstBaseSink *) element);
-  }
-  return ret;
+  return gst_simclr_change_state_prepared (element, transition,
+      GST_STATE_CHANGE_NULL_TO_READY, GST_ELEMENT_CLASS (parent_class),
+      (GstSimclrPrepareFunc) gst_ntxent_sink_prepare,
+      (GstSimclrPrepareFunc) gst_ntxent_sink_stop,
+      &GST_NTXENT_SINK (element)->prepared);
 }
 
 static gboolean

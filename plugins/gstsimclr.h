@@ -129,4 +129,27 @@ const gchar *gst_simclr_openblas_advice (void);
 gboolean gst_simclr_peer_can_negotiate (GstPad * pad, GstCaps * caps,
     GstCaps ** peer_caps);
 
+/* start ()'s work, done before the base class (issue 15: each error once).
+ * GstBaseSink calls start () in NULL->READY, GstBaseSrc in READY->PAUSED,
+ * and a start () that fails makes them post a second, generic error
+ * ("state change failed and some element failed to post a proper error
+ * message"). An element's change_state instead returns
+ * gst_simclr_change_state_prepared (): at transition @at it runs @prepare
+ * first and fails the change alone (with @prepare's error) when it fails,
+ * else sets *@prepared and chains up; the start () that the base class
+ * then calls returns gst_simclr_prepared_start (), which skips the work
+ * done (and clears *@prepared). If the base class fails @at after a
+ * successful @prepare, @undo releases what @prepare set up. Other
+ * transitions just chain up to @parent_class. The functions take the
+ * element (GLib callback style: a function of the element's base class
+ * type, cast). */
+typedef gboolean (*GstSimclrPrepareFunc) (GstElement * element);
+
+GstStateChangeReturn gst_simclr_change_state_prepared (GstElement * element,
+    GstStateChange transition, GstStateChange at,
+    GstElementClass * parent_class, GstSimclrPrepareFunc prepare,
+    GstSimclrPrepareFunc undo, gboolean * prepared);
+gboolean gst_simclr_prepared_start (GstElement * element,
+    GstSimclrPrepareFunc prepare, gboolean * prepared);
+
 G_END_DECLS

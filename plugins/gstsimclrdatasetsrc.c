@@ -686,48 +686,32 @@ too_many_shards:
   }
 }
 
-/* The work of start() runs in change_state, before the base class's
- * READY->PAUSED: when it fails, ours is the only error posted. A failing
- * start() made the base class post a second, generic one ("state change
- * failed and some element failed to post a proper error message"; issue
- * 15: each error once). */
-static gboolean
-gst_simclr_dataset_src_start (GstBaseSrc * base)
-{
-  GstSimclrDatasetSrc *self = GST_SIMCLR_DATASET_SRC (base);
-
-  if (self->prepared) {
-    self->prepared = FALSE;
-    return TRUE;
-  }
-  return gst_simclr_dataset_src_prepare (base);
-}
-
-static GstStateChangeReturn
-gst_simclr_dataset_src_change_state (GstElement * element, GstStateChange transition)
-{
-  GstSimclrDatasetSrc *self = GST_SIMCLR_DATASET_SRC (element);
-  GstStateChangeReturn ret;
-
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
-    if (!gst_simclr_dataset_src_prepare ((GstBaseSrc *) element))
-      return GST_STATE_CHANGE_FAILURE;
-    self->prepared = TRUE;
-  }
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED
-      && ret == GST_STATE_CHANGE_FAILURE && self->prepared) {
-    self->prepared = FALSE;
-    gst_simclr_dataset_src_reset (self);
-  }
-  return ret;
-}
-
 static gboolean
 gst_simclr_dataset_src_stop (GstBaseSrc * src)
 {
   gst_simclr_dataset_src_reset (GST_SIMCLR_DATASET_SRC (src));
   return TRUE;
+}
+
+/* The work of start() runs in change_state, before the base class's
+ * READY->PAUSED: when it fails, ours is the only error posted
+ * (gst_simclr_change_state_prepared, issue 15). */
+static gboolean
+gst_simclr_dataset_src_start (GstBaseSrc * base)
+{
+  return gst_simclr_prepared_start (GST_ELEMENT (base),
+      (GstSimclrPrepareFunc) gst_simclr_dataset_src_prepare,
+      &GST_SIMCLR_DATASET_SRC (base)->prepared);
+}
+
+static GstStateChangeReturn
+gst_simclr_dataset_src_change_state (GstElement * element, GstStateChange transition)
+{
+  return gst_simclr_change_state_prepared (element, transition,
+      GST_STATE_CHANGE_READY_TO_PAUSED, GST_ELEMENT_CLASS (parent_class),
+      (GstSimclrPrepareFunc) gst_simclr_dataset_src_prepare,
+      (GstSimclrPrepareFunc) gst_simclr_dataset_src_stop,
+      &GST_SIMCLR_DATASET_SRC (element)->prepared);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -425,40 +425,24 @@ write_csv_failed:
 }
 
 /* The work of start() runs in change_state, before the base class's
- * NULL->READY (where GstBaseSink calls start ()): when it fails, ours is the only error posted. A failing
- * start() made the base class post a second, generic one ("state change
- * failed and some element failed to post a proper error message"; issue
- * 15: each error once). */
+ * NULL->READY (where GstBaseSink calls start ()): when it fails, ours is
+ * the only error posted (gst_simclr_change_state_prepared, issue 15). */
 static gboolean
 gst_simclr_npy_sink_start (GstBaseSink * base)
 {
-  GstSimclrNpySink *self = GST_SIMCLR_NPY_SINK (base);
-
-  if (self->prepared) {
-    self->prepared = FALSE;
-    return TRUE;
-  }
-  return gst_simclr_npy_sink_prepare (base);
+  return gst_simclr_prepared_start (GST_ELEMENT (base),
+      (GstSimclrPrepareFunc) gst_simclr_npy_sink_prepare,
+      &GST_SIMCLR_NPY_SINK (base)->prepared);
 }
 
 static GstStateChangeReturn
 gst_simclr_npy_sink_change_state (GstElement * element, GstStateChange transition)
 {
-  GstSimclrNpySink *self = GST_SIMCLR_NPY_SINK (element);
-  GstStateChangeReturn ret;
-
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY) {
-    if (!gst_simclr_npy_sink_prepare ((GstBaseSink *) element))
-      return GST_STATE_CHANGE_FAILURE;
-    self->prepared = TRUE;
-  }
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_NULL_TO_READY
-      && ret == GST_STATE_CHANGE_FAILURE && self->prepared) {
-    self->prepared = FALSE;
-    gst_simclr_npy_sink_stop ((GstBaseSink *) element);
-  }
-  return ret;
+  return gst_simclr_change_state_prepared (element, transition,
+      GST_STATE_CHANGE_NULL_TO_READY, GST_ELEMENT_CLASS (parent_class),
+      (GstSimclrPrepareFunc) gst_simclr_npy_sink_prepare,
+      (GstSimclrPrepareFunc) gst_simclr_npy_sink_stop,
+      &GST_SIMCLR_NPY_SINK (element)->prepared);
 }
 
 static gboolean

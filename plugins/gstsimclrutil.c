@@ -67,3 +67,35 @@ gst_simclr_peer_can_negotiate (GstPad * pad, GstCaps * caps,
     *peer_caps = peer;
   return ok;
 }
+
+GstStateChangeReturn
+gst_simclr_change_state_prepared (GstElement * element,
+    GstStateChange transition, GstStateChange at,
+    GstElementClass * parent_class, GstSimclrPrepareFunc prepare,
+    GstSimclrPrepareFunc undo, gboolean * prepared)
+{
+  GstStateChangeReturn ret;
+
+  if (transition == at) {
+    if (!prepare (element))
+      return GST_STATE_CHANGE_FAILURE;
+    *prepared = TRUE;
+  }
+  ret = parent_class->change_state (element, transition);
+  if (transition == at && ret == GST_STATE_CHANGE_FAILURE && *prepared) {
+    *prepared = FALSE;
+    undo (element);
+  }
+  return ret;
+}
+
+gboolean
+gst_simclr_prepared_start (GstElement * element, GstSimclrPrepareFunc prepare,
+    gboolean * prepared)
+{
+  if (*prepared) {
+    *prepared = FALSE;
+    return TRUE;
+  }
+  return prepare (element);
+}
