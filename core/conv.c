@@ -539,6 +539,9 @@ conv_backward_task (void *arg)
             1.0f, d + (size_t) r0 * OC, OC, t->weight, K,
             0.0f, t->cols + (size_t) r0 * K, K);
       }
+      if (!t->accumulate)
+        memset (t->dinp + (size_t) b * in_img, 0, sizeof (float) * n *
+            in_img);
       col2im_add (t->dinp + (size_t) b * in_img, t->cols, n, s);
     }
   }
@@ -551,8 +554,20 @@ static void *
 conv_backward_data_task (void *arg)
 {
   ConvTask *t = arg;
-  t->direct->backward_data (t->dinp, t->dout, t->wpack, t->s, t->img_begin,
-      t->img_end);
+  const SimclrConvShape *s = t->s;
+  const size_t in_img = (size_t) s->H * s->W * s->C;
+  if (t->accumulate) {
+    t->direct->backward_data (t->dinp, t->dout, t->wpack, s, t->img_begin,
+        t->img_end);
+    return NULL;
+  }
+  /* write mode: the gather adds, so zero each chunk just before it (in
+   * cache, on this worker) instead of a zeroing pass over all of dinp */
+  for (int b = t->img_begin; b < t->img_end; b += t->nimg) {
+    int n = t->img_end - b < t->nimg ? t->img_end - b : t->nimg;
+    memset (t->dinp + (size_t) b * in_img, 0, sizeof (float) * n * in_img);
+    t->direct->backward_data (t->dinp, t->dout, t->wpack, s, b, b + n);
+  }
   return NULL;
 }
 
@@ -725,19 +740,20 @@ simclr_conv2d_backward_weight (float *dweight, float *dbias,
   }
 }
 
-void
-simclr_conv2d_backward_input (float *dinp, const float *dout,
-    const float *weight, const SimclrConvShape *s, float *scratch)
+/* dinp (B,H,W,C) += (accumulate) or = the input gradient. */
+static void
+conv_backward_input (float *dinp, const float *dout, const float *weight,
+    const SimclrConvShape *s, float *scratch, int accumulate)
 {
-  /* dout (B,OH,OW,OC), weight (OC, KH*KW*C); accumulates dinp (B,H,W,C). */
+  /* dout (B,OH,OW,OC), weight (OC, KH*KW*C), dinp (B,H,W,C). */
   const int OC = s->OC;
   const size_t K = (size_t) s->KH * s->KW * s->C;
   if (conv_is_pointwise (s)) {
     /* dinp: GEMM M = B*H*W, N = C, K = OC:
-     * dinp (M, C) += dout (M, OC) x weight (OC, C). */
+     * dinp (M, C) (+)= dout (M, OC) x weight (OC, C). */
     const int M = s->B * s->H * s->W, C = s->C;
     cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, M, C, OC,
-        1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+        1.0f, dout, OC, weight, C, accumulate ? 1.0f : 0.0f, dinp, C);
     return;
   }
 
@@ -745,10 +761,10 @@ simclr_conv2d_backward_input (float *dinp, const float *dout,
   ConvTask tasks[CONV_MAX_THREADS];
   const SimclrConvKernels *gather;
   if (conv_transposed_shape (s, &ts)) {
-    /* dinp += conv (dout) with the turned weight packed at scratch */
+    /* dinp (+)= conv (dout) with the turned weight packed at scratch */
     conv_pack_weight (scratch, weight, s, CONV_PACK_TURNED);
     conv_forward_chunks (dinp, dout, NULL, conv_pick_forward (&ts), scratch,
-        NULL, 1, NULL, &ts, scratch + OC * K);
+        NULL, accumulate, NULL, &ts, scratch + OC * K);
   } else if ((gather = conv_pick_backward_data (s)) != NULL) {
     conv_pack_weight (scratch, weight, s, CONV_PACK_OC_C);
     int workers = conv_split (tasks, s, scratch + OC * K, 0);
@@ -757,6 +773,7 @@ simclr_conv2d_backward_input (float *dinp, const float *dout,
       tasks[i].dout = dout;
       tasks[i].wpack = scratch;
       tasks[i].direct = gather;
+      tasks[i].accumulate = accumulate;
     }
     conv_run_tasks (tasks, workers, conv_backward_data_task);
   } else {
@@ -766,9 +783,24 @@ simclr_conv2d_backward_input (float *dinp, const float *dout,
       tasks[i].dinp = dinp;
       tasks[i].dout = dout;
       tasks[i].weight = weight;
+      tasks[i].accumulate = accumulate;
     }
     conv_run_tasks (tasks, workers, conv_backward_task);
   }
+}
+
+void
+simclr_conv2d_backward_input (float *dinp, const float *dout,
+    const float *weight, const SimclrConvShape *s, float *scratch)
+{
+  conv_backward_input (dinp, dout, weight, s, scratch, 1);
+}
+
+void
+simclr_conv2d_backward_input_set (float *dinp, const float *dout,
+    const float *weight, const SimclrConvShape *s, float *scratch)
+{
+  conv_backward_input (dinp, dout, weight, s, scratch, 0);
 }
 
 void

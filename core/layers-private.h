@@ -115,6 +115,10 @@ void simclr_conv2d_backward_weight (float *dweight, float *dbias,
 /* Accumulates dinp (B,H,W,C). */
 void simclr_conv2d_backward_input (float *dinp, const float *dout,
     const float *weight, const SimclrConvShape *s, float *scratch);
+/* Writes dinp (B,H,W,C) = the input gradient: for a caller whose dinp has
+ * no other term yet, instead of zeroing it first (a pass over memory). */
+void simclr_conv2d_backward_input_set (float *dinp, const float *dout,
+    const float *weight, const SimclrConvShape *s, float *scratch);
 
 void simclr_conv2d_forward_naive (float *out, const float *inp,
     const float *weight, const float *bias, const SimclrConvShape *s);

@@ -826,6 +826,57 @@ relu_mask_inplace (float *restrict dx, const float *restrict y, size_t n)
     dx[i] = y[i] > 0.0f ? dx[i] : 0.0f;
 }
 
+/* dx (n) = y > 0 ? dx : 0 in place, and with copy also into copy (n):
+ * the ReLU after a block's residual sum, whose gradient both the main
+ * path and the identity shortcut take. Split over up to @threads threads
+ * (elementwise: the same result on any count); one pass reads dx and y
+ * once where a mask pass then a copy read dx twice. */
+typedef struct {
+  float *dx, *copy;
+  const float *y;
+  size_t n;
+  int tasks;
+} MaskJob;
+
+/* Floats a mask task must have to be worth a thread (as batch norm's). */
+#define MASK_MIN_TASK_FLOATS (128 * 1024)
+#define MASK_BLOCK 2048
+
+static void
+mask_task (void *ctx, int task)
+{
+  MaskJob *j = ctx;
+  /* ranges in whole RELU_VEC blocks, the tail to the last task */
+  size_t blocks = j->n / RELU_VEC;
+  size_t i0 = blocks * task / j->tasks * RELU_VEC;
+  size_t i1 = task == j->tasks - 1 ? j->n :
+      blocks * (task + 1) / j->tasks * RELU_VEC;
+  /* blocks of a few KiB: masked, then copied while still in L1 */
+  for (size_t b0 = i0; b0 < i1; b0 += MASK_BLOCK) {
+    size_t n = i1 - b0 < MASK_BLOCK ? i1 - b0 : MASK_BLOCK;
+    relu_mask_inplace (j->dx + b0, j->y + b0, n);
+    if (j->copy)
+      memcpy (j->copy + b0, j->dx + b0, n * sizeof (float));
+  }
+}
+
+static void
+relu_mask_copy (float *dx, float *copy, const float *y, size_t n,
+    int threads)
+{
+  MaskJob j = { dx, copy, y, n, threads };
+  if ((double) j.tasks > (double) n / MASK_MIN_TASK_FLOATS)
+    j.tasks = (int) (n / MASK_MIN_TASK_FLOATS);
+  if (j.tasks > SIMCLR_MAX_THREADS)
+    j.tasks = SIMCLR_MAX_THREADS;
+  if (j.tasks <= 1) {
+    j.tasks = 1;
+    mask_task (&j, 0);
+  } else {
+    simclr_parallel_for (j.tasks, mask_task, &j);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* profile (bench-train --profile): 0 and no clock read without one */
 
@@ -1047,11 +1098,12 @@ simclr_model_forward_frames (SimclrModel *m, const SimclrFrame *frames,
 /* dout (B,OH,OW,OC) = gradient wrt u->b: for a unit with a ReLU the
  * gradient wrt its output, masked here in the batch-norm pass; for a
  * block's last unit (ReLU after the residual sum) already masked by the
- * caller. Uses @tmp for the gradient wrt u->a; ACCUMULATES into dinp (may
- * be NULL) and the parameter gradients. */
+ * caller. Uses @tmp for the gradient wrt u->a; ACCUMULATES into the
+ * parameter gradients and, with accumulate, into dinp (may be NULL);
+ * without, writes dinp (its first term: no zeroing pass). */
 static void
-unit_backward (SimclrModel *m, Unit *u, float *dinp, const float *dout,
-    float *tmp, const float *inp, int B)
+unit_backward (SimclrModel *m, Unit *u, float *dinp, int accumulate,
+    const float *dout, float *tmp, const float *inp, int B)
 {
   SimclrConvShape cs = u->cs;
   cs.B = B;
@@ -1068,8 +1120,12 @@ unit_backward (SimclrModel *m, Unit *u, float *dinp, const float *dout,
   prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_DWEIGHT, t0);
   if (dinp) {
     t0 = prof_now (m);
-    simclr_conv2d_backward_input (dinp, tmp, P (m, u->conv), &cs,
-        m->conv_scratch);
+    if (accumulate)
+      simclr_conv2d_backward_input (dinp, tmp, P (m, u->conv), &cs,
+          m->conv_scratch);
+    else
+      simclr_conv2d_backward_input_set (dinp, tmp, P (m, u->conv), &cs,
+          m->conv_scratch);
     prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_DINPUT, t0);
   }
 }
@@ -1132,29 +1188,27 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
   for (int i = m->n_blocks - 1; i >= 0; i--) {
     Block *b = &m->blocks[i];
     Unit *last = &b->u[b->n_units - 1];
+    /* dy masked by the block's ReLU; the identity shortcut's dx is that
+     * same gradient (copied in the mask's pass), a downsampling one's is
+     * written by its input gradient: no zeroing passes */
     double t0 = prof_now (m);
-    relu_mask_inplace (A, last->b, unit_out_numel (last, B));
+    relu_mask_copy (A, b->has_ds ? NULL : D, last->b,
+        unit_out_numel (last, B), last->cs.threads);
     prof_add (m, last, &last->cs, SIMCLR_PROFILE_BN, t0);
-    size_t nx = (size_t) B * b->u[0].cs.H * b->u[0].cs.W * b->u[0].cs.C;
-    if (b->has_ds) {
-      memset (D, 0, nx * sizeof (float));
-      unit_backward (m, &b->ds, D, A, T, b->x, B);
-    } else {
-      memcpy (D, A, nx * sizeof (float));
-    }
+    if (b->has_ds)
+      unit_backward (m, &b->ds, D, 0, A, T, b->x, B);
     float *cur = A, *spare = N;
     for (int j = b->n_units - 1; j >= 0; j--) {
       Unit *u = &b->u[j];
       if (j > 0) {
         float *nxt = spare;
-        memset (nxt, 0, unit_out_numel (&b->u[j - 1], B) * sizeof (float));
         /* nxt: the gradient wrt unit j-1's ReLU output (masked by
-         * unit_backward of j-1) */
-        unit_backward (m, u, nxt, cur, T, b->u[j - 1].b, B);
+         * unit_backward of j-1), written */
+        unit_backward (m, u, nxt, 0, cur, T, b->u[j - 1].b, B);
         spare = cur;
         cur = nxt;
       } else {
-        unit_backward (m, u, D, cur, T, b->x, B);
+        unit_backward (m, u, D, 1, cur, T, b->x, B);
       }
     }
     /* dx becomes the next dy. */
@@ -1171,7 +1225,7 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
         m->stem.cs.OC);
     A = N;
   }
-  unit_backward (m, &m->stem, dinput, A, T, m->input, B);
+  unit_backward (m, &m->stem, dinput, 1, A, T, m->input, B);
   return SIMCLR_OK;
 }
 

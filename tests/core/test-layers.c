@@ -526,6 +526,19 @@ conv_compare (const SimclrConvShape *s, gboolean with_bias, gboolean naive)
   g_assert_true (check_float_close ("dweight (no dinp)", dw1, dw2, nw, 1e-5,
           ref));
 
+  /* Write mode: dinp = the input gradient whatever dinp held (large
+   * values, so a leftover term cannot pass), against the reference
+   * accumulated into zeros. */
+  fill_uniform (dx1, NULL, nin, 1e3, 2e3);
+  simclr_conv2d_backward_input_set (dx1, dout, w, s, scratch);
+  memset (dx2, 0, sizeof (float) * nin);
+  if (naive)
+    simclr_conv2d_backward_naive (dx2, dw2, NULL, dout, x, w, s);
+  else
+    simclr_conv2d_backward_input (dx2, dout, w, &s1, scratch1);
+  g_assert_true (check_float_close ("dinp (write mode)", dx1, dx2, nin, 1e-5,
+          ref));
+
   g_free (x);
   g_free (w);
   g_free (bias);
