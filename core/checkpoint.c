@@ -299,13 +299,13 @@ check_tensor (const char *path, const char *name,
   return SIMCLR_OK;
 }
 
-SimclrStatus
-simclr_checkpoint_read_model (const SimclrSafetensors *st, SimclrModel *m,
+/* Every check of simclr_checkpoint_read_model before its first copy; @m may
+ * be a layout (simclr_model_layout_new). */
+static SimclrStatus
+check_model_tensors (const SimclrSafetensors *st, const SimclrModel *m,
     const char *allowed_prefix, SimclrError *err)
 {
   const char *path = simclr_safetensors_path (st);
-  float *params = simclr_model_params (m, NULL);
-  float *buffers = simclr_model_buffers (m, NULL);
   /* Unknown tensors first, so nothing is half-loaded on that error. */
   for (int i = 0; i < simclr_safetensors_n_tensors (st); i++) {
     const char *name = simclr_safetensors_tensor (st, i)->name;
@@ -320,7 +320,6 @@ simclr_checkpoint_read_model (const SimclrSafetensors *st, SimclrModel *m,
   }
   /* Then every check before any copy. */
   int n = simclr_model_n_tensors (m);
-  int64_t nbt = -1;
   for (int i = 0; i < n; i++) {
     const SimclrTensorInfo *t = simclr_model_tensor (m, i);
     const SimclrSafetensorsTensor *ft = simclr_safetensors_find (st, t->name);
@@ -331,21 +330,36 @@ simclr_checkpoint_read_model (const SimclrSafetensors *st, SimclrModel *m,
       if (ft->dtype != SIMCLR_DTYPE_I64 || ft->numel != 1 || ft->ndim > 1)
         return simclr_error_set (err, SIMCLR_ERROR_MISMATCH,
             "%s: tensor \"%s\" must be an I64 scalar", path, t->name);
-      int64_t v;
-      memcpy (&v, ft->data, sizeof v);
-      if (v > nbt)
-        nbt = v;
       continue;
     }
     SimclrStatus s = check_tensor (path, t->name, ft, t, err);
     if (s != SIMCLR_OK)
       return s;
   }
+  return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_checkpoint_read_model (const SimclrSafetensors *st, SimclrModel *m,
+    const char *allowed_prefix, SimclrError *err)
+{
+  float *params = simclr_model_params (m, NULL);
+  float *buffers = simclr_model_buffers (m, NULL);
+  SimclrStatus s = check_model_tensors (st, m, allowed_prefix, err);
+  if (s != SIMCLR_OK)
+    return s;
+  int n = simclr_model_n_tensors (m);
+  int64_t nbt = -1;
   for (int i = 0; i < n; i++) {
     const SimclrTensorInfo *t = simclr_model_tensor (m, i);
-    if (t->storage == SIMCLR_TENSOR_COUNTER)
-      continue;
     const SimclrSafetensorsTensor *ft = simclr_safetensors_find (st, t->name);
+    if (t->storage == SIMCLR_TENSOR_COUNTER) {
+      int64_t v;
+      memcpy (&v, ft->data, sizeof v);
+      if (v > nbt)
+        nbt = v;
+      continue;
+    }
     float *dst = (t->storage == SIMCLR_TENSOR_PARAM ? params : buffers)
         + t->offset;
     if (t->ohwi)
@@ -431,6 +445,15 @@ simclr_checkpoint_load_model (const char *path, int max_batch,
   if (simclr_checkpoint_config_from_metadata (st, &cfg, err) != SIMCLR_OK)
     goto out;
   cfg.max_batch = max_batch;
+  /* The file's tensors against the claimed model before its memory: a
+   * header alone can claim a model of gigabytes (found by fuzz-checkpoint). */
+  SimclrModel *layout = simclr_model_layout_new (&cfg, err);
+  if (!layout)
+    goto out;
+  SimclrStatus checked = check_model_tensors (st, layout, "optim.", err);
+  simclr_model_free (layout);
+  if (checked != SIMCLR_OK)
+    goto out;
   m = simclr_model_new (&cfg, 0, err);
   if (!m)
     goto out;

@@ -647,8 +647,11 @@ initialise (SimclrModel *m, uint64_t seed)
   }
 }
 
-SimclrModel *
-simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed, SimclrError *err)
+/* The model's layout; with @with_memory also its buffers, initialised from
+ * @seed. */
+static SimclrModel *
+model_create (const SimclrModelConfig *cfg, uint64_t seed, int with_memory,
+    SimclrError *err)
 {
   if (simclr_model_config_validate (cfg, err) != SIMCLR_OK)
     return NULL;
@@ -661,7 +664,7 @@ simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed, SimclrError *err)
   if (m->cfg.threads == 0)
     m->cfg.threads = 1;
   build (m);
-  if (!m->alloc_failed)
+  if (!m->alloc_failed && with_memory)
     allocate (m);
   if (m->alloc_failed) {
     simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY,
@@ -671,8 +674,21 @@ simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed, SimclrError *err)
     simclr_model_free (m);
     return NULL;
   }
-  initialise (m, seed);
+  if (with_memory)
+    initialise (m, seed);
   return m;
+}
+
+SimclrModel *
+simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed, SimclrError *err)
+{
+  return model_create (cfg, seed, 1, err);
+}
+
+SimclrModel *
+simclr_model_layout_new (const SimclrModelConfig *cfg, SimclrError *err)
+{
+  return model_create (cfg, 0, 0, err);
 }
 
 void

@@ -98,6 +98,15 @@ SimclrModel *simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed,
     SimclrError *err);
 void simclr_model_free (SimclrModel *m);   /* NULL is a no-op */
 
+/* The tensors of the model @cfg describes (names, shapes, storage) without
+ * its memory or initialisation, so a checkpoint is checked against the
+ * configuration its header claims before simclr_model_new allocates it (a
+ * few hundred bytes can claim a ResNet-50 x4). Only simclr_model_get_config,
+ * simclr_model_n_tensors, simclr_model_tensor and simclr_model_find_tensor
+ * may be used on it; free it with simclr_model_free. */
+SimclrModel *simclr_model_layout_new (const SimclrModelConfig *cfg,
+    SimclrError *err);
+
 /* Borrowed; valid while @m lives. */
 const SimclrModelConfig *simclr_model_get_config (const SimclrModel *m);
 int simclr_model_feature_dim (const SimclrModel *m);      /* d (h) */

@@ -659,6 +659,54 @@ test_trainer_wall_time (void)
   g_free (path2);
 }
 
+/* A header can claim a model of gigabytes; the loader checks the file's
+ * tensors against the claimed layout before allocating (fuzz-checkpoint:
+ * this file took over a minute of CPU in the model's initialisation). */
+static void
+test_claims_huge_model (void)
+{
+  const char *header = "{\"__metadata__\":{\"format\":\"gst-simclr\","
+      "\"format_version\":\"1\",\"arch\":\"resnet50\",\"width\":\"4\","
+      "\"stem\":\"imagenet\",\"in_channels\":\"3\",\"image_size\":"
+      "\"224\",\"proj_layers\":\"3\",\"proj_hidden\":\"8192\","
+      "\"proj_dim\":\"128\"}}";
+  char *path = tmp_path ("claims-huge.safetensors");
+  write_raw (path, strlen (header), header, NULL, 0);
+  SimclrError err = { 0 };
+  SimclrModel *m = simclr_checkpoint_load_model (path, 1, &err);
+  g_assert_null (m);
+  g_test_message ("%s", err.message);
+  if (err.status != SIMCLR_ERROR_MISMATCH || !strstr (err.message, path)
+      || !strstr (err.message, "missing"))
+    g_error ("got status %d \"%s\", want a missing tensor of %s", err.status,
+        err.message, path);
+  g_free (path);
+}
+
+/* The layout has the real model's tensors, names and shapes, and no memory. */
+static void
+test_layout (void)
+{
+  SimclrModel *m = small_model (SIMCLR_ARCH_RESNET18, SIMCLR_STEM_CIFAR,
+      2, 3);
+  SimclrError err = { 0 };
+  SimclrModel *l = simclr_model_layout_new (simclr_model_get_config (m), &err);
+  g_assert_nonnull (l);
+  g_assert_null (simclr_model_params (l, NULL));
+  g_assert_cmpint (simclr_model_n_tensors (l), ==, simclr_model_n_tensors (m));
+  for (int i = 0; i < simclr_model_n_tensors (m); i++) {
+    const SimclrTensorInfo *a = simclr_model_tensor (m, i);
+    const SimclrTensorInfo *b = simclr_model_tensor (l, i);
+    g_assert_cmpstr (a->name, ==, b->name);
+    g_assert_cmpint (a->storage, ==, b->storage);
+    g_assert_cmpint (a->ndim, ==, b->ndim);
+    for (int d = 0; d < a->ndim; d++)
+      g_assert_cmpint (a->shape[d], ==, b->shape[d]);
+  }
+  simclr_model_free (l);
+  simclr_model_free (m);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -680,6 +728,8 @@ main (int argc, char **argv)
     g_free (p);
   }
   g_test_add_func ("/checkpoint/atomic", test_atomic);
+  g_test_add_func ("/checkpoint/claims-huge-model", test_claims_huge_model);
+  g_test_add_func ("/checkpoint/layout", test_layout);
   g_test_add_func ("/checkpoint/trainer-resume", test_trainer_resume);
   g_test_add_func ("/checkpoint/trainer-wall-time", test_trainer_wall_time);
   g_test_add_func ("/checkpoint/trainer-allreduce", test_trainer_allreduce);
