@@ -524,7 +524,11 @@ gst_simclr_encoder_live_sink_event (GstSimclrEncoder * self, GstEvent * event,
       gst_simclr_gradient_wait_set_flushing (&self->grad, FALSE);
       gst_simclr_encoder_train_drop (self, "flush");
       g_mutex_lock (&l->lock);
-      l->flushing = FALSE;
+      /* Once stopped (going to READY) it stays flushing: the training thread
+       * is gone, so a chain waiting for room would hold the stream lock the
+       * pad deactivation needs, for good (harness fuzz: a burst of
+       * flush-start, flush-stop and a buffer during PAUSED->READY). */
+      l->flushing = l->stopped;
       l->eos = FALSE;
       l->done = FALSE;
       g_mutex_unlock (&l->lock);
