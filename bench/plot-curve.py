@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--ylabel", default="top-1 (%)")
     ap.add_argument("--target", type=float, default=None)
     ap.add_argument("--peer", action="store_true")
+    ap.add_argument("--xlabel", default="pretraining wall time (minutes, 2 cores)",
+                    help="e.g. when the CSV's minutes are steps at a measured rate")
     a = ap.parse_args()
 
     rows = list(csv.DictReader(open(a.csv)))
@@ -73,7 +75,7 @@ def main():
         ax.axhline(a.target, ls="--", color="green", alpha=0.5)
         ax.text(0.2, a.target + 0.15, f"target {a.target:g} %", color="green", fontsize=8)
     ax.set_xlim(0, xmax * 1.08 + 0.5)
-    ax.set_xlabel("pretraining wall time (minutes, 2 cores)")
+    ax.set_xlabel(a.xlabel)
     ax.set_ylabel(a.ylabel)
     ax.set_title(a.title)
     ax.grid(alpha=0.3)
