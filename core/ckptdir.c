@@ -355,3 +355,53 @@ simclr_ckptdir_resolve (const char *spec, SimclrError *skipped,
   simclr_error_set (err, SIMCLR_ERROR_IO, "%s: %s", spec, strerror (errno));
   return NULL;
 }
+
+SimclrStatus
+simclr_ckptdir_check_writable (const char *location, int *is_dir,
+    SimclrError *err)
+{
+  struct stat sb;
+  const char *base;
+  char *dir;
+  size_t len;
+  int errsv = 0;
+
+  if (is_dir)
+    *is_dir = 0;
+  if (!location || !location[0])
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "checkpoint location: NULL or empty");
+  if (stat (location, &sb) == 0 && S_ISDIR (sb.st_mode)) {
+    if (is_dir)
+      *is_dir = 1;
+    len = strlen (location);
+  } else {
+    /* the parent folder, as dirname(3) without touching @location */
+    base = strrchr (location, '/');
+    if (!base) {
+      location = ".";
+      len = 1;
+    } else {
+      while (base > location && *base == '/')
+        base--;
+      len = (size_t) (base - location) + 1;
+    }
+  }
+  dir = strndup (location, len);
+  if (!dir)
+    return simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "out of memory");
+  if (access (dir, F_OK) != 0)
+    errsv = ENOENT;
+  else if (stat (dir, &sb) != 0 || !S_ISDIR (sb.st_mode))
+    errsv = ENOTDIR;
+  else if (access (dir, W_OK | X_OK) != 0)
+    errsv = errno;
+  if (errsv) {
+    simclr_error_set (err, SIMCLR_ERROR_IO, "folder \"%s\": %s", dir,
+        strerror (errsv));
+    free (dir);
+    return SIMCLR_ERROR_IO;
+  }
+  free (dir);
+  return SIMCLR_OK;
+}

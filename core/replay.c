@@ -268,9 +268,12 @@ simclr_replay_next_slot (const SimclrReplay *r)
   return choose_slot (r, r->stats.seen);
 }
 
-SimclrStatus
-simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
-    const SimclrReplayInfo *info, int *slot, SimclrError *err)
+/* simclr_replay_add, with each view's rows @strides[v] bytes apart
+ * (@strides NULL: packed) and @row_bytes per row (0: packed). */
+static SimclrStatus
+add_views (SimclrReplay *r, const uint8_t *const *views, const int *strides,
+    size_t row_bytes, const SimclrReplayInfo *info, int *slot,
+    SimclrError *err)
 {
   const SimclrReplayConfig *c;
   uint64_t i;
@@ -299,8 +302,15 @@ simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
   } else {
     s = r->held++;              /* slots fill in order */
   }
-  for (int v = 0; v < c->views; v++)
-    memcpy (view_ptr (r, s, v), views[v], c->view_bytes);
+  for (int v = 0; v < c->views; v++) {
+    if (!strides || (size_t) strides[v] == row_bytes) {
+      memcpy (view_ptr (r, s, v), views[v], c->view_bytes);
+      continue;
+    }
+    for (size_t y = 0; y < c->view_bytes / row_bytes; y++)
+      memcpy (view_ptr (r, s, v) + y * row_bytes,
+          views[v] + y * (size_t) strides[v], row_bytes);
+  }
   if (info)
     r->rec[s].info = *info;
   else
@@ -311,6 +321,50 @@ simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
   if (slot)
     *slot = s;
   return SIMCLR_OK;
+}
+
+SimclrStatus
+simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
+    const SimclrReplayInfo *info, int *slot, SimclrError *err)
+{
+  return add_views (r, views, NULL, 0, info, slot, err);
+}
+
+SimclrStatus
+simclr_replay_add_sample (SimclrReplay *r, const SimclrBatch *sample,
+    int row_bytes, int *slot, SimclrError *err)
+{
+  const uint8_t *views[SIMCLR_REPLAY_MAX_VIEWS];
+  int strides[SIMCLR_REPLAY_MAX_VIEWS];
+  SimclrReplayInfo info;
+
+  if (slot)
+    *slot = -1;
+  if (!r || !sample || !sample->frames || !sample->row)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay add: NULL buffer or sample");
+  if (sample->rows != r->cfg.views)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay add: a sample of %d views, the buffer holds %d",
+        sample->rows, r->cfg.views);
+  if (row_bytes < 1 || r->cfg.view_bytes % (size_t) row_bytes != 0)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "replay add: rows of %d bytes do not divide views of %zu bytes",
+        row_bytes, r->cfg.view_bytes);
+  memset (&info, 0, sizeof info);
+  info.sample_id = sample->row[0].sample_id;
+  info.epoch = sample->row[0].epoch;
+  info.label = sample->row[0].label;
+  for (int v = 0; v < sample->rows; v++) {
+    if (sample->frames[v].stride < row_bytes)
+      return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "replay add: view %d has stride %d, below a row of %d bytes", v,
+          sample->frames[v].stride, row_bytes);
+    views[v] = sample->frames[v].data;
+    strides[v] = sample->frames[v].stride;
+    info.pts[v] = sample->row[v].timestamp;
+  }
+  return add_views (r, views, strides, (size_t) row_bytes, &info, slot, err);
 }
 
 /* n distinct values of [0, m) into out, uniformly, for (stream, draw):

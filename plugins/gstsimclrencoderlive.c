@@ -33,8 +33,6 @@
 #include "gstsimclrencoderpriv.h"
 #include "gstsimclr.h"
 
-#include <string.h>
-
 #define GST_CAT_DEFAULT gst_simclr_encoder_debug
 
 gboolean
@@ -245,33 +243,8 @@ gst_simclr_encoder_live_add (GstSimclrEncoder * self,
     const SimclrBatch * sample)
 {
   GstSimclrEncoderLive *l = &self->live;
-  const gint views = sample->rows;
-  const gsize row = (gsize) self->size * self->channels;
-  guint8 *packed = NULL;
-  const uint8_t *ptr[SIMCLR_REPLAY_MAX_VIEWS];
-  SimclrReplayInfo info = { 0 };
   SimclrError err = { 0 };
   GstFlowReturn ret = GST_FLOW_OK;
-
-  /* The batcher copied the views (packed rows); pack anyway if not. */
-  for (gint v = 0; v < views && v < SIMCLR_REPLAY_MAX_VIEWS; v++) {
-    const SimclrFrame *f = &sample->frames[v];
-    if ((gsize) f->stride == row) {
-      ptr[v] = f->data;
-      continue;
-    }
-    if (packed == NULL)
-      packed = g_malloc ((gsize) views * row * self->size);
-    for (gint y = 0; y < self->size; y++)
-      memcpy (packed + ((gsize) v * self->size + y) * row,
-          f->data + (gsize) y * f->stride, row);
-    ptr[v] = packed + (gsize) v * self->size * row;
-  }
-  info.sample_id = sample->row[0].sample_id;
-  info.epoch = sample->row[0].epoch;
-  info.label = sample->row[0].label;
-  for (gint v = 0; v < views && v < SIMCLR_REPLAY_MAX_VIEWS; v++)
-    info.pts[v] = sample->row[v].timestamp;
 
   g_mutex_lock (&l->lock);
   while (l->wait && !l->flushing && !l->done) {
@@ -284,12 +257,12 @@ gst_simclr_encoder_live_add (GstSimclrEncoder * self,
     ret = GST_FLOW_FLUSHING;
   else if (l->done)
     ret = GST_FLOW_EOS;         /* the run ended (stop-at-end, an error) */
-  else if (simclr_replay_add (l->replay, ptr, &info, NULL, &err) != SIMCLR_OK)
+  else if (simclr_replay_add_sample (l->replay, sample, self->size *
+          self->channels, NULL, &err) != SIMCLR_OK)
     ret = GST_FLOW_ERROR;
   else
     g_cond_broadcast (&l->cond);
   g_mutex_unlock (&l->lock);
-  g_free (packed);
   if (ret == GST_FLOW_ERROR)
     GST_ELEMENT_ERROR (self, LIBRARY, FAILED, (NULL), ("%s", err.message));
   return ret;

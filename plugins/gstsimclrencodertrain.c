@@ -15,10 +15,8 @@
 #include "gstsimclrfields.h"
 #include "gstsimclrmpi.h"
 
-#include <errno.h>
 #include <math.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "simclr/ckptdir.h"
 #include "simclr/features.h"
@@ -233,36 +231,24 @@ gboolean
 gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self)
 {
   const gchar *loc = self->run.checkpoint_location;
-  gchar *dir;
-  gboolean ok;
-  int errsv;
+  SimclrError err = { 0 };
+  SimclrStatus st;
+  int is_dir = 0;
 
   self->live.last_save_us = g_get_monotonic_time ();
   self->ckpt_rotate = FALSE;
   if (!gst_simclr_encoder_str_set (loc) || gst_simclr_mpi_rank () != 0)
     return TRUE;
-  self->ckpt_rotate = g_file_test (loc, G_FILE_TEST_IS_DIR);
-  /* The in-order mode finds out at its first save, as it always did. */
-  if (!self->ckpt_rotate && !gst_simclr_encoder_live_enabled (self))
+  st = simclr_ckptdir_check_writable (loc, &is_dir, &err);
+  self->ckpt_rotate = is_dir;
+  /* A file in the in-order mode: found out at its first save, as it
+   * always was. */
+  if (st == SIMCLR_OK || (!is_dir && !gst_simclr_encoder_live_enabled (self)))
     return TRUE;
-  dir = self->ckpt_rotate ? g_strdup (loc) : g_path_get_dirname (loc);
-  if (!g_file_test (dir, G_FILE_TEST_EXISTS)) {
-    ok = FALSE;
-    errsv = ENOENT;
-  } else if (!g_file_test (dir, G_FILE_TEST_IS_DIR)) {
-    ok = FALSE;
-    errsv = ENOTDIR;
-  } else {
-    ok = access (dir, W_OK | X_OK) == 0;
-    errsv = errno;
-  }
-  if (!ok) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
-        ("Cannot write checkpoints to \"%s\": folder \"%s\": %s.", loc, dir,
-            g_strerror (errsv)), ("checkpoint-location %s", loc));
-  }
-  g_free (dir);
-  return ok;
+  GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+      ("Cannot write checkpoints to \"%s\": %s.", loc, err.message),
+      ("checkpoint-location %s", loc));
+  return FALSE;
 }
 
 /* Creates a new trainer from the properties for @size x @size frames of

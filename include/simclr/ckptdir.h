@@ -50,6 +50,14 @@ SimclrStatus simclr_ckptdir_list (const char *dir, int64_t **steps, int *n,
 SimclrStatus simclr_ckptdir_rotate (const char *dir, int keep,
     int64_t protect_step, int *removed, SimclrError *err);
 
+/* Whether checkpoints can be written at @location: an existing folder
+ * (*@is_dir = 1, may be NULL) must let us create files, and so must the
+ * folder of a file. SIMCLR_ERROR_IO otherwise, with the message
+ * `folder "<folder>": <strerror>` (ENOENT when it does not exist, ENOTDIR
+ * when it is not a folder). */
+SimclrStatus simclr_ckptdir_check_writable (const char *location,
+    int *is_dir, SimclrError *err);
+
 /* What `resume-from` names, as one file (malloc'd, free()):
  * - an existing regular file: itself (not opened here);
  * - a folder: its newest checkpoint (ckpt-<step>.safetensors) that opens as a

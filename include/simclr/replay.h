@@ -119,6 +119,14 @@ const SimclrReplayConfig *simclr_replay_get_config (const SimclrReplay *r);
 SimclrStatus simclr_replay_add (SimclrReplay *r, const uint8_t *const *views,
     const SimclrReplayInfo *info, int *slot, SimclrError *err);
 
+/* simclr_replay_add of a batch of one sample as the batcher makes it
+ * (batcher.h): view v is sample->frames[v] (rows of @row_bytes, @stride
+ * apart, view_bytes / row_bytes rows), the info its sample id, epoch and
+ * label (of row 0) and each view's timestamp as its pts. sample->rows must
+ * be the buffer's views. */
+SimclrStatus simclr_replay_add_sample (SimclrReplay *r,
+    const SimclrBatch *sample, int row_bytes, int *slot, SimclrError *err);
+
 /* The slot the next simclr_replay_add will write: a held slot it
  * overwrites (check simclr_replay_uses to see whether that sample was ever
  * drawn), -1 when it fills an empty slot, -2 when the policy will refuse

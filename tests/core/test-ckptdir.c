@@ -626,6 +626,82 @@ test_save_run (void)
   g_free (dir);
 }
 
+/* simclr_ckptdir_check_writable: a folder, a file's folder, and the three
+ * failures with the folder and the reason named. */
+static void
+test_check_writable (void)
+{
+  gchar *dir = make_dir ();
+  gchar *file = g_build_filename (dir, "run.safetensors", NULL);
+  gchar *missing = g_build_filename (dir, "nope", "run.safetensors", NULL);
+  gchar *under_file = g_build_filename (dir, "plain", "x.safetensors", NULL);
+  gchar *want;
+  SimclrError err = { 0 };
+  int is_dir = -1;
+
+  g_assert_cmpint (simclr_ckptdir_check_writable (dir, &is_dir, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (is_dir, ==, 1);
+  g_assert_cmpint (simclr_ckptdir_check_writable (file, &is_dir, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (is_dir, ==, 0);
+  g_assert_cmpint (simclr_ckptdir_check_writable ("run.safetensors", NULL,
+          &err), ==, SIMCLR_OK);    /* the current folder */
+
+  g_assert_cmpint (simclr_ckptdir_check_writable (missing, &is_dir, &err),
+      ==, SIMCLR_ERROR_IO);
+  want = g_strdup_printf ("folder \"%s/nope\": %s", dir, g_strerror (ENOENT));
+  g_assert_cmpstr (err.message, ==, want);
+  g_free (want);
+
+  /* The folder as g_path_get_dirname gives it (what the element used):
+   * repeated slashes before the name collapse. */
+  g_free (missing);
+  missing = g_strdup_printf ("%s/nope//run.safetensors", dir);
+  g_assert_cmpint (simclr_ckptdir_check_writable (missing, &is_dir, &err),
+      ==, SIMCLR_ERROR_IO);
+  g_assert_cmpint (is_dir, ==, 0);
+  want = g_strdup_printf ("folder \"%s/nope\": %s", dir, g_strerror (ENOENT));
+  g_assert_cmpstr (err.message, ==, want);
+  g_free (want);
+  /* A folder named with a trailing slash is the folder itself. */
+  want = g_strdup_printf ("%s/", dir);
+  g_assert_cmpint (simclr_ckptdir_check_writable (want, &is_dir, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (is_dir, ==, 1);
+  g_free (want);
+
+  touch (dir, "plain", "not a folder");
+  g_assert_cmpint (simclr_ckptdir_check_writable (under_file, &is_dir, &err),
+      ==, SIMCLR_ERROR_IO);
+  want = g_strdup_printf ("folder \"%s/plain\": %s", dir,
+      g_strerror (ENOTDIR));
+  g_assert_cmpstr (err.message, ==, want);
+  g_free (want);
+
+  /* A folder without write permission (root ignores the bits: skip). */
+  if (geteuid () != 0) {
+    g_assert_cmpint (g_chmod (dir, 0500), ==, 0);
+    g_assert_cmpint (simclr_ckptdir_check_writable (dir, &is_dir, &err), ==,
+        SIMCLR_ERROR_IO);
+    assert_message (&err, dir);
+    g_chmod (dir, 0700);
+  }
+  g_assert_cmpint (simclr_ckptdir_check_writable ("", NULL, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  assert_message (&err, "checkpoint location");
+  is_dir = -1;
+  g_assert_cmpint (simclr_ckptdir_check_writable (NULL, &is_dir, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (is_dir, ==, 0);
+
+  remove_tree (dir);
+  g_free (file);
+  g_free (missing);
+  g_free (under_file);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -636,5 +712,6 @@ main (int argc, char **argv)
   g_test_add_func ("/ckptdir/resolve", test_resolve);
   g_test_add_func ("/ckptdir/kill-9", test_kill9);
   g_test_add_func ("/ckptdir/save-run", test_save_run);
+  g_test_add_func ("/ckptdir/check-writable", test_check_writable);
   return g_test_run ();
 }

@@ -628,6 +628,114 @@ test_draw_batch (void)
   simclr_replay_free (few);
 }
 
+/* simclr_replay_add_sample: a batcher's sample of strided frames is stored
+ * packed with its rows' info, as simclr_replay_add of packed copies. */
+static void
+test_add_sample (void)
+{
+  /* VB = 12 = 2 rows of 6 bytes; the frames have rows 8 bytes apart */
+  uint8_t px[2][16], packed[2][VB], got[VB];
+  SimclrFrame frames[2];
+  SimclrBatchRow rows[2] = { 0 };
+  SimclrBatch sample = { 0 };
+  SimclrReplay *r = make (4, SIMCLR_REPLAY_RING, 1);
+  SimclrReplay *ref = make (4, SIMCLR_REPLAY_RING, 1);
+  const uint8_t *views[2] = { packed[0], packed[1] };
+  const SimclrReplayInfo *info;
+  SimclrReplayInfo want = { 0 };
+  SimclrError err = { 0 };
+  int slot = -5, slots[1] = { 0 };
+
+  for (int v = 0; v < 2; v++) {
+    for (int i = 0; i < 16; i++)
+      px[v][i] = (uint8_t) (v * 100 + i);
+    for (int y = 0; y < 2; y++)
+      memcpy (packed[v] + y * 6, px[v] + y * 8, 6);
+    frames[v].data = px[v];
+    frames[v].stride = 8;
+    rows[v].sample_id = 77;
+    rows[v].epoch = 3;
+    rows[v].view = v;
+    rows[v].label = 5;
+    rows[v].timestamp = 1000 + v;
+  }
+  sample.rows = 2;
+  sample.frames = frames;
+  sample.row = rows;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 6, &slot, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (slot, ==, 0);
+  want.sample_id = 77;
+  want.epoch = 3;
+  want.label = 5;
+  want.pts[0] = 1000;
+  want.pts[1] = 1001;
+  g_assert_cmpint (simclr_replay_add (ref, views, &want, NULL, &err), ==,
+      SIMCLR_OK);
+  info = simclr_replay_info (r, 0);
+  g_assert_cmpuint (info->sample_id, ==, simclr_replay_info (ref, 0)->sample_id);
+  g_assert_cmpuint (info->epoch, ==, simclr_replay_info (ref, 0)->epoch);
+  g_assert_cmpint (info->label, ==, simclr_replay_info (ref, 0)->label);
+  g_assert_cmpmem (info->pts, sizeof info->pts, simclr_replay_info (ref,
+          0)->pts, sizeof info->pts);
+  for (int v = 0; v < 2; v++) {
+    g_assert_cmpint (simclr_replay_gather (r, slots, 1, v, got, &err), ==,
+        SIMCLR_OK);
+    g_assert_cmpmem (got, VB, packed[v], VB);
+  }
+  /* Packed frames (stride = row) too. */
+  frames[0].data = packed[0];
+  frames[0].stride = 6;
+  frames[1].data = packed[1];
+  frames[1].stride = 6;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 6, &slot, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (slot, ==, 1);
+  slots[0] = 1;
+  g_assert_cmpint (simclr_replay_gather (r, slots, 1, 1, got, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpmem (got, VB, packed[1], VB);
+
+  /* Bad input: wrong view count, rows that do not divide, short stride,
+   * no frames, a NULL view: an error naming the fault, nothing stored. */
+  sample.rows = 1;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 6, &slot, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (slot, ==, -1);
+  g_assert_cmpstr (err.message, ==,
+      "replay add: a sample of 1 views, the buffer holds 2");
+  sample.rows = 2;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 5, &slot, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (err.message, ==,
+      "replay add: rows of 5 bytes do not divide views of 12 bytes");
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 0, &slot, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  frames[1].stride = 4;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 6, &slot, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (err.message, ==,
+      "replay add: view 1 has stride 4, below a row of 6 bytes");
+  frames[1].stride = 6;
+  frames[1].data = NULL;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 6, &slot, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (err.message, ==, "replay add: view 1 of 2 is NULL");
+  sample.frames = NULL;
+  g_assert_cmpint (simclr_replay_add_sample (r, &sample, 6, &slot, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_replay_add_sample (NULL, &sample, 6, &slot, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (simclr_replay_held (r), ==, 2);
+  {
+    SimclrReplayStats st;       /* a refused sample is not counted as seen */
+    simclr_replay_get_stats (r, &st);
+    g_assert_cmpuint (st.seen, ==, 2);
+  }
+  simclr_replay_free (r);
+  simclr_replay_free (ref);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -642,5 +750,6 @@ main (int argc, char **argv)
   g_test_add_func ("/replay/determinism", test_determinism);
   g_test_add_func ("/replay/bounds", test_bounds);
   g_test_add_func ("/replay/draw-batch", test_draw_batch);
+  g_test_add_func ("/replay/add-sample", test_add_sample);
   return g_test_run ();
 }
