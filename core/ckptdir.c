@@ -405,3 +405,56 @@ simclr_ckptdir_check_writable (const char *location, int *is_dir,
   free (dir);
   return SIMCLR_OK;
 }
+
+/* ---------------------------------------------------------------------------
+ * The cadence of a run's saves.
+ */
+void
+simclr_ckpt_cadence_init (SimclrCkptCadence *c, int64_t interval,
+    double seconds, int64_t first_step, int64_t now_us)
+{
+  if (!c)
+    return;
+  c->interval = interval > 0 ? interval : 0;
+  c->seconds = seconds > 0 ? seconds : 0;       /* NaN compares false */
+  c->first_step = first_step;
+  c->saved_step = -1;
+  c->last_try_us = now_us;
+}
+
+int
+simclr_ckpt_cadence_due (const SimclrCkptCadence *c, int64_t step,
+    int64_t now_us)
+{
+  if (!c)
+    return 0;
+  if (c->interval > 0 && step % c->interval == 0)
+    return 1;
+  /* as a double, as the element compared it: seconds may be huge */
+  return c->seconds > 0 && (double) (now_us - c->last_try_us)
+      >= c->seconds * 1e6;
+}
+
+void
+simclr_ckpt_cadence_tried (SimclrCkptCadence *c, int64_t now_us)
+{
+  if (c)
+    c->last_try_us = now_us;
+}
+
+void
+simclr_ckpt_cadence_saved (SimclrCkptCadence *c, int64_t step)
+{
+  if (c)
+    c->saved_step = step;
+}
+
+int
+simclr_ckpt_cadence_unsaved (const SimclrCkptCadence *c, int64_t step)
+{
+  if (!c)
+    return 0;
+  if (c->saved_step >= 0)
+    return c->saved_step != step;
+  return step > c->first_step;
+}

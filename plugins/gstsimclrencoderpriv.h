@@ -20,6 +20,7 @@
 #include "gstsimclrgradient.h"
 
 #include "simclr/batcher.h"
+#include "simclr/ckptdir.h"
 #include "simclr/replay.h"
 #include "simclr/dataset.h"
 #include "simclr/model.h"
@@ -92,9 +93,7 @@ typedef struct
   gboolean stopped;             /* going to READY: no restart until reset */
   guint64 dropped_unpaired;     /* samples whose views did not all come */
   SimclrReplayBatch *draw;      /* training thread: the drawn batch */
-  /* the checkpoint time cadence and the passes (streaming thread) */
-  gint64 last_save_us;
-  guint passes_done;
+  guint passes_done;            /* streaming thread */
 } GstSimclrEncoderLive;
 
 /* What embed mode keeps of a frame until its batch is computed. */
@@ -136,9 +135,7 @@ struct _GstSimclrEncoder
   const gchar *model_origin;    /* file the model came from, for messages */
   /* train mode */
   SimclrBatcher *batcher;       /* views -> batches of the trainer's N */
-  gboolean saved;
-  guint64 last_saved_step;
-  guint64 run_first_step;       /* the trainer's step when this run began */
+  SimclrCkptCadence ckpt;       /* saves due, steps unsaved (ckptdir.h) */
   gboolean ckpt_rotate;         /* checkpoint-location is a folder */
   gboolean warned_horizon;
   gboolean warned_unpaired;
@@ -187,8 +184,6 @@ void gst_simclr_encoder_train_eos (GstSimclrEncoder * self);
 GstFlowReturn gst_simclr_encoder_train_batch (GstSimclrEncoder * self,
     const SimclrBatch * batch, gboolean live_counts);
 gboolean gst_simclr_encoder_save (GstSimclrEncoder * self);
-gboolean gst_simclr_encoder_checkpoint_due (GstSimclrEncoder * self);
-gboolean gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self);
 gboolean gst_simclr_encoder_unsaved (GstSimclrEncoder * self);
 
 /* gstsimclrencoderlive.c */

@@ -157,7 +157,7 @@ gst_simclr_encoder_resume (GstSimclrEncoder * self)
         &err);
     return FALSE;
   }
-  self->run_first_step = (guint64) simclr_trainer_get_step (self->trainer);
+  self->ckpt.first_step = simclr_trainer_get_step (self->trainer);
   if (simclr_trainer_local_batch (self->trainer) != s->batch_size)
     GST_INFO_OBJECT (self, "%s was trained with batch-size %d: using it "
         "instead of %d", s->resume_from,
@@ -172,6 +172,8 @@ gst_simclr_encoder_resume (GstSimclrEncoder * self)
       simclr_trainer_get_model (self->trainer));
   return TRUE;
 }
+
+static gboolean gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self);
 
 /* Train mode's part of start: MPI (never in plugin_init), the monitor's
  * data set, the settings (the core checks what the pspec ranges cannot),
@@ -224,10 +226,11 @@ gst_simclr_encoder_train_start (GstSimclrEncoder * self)
   return TRUE;
 }
 
-/* Checks at start that checkpoints can be written where checkpoint-location
- * says, for a folder (rotation) or in replay mode, so a long run does not
- * find out at its first save. Rank 0 alone writes under MPI. */
-gboolean
+/* The run's checkpoint cadence starts; checks that checkpoints can be
+ * written where checkpoint-location says, for a folder (rotation) or in
+ * replay mode, so a long run does not find out at its first save. Rank 0
+ * alone writes under MPI. */
+static gboolean
 gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self)
 {
   const gchar *loc = self->run.checkpoint_location;
@@ -235,7 +238,9 @@ gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self)
   SimclrStatus st;
   int is_dir = 0;
 
-  self->live.last_save_us = g_get_monotonic_time ();
+  simclr_ckpt_cadence_init (&self->ckpt,
+      (int64_t) MIN (self->run.checkpoint_interval, G_MAXINT64),
+      self->run.checkpoint_seconds, 0, g_get_monotonic_time ());
   self->ckpt_rotate = FALSE;
   if (!gst_simclr_encoder_str_set (loc) || gst_simclr_mpi_rank () != 0)
     return TRUE;
@@ -267,7 +272,7 @@ gst_simclr_encoder_train_new (GstSimclrEncoder * self, gint size,
     post_settings_error (self, &err);
     return FALSE;
   }
-  self->run_first_step = 0;
+  self->ckpt.first_step = 0;
   if (!gst_simclr_encoder_join (self))
     return FALSE;
   GST_INFO_OBJECT (self, "new %s width %g %s stem, %dx%dx%d, N %d",
@@ -332,8 +337,7 @@ gst_simclr_encoder_train_free (GstSimclrEncoder * self)
   g_clear_pointer (&self->monitor_train, simclr_dataset_free);
   g_clear_pointer (&self->monitor_test, simclr_dataset_free);
   self->monitor_epoch = G_MAXUINT64;
-  self->saved = FALSE;
-  self->last_saved_step = 0;
+  simclr_ckpt_cadence_init (&self->ckpt, 0, 0, 0, 0);
   self->warned_horizon = FALSE;
   self->warned_unpaired = FALSE;
   self->warned_view = FALSE;
@@ -371,15 +375,14 @@ gst_simclr_encoder_save_full (GstSimclrEncoder * self, gboolean warn_only)
   if (gst_simclr_mpi_rank () != 0)
     return TRUE;                /* MPI: replicas are identical; rank 0 writes */
   step = (guint64) simclr_trainer_get_step (self->trainer);
-  self->live.last_save_us = g_get_monotonic_time ();
+  simclr_ckpt_cadence_tried (&self->ckpt, g_get_monotonic_time ());
   st = simclr_trainer_save_run (self->trainer, loc, self->ckpt_rotate ?
       (int) self->run.checkpoint_keep : 0, &path, &removed, &rerr, &err);
   if (st == SIMCLR_ERROR_NUMERIC)
     goto not_finite;
   if (st != SIMCLR_OK)
     goto write_failed;
-  self->saved = TRUE;
-  self->last_saved_step = step;
+  simclr_ckpt_cadence_saved (&self->ckpt, (int64_t) step);
   GST_INFO_OBJECT (self, "wrote %s at step %" G_GUINT64_FORMAT, path, step);
   if (rerr.message[0])
     GST_ELEMENT_WARNING (self, RESOURCE, WRITE,
@@ -439,27 +442,8 @@ gst_simclr_encoder_save (GstSimclrEncoder * self)
 gboolean
 gst_simclr_encoder_unsaved (GstSimclrEncoder * self)
 {
-  guint64 step;
-  if (self->trainer == NULL)
-    return FALSE;
-  step = (guint64) simclr_trainer_get_step (self->trainer);
-  if (self->saved)
-    return self->last_saved_step != step;
-  return step > self->run_first_step;
-}
-
-/* The checkpoint cadence after a step: every checkpoint-interval steps, or
- * once checkpoint-seconds passed since the last save. */
-gboolean
-gst_simclr_encoder_checkpoint_due (GstSimclrEncoder * self)
-{
-  const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
-  const Settings *s = &self->run;
-
-  if (s->checkpoint_interval > 0 && step % s->checkpoint_interval == 0)
-    return TRUE;
-  return s->checkpoint_seconds > 0 && (g_get_monotonic_time ()
-      - self->live.last_save_us) >= s->checkpoint_seconds * 1e6;
+  return self->trainer && simclr_ckpt_cadence_unsaved (&self->ckpt,
+      simclr_trainer_get_step (self->trainer));
 }
 
 /* kNN accuracy of the frozen encoder on the monitor set, posted as
@@ -660,8 +644,10 @@ gst_simclr_encoder_after_step (GstSimclrEncoder * self)
 {
   const guint64 step = (guint64) simclr_trainer_get_step (self->trainer);
 
-  /* Replay mode (long live runs): a failed periodic save is a warning. */
-  if (gst_simclr_encoder_checkpoint_due (self)
+  /* The cadence: checkpoint-interval, checkpoint-seconds. Replay mode
+   * (long live runs): a failed periodic save is a warning. */
+  if (simclr_ckpt_cadence_due (&self->ckpt, (int64_t) step,
+          g_get_monotonic_time ())
       && !gst_simclr_encoder_save_full (self,
           gst_simclr_encoder_live_enabled (self)))
     return GST_FLOW_ERROR;
@@ -847,8 +833,8 @@ gst_simclr_encoder_train_eos (GstSimclrEncoder * self)
       gst_simclr_encoder_live_held (self) :
       gst_simclr_encoder_train_drop (self, "EOS");
 
-  if (self->trainer && (guint64) simclr_trainer_get_step (self->trainer) ==
-      self->run_first_step) {
+  if (self->trainer && simclr_trainer_get_step (self->trainer) ==
+      self->ckpt.first_step) {
     if (dropped > 0 && gst_simclr_encoder_live_enabled (self))
       GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
           ("The stream ended after %d samples, before a first training "
@@ -868,8 +854,7 @@ gst_simclr_encoder_train_eos (GstSimclrEncoder * self)
               "stream: no step, no checkpoint written."), (NULL));
     return;
   }
-  if (self->trainer && !(self->saved && self->last_saved_step ==
-          (guint64) simclr_trainer_get_step (self->trainer)))
+  if (gst_simclr_encoder_unsaved (self))
     gst_simclr_encoder_save (self);
   if (self->trainer && self->monitor_train
       && self->monitor_epoch != G_MAXUINT64)

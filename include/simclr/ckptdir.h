@@ -58,6 +58,46 @@ SimclrStatus simclr_ckptdir_rotate (const char *dir, int keep,
 SimclrStatus simclr_ckptdir_check_writable (const char *location,
     int *is_dir, SimclrError *err);
 
+/* A run's checkpoint cadence: every @interval steps, or once @seconds
+ * passed since the last save attempt (or the run's start), and whether
+ * steps were taken that no checkpoint holds. Times are the caller's
+ * monotonic clock in microseconds: the core reads no clock. A plain value
+ * (no allocation): fill it with simclr_ckpt_cadence_init, then keep it up to
+ * date with _tried and _saved; the fields may be read, and first_step set
+ * once the run's trainer is known (new: 0; resumed: the file's step). */
+typedef struct {
+  int64_t interval;              /* steps between saves; 0 = none by steps */
+  double seconds;                /* seconds between saves; 0 = none by time */
+  int64_t first_step;            /* the step the run began at (a resumed
+                                  * run: the checkpoint's) */
+  int64_t saved_step;            /* the step of the last save of this run;
+                                  * -1 = none yet */
+  int64_t last_try_us;           /* the start, or the last save attempt */
+} SimclrCkptCadence;
+
+/* A run beginning at @first_step at time @now_us: no save yet. Negative
+ * @interval or @seconds (or a NaN) count as 0. */
+void simclr_ckpt_cadence_init (SimclrCkptCadence *c, int64_t interval,
+    double seconds, int64_t first_step, int64_t now_us);
+
+/* 1 if a checkpoint is due after the step that made the trainer's step
+ * @step: @step a multiple of interval, or seconds passed since
+ * last_try_us at @now_us; else 0. */
+int simclr_ckpt_cadence_due (const SimclrCkptCadence *c, int64_t step,
+    int64_t now_us);
+
+/* A save was attempted at @now_us, whether or not it worked: the time
+ * cadence counts from here (a failing disk is tried again a period later,
+ * not at every step). */
+void simclr_ckpt_cadence_tried (SimclrCkptCadence *c, int64_t now_us);
+
+/* The checkpoint of @step was written. */
+void simclr_ckpt_cadence_saved (SimclrCkptCadence *c, int64_t step);
+
+/* 1 if the trainer at @step took steps this run that no checkpoint holds
+ * (the last save, or before any save the run's first step, is older). */
+int simclr_ckpt_cadence_unsaved (const SimclrCkptCadence *c, int64_t step);
+
 /* What `resume-from` names, as one file (malloc'd, free()):
  * - an existing regular file: itself (not opened here);
  * - a folder: its newest checkpoint (ckpt-<step>.safetensors) that opens as a

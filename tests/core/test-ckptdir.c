@@ -702,6 +702,111 @@ test_check_writable (void)
   g_free (dir);
 }
 
+/* The cadence as simclrencoder computed it before it moved into the core
+ * (gstsimclrencodertrain.c at dc71f53: checkpoint_due and unsaved), the
+ * reference the core's must match. */
+static gboolean
+old_due (guint64 interval, gdouble seconds, guint64 step, gint64 now,
+    gint64 last_save_us)
+{
+  if (interval > 0 && step % interval == 0)
+    return TRUE;
+  return seconds > 0 && (now - last_save_us) >= seconds * 1e6;
+}
+
+static gboolean
+old_unsaved (gboolean saved, guint64 last_saved_step, guint64 first_step,
+    guint64 step)
+{
+  if (saved)
+    return last_saved_step != step;
+  return step > first_step;
+}
+
+/* simclr_ckpt_cadence_*: every interval steps, every so many seconds since
+ * the start or the last attempt (a failed save too), unsaved steps. */
+static void
+test_cadence (void)
+{
+  static const struct
+  {
+    gint64 interval;
+    gdouble seconds;
+  } rows[] = {
+    {0, 0}, {1, 0}, {3, 0}, {0, 2.5}, {4, 1.0}, {7, 1e-6}, {0, G_MAXDOUBLE},
+  };
+  SimclrCkptCadence c;
+
+  for (guint r = 0; r < G_N_ELEMENTS (rows); r++) {
+    const gint64 t0 = 1000000;  /* any monotonic origin */
+    gint64 last = t0;
+    gboolean saved = FALSE;
+    guint64 saved_step = 0;
+
+    simclr_ckpt_cadence_init (&c, rows[r].interval, rows[r].seconds, 5, t0);
+    g_assert_cmpint (c.saved_step, ==, -1);
+    g_assert_false (simclr_ckpt_cadence_unsaved (&c, 5));
+    /* steps 6..40, 0.3 s apart; save whenever due, the 3rd save fails */
+    for (gint64 step = 6, n = 0; step <= 40; step++) {
+      const gint64 now = t0 + (step - 5) * 300000;
+      const gboolean want = old_due ((guint64) rows[r].interval,
+          rows[r].seconds, (guint64) step, now, last);
+      const gboolean got = simclr_ckpt_cadence_due (&c, step, now);
+      if (got != want)
+        g_error ("row %u (interval %" G_GINT64_FORMAT ", %g s) step %"
+            G_GINT64_FORMAT ": due %d, the element's rule says %d", r,
+            rows[r].interval, rows[r].seconds, step, got, want);
+      g_assert_cmpint (simclr_ckpt_cadence_unsaved (&c, step), ==,
+          old_unsaved (saved, saved_step, 5, (guint64) step));
+      if (!got)
+        continue;
+      simclr_ckpt_cadence_tried (&c, now);
+      last = now;
+      if (++n == 3) {
+        g_assert_true (simclr_ckpt_cadence_unsaved (&c, step));
+        continue;               /* a failed write: time resets, unsaved */
+      }
+      simclr_ckpt_cadence_saved (&c, step);
+      saved = TRUE;
+      saved_step = (guint64) step;
+      g_assert_false (simclr_ckpt_cadence_unsaved (&c, step));
+      g_assert_true (simclr_ckpt_cadence_unsaved (&c, step + 1));
+    }
+  }
+
+  /* Interval 3: steps 3 and 6, not 4; no time cadence. */
+  simclr_ckpt_cadence_init (&c, 3, 0, 0, 0);
+  g_assert_true (simclr_ckpt_cadence_due (&c, 3, 0));
+  g_assert_false (simclr_ckpt_cadence_due (&c, 4, G_MAXINT64 / 2));
+  g_assert_true (simclr_ckpt_cadence_due (&c, 6, 0));
+  /* 2 s: due at 2 s after the start, then 2 s after the attempt. */
+  simclr_ckpt_cadence_init (&c, 0, 2.0, 0, 100);
+  g_assert_false (simclr_ckpt_cadence_due (&c, 1, 100 + 1999999));
+  g_assert_true (simclr_ckpt_cadence_due (&c, 1, 100 + 2000000));
+  simclr_ckpt_cadence_tried (&c, 100 + 2000000);
+  g_assert_false (simclr_ckpt_cadence_due (&c, 2, 100 + 3000000));
+  g_assert_true (simclr_ckpt_cadence_due (&c, 2, 100 + 4000000));
+  /* Negative or NaN settings count as none. */
+  simclr_ckpt_cadence_init (&c, -4, -1.0, 0, 0);
+  g_assert_cmpint (c.interval, ==, 0);
+  g_assert_cmpfloat (c.seconds, ==, 0);
+  g_assert_false (simclr_ckpt_cadence_due (&c, 8, G_MAXINT64 / 2));
+  simclr_ckpt_cadence_init (&c, 0, NAN, 0, 0);
+  g_assert_cmpfloat (c.seconds, ==, 0);
+  g_assert_false (simclr_ckpt_cadence_due (&c, 8, G_MAXINT64 / 2));
+  /* A resumed run at step 100 with nothing new to save. */
+  simclr_ckpt_cadence_init (&c, 0, 0, 0, 0);
+  c.first_step = 100;
+  g_assert_false (simclr_ckpt_cadence_unsaved (&c, 100));
+  g_assert_true (simclr_ckpt_cadence_unsaved (&c, 101));
+  /* NULL is no cadence. */
+  g_assert_false (simclr_ckpt_cadence_due (NULL, 3, 0));
+  g_assert_false (simclr_ckpt_cadence_unsaved (NULL, 3));
+  simclr_ckpt_cadence_init (NULL, 1, 1, 0, 0);
+  simclr_ckpt_cadence_tried (NULL, 0);
+  simclr_ckpt_cadence_saved (NULL, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -713,5 +818,6 @@ main (int argc, char **argv)
   g_test_add_func ("/ckptdir/kill-9", test_kill9);
   g_test_add_func ("/ckptdir/save-run", test_save_run);
   g_test_add_func ("/ckptdir/check-writable", test_check_writable);
+  g_test_add_func ("/ckptdir/cadence", test_cadence);
   return g_test_run ();
 }
