@@ -28,7 +28,7 @@ typedef struct {
 
 struct SimclrBatcher {
   int batch, views, side, channels;
-  size_t frame_bytes;
+  int small_views, small_side;  /* the last small_views views: small_side */
   Sample **slots;              /* (cap) pending, NULL = empty */
   size_t cap, count;
   Sample **queue;              /* (qcap) complete, from qhead on */
@@ -67,12 +67,33 @@ sample_free (SimclrBatcher *b, Sample *s)
   free (s);
 }
 
+/* Side of view @view's frames. */
+static int
+view_side (const SimclrBatcher *b, int view)
+{
+  return view >= b->views - b->small_views ? b->small_side : b->side;
+}
+
 SimclrBatcher *
 simclr_batcher_new (int batch, int views, int side, int channels,
     SimclrError *err)
 {
+  return simclr_batcher_new_mixed (batch, views, side, 0, 0, channels, err);
+}
+
+SimclrBatcher *
+simclr_batcher_new_mixed (int batch, int views, int side, int small_views,
+    int small_side, int channels, SimclrError *err)
+{
   SimclrBatcher *b;
 
+  if (small_views < 0 || small_views >= views || (small_views > 0
+          && (small_side < 1 || small_side > 4096))) {
+    simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "batcher: %d small views of side %d out of range (views %d)",
+        small_views, small_side, views);
+    return NULL;
+  }
   if (batch < 1 || batch > (1 << 20) || views < 1 || views > 64
       || side < 1 || side > 4096 || (channels != 1 && channels != 3)) {
     simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
@@ -86,8 +107,9 @@ simclr_batcher_new (int batch, int views, int side, int channels,
   b->batch = batch;
   b->views = views;
   b->side = side;
+  b->small_views = small_views;
+  b->small_side = small_side;
   b->channels = channels;
-  b->frame_bytes = (size_t) side * side * channels;
   b->cap = 64;
   b->slots = calloc (b->cap, sizeof *b->slots);
   b->qcap = (size_t) batch + 1;
@@ -213,7 +235,8 @@ simclr_batcher_add (SimclrBatcher *b, const SimclrBatcherView *v,
       *flags = SIMCLR_BATCHER_BAD_VIEW;
     return SIMCLR_OK;
   }
-  s = simclr_frames_check (&v->frame, 1, b->side, b->channels, err);
+  s = simclr_frames_check (&v->frame, 1, view_side (b, v->view),
+      b->channels, err);
   if (s != SIMCLR_OK) {
     release_owner (v);
     return s;
@@ -249,11 +272,12 @@ simclr_batcher_add (SimclrBatcher *b, const SimclrBatcherView *v,
     h->owner = v->owner;
     h->release = v->release;
   } else {
-    const size_t row = (size_t) b->side * b->channels;
-    h->copy = malloc (b->frame_bytes);
+    const int side = view_side (b, v->view);
+    const size_t row = (size_t) side * b->channels;
+    h->copy = malloc (row * side);
     if (!h->copy)
       goto no_memory;
-    for (int y = 0; y < b->side; y++)
+    for (int y = 0; y < side; y++)
       memcpy (h->copy + y * row, v->frame.data + (size_t) y
           * v->frame.stride, row);
     h->frame.data = h->copy;

@@ -70,6 +70,10 @@ struct SimclrModel {
   size_t n_params, n_buffers;
   float *params, *grads, *buffers;
   int64_t num_batches_tracked;
+  int64_t *nbt;          /* &num_batches_tracked, or the owner's when shared */
+  const SimclrModel *owner;      /* simclr_model_new_shared: the model whose
+                                  * params, grads, buffers and counter these
+                                  * are (borrowed, not freed); NULL if own */
 
   Unit stem;
   int has_pool;
@@ -546,9 +550,11 @@ allocate (SimclrModel *m)
 {
   const SimclrModelConfig *c = &m->cfg;
   size_t B = c->max_batch;
-  m->params = model_alloc (m, m->n_params * sizeof (float));
-  m->grads = model_alloc (m, m->n_params * sizeof (float));
-  m->buffers = model_alloc (m, m->n_buffers * sizeof (float));
+  if (!m->owner) {
+    m->params = model_alloc (m, m->n_params * sizeof (float));
+    m->grads = model_alloc (m, m->n_params * sizeof (float));
+    m->buffers = model_alloc (m, m->n_buffers * sizeof (float));
+  }
   m->input = model_alloc (m,
       B * c->image_size * c->image_size * c->in_channels * sizeof (float));
   alloc_unit (m, &m->stem);
@@ -648,10 +654,12 @@ initialise (SimclrModel *m, uint64_t seed)
 }
 
 /* The model's layout; with @with_memory also its buffers, initialised from
- * @seed. */
+ * @seed. With @owner, the parameters, gradients, running statistics and
+ * counter are @owner's (see simclr_model_new_shared): not allocated, not
+ * initialised. */
 static SimclrModel *
 model_create (const SimclrModelConfig *cfg, uint64_t seed, int with_memory,
-    SimclrError *err)
+    SimclrModel *owner, SimclrError *err)
 {
   if (simclr_model_config_validate (cfg, err) != SIMCLR_OK)
     return NULL;
@@ -663,7 +671,29 @@ model_create (const SimclrModelConfig *cfg, uint64_t seed, int with_memory,
   m->cfg = *cfg;
   if (m->cfg.threads == 0)
     m->cfg.threads = 1;
+  m->nbt = &m->num_batches_tracked;
+  if (owner) {
+    m->owner = owner;
+    m->params = owner->params;
+    m->grads = owner->grads;
+    m->buffers = owner->buffers;
+    m->nbt = owner->nbt;
+  }
   build (m);
+  if (owner && !m->alloc_failed && (m->n_params != owner->n_params
+          || m->n_buffers != owner->n_buffers
+          || m->n_tensors != owner->n_tensors)) {
+    /* Cannot happen for configurations that passed the check in
+     * simclr_model_new_shared; kept so a future layer that depends on the
+     * input size fails here rather than corrupting memory. */
+    simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "model.image_size", NULL, "shared model at %d pixels: %zu "
+        "parameters, its owner at %d pixels %zu: the tensors depend on the "
+        "input size", cfg->image_size, m->n_params, owner->cfg.image_size,
+        owner->n_params);
+    simclr_model_free (m);
+    return NULL;
+  }
   if (!m->alloc_failed && with_memory)
     allocate (m);
   if (m->alloc_failed) {
@@ -674,7 +704,7 @@ model_create (const SimclrModelConfig *cfg, uint64_t seed, int with_memory,
     simclr_model_free (m);
     return NULL;
   }
-  if (with_memory)
+  if (with_memory && !owner)
     initialise (m, seed);
   return m;
 }
@@ -682,13 +712,67 @@ model_create (const SimclrModelConfig *cfg, uint64_t seed, int with_memory,
 SimclrModel *
 simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed, SimclrError *err)
 {
-  return model_create (cfg, seed, 1, err);
+  return model_create (cfg, seed, 1, NULL, err);
 }
 
 SimclrModel *
 simclr_model_layout_new (const SimclrModelConfig *cfg, SimclrError *err)
 {
-  return model_create (cfg, 0, 0, err);
+  return model_create (cfg, 0, 0, NULL, err);
+}
+
+SimclrModel *
+simclr_model_new_shared (const SimclrModelConfig *cfg, SimclrModel *owner,
+    SimclrError *err)
+{
+  const SimclrStatus E = SIMCLR_ERROR_INVALID_ARGUMENT;
+  if (!cfg || !owner) {
+    simclr_error_set (err, E, "shared model: NULL config or owner");
+    return NULL;
+  }
+  if (owner->owner) {
+    simclr_error_set (err, E, "shared model: the owner itself borrows its "
+        "parameters: share the model that owns them");
+    return NULL;
+  }
+  if (!owner->params) {
+    simclr_error_set (err, E, "shared model: the owner is a layout without "
+        "memory");
+    return NULL;
+  }
+  const SimclrModelConfig *o = &owner->cfg;
+  const char *field = NULL;
+  if (cfg->arch != o->arch)
+    field = "model.arch";
+  else if (cfg->width != o->width)
+    field = "model.width";
+  else if (cfg->in_channels != o->in_channels)
+    field = "model.in_channels";
+  else if (cfg->stem != o->stem)
+    field = "model.stem";
+  else if (cfg->proj_layers != o->proj_layers)
+    field = "model.proj_layers";
+  else if (cfg->proj_hidden != o->proj_hidden)
+    field = "model.proj_hidden";
+  else if (cfg->proj_layers && cfg->proj_dim != o->proj_dim)
+    field = "model.proj_dim";
+  else if (cfg->bn_momentum != o->bn_momentum)
+    field = "model.bn_momentum";
+  else if (cfg->bn_eps != o->bn_eps)
+    field = "model.bn_eps";
+  if (field) {
+    simclr_error_set_field (err, E, field, NULL, "shared model: %s differs "
+        "from its owner's (only image_size, max_batch and threads may)",
+        field);
+    return NULL;
+  }
+  return model_create (cfg, 0, 1, owner, err);
+}
+
+const SimclrModel *
+simclr_model_get_owner (const SimclrModel *m)
+{
+  return m->owner;
 }
 
 void
@@ -751,13 +835,13 @@ simclr_model_buffers (SimclrModel *m, size_t *n)
 int64_t
 simclr_model_num_batches_tracked (const SimclrModel *m)
 {
-  return m->num_batches_tracked;
+  return *m->nbt;
 }
 
 void
 simclr_model_set_num_batches_tracked (SimclrModel *m, int64_t n)
 {
-  m->num_batches_tracked = n;
+  *m->nbt = n;
 }
 
 int
@@ -1067,7 +1151,7 @@ forward (SimclrModel *m, const float *input, int B, int train, float *h,
     memcpy (z, hx, (size_t) B * m->out_dim * sizeof (float));
   if (train) {
     m->cached_B = B;
-    m->num_batches_tracked++;
+    (*m->nbt)++;
   }
   return SIMCLR_OK;
 }

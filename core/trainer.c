@@ -22,6 +22,7 @@
 struct SimclrTrainer {
   SimclrTrainerConfig cfg;
   SimclrModel *model;
+  SimclrModel *small;         /* multi-crop: shares model's buffers; NULL */
   float *velocity;            /* parameter layout */
   SimclrParamGroup *groups;
   int n_groups;
@@ -81,6 +82,7 @@ simclr_trainer_free (SimclrTrainer *t)
 {
   if (!t)
     return;
+  simclr_model_free (t->small);    /* before the model it borrows from */
   simclr_model_free (t->model);
   simclr_loss_free (t->loss);
   free (t->velocity);
@@ -91,13 +93,15 @@ simclr_trainer_free (SimclrTrainer *t)
   free (t);
 }
 
-/* Builds the trainer around an existing model (taken over). */
+/* Builds the trainer around an existing model (taken over) and, with small
+ * views, @small (taken over, sharing @model's buffers). */
 static SimclrTrainer *
 trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
-    SimclrError *err)
+    SimclrModel *small, SimclrError *err)
 {
   SimclrTrainer *t = calloc (1, sizeof *t);
   if (!t) {
+    simclr_model_free (small);
     simclr_model_free (model);
     simclr_error_set (err, SIMCLR_ERROR_NO_MEMORY, "trainer: out of memory");
     return NULL;
@@ -105,7 +109,11 @@ trainer_wrap (const SimclrTrainerConfig *cfg, SimclrModel *model,
   clock_gettime (CLOCK_MONOTONIC, &t->wall_start);
   t->cfg = *cfg;
   t->cfg.model = *simclr_model_get_config (model);
+  /* The rows of a whole forward (the main model takes only the full-size
+   * ones with small views). */
+  t->cfg.model.max_batch = cfg->model.max_batch;
   t->model = model;
+  t->small = small;
   t->replicas = 1;
   simclr_comm_init_local (&t->comm);
   const SimclrModelConfig *mc = &t->cfg.model;
@@ -160,6 +168,30 @@ simclr_trainer_config_validate (const SimclrTrainerConfig *cfg,
     return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "trainer.temperature", NULL, "trainer: temperature %g must be > 0",
         cfg->temperature);
+  if (cfg->small_views < 0 || (cfg->small_views > 0
+          && cfg->small_views >= cfg->views))
+    return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer.small_views", NULL, "trainer: %d small views of %d views "
+        "per sample: need 0 .. views - 1 (at least one full-size view)",
+        cfg->small_views, cfg->views);
+  if (cfg->small_views > 0) {
+    if (cfg->small_size < 1 || cfg->small_size > cfg->model.image_size)
+      return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "trainer.small_size", NULL, "trainer: small views of %d pixels: "
+          "need 1 .. image_size %d", cfg->small_size, cfg->model.image_size);
+    if (cfg->model.max_batch < cfg->views)
+      return simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "model.max_batch", NULL, "trainer: max_batch %d rows is less than "
+          "one sample's %d views", cfg->model.max_batch, cfg->views);
+    SimclrModelConfig sc = cfg->model;
+    sc.image_size = cfg->small_size;
+    s = simclr_model_config_validate (&sc, err);
+    if (s != SIMCLR_OK) {
+      if (err && err->field && !strcmp (err->field, "model.image_size"))
+        err->field = "trainer.small_size";
+      return s;
+    }
+  }
   SimclrLossConfig lc;
   simclr_loss_config_default (&lc);
   lc.temperature = cfg->temperature;
@@ -176,10 +208,52 @@ simclr_trainer_new (const SimclrTrainerConfig *cfg, SimclrError *err)
 {
   if (simclr_trainer_config_validate (cfg, err) != SIMCLR_OK)
     return NULL;
-  SimclrModel *m = simclr_model_new (&cfg->model, cfg->seed, err);
+  if (cfg->small_views == 0) {
+    SimclrModel *m = simclr_model_new (&cfg->model, cfg->seed, err);
+    if (!m)
+      return NULL;
+    return trainer_wrap (cfg, m, NULL, err);
+  }
+  /* Multi-crop: rows come in whole samples, so each model holds its share
+   * of max_batch. */
+  int n = cfg->model.max_batch / cfg->views;
+  SimclrModelConfig mc = cfg->model, sc = cfg->model;
+  mc.max_batch = n * (cfg->views - cfg->small_views);
+  sc.max_batch = n * cfg->small_views;
+  sc.image_size = cfg->small_size;
+  SimclrModel *m = simclr_model_new (&mc, cfg->seed, err);
   if (!m)
     return NULL;
-  return trainer_wrap (cfg, m, err);
+  SimclrModel *small = simclr_model_new_shared (&sc, m, err);
+  if (!small) {
+    simclr_model_free (m);
+    return NULL;
+  }
+  return trainer_wrap (cfg, m, small, err);
+}
+
+int
+simclr_trainer_full_rows (const SimclrTrainer *t, int n)
+{
+  return (t->cfg.views - t->cfg.small_views) * n;
+}
+
+/* With small views: @rows must be whole samples; *@full receives the
+ * full-size rows. */
+static SimclrStatus
+split_rows (SimclrTrainer *t, int rows, int *full, SimclrError *err)
+{
+  const int V = t->cfg.views;
+  *full = rows;
+  if (!t->small)
+    return SIMCLR_OK;
+  if (rows < V || rows % V != 0 || rows > t->cfg.model.max_batch)
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "trainer forward: %d rows: with %d small views the rows must be "
+        "whole samples of %d views, at most max_batch %d", rows,
+        t->cfg.small_views, V, t->cfg.model.max_batch);
+  *full = simclr_trainer_full_rows (t, rows / V);
+  return SIMCLR_OK;
 }
 
 /* The forward of every entry: @views (float) or @frames (uint8). */
@@ -189,12 +263,28 @@ trainer_forward (SimclrTrainer *t, const float *views,
     SimclrError *err)
 {
   SimclrStatus s;
+  int full;
   t->rows = 0;
+  s = split_rows (t, rows, &full, err);
+  if (s != SIMCLR_OK)
+    return s;
   if (frames)
-    s = simclr_model_forward_frames (t->model, frames, rows, channels, 1,
+    s = simclr_model_forward_frames (t->model, frames, full, channels, 1,
         NULL, t->z, err);
   else
-    s = simclr_model_forward (t->model, views, rows, 1, NULL, t->z, err);
+    s = simclr_model_forward (t->model, views, full, 1, NULL, t->z, err);
+  if (s == SIMCLR_OK && full < rows) {
+    /* The small views, after the full-size ones in the loss's order. */
+    const SimclrModelConfig *mc = &t->cfg.model;
+    float *zs = t->z + (size_t) full * simclr_model_output_dim (t->model);
+    if (frames)
+      s = simclr_model_forward_frames (t->small, frames + full, rows - full,
+          channels, 1, NULL, zs, err);
+    else
+      s = simclr_model_forward (t->small, views + (size_t) full
+          * mc->image_size * mc->image_size * mc->in_channels, rows - full,
+          1, NULL, zs, err);
+  }
   if (s != SIMCLR_OK)
     return s;
   t->rows = rows;
@@ -235,8 +325,16 @@ simclr_trainer_forward_u8 (SimclrTrainer *t, const uint8_t *views, int rows,
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "trainer forward: %d rows out of range [1, max_batch %d]", rows,
         mc->max_batch);
-  simclr_frames_packed (t->frames, views, rows, mc->image_size,
+  int full;
+  SimclrStatus s = split_rows (t, rows, &full, err);
+  if (s != SIMCLR_OK)
+    return s;
+  simclr_frames_packed (t->frames, views, full, mc->image_size,
       mc->in_channels);
+  if (full < rows)
+    simclr_frames_packed (t->frames + full, views + (size_t) full
+        * mc->image_size * mc->image_size * mc->in_channels, rows - full,
+        t->cfg.small_size, mc->in_channels);
   return trainer_forward (t, NULL, t->frames, mc->in_channels, rows, z_out,
       err);
 }
@@ -250,6 +348,12 @@ simclr_trainer_backward_and_step (SimclrTrainer *t, const float *dz,
         "trainer: backward_and_step without a forward");
   simclr_model_zero_grad (t->model);
   SimclrStatus s = simclr_model_backward (t->model, dz, err);
+  if (s == SIMCLR_OK && t->small) {
+    /* Into the same gradient buffer: the sum over both sizes. */
+    int full = simclr_trainer_full_rows (t, t->rows / t->cfg.views);
+    s = simclr_model_backward (t->small, dz + (size_t) full
+        * simclr_model_output_dim (t->model), err);
+  }
   if (s != SIMCLR_OK)
     return s;
   t->rows = 0;
@@ -407,6 +511,12 @@ simclr_trainer_get_model (SimclrTrainer *t)
   return t->model;
 }
 
+SimclrModel *
+simclr_trainer_get_small_model (SimclrTrainer *t)
+{
+  return t->small;
+}
+
 const SimclrTrainerConfig *
 simclr_trainer_get_config (const SimclrTrainer *t)
 {
@@ -458,6 +568,11 @@ simclr_trainer_save (SimclrTrainer *t, const char *path, SimclrError *err)
               t->cfg.temperature, err))
       || (s = simclr_checkpoint_set_meta_int64 (w, "views", t->cfg.views,
               err))
+      || (t->cfg.small_views > 0
+          && ((s = simclr_checkpoint_set_meta_int64 (w, "small_views",
+                      t->cfg.small_views, err))
+              || (s = simclr_checkpoint_set_meta_int64 (w, "small_size",
+                      t->cfg.small_size, err))))
       || (s = simclr_safetensors_writer_set_metadata (w, "optim_kind",
               o->kind == SIMCLR_OPTIM_SGD ? "sgd" : "lars", err))
       || (s = simclr_checkpoint_set_meta_double (w, "base_lr", o->base_lr,
@@ -602,6 +717,21 @@ simclr_trainer_load (const char *path, int max_batch, SimclrError *err)
       goto out;
     }
   }
+  /* Optional: multi-crop runs only (checked by the validation below). */
+  {
+    int64_t sv = 0, ss = 0;
+    if (simclr_checkpoint_meta_int64 (st, "small_views", 0, &sv, err)
+        || simclr_checkpoint_meta_int64 (st, "small_size", 0, &ss, err))
+      goto out;
+    if (sv < 0 || sv > SIMCLR_LOSS_MAX_VIEWS || ss < 0 || ss > 4096) {
+      simclr_error_set (err, SIMCLR_ERROR_FORMAT, "%s: metadata "
+          "\"small_views\" = %lld, \"small_size\" = %lld out of range",
+          path, (long long) sv, (long long) ss);
+      goto out;
+    }
+    cfg.small_views = (int) sv;
+    cfg.small_size = (int) ss;
+  }
   /* Optional: files written before the stream schedules (issue 13) have
    * neither key and were trained with the cosine schedule. */
   if (simclr_checkpoint_meta_int64 (st, "restart_period", 0,
@@ -701,6 +831,7 @@ typedef struct {
   int64_t step;
   int64_t batch;              /* global batch */
   int64_t max_batch;          /* rows the model takes */
+  int64_t small_views, small_size;
 } JoinRecord;
 
 SimclrStatus
@@ -741,6 +872,8 @@ simclr_trainer_join (SimclrTrainer *t, const SimclrComm *comm, int sync_bn,
   mine.step = loss ? t->step : -1;
   mine.batch = t->cfg.optim.batch_size;
   mine.max_batch = t->cfg.model.max_batch;
+  mine.small_views = t->cfg.small_views;
+  mine.small_size = t->cfg.small_size;
   comm->allgather (&mine, sizeof mine, all, comm->user);
   lo = hi = all[0].step;
   for (int q = 0; q < comm->size; q++) {
@@ -764,6 +897,14 @@ simclr_trainer_join (SimclrTrainer *t, const SimclrComm *comm, int sync_bn,
           "samples, replica 0 one of %lld: every replica must be "
           "configured alike", q, (long long) all[q].batch,
           (long long) all[0].batch);
+    else if (all[q].small_views != all[0].small_views
+        || all[q].small_size != all[0].small_size)
+      s = simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "trainer.small_views", NULL, "replica %d has %lld small views of "
+          "%lld pixels, replica 0 %lld of %lld: every replica must be "
+          "configured alike", q, (long long) all[q].small_views,
+          (long long) all[q].small_size, (long long) all[0].small_views,
+          (long long) all[0].small_size);
     else if (all[q].batch % comm->size != 0)
       s = simclr_error_set_field (err, SIMCLR_ERROR_INVALID_ARGUMENT,
           "optim.batch_size", NULL, "a global batch of %lld samples does "
@@ -795,6 +936,9 @@ simclr_trainer_join (SimclrTrainer *t, const SimclrComm *comm, int sync_bn,
   t->loss = loss;
   simclr_model_set_allreduce (t->model, sync_bn ? comm->allreduce : NULL,
       comm->user);
+  if (t->small)
+    simclr_model_set_allreduce (t->small, sync_bn ? comm->allreduce : NULL,
+        comm->user);
   simclr_trainer_set_gradient_allreduce (t, comm->allreduce, comm->user);
   simclr_trainer_set_replicas (t, 1);
   t->comm = *comm;

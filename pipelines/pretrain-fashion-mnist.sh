@@ -42,6 +42,11 @@
 #   --batch-size N     samples per step (V x N views; default 256)
 #   --views V          views per sample (default 2); more than 2: every other
 #                      view of a sample is a positive (multi-positive NT-Xent)
+#   --small-views K    multi-crop: K more views per sample of --small-size
+#                      pixels (simclraugment small-views; default 0 = off);
+#                      every view of a sample is a positive of the others
+#   --small-size S     side of the small views (default: half the views' side)
+#   --small-crop "A B" crop area range of the small views (default "0.05 0.14")
 #   --width W          ResNet width multiplier (default 0.25)
 #   --stem S           encoder stem: auto (default: cifar up to 64 pixels),
 #                      cifar, stride2 or imagenet
@@ -104,6 +109,9 @@ batch=256
 width=0.25
 stem=auto
 views=2
+small_views=0
+small_size=""
+small_crop="0.05 0.14"
 interval=5
 tau=0.2
 queue=0
@@ -140,6 +148,9 @@ while [ $# -gt 0 ]; do
     --width) width="$2"; shift 2 ;;
     --stem) stem="$2"; shift 2 ;;
     --views) views="$2"; shift 2 ;;
+    --small-views) small_views="$2"; shift 2 ;;
+    --small-size) small_size="$2"; shift 2 ;;
+    --small-crop) small_crop="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --tau) tau="$2"; shift 2 ;;
     --queue) queue="$2"; shift 2 ;;
@@ -189,6 +200,13 @@ if [ -z "$size" ]; then
       "in size ($data_width x $data_height): give --size" >&2
     exit 2
   fi
+fi
+small_props=""
+if [ "$small_views" -gt 0 ]; then
+  [ -n "$small_size" ] || small_size=$((size / 2))
+  read -r small_min small_max <<< "$small_crop"
+  small_props="small-views=$small_views small-size=$small_size"
+  small_props="$small_props small-crop-scale-min=$small_min small-crop-scale-max=$small_max"
 fi
 export GST_PLUGIN_PATH_1_0="$build/plugins"
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -310,8 +328,8 @@ run () {
   "${launcher[@]}" gst-launch-1.0 -e -m \
     simclrdatasetsrc location="$data" shuffle=true seed="$seed" $source_props \
     ! simclraugment size="$size" views="$views" seed="$seed" crop-scale-min="$crop_min" \
-        blur-probability="$blur" jitter-strength="$jitter" \
-    ! queue max-size-buffers=$((2 * views * batch)) \
+        blur-probability="$blur" jitter-strength="$jitter" $small_props \
+    ! queue max-size-buffers=$((2 * (views + small_views) * batch)) \
     ! simclrencoder batch-size="$rank_batch" views="$views" width="$width" stem="$stem" \
         total-steps="$n" \
         proj-hidden="$proj_hidden" seed="$seed" $monitor_props \

@@ -41,6 +41,22 @@
  * input frame gives exactly #GstSimclrAugment:views views in both modes. A
  * flush (seek) drops the held frames.
  *
+ * Multi-crop (#GstSimclrAugment:small-views K > 0, Caron et al. 2020): after
+ * its views, every frame gives K small views of
+ * #GstSimclrAugment:small-size pixels (crops of the anchor frame with the
+ * small-crop-scale range, the other augmentations as the full views'),
+ * view indices views .. views + K - 1, each in its own buffer with a
+ * GstVideoMeta of its size; the output caps carry the fields small-views
+ * and small-size, from which simclrencoder (train mode) sets up a step on
+ * both sizes. Elements that ignore the video meta (videoconvert) cannot
+ * show them.
+ * |[
+ * gst-launch-1.0 simclrdatasetsrc location=/usr/share/datasets/fashion-mnist ! \
+ *     simclraugment size=28 views=2 small-views=4 small-size=14 ! queue ! \
+ *     simclrencoder batch-size=64 views=2 width=0.25 total-steps=100 ! \
+ *     ntxentsink
+ * ]| trains on 2 views of 28 x 28 and 4 of 14 x 14 per image.
+ *
  * Settings are checked when the element starts (READY to PAUSED): an
  * impossible combination (crop-scale-min > crop-scale-max, blur-sigma-min >
  * blur-sigma-max, ...) posts a LIBRARY/SETTINGS error naming the properties
@@ -93,6 +109,9 @@ struct _GstSimclrAugment
   /* Properties, under the object lock. config.size is the size property. */
   SimclrAugmentConfig config;
   guint views;
+  guint small_views;            /* multi-crop: extra small views, 0 = off */
+  guint small_size;
+  gdouble small_scale_min, small_scale_max;
   guint64 seed;
   GstSimclrAugmentPairMode pair_mode;
   guint temporal_offset;
@@ -106,6 +125,10 @@ struct _GstSimclrAugment
   gint augmenter_size;          /* output side @augmenter was made for */
   guint run_views;              /* views and frame offset fixed at start */
   guint run_offset;
+  guint run_small;              /* small views and their side, fixed at start */
+  gint run_small_size;
+  SimclrAugmenter *small_augmenter;     /* run_small_size views, or NULL */
+  GstVideoInfo small_info;      /* run_small_size x run_small_size frames */
   guint64 frame_count;
   GQueue ring;                  /* GstSimclrAugmentFrame *, oldest first */
   gboolean job_active;          /* views of the ring head being made */
@@ -136,6 +159,10 @@ enum
   PROP_SOLARIZE_PROBABILITY,
   PROP_PAIR_MODE,
   PROP_TEMPORAL_OFFSET,
+  PROP_SMALL_VIEWS,
+  PROP_SMALL_SIZE,
+  PROP_SMALL_CROP_SCALE_MIN,
+  PROP_SMALL_CROP_SCALE_MAX,
 };
 
 /* The SimCLR defaults, as simclr_augment_config_default() (the element test
@@ -157,6 +184,11 @@ enum
 #define DEFAULT_SOLARIZE_PROBABILITY 0.0
 #define DEFAULT_PAIR_MODE GST_SIMCLR_AUGMENT_PAIR_INDEPENDENT
 #define DEFAULT_TEMPORAL_OFFSET 1
+/* Multi-crop: off; SwAV's small-crop scales (Caron et al. 2020). */
+#define DEFAULT_SMALL_VIEWS 0
+#define DEFAULT_SMALL_SIZE 0
+#define DEFAULT_SMALL_CROP_SCALE_MIN 0.05
+#define DEFAULT_SMALL_CROP_SCALE_MAX 0.14
 
 /* Ranges: the core checks the same bounds (size 1..4096, strength 0..2.5);
  * combinations (min <= max) are checked when the element starts. */
@@ -307,6 +339,22 @@ gst_simclr_augment_refresh (GstSimclrAugment * self)
   if (augmenter == NULL)
     goto invalid;
 
+  if (self->run_small > 0) {
+    SimclrAugmentConfig sc = cfg;
+    SimclrAugmenter *small;
+    sc.size = self->run_small_size;
+    GST_OBJECT_LOCK (self);
+    sc.crop_scale_min = self->small_scale_min;
+    sc.crop_scale_max = self->small_scale_max;
+    GST_OBJECT_UNLOCK (self);
+    small = simclr_augmenter_new (&sc, &err);
+    if (small == NULL) {
+      simclr_augmenter_free (augmenter);
+      goto invalid;
+    }
+    simclr_augmenter_free (self->small_augmenter);
+    self->small_augmenter = small;
+  }
   simclr_augmenter_free (self->augmenter);
   self->augmenter = augmenter;
   self->augmenter_size = cfg.size;
@@ -341,32 +389,53 @@ gst_simclr_augment_make_view (GstSimclrAugment * self, guint view,
   GstSimclrAugmentFrame *anchor, *source;
   GstVideoFrame in_frame, out_frame;
   GstBuffer *buf = NULL;
-  GstFlowReturn ret;
+  GstFlowReturn ret = GST_FLOW_OK;
   SimclrError err = { 0 };
   SimclrStatus status;
   guint64 sample_key;
   guint n, idx;
   gint channels;
+  const gboolean small = view >= self->run_views;
+  const GstVideoInfo *out_info = small ? &self->small_info : &self->out_info;
 
   *outbuf = NULL;
   n = g_queue_get_length (&self->ring);
   anchor = g_queue_peek_head (&self->ring);
-  /* Temporal partner, or the last frame available when draining. */
-  idx = MIN (view * self->run_offset, n - 1);
+  /* Temporal partner, or the last frame available when draining; a small
+   * view crops the anchor frame. */
+  idx = small ? 0 : MIN (view * self->run_offset, n - 1);
   source = g_queue_peek_nth (&self->ring, idx);
 
   channels = gst_simclr_augment_channels (&source->info);
   if (channels != gst_simclr_augment_channels (&self->out_info))
     goto wrong_format;
 
-  ret = gst_buffer_pool_acquire_buffer (self->pool, &buf, NULL);
-  if (ret != GST_FLOW_OK)
-    goto no_buffer;
+  if (small) {
+    gsize offset[GST_VIDEO_MAX_PLANES];
+    gint stride[GST_VIDEO_MAX_PLANES];
+    memcpy (offset, out_info->offset, sizeof offset);
+    memcpy (stride, out_info->stride, sizeof stride);
+    /* Its own buffer of small_size x small_size: the caps give the full
+     * views' size, the video meta this one's (read through GstVideoFrame,
+     * as simclrencoder does). */
+    buf = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (out_info),
+        NULL);
+    if (buf == NULL)
+      goto no_buffer;
+    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE,
+        GST_VIDEO_INFO_FORMAT (out_info), GST_VIDEO_INFO_WIDTH (out_info),
+        GST_VIDEO_INFO_HEIGHT (out_info), GST_VIDEO_INFO_N_PLANES (out_info),
+        offset, stride);
+  } else {
+    ret = gst_buffer_pool_acquire_buffer (self->pool, &buf, NULL);
+    if (ret != GST_FLOW_OK)
+      goto no_buffer;
+  }
 
   if (!gst_video_frame_map (&in_frame, &source->info, source->buffer,
           GST_MAP_READ))
     goto map_in_failed;
-  if (!gst_video_frame_map (&out_frame, &self->out_info, buf, GST_MAP_WRITE)) {
+  if (!gst_video_frame_map (&out_frame, out_info, buf, GST_MAP_WRITE)) {
     gst_video_frame_unmap (&in_frame);
     goto map_out_failed;
   }
@@ -375,7 +444,8 @@ gst_simclr_augment_make_view (GstSimclrAugment * self, guint view,
    * data set revisited in a new epoch gets new views of every sample. */
   sample_key = anchor->epoch == 0 ? anchor->sample_id
       : simclr_rng_stream2 (anchor->sample_id, anchor->epoch);
-  status = simclr_augmenter_view (self->augmenter, self->job_seed,
+  status = simclr_augmenter_view (small ? self->small_augmenter
+      : self->augmenter, self->job_seed,
       sample_key, (int) view,
       GST_VIDEO_FRAME_PLANE_DATA (&in_frame, 0),
       GST_VIDEO_FRAME_WIDTH (&in_frame), GST_VIDEO_FRAME_HEIGHT (&in_frame),
@@ -460,7 +530,7 @@ gst_simclr_augment_next_view (GstSimclrAugment * self, GstBuffer ** outbuf)
   ret = gst_simclr_augment_make_view (self, self->next_view, outbuf);
   if (ret != GST_FLOW_OK)
     return ret;
-  if (++self->next_view == self->run_views) {
+  if (++self->next_view == self->run_views + self->run_small) {
     gst_simclr_augment_frame_free (g_queue_pop_head (&self->ring));
     self->job_active = FALSE;
   }
@@ -567,10 +637,12 @@ gst_simclr_augment_transform_caps (GstBaseTransform * trans,
   GstSimclrAugment *self = GST_SIMCLR_AUGMENT (trans);
   GstCaps *ret = gst_caps_new_empty ();
   gint size;
-  guint i;
+  guint i, small_views, small_size;
 
   GST_OBJECT_LOCK (self);
   size = self->config.size;
+  small_views = self->small_views;
+  small_size = self->small_size;
   GST_OBJECT_UNLOCK (self);
 
   for (i = 0; i < gst_caps_get_size (caps); i++) {
@@ -582,6 +654,13 @@ gst_simclr_augment_transform_caps (GstBaseTransform * trans,
       s = gst_structure_copy (s);
       gst_structure_set (s, "width", G_TYPE_INT, size, "height", G_TYPE_INT,
           size, "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, NULL);
+      /* Multi-crop: simclrencoder learns here how many small views follow
+       * the full-size ones, and their side. */
+      if (small_views > 0)
+        gst_structure_set (s, "small-views", G_TYPE_INT, (gint) small_views,
+            "small-size", G_TYPE_INT, (gint) small_size, NULL);
+      else
+        gst_structure_remove_fields (s, "small-views", "small-size", NULL);
     } else {
       /* Output to input: only outputs of our size, from any input size. */
       if (!gst_simclr_augment_fits_size (s, "width", size)
@@ -590,7 +669,8 @@ gst_simclr_augment_transform_caps (GstBaseTransform * trans,
       s = gst_structure_copy (s);
       gst_structure_set (s, "width", GST_TYPE_INT_RANGE, 1, G_MAXINT,
           "height", GST_TYPE_INT_RANGE, 1, G_MAXINT, NULL);
-      gst_structure_remove_field (s, "pixel-aspect-ratio");
+      gst_structure_remove_fields (s, "pixel-aspect-ratio", "small-views",
+          "small-size", NULL);
     }
     ret = gst_caps_merge_structure_full (ret, s,
         f ? gst_caps_features_copy (f) : NULL);
@@ -704,6 +784,10 @@ gst_simclr_augment_set_caps (GstBaseTransform * trans, GstCaps * incaps,
       goto no_pool;
   }
   self->out_info = out_info;
+  if (self->run_small > 0)
+    gst_video_info_set_format (&self->small_info,
+        GST_VIDEO_INFO_FORMAT (&out_info), self->run_small_size,
+        self->run_small_size);
   GST_DEBUG_OBJECT (self, "%s %dx%d stride %d -> %dx%d",
       GST_VIDEO_INFO_NAME (&in_info), GST_VIDEO_INFO_WIDTH (&in_info),
       GST_VIDEO_INFO_HEIGHT (&in_info), GST_VIDEO_INFO_PLANE_STRIDE (&in_info,
@@ -805,12 +889,17 @@ gst_simclr_augment_start (GstBaseTransform * trans)
   SimclrAugmentConfig cfg;
   SimclrError err = { 0 };
   GstSimclrAugmentPairMode mode;
-  guint views, offset;
+  guint views, offset, small_views, small_size;
+  gdouble small_min, small_max;
   gchar *msg;
 
   GST_OBJECT_LOCK (self);
   cfg = self->config;
   views = self->views;
+  small_views = self->small_views;
+  small_size = self->small_size;
+  small_min = self->small_scale_min;
+  small_max = self->small_scale_max;
   mode = self->pair_mode;
   offset = self->temporal_offset;
   self->config_changed = TRUE;
@@ -818,8 +907,16 @@ gst_simclr_augment_start (GstBaseTransform * trans)
 
   if (simclr_augment_config_validate (&cfg, &err) != SIMCLR_OK)
     goto invalid;
+  if (small_views > 0 && (small_size < 1 || small_size > (guint) cfg.size))
+    goto bad_small_size;
+  if (small_views > 0 && views + small_views > MAX_VIEWS)
+    goto too_many_views;
+  if (small_views > 0 && small_min > small_max)
+    goto bad_small_scale;
 
   self->run_views = views;
+  self->run_small = small_views;
+  self->run_small_size = (gint) small_size;
   self->run_offset = mode == GST_SIMCLR_AUGMENT_PAIR_TEMPORAL ? offset : 0;
   self->frame_count = 0;
   gst_simclr_augment_clear_ring (self);
@@ -839,6 +936,29 @@ invalid:
     g_free (msg);
     return FALSE;
   }
+bad_small_size:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Invalid augmentation settings: small-size = %u with small-views = "
+            "%u: the small views need a side of 1 to size = %d pixels.",
+            small_size, small_views, cfg.size), (NULL));
+    return FALSE;
+  }
+too_many_views:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Invalid augmentation settings: views = %u plus small-views = %u "
+            "is more than %d views per frame.", views, small_views,
+            MAX_VIEWS), (NULL));
+    return FALSE;
+  }
+bad_small_scale:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Invalid augmentation settings: small-crop-scale-min = %g is above "
+            "small-crop-scale-max = %g.", small_min, small_max), (NULL));
+    return FALSE;
+  }
 }
 
 static gboolean
@@ -852,6 +972,8 @@ gst_simclr_augment_stop (GstBaseTransform * trans)
   gst_simclr_augment_clear_ring (self);
   simclr_augmenter_free (self->augmenter);
   self->augmenter = NULL;
+  simclr_augmenter_free (self->small_augmenter);
+  self->small_augmenter = NULL;
   self->augmenter_size = 0;
   if (self->pool) {
     gst_buffer_pool_set_active (self->pool, FALSE);
@@ -928,12 +1050,25 @@ gst_simclr_augment_set_property (GObject * object, guint prop_id,
     case PROP_TEMPORAL_OFFSET:
       self->temporal_offset = g_value_get_uint (value);
       break;
+    case PROP_SMALL_VIEWS:
+      self->small_views = g_value_get_uint (value);
+      break;
+    case PROP_SMALL_SIZE:
+      self->small_size = g_value_get_uint (value);
+      break;
+    case PROP_SMALL_CROP_SCALE_MIN:
+      self->small_scale_min = g_value_get_double (value);
+      break;
+    case PROP_SMALL_CROP_SCALE_MAX:
+      self->small_scale_max = g_value_get_double (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
   if (prop_id != PROP_SEED && prop_id != PROP_VIEWS
-      && prop_id != PROP_PAIR_MODE && prop_id != PROP_TEMPORAL_OFFSET)
+      && prop_id != PROP_PAIR_MODE && prop_id != PROP_TEMPORAL_OFFSET
+      && prop_id != PROP_SMALL_VIEWS && prop_id != PROP_SMALL_SIZE)
     self->config_changed = TRUE;
   GST_OBJECT_UNLOCK (self);
 
@@ -1002,6 +1137,18 @@ gst_simclr_augment_get_property (GObject * object, guint prop_id,
     case PROP_TEMPORAL_OFFSET:
       g_value_set_uint (value, self->temporal_offset);
       break;
+    case PROP_SMALL_VIEWS:
+      g_value_set_uint (value, self->small_views);
+      break;
+    case PROP_SMALL_SIZE:
+      g_value_set_uint (value, self->small_size);
+      break;
+    case PROP_SMALL_CROP_SCALE_MIN:
+      g_value_set_double (value, self->small_scale_min);
+      break;
+    case PROP_SMALL_CROP_SCALE_MAX:
+      g_value_set_double (value, self->small_scale_max);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -1016,6 +1163,7 @@ gst_simclr_augment_finalize (GObject * object)
 
   gst_simclr_augment_clear_ring (self);
   simclr_augmenter_free (self->augmenter);
+  simclr_augmenter_free (self->small_augmenter);
   if (self->pool)
     gst_object_unref (self->pool);
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -1232,6 +1380,61 @@ gst_simclr_augment_class_init (GstSimclrAugmentClass * klass)
           "(0 takes every view from the same frame)", 0, MAX_TEMPORAL_OFFSET,
           DEFAULT_TEMPORAL_OFFSET, ready));
 
+  /**
+   * GstSimclrAugment:small-views:
+   *
+   * Multi-crop (Caron et al. 2020, SwAV): after the #GstSimclrAugment:views
+   * full-size views, every frame also gives this many small views of
+   * #GstSimclrAugment:small-size x small-size pixels (view indices views ..
+   * views + small-views - 1), cropped with the small-crop-scale range. Each
+   * is its own buffer with a GstVideoMeta of its size (the caps keep the
+   * full-size width and height and carry the fields small-views and
+   * small-size), so simclrencoder trains on both sizes in one step.
+   * 0 (default): off. Read when the element starts.
+   */
+  g_object_class_install_property (gobject_class, PROP_SMALL_VIEWS,
+      g_param_spec_uint ("small-views", "Small views",
+          "Multi-crop: small low-resolution views per frame after the "
+          "full-size ones, each small-size x small-size (0 = off)", 0,
+          MAX_VIEWS - 1, DEFAULT_SMALL_VIEWS, ready));
+
+  /**
+   * GstSimclrAugment:small-size:
+   *
+   * Side in pixels of the #GstSimclrAugment:small-views views: 1 to
+   * #GstSimclrAugment:size (a 14 x 14 view costs the encoder about a
+   * quarter of a 28 x 28 one). Needed when small-views > 0. Read when the
+   * element starts.
+   */
+  g_object_class_install_property (gobject_class, PROP_SMALL_SIZE,
+      g_param_spec_uint ("small-size", "Small size",
+          "Side of the small views in pixels, 1 to size (needed with "
+          "small-views > 0)", 0, MAX_SIZE, DEFAULT_SMALL_SIZE, ready));
+
+  /**
+   * GstSimclrAugment:small-crop-scale-min:
+   *
+   * Smallest crop area of a small view, as a fraction of the frame area
+   * (SwAV: 0.05). The other augmentations are the full-size views'.
+   */
+  g_object_class_install_property (gobject_class, PROP_SMALL_CROP_SCALE_MIN,
+      g_param_spec_double ("small-crop-scale-min", "Small crop scale min",
+          "Smallest crop area of a small view as a fraction of the frame "
+          "area (at most small-crop-scale-max)", MIN_CROP_SCALE, 1.0,
+          DEFAULT_SMALL_CROP_SCALE_MIN, playing));
+
+  /**
+   * GstSimclrAugment:small-crop-scale-max:
+   *
+   * Largest crop area of a small view, as a fraction of the frame area
+   * (SwAV: 0.14).
+   */
+  g_object_class_install_property (gobject_class, PROP_SMALL_CROP_SCALE_MAX,
+      g_param_spec_double ("small-crop-scale-max", "Small crop scale max",
+          "Largest crop area of a small view as a fraction of the frame "
+          "area", MIN_CROP_SCALE, 1.0, DEFAULT_SMALL_CROP_SCALE_MAX,
+          playing));
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
@@ -1279,12 +1482,17 @@ gst_simclr_augment_init (GstSimclrAugment * self)
   self->seed = DEFAULT_SEED;
   self->pair_mode = DEFAULT_PAIR_MODE;
   self->temporal_offset = DEFAULT_TEMPORAL_OFFSET;
+  self->small_views = DEFAULT_SMALL_VIEWS;
+  self->small_size = DEFAULT_SMALL_SIZE;
+  self->small_scale_min = DEFAULT_SMALL_CROP_SCALE_MIN;
+  self->small_scale_max = DEFAULT_SMALL_CROP_SCALE_MAX;
   self->config_changed = TRUE;
   self->run_views = DEFAULT_VIEWS;
   self->run_offset = 0;
   g_queue_init (&self->ring);
   gst_video_info_init (&self->in_info);
   gst_video_info_init (&self->out_info);
+  gst_video_info_init (&self->small_info);
 
   /* Without transform functions GstBaseTransform starts in passthrough;
    * we never pass input through. */

@@ -332,6 +332,7 @@ gst_simclr_encoder_reset (GstSimclrEncoder * self)
   g_clear_pointer (&self->model, simclr_model_free);
   self->configured = FALSE;
   self->size = self->channels = 0;
+  self->small_views = self->small_size = 0;
   self->out_dim = 0;
   self->model_origin = NULL;
   gst_simclr_encoder_publish_input (self, NULL);
@@ -449,7 +450,7 @@ gst_simclr_encoder_set_caps (GstSimclrEncoder * self, GstCaps * caps)
   GstVideoInfo info;
   const SimclrModelConfig *mcfg = NULL;
   SimclrModel *m;
-  gint size, channels, dim;
+  gint size, channels, dim, small_views, small_size;
   GstCaps *srccaps;
   gboolean ok;
 
@@ -459,14 +460,38 @@ gst_simclr_encoder_set_caps (GstSimclrEncoder * self, GstCaps * caps)
     goto not_square;
   size = GST_VIDEO_INFO_WIDTH (&info);
   channels = GST_VIDEO_INFO_FORMAT (&info) == GST_VIDEO_FORMAT_GRAY8 ? 1 : 3;
+  /* Multi-crop (simclraugment small-views): small views per sample after
+   * the full-size ones, each a buffer of small_size x small_size with a
+   * GstVideoMeta. */
+  small_views = small_size = 0;
+  {
+    const GstStructure *cs = gst_caps_get_structure (caps, 0);
+    if (gst_structure_has_field (cs, "small-views")
+        && (!gst_structure_get_int (cs, "small-views", &small_views)
+            || !gst_structure_get_int (cs, "small-size", &small_size)
+            || small_views < 0 || small_size < 0))
+      goto invalid_caps;
+    if (small_views == 0)
+      small_size = 0;
+  }
+  if (small_views > 0 && self->run.mode != GST_SIMCLR_ENCODER_MODE_TRAIN)
+    goto small_in_embed;
 
   if (self->configured) {
-    if (size != self->size || channels != self->channels)
+    if (size != self->size || channels != self->channels
+        || small_views != self->small_views || small_size != self->small_size)
       goto size_changed;
     self->vinfo = info;         /* same frames, maybe other strides */
     return TRUE;
   }
 
+  self->small_views = small_views;
+  self->small_size = small_size;
+  if (small_views > 0) {
+    self->small_vinfo = info;
+    gst_video_info_set_format (&self->small_vinfo,
+        GST_VIDEO_INFO_FORMAT (&info), small_size, small_size);
+  }
   if (self->run.mode == GST_SIMCLR_ENCODER_MODE_TRAIN && self->trainer == NULL
       && !gst_simclr_encoder_train_new (self, size, channels))
     return FALSE;
@@ -516,6 +541,14 @@ invalid_caps:
   {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
         ("invalid caps %" GST_PTR_FORMAT, caps));
+    return FALSE;
+  }
+small_in_embed:
+  {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Embed mode takes one view per frame, but the input carries %d "
+            "small views (simclraugment small-views): set small-views=0.",
+            small_views), ("caps %" GST_PTR_FORMAT, caps));
     return FALSE;
   }
 not_square:

@@ -129,6 +129,9 @@ struct _GstSimclrEncoder
   GstVideoInfo vinfo;
   gint size;                    /* frame side = model image_size */
   gint channels;                /* 1 (GRAY8) or 3 (RGB) */
+  gint small_views;             /* multi-crop, from the caps (simclraugment */
+  gint small_size;              /* small-views, small-size); 0 = none */
+  GstVideoInfo small_vinfo;     /* their frames (the caps give vinfo's) */
   gint out_dim;                 /* D of the output rows */
   SimclrTrainer *trainer;       /* train mode */
   SimclrModel *model;           /* embed mode */

@@ -73,7 +73,10 @@ gst_simclr_encoder_trainer_config (GstSimclrEncoder * self, gint size,
   cfg->optim.schedule = s->lr_schedule;
   cfg->optim.restart_period = (int64_t) s->restart_period;
   cfg->seed = s->seed;
-  cfg->views = s->views;
+  /* Multi-crop: the small views follow the views full-size ones */
+  cfg->views = s->views + self->small_views;
+  cfg->small_views = self->small_views;
+  cfg->small_size = self->small_views > 0 ? self->small_size : 0;
   /* batch-size is per rank; the trainer makes it the global batch */
   return simclr_trainer_config_set_batch (cfg, s->batch_size,
       gst_simclr_mpi_size (), err);
@@ -268,6 +271,15 @@ gst_simclr_encoder_train_new (GstSimclrEncoder * self, gint size,
   if (gst_simclr_encoder_trainer_config (self, size, channels, &cfg, &err)
       == SIMCLR_OK)
     self->trainer = simclr_trainer_new (&cfg, &err);
+  if (self->trainer == NULL && err.field
+      && g_str_has_prefix (err.field, "trainer.small_")) {
+    /* The caps' multi-crop fields come from simclraugment's properties. */
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Cannot train on %d small views of %d pixels with %dx%d frames "
+            "(simclraugment small-views, small-size): %s", self->small_views,
+            self->small_size, size, size, err.message), (NULL));
+    return FALSE;
+  }
   if (self->trainer == NULL) {
     post_settings_error (self, &err);
     return FALSE;
@@ -292,16 +304,26 @@ gst_simclr_encoder_train_setup (GstSimclrEncoder * self)
   SimclrError err = { 0 };
 
   const SimclrDataset *mon = self->monitor_train;
+  const SimclrTrainerConfig *tc = simclr_trainer_get_config (self->trainer);
 
   if (mon && (simclr_dataset_width (mon) != self->size
           || simclr_dataset_height (mon) != self->size
           || simclr_dataset_channels (mon) != self->channels))
     goto monitor_mismatch;
+  /* The caps and the trainer (a resumed one: its checkpoint) must agree
+   * on multi-crop. */
+  if (tc->small_views != self->small_views || (tc->small_views > 0
+          && tc->small_size != self->small_size))
+    goto small_mismatch;
+  if (tc->small_views > 0 && gst_simclr_encoder_live_enabled (self))
+    goto small_replay;
   /* Replay mode pairs the views of one sample at a time; the buffer makes
    * the batches. */
-  self->batcher = simclr_batcher_new (gst_simclr_encoder_live_enabled (self)
-      ? 1 : simclr_trainer_local_batch (self->trainer),
-      simclr_trainer_views (self->trainer), self->size, self->channels, &err);
+  self->batcher = simclr_batcher_new_mixed
+      (gst_simclr_encoder_live_enabled (self) ? 1 :
+      simclr_trainer_local_batch (self->trainer),
+      simclr_trainer_views (self->trainer), self->size, tc->small_views,
+      tc->small_size, self->channels, &err);
   if (!self->batcher)
     goto no_batcher;
   if (gst_simclr_encoder_live_enabled (self))
@@ -309,6 +331,23 @@ gst_simclr_encoder_train_setup (GstSimclrEncoder * self)
   return TRUE;
 
   /* ERRORS */
+small_mismatch:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("The input has %d small views of %d pixels per sample "
+            "(simclraugment small-views, small-size), but the model of "
+            "\"%s\" was trained with %d of %d.", self->small_views,
+            self->small_size, self->model_origin ? self->model_origin : "",
+            tc->small_views, tc->small_size), (NULL));
+    return FALSE;
+  }
+small_replay:
+  {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+        ("Replay mode (replay-size > 0) does not take small views: set "
+            "simclraugment small-views=0, or replay-size=0."), (NULL));
+    return FALSE;
+  }
 monitor_mismatch:
   {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
@@ -724,7 +763,12 @@ gst_simclr_encoder_chain_train (GstSimclrEncoder * self, GstBuffer * buf)
   v.view = fm->view;
   v.label = fm->label;
   v.timestamp = GST_BUFFER_PTS (buf);
-  held = gst_simclr_held_frame_new (buf, &self->vinfo);
+  /* A small view (multi-crop) is mapped at its own size (its GstVideoMeta
+   * gives the stride). */
+  held = gst_simclr_held_frame_new (buf, self->small_views > 0
+      && fm->view >= simclr_trainer_views (self->trainer) - self->small_views
+      && fm->view < simclr_trainer_views (self->trainer) ?
+      &self->small_vinfo : &self->vinfo);
   if (held == NULL)
     goto map_failed;
   /* Held until its batch's forward, or copied now if its pool is bounded.

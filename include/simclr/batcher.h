@@ -85,6 +85,11 @@ typedef struct {
  * held; NULL is a no-op). */
 SimclrBatcher *simclr_batcher_new (int batch, int views, int side,
     int channels, SimclrError *err);
+/* As simclr_batcher_new for multi-crop: the last @small_views of the
+ * @views views (0 .. views - 1) are @small_side x @small_side frames, the
+ * others @side x @side (the trainer's small_views, small_size). */
+SimclrBatcher *simclr_batcher_new_mixed (int batch, int views, int side,
+    int small_views, int small_side, int channels, SimclrError *err);
 void simclr_batcher_free (SimclrBatcher *b);
 
 /* Adds one view (see SimclrBatcherView; the batcher owns @v->owner from

@@ -98,6 +98,25 @@ SimclrModel *simclr_model_new (const SimclrModelConfig *cfg, uint64_t seed,
     SimclrError *err);
 void simclr_model_free (SimclrModel *m);   /* NULL is a no-op */
 
+/* A model at another input size (multi-crop: small views through the same
+ * network) that SHARES @owner's parameters, gradients, batch-norm running
+ * statistics and num_batches_tracked: only its activations (for
+ * @cfg->image_size x @cfg->max_batch) are its own. The tensors do not
+ * depend on the input size (global average pool), so @cfg may differ from
+ * @owner's configuration only in image_size, max_batch and threads (the
+ * error names the first other field that differs). As in PyTorch when one
+ * module runs two train forwards per step, each train forward of either
+ * model updates the shared running statistics and counts one batch; a
+ * backward ACCUMULATES into the shared gradient buffer, so zero it once
+ * (simclr_model_zero_grad on either) before both backwards. The batch-norm
+ * all-reduce hook is per model (set it on both). @owner must own its
+ * memory (not be shared itself) and outlive the shared model; freeing the
+ * shared model leaves the borrowed buffers alone. */
+SimclrModel *simclr_model_new_shared (const SimclrModelConfig *cfg,
+    SimclrModel *owner, SimclrError *err);
+/* The model whose buffers @m borrows, NULL if @m owns its own. */
+const SimclrModel *simclr_model_get_owner (const SimclrModel *m);
+
 /* The tensors of the model @cfg describes (names, shapes, storage) without
  * its memory or initialisation, so a checkpoint is checked against the
  * configuration its header claims before simclr_model_new allocates it (a

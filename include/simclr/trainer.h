@@ -19,11 +19,12 @@
  * "temperature" and the optimiser configuration ("optim_kind" lars|sgd,
  * "base_lr", "lr_scaling" linear|sqrt, "batch_size", "momentum",
  * "weight_decay", "trust_coefficient", "warmup_steps", "total_steps",
- * "lr_schedule" cosine|constant|cosine-restarts, "restart_period"; a file
- * without the last two, written before they existed, loads with the cosine
- * schedule). Floats
- * are written with 17 significant digits, so a resumed trainer continues
- * exactly (same next losses, bit for bit, with one thread).
+ * "lr_schedule" cosine|constant|cosine-restarts, "restart_period" and,
+ * with multi-crop, "small_views" and "small_size" (absent = 0); a file
+ * without lr_schedule and restart_period, written before they existed,
+ * loads with the cosine schedule). Floats are written with 17 significant
+ * digits, so a resumed trainer continues exactly (same next losses, bit
+ * for bit, with one thread).
  *
  * Thread-safety: one trainer, one thread at a time.
  */
@@ -51,6 +52,16 @@ typedef struct {
   double temperature;        /* the loss's; recorded in checkpoints; 0.5 */
   uint64_t seed;             /* initialisation */
   int views;                 /* views per sample (rows = views x N); 2 */
+  /* Multi-crop (Caron et al. 2020, SwAV): the last small_views of the views
+   * are small_size x small_size crops that run through a second model
+   * sharing the first's parameters, gradients and running statistics
+   * (simclr_model_new_shared), so one step trains on two input sizes; the
+   * loss still sees views x N rows (every pair of an image's views
+   * positive). small_views 0 (default): every view is image_size.
+   * 1 <= small_views <= views - 1, 1 <= small_size <= model.image_size.
+   * model.max_batch is the rows of a whole forward (all sizes). */
+  int small_views;
+  int small_size;
 } SimclrTrainerConfig;
 
 /* simclr_model_config_default, simclr_optim_config_default, temperature 0.5,
@@ -65,7 +76,8 @@ void simclr_trainer_config_default (SimclrTrainerConfig *cfg);
 SimclrStatus simclr_trainer_config_set_batch (SimclrTrainerConfig *cfg,
     int local_batch, int replicas, SimclrError *err);
 
-/* Checks every field (model, optimiser, temperature, views); the error
+/* Checks every field (model, optimiser, temperature, views, small_views,
+ * small_size: fields "trainer.small_views", "trainer.small_size"); the error
  * names the field (SimclrError.field: "model.width", "optim.total_steps",
  * "trainer.temperature", ...). */
 SimclrStatus simclr_trainer_config_validate (const SimclrTrainerConfig *cfg,
@@ -80,7 +92,10 @@ void simclr_trainer_free (SimclrTrainer *t);   /* NULL is a no-op */
 /* views: rows = 2N images (H,W,C) uint8 NHWC (H = W = image_size, C =
  * in_channels), view 0 of samples 0..N-1 then view 1 of the same samples;
  * rows <= model max_batch. Train-mode forward; z_out (rows, out_dim)
- * caller-owned (may be NULL). Pixels are scaled by 1/255. */
+ * caller-owned (may be NULL). Pixels are scaled by 1/255.
+ * With small views (multi-crop) rows = views x N, view-major as always:
+ * the first (views - small_views) x N rows are image_size images, the last
+ * small_views x N rows small_size images, packed one after the other. */
 SimclrStatus simclr_trainer_forward_u8 (SimclrTrainer *t, const uint8_t *views,
     int rows, float *z_out, SimclrError *err);
 /* As above with float views already scaled to [0, 1]. */
@@ -136,6 +151,12 @@ SimclrStatus simclr_trainer_set_temperature (SimclrTrainer *t, double tau,
     SimclrError *err);
 /* Borrowed; valid while @t lives. */
 SimclrModel *simclr_trainer_get_model (SimclrTrainer *t);
+/* The model of the small views (sharing the main model's parameters), NULL
+ * without small views. Borrowed; valid while @t lives. */
+SimclrModel *simclr_trainer_get_small_model (SimclrTrainer *t);
+/* Rows of a batch of @n samples that are full-size (views - small_views)
+ * x n; the rest are small. */
+int simclr_trainer_full_rows (const SimclrTrainer *t, int n);
 const SimclrTrainerConfig *simclr_trainer_get_config (const SimclrTrainer *t);
 /* The optimiser velocity (same layout as the parameters). Borrowed. */
 float *simclr_trainer_get_velocity (SimclrTrainer *t, size_t *n);

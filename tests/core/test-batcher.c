@@ -306,6 +306,60 @@ test_refusals (void)
   g_assert_cmpint (err.status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
 }
 
+/* Multi-crop: the last views are small; each view is copied at its own
+ * side (padding dropped), rows view-major as always. */
+static void
+test_mixed_sizes (void)
+{
+  SimclrError err = { 0 };
+  const int views = 4, small = 2, side = 5, sside = 2, n = 2;
+  SimclrBatcher *b = simclr_batcher_new_mixed (n, views, side, small, sside,
+      3, &err);
+  g_assert_nonnull (b);
+  /* frames with padded rows: stride side*3 + 2 */
+  uint8_t pix[4][5 * 17];
+  for (int id = 0; id < n; id++)
+    for (int v = views - 1; v >= 0; v--) {
+      int sd = v >= views - small ? sside : side, stride = sd * 3 + 2;
+      uint8_t *p = pix[v];
+      for (int i = 0; i < (int) sizeof pix[v]; i++)
+        p[i] = (uint8_t) (id * 50 + v * 10 + i);
+      SimclrBatcherView x = view_of ((uint64_t) id, 0, v, p, stride);
+      g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
+          SIMCLR_OK);
+    }
+  g_assert_true (simclr_batcher_batch_ready (b));
+  SimclrBatch batch;
+  g_assert_cmpint (simclr_batcher_take (b, &batch, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (batch.rows, ==, views * n);
+  for (int v = 0; v < views; v++)
+    for (int id = 0; id < n; id++) {
+      int sd = v >= views - small ? sside : side, stride = sd * 3 + 2;
+      const SimclrFrame *f = &batch.frames[v * n + id];
+      g_assert_cmpint (f->stride, ==, sd * 3);
+      g_assert_cmpint (batch.row[v * n + id].view, ==, v);
+      for (int y = 0; y < sd; y++)
+        for (int x = 0; x < sd * 3; x++)
+          g_assert_cmpint (f->data[y * f->stride + x], ==,
+              (uint8_t) (id * 50 + v * 10 + y * stride + x));
+    }
+  simclr_batcher_release_batch (b);
+  /* a small view's stride must fit its own side only; a full view's its */
+  uint8_t tiny[2 * 2 * 3];
+  SimclrBatcherView x = view_of (9, 0, 3, tiny, 2 * 3);
+  g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==, SIMCLR_OK);
+  x = view_of (9, 0, 0, tiny, 2 * 3);
+  g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  simclr_batcher_free (b);
+  /* refusals */
+  g_assert_null (simclr_batcher_new_mixed (n, views, side, views, sside, 3,
+          &err));
+  g_assert_null (simclr_batcher_new_mixed (n, views, side, small, 0, 3,
+          &err));
+  g_assert_nonnull (strstr (err.message, "small views"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -315,5 +369,6 @@ main (int argc, char **argv)
   g_test_add_func ("/batcher/held", test_held);
   g_test_add_func ("/batcher/long-stream", test_long_stream);
   g_test_add_func ("/batcher/refusals", test_refusals);
+  g_test_add_func ("/batcher/mixed-sizes", test_mixed_sizes);
   return g_test_run ();
 }

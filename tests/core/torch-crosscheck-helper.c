@@ -14,6 +14,16 @@
  *     Loads DIR/torch.safetensors (written by PyTorch), runs an eval
  *     forward on DIR/batch.safetensors, writes DIR/eval.safetensors ("h",
  *     "z").
+ *   torch-crosscheck-helper multicrop DIR SEED
+ *     One multi-crop training step of a SimclrTrainer (ResNet-18 w0.25
+ *     cifar, 1 channel, head 3 layers to 32; 4 views per sample of which
+ *     the last 2 are small: MC_N samples, views 0-1 at 12x12, views 2-3 at
+ *     6x6; multi-positive NT-Xent, tau 0.5): writes DIR/model.safetensors
+ *     (initial), DIR/batch.safetensors ("full" (2N,12,12,1), "small"
+ *     (2N,6,6,1): the model's input, pixel / 255), DIR/out.safetensors ("z"
+ *     (4N,32) in the loss's row order, "loss" F64, "grad.<param>") and
+ *     DIR/updated.safetensors (running statistics after a forward of the
+ *     rows and the step's own forward: full, small, full, small).
  * Exits 0 on success, 1 with a message on stderr otherwise.
  */
 #include <stdio.h>
@@ -25,6 +35,7 @@
 #include "simclr/ntxent.h"
 #include "simclr/optim.h"
 #include "simclr/rng.h"
+#include "simclr/trainer.h"
 #include "checkpoint-private.h"
 
 #define B 8
@@ -200,15 +211,136 @@ eval (const char *dir)
   return 0;
 }
 
+#define MC_N 3
+#define MC_BIG 12
+#define MC_SMALL 6
+
+static int
+multicrop (const char *dir, uint64_t seed)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  simclr_trainer_config_default (&cfg);
+  cfg.model.arch = SIMCLR_ARCH_RESNET18;
+  cfg.model.width = 0.25;
+  cfg.model.stem = SIMCLR_STEM_CIFAR;
+  cfg.model.in_channels = 1;
+  cfg.model.image_size = MC_BIG;
+  cfg.model.proj_layers = 3;
+  cfg.model.proj_dim = 32;
+  cfg.model.threads = 1;
+  cfg.views = 4;
+  cfg.small_views = 2;
+  cfg.small_size = MC_SMALL;
+  cfg.temperature = 0.5;
+  cfg.seed = seed;
+  cfg.optim.kind = SIMCLR_OPTIM_SGD;
+  cfg.optim.warmup_steps = 0;
+  if (simclr_trainer_config_set_batch (&cfg, MC_N, 1, &err))
+    return fail ("batch", &err);
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  if (!t)
+    return fail ("trainer", &err);
+  SimclrModel *m = simclr_trainer_get_model (t);
+  char *path = join (dir, "model.safetensors");
+  if (simclr_checkpoint_save_model (m, path, &err))
+    return fail ("save", &err);
+  free (path);
+
+  const int full = 2 * MC_N, small = 2 * MC_N, rows = full + small;
+  size_t nb = (size_t) full * MC_BIG * MC_BIG;
+  size_t ns = (size_t) small * MC_SMALL * MC_SMALL;
+  uint8_t *u8 = malloc (nb + ns);
+  float *xb = malloc (nb * sizeof (float)), *xs = malloc (ns * sizeof (float));
+  /* a per-sample pattern (sampled on each view's grid) plus view noise */
+  for (int r = 0; r < rows; r++) {
+    int side = r < full ? MC_BIG : MC_SMALL;
+    uint8_t *dst = r < full ? u8 + (size_t) r * MC_BIG * MC_BIG
+        : u8 + nb + (size_t) (r - full) * MC_SMALL * MC_SMALL;
+    int sample = r % MC_N;
+    for (int y = 0; y < side; y++)
+      for (int x = 0; x < side; x++) {
+        int bi = (y * MC_BIG / side) * MC_BIG + x * MC_BIG / side;
+        float v = 0.6f * simclr_rng_uniform (seed + 1000, sample, bi)
+            + 0.4f * simclr_rng_uniform (seed + 2000, r, y * side + x);
+        dst[y * side + x] = (uint8_t) (255.0f * v);
+      }
+  }
+  for (int r = 0; r < rows; r++) {
+    SimclrFrame f;
+    if (r < full) {
+      simclr_frames_packed (&f, u8 + (size_t) r * MC_BIG * MC_BIG, 1,
+          MC_BIG, 1);
+      simclr_frame_to_input (xb + (size_t) r * MC_BIG * MC_BIG, &f, MC_BIG,
+          MC_BIG, 1);
+    } else {
+      simclr_frames_packed (&f, u8 + nb + (size_t) (r - full) * MC_SMALL
+          * MC_SMALL, 1, MC_SMALL, 1);
+      simclr_frame_to_input (xs + (size_t) (r - full) * MC_SMALL * MC_SMALL,
+          &f, MC_SMALL, MC_SMALL, 1);
+    }
+  }
+  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
+  int64_t sb[4] = { full, MC_BIG, MC_BIG, 1 };
+  int64_t ss[4] = { small, MC_SMALL, MC_SMALL, 1 };
+  simclr_safetensors_writer_add (w, "full", SIMCLR_DTYPE_F32, 4, sb, xb,
+      &err);
+  simclr_safetensors_writer_add (w, "small", SIMCLR_DTYPE_F32, 4, ss, xs,
+      &err);
+  path = join (dir, "batch.safetensors");
+  if (simclr_safetensors_writer_write (w, path, &err))
+    return fail ("batch", &err);
+  free (path);
+  simclr_safetensors_writer_free (w);
+
+  int D = simclr_model_output_dim (m);
+  float *z = malloc ((size_t) rows * D * sizeof (float));
+  if (simclr_trainer_forward_u8 (t, u8, rows, z, &err))
+    return fail ("forward", &err);
+  /* The step itself runs its own forward of the same rows: the running
+   * statistics see full, small, full, small (4 batches counted). The SGD
+   * step leaves the gradient buffer as the backward wrote it. */
+  SimclrNtxentResult r;
+  if (simclr_trainer_train_step (t, u8, rows, &r, &err))
+    return fail ("train step", &err);
+  w = simclr_safetensors_writer_new ();
+  int64_t zs[2] = { rows, D };
+  double loss = r.loss;
+  simclr_safetensors_writer_add (w, "z", SIMCLR_DTYPE_F32, 2, zs, z, &err);
+  simclr_safetensors_writer_add (w, "loss", SIMCLR_DTYPE_F64, 0, NULL, &loss,
+      &err);
+  if (simclr_checkpoint_add_param_like (w, m, "grad.",
+          simclr_model_grads (m, NULL), &err))
+    return fail ("grads", &err);
+  path = join (dir, "out.safetensors");
+  if (simclr_safetensors_writer_write (w, path, &err))
+    return fail ("out", &err);
+  free (path);
+  simclr_safetensors_writer_free (w);
+  path = join (dir, "updated.safetensors");
+  if (simclr_checkpoint_save_model (m, path, &err))
+    return fail ("save updated", &err);
+  free (path);
+  free (u8);
+  free (xb);
+  free (xs);
+  free (z);
+  simclr_trainer_free (t);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+  if (argc == 4 && strcmp (argv[1], "multicrop") == 0)
+    return multicrop (argv[2], strtoull (argv[3], NULL, 10));
   if (argc == 10 && strcmp (argv[1], "train") == 0)
     return train (argv[2], argv[3], argv[4], atof (argv[5]), atoi (argv[6]),
         atoi (argv[7]), atoi (argv[8]), strtoull (argv[9], NULL, 10));
   if (argc == 3 && strcmp (argv[1], "eval") == 0)
     return eval (argv[2]);
   fprintf (stderr, "usage: %s train DIR ARCH STEM WIDTH PROJ_LAYERS "
-      "IN_CHANNELS IMAGE_SIZE SEED | eval DIR\n", argv[0]);
+      "IN_CHANNELS IMAGE_SIZE SEED | eval DIR | multicrop DIR SEED\n",
+      argv[0]);
   return 2;
 }

@@ -189,6 +189,21 @@ GST_START_TEST (test_augment)
 
 GST_END_TEST;
 
+/* Multi-crop on: every edge of the small-view properties again, with the
+ * others set (small-views=2 small-size=16 on size 32). */
+static void
+augment_multicrop (GstElement * e)
+{
+  g_object_set (e, "small-views", 2, "small-size", 16, NULL);
+}
+
+GST_START_TEST (test_augment_multicrop)
+{
+  fail_unless (check_ranges ("simclraugment", augment_multicrop, NULL) > 20);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_datasetsrc)
 {
   static const Allowed allowed[] = {
@@ -236,6 +251,11 @@ GST_START_TEST (test_each_error_once)
     {"simclrencoder", "mode=embed", "checkpoint-location"},
     {"simclraugment", "crop-scale-min=0.9 crop-scale-max=0.5",
         "crop-scale"},
+    /* multi-crop: small views larger than the views, or without a size */
+    {"simclraugment", "size=28 small-views=2 small-size=40", "small-size"},
+    {"simclraugment", "small-views=4", "small-size"},
+    {"simclraugment", "small-views=2 small-size=8 small-crop-scale-min=0.5 "
+          "small-crop-scale-max=0.2", "small-crop-scale-min"},
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
@@ -364,6 +384,7 @@ ranges_suite (void)
   tcase_add_test (tc, test_encoder_embed);
   tcase_add_test (tc, test_ntxentsink);
   tcase_add_test (tc, test_augment);
+  tcase_add_test (tc, test_augment_multicrop);
   tcase_add_test (tc, test_datasetsrc);
   tcase_add_test (tc, test_npysink);
   tcase_add_test (tc, test_noveltyfilter);

@@ -335,6 +335,73 @@ GST_START_TEST (test_two_views_rgb_odd)
 
 GST_END_TEST;
 
+/* Multi-crop: views=2 small-views=3 small-size=9 on RGB 33x17 (rows of 27
+ * bytes: the small buffers' stride is padded to 28) gives 5 buffers per
+ * frame: views 0-1 at 24x24 as without small views, views 2-4 of 9x9 in
+ * their own buffers with a GstVideoMeta, equal to the core's views with
+ * size 9 and the small crop-scale range (keyed by seed, sample, view);
+ * the caps carry small-views and small-size. */
+GST_START_TEST (test_small_views)
+{
+  GstHarness *h = new_harness ("size=24 seed=5 small-views=3 small-size=9 "
+      "small-crop-scale-min=0.1 small-crop-scale-max=0.3");
+  SimclrAugmentConfig cfg, small;
+  guint64 seed;
+  gint sv = 0, ss = 0;
+
+  config_of (h->element, &cfg, &seed);
+  small = cfg;
+  small.size = 9;
+  small.crop_scale_min = 0.1;
+  small.crop_scale_max = 0.3;
+  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGB,width=33,"
+      "height=17,framerate=30/1");
+  GstBuffer *in = make_frame (GST_VIDEO_FORMAT_RGB, 33, 17, 0, 1, FALSE,
+      GST_SECOND);
+  add_frame_meta (in, 41, 7, 0);
+  fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 5);
+  GstCaps *caps = gst_pad_get_current_caps (h->sinkpad);
+  GstStructure *st = gst_caps_get_structure (caps, 0);
+  fail_unless (gst_structure_get_int (st, "small-views", &sv));
+  fail_unless (gst_structure_get_int (st, "small-size", &ss));
+  fail_unless_equals_int (sv, 3);
+  fail_unless_equals_int (ss, 9);
+  gst_caps_unref (caps);
+  for (gint v = 0; v < 5; v++) {
+    GstBuffer *out = gst_harness_pull (h);
+    check_meta (out, 41, v, 7, 0);
+    if (v < 2) {
+      guint8 *exp = expected_view (&cfg, 5, 41, v, 3, 33, 17, 1);
+      check_view (h, out, "RGB", 24, exp);
+      g_free (exp);
+    } else {
+      guint8 *exp = expected_view (&small, 5, 41, v, 3, 33, 17, 1);
+      GstVideoMeta *vm = gst_buffer_get_video_meta (out);
+      fail_unless (vm != NULL, "small view %d without a GstVideoMeta", v);
+      fail_unless_equals_int (vm->width, 9);
+      fail_unless_equals_int (vm->height, 9);
+      fail_unless_equals_int (vm->stride[0], 28);
+      GstMapInfo map;
+      fail_unless (gst_buffer_map (out, &map, GST_MAP_READ));
+      for (gint y = 0; y < 9; y++)
+        for (gint i = 0; i < 27; i++)
+          if (map.data[y * 28 + i] != exp[y * 27 + i])
+            fail ("small view %d pixel (x %d, y %d, c %d): element %u, core "
+                "%u", v, i / 3, y, i % 3, map.data[y * 28 + i],
+                exp[y * 27 + i]);
+      gst_buffer_unmap (out, &map);
+      g_free (exp);
+    }
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), GST_SECOND);
+    gst_buffer_unref (out);
+  }
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 0);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* A stride from a GstVideoMeta (128 bytes for 99 used) is honoured. */
 GST_START_TEST (test_meta_stride)
 {
@@ -832,6 +899,7 @@ simclraugment_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_defaults_match_core);
   tcase_add_test (tc, test_two_views_rgb_odd);
+  tcase_add_test (tc, test_small_views);
   tcase_add_test (tc, test_meta_stride);
   tcase_add_test (tc, test_gray8);
   tcase_add_test (tc, test_new_views_each_epoch);

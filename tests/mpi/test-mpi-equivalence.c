@@ -18,6 +18,9 @@
  * 4. K views per sample (issue 11): 1 and 2 again with 3 views per sample,
  *    the multi-positive loss (SimclrLoss views 3 on the ranks,
  *    simclr_ntxent_forward_groups on the reference's rows).
+ * 7. Multi-crop (issue 11): 5 again with 4 views per sample, the last 2 of
+ *    them SMALL_SIZE x SMALL_SIZE (SimclrTrainerConfig.small_views: a
+ *    second model shares the weights at that size; SyncBN on both).
  * 6. A queue of negatives (issue 11): 5 again with 2 views and SimclrLoss
  *    queue_size QUEUE on the ranks (global rows, gathered) and on the
  *    reference (one process); the losses must also differ from run 1's
@@ -62,6 +65,8 @@
 
 static int rank, size;
 static int views = 2;           /* views per sample of the current run */
+static int small_views = 0;     /* of which SMALL_SIZE x SMALL_SIZE */
+#define SMALL_SIZE 6
 /* Queue rows of the current run (0: none). 40 = 2.5 steps of 16 global
  * rows, so the ring evicts part of a step. */
 #define QUEUE 40
@@ -97,6 +102,26 @@ make_config (SimclrTrainerConfig *cfg, int rows)
   cfg->temperature = TAU;
   cfg->seed = SEED;
   cfg->views = views;
+  cfg->small_views = small_views;
+  cfg->small_size = small_views ? SMALL_SIZE : 0;
+}
+
+/* Side of view @v, and the offset of view @v of the @j-th of @n samples in
+ * the packed rows (full-size views first, view-major, then the small). */
+static int
+view_side (int v)
+{
+  return v < views - small_views ? SIZE : SMALL_SIZE;
+}
+
+static size_t
+view_offset (int v, int j, int n)
+{
+  int full = views - small_views;
+  if (v < full)
+    return (size_t) (v * n + j) * SIZE * SIZE;
+  return (size_t) full * n * SIZE * SIZE
+      + (size_t) ((v - full) * n + j) * SMALL_SIZE * SMALL_SIZE;
 }
 
 /* Pixel of view @v of global sample @s at @step. */
@@ -106,10 +131,14 @@ fill_view (uint8_t *dst, int step, int s, int v)
   /* views 0 and 1 keep the two-view test's keys; more views get their own */
   uint64_t stream = ((uint64_t) step << 32) | (v < 2
       ? ((uint64_t) s << 1) | v : ((uint64_t) 1 << 31) | ((uint64_t) s << 6) | v);
-  for (int i = 0; i < SIZE * SIZE; i++) {
+  int side = view_side (v);
+  for (int i = 0; i < side * side; i++) {
     /* a per-sample pattern plus view noise, so views of one sample are
-     * closer than views of different samples */
-    float base = simclr_rng_uniform (SEED, ((uint64_t) s << 1), i);
+     * closer than views of different samples; a small view samples the
+     * pattern on its coarser grid */
+    int bi = side == SIZE ? i : (i / side) * SIZE / side * SIZE
+        + (i % side) * SIZE / side;
+    float base = simclr_rng_uniform (SEED, ((uint64_t) s << 1), bi);
     float noise = simclr_rng_uniform (SEED + 1, stream, i);
     dst[i] = (uint8_t) (255.0f * (0.7f * base + 0.3f * noise));
   }
@@ -121,8 +150,7 @@ local_views (uint8_t *pix, int step, int r)
 {
   for (int v = 0; v < views; v++)
     for (int j = 0; j < N; j++)
-      fill_view (pix + (size_t) (v * N + j) * SIZE * SIZE, step, r * N + j,
-          v);
+      fill_view (pix + view_offset (v, j, N), step, r * N + j, v);
 }
 
 static void
@@ -131,7 +159,7 @@ global_views (uint8_t *pix, int step)
   int nk = N * size;
   for (int v = 0; v < views; v++)
     for (int s = 0; s < nk; s++)
-      fill_view (pix + (size_t) (v * nk + s) * SIZE * SIZE, step, s, v);
+      fill_view (pix + view_offset (v, s, nk), step, s, v);
 }
 
 static void
@@ -674,7 +702,42 @@ main (int argc, char **argv)
           ok6 ? "ok" : "not ok", QUEUE, MV_STEPS, TOL_LOSS, worst_loss,
           median, TOL_MV_GRAD, sorted[MV_STEPS - 1], w, moved);
       failures += !ok6;
-      printf ("1..6\n");
+    }
+  }
+
+  /* 7: multi-crop, as 5 with 2 full-size and 2 small views per sample. */
+  views = 4;
+  small_views = 2;
+  queue_size = 0;
+  {
+    double step_err[MV_STEPS], loss_diff[MV_STEPS], sorted[MV_STEPS];
+    double worst_loss = 0;
+    char w[256] = "";
+    run_lockstep (MV_STEPS, w, sizeof w, step_err, loss_diff);
+    if (rank == 0) {
+      for (int s = 0; s < MV_STEPS; s++) {
+        worst_loss = fmax (worst_loss, isnan (loss_diff[s]) ? INFINITY
+            : loss_diff[s]);
+        sorted[s] = isnan (step_err[s]) ? INFINITY : step_err[s];
+        printf ("#   multi-crop 2x%d + 2x%d, step %d: |loss - reference| "
+            "%.3g, worst gradient error %.3g\n", SIZE, SMALL_SIZE, s,
+            loss_diff[s], step_err[s]);
+      }
+      for (int a = 1; a < MV_STEPS; a++)
+        for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
+          double t = sorted[b];
+          sorted[b] = sorted[b - 1];
+          sorted[b - 1] = t;
+        }
+      double median = sorted[MV_STEPS / 2];
+      gboolean ok7 = worst_loss <= TOL_LOSS && median <= TOL_MV_GRAD;
+      printf ("%s 7 - multi-crop (2 views of %d and 2 of %d pixels), %d "
+          "steps in lockstep: losses within %g (max %.3g), median step's "
+          "worst gradient error %.3g (<= %g; worst %.3g at %s)\n",
+          ok7 ? "ok" : "not ok", SIZE, SMALL_SIZE, MV_STEPS, TOL_LOSS,
+          worst_loss, median, TOL_MV_GRAD, sorted[MV_STEPS - 1], w);
+      failures += !ok7;
+      printf ("1..7\n");
     }
   }
   MPI_Bcast (&failures, 1, MPI_INT, 0, MPI_COMM_WORLD);

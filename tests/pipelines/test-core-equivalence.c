@@ -18,6 +18,12 @@
  * views=3; ntxentsink's multi-positive loss from the caps) against a core
  * trainer of views 3 fed views 0, 1, 2.
  *
+ * And multi-crop (issue 11): simclraugment views=2 small-views=2
+ * small-size=14 (simclrencoder views=2 learns the small views from the
+ * caps) against a core trainer of 4 views whose last 2 are small
+ * (SimclrTrainerConfig.small_views; a second augmenter of size 14 with the
+ * small crop-scale range, views 2 and 3 keyed as always).
+ *
  * Tolerance: none. With one thread (OPENBLAS_NUM_THREADS=1, threads=1) the
  * losses, top-1 and top-5 of every step are equal bit for bit (measured),
  * and so are the final checkpoints (every tensor, velocity included, and
@@ -43,14 +49,18 @@
 #define MODEL_SEED 42
 #define WARMUP 2
 #define TAU 0.2
+#define SMALL 14
+/* The test's parameter: total views + 100 x small views. */
+#define VIEWS_OF(d) (GPOINTER_TO_INT (d) % 100)
+#define SMALL_OF(d) (GPOINTER_TO_INT (d) / 100)
 
 static void
-core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
+core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V, int K)
 {
   SimclrError err = { 0 };
   SimclrDataset *ds;
   SimclrAugmentConfig acfg;
-  SimclrAugmenter *aug;
+  SimclrAugmenter *aug, *small_aug = NULL;
   SimclrTrainerConfig cfg;
   SimclrTrainer *t;
   gint64 n, *order;
@@ -71,6 +81,14 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
   acfg.size = SIZE;
   aug = simclr_augmenter_new (&acfg, &err);
   g_assert_nonnull (aug);
+  if (K > 0) {
+    /* simclraugment's small views: its defaults 0.05 .. 0.14 */
+    acfg.size = SMALL;
+    acfg.crop_scale_min = 0.05;
+    acfg.crop_scale_max = 0.14;
+    small_aug = simclr_augmenter_new (&acfg, &err);
+    g_assert_nonnull (small_aug);
+  }
 
   simclr_trainer_config_default (&cfg);
   cfg.model.arch = SIMCLR_ARCH_RESNET18;
@@ -94,6 +112,8 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
   cfg.temperature = TAU;
   cfg.seed = MODEL_SEED;
   cfg.views = V;
+  cfg.small_views = K;
+  cfg.small_size = K > 0 ? SMALL : 0;
   t = simclr_trainer_new (&cfg, &err);
   if (t == NULL)
     g_error ("trainer: %s", err.message);
@@ -106,10 +126,15 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
       g_assert_cmpint (simclr_dataset_get (ds, id, pix,
               simclr_dataset_max_image_bytes (ds), &w, &h, NULL, &err), ==,
           SIMCLR_OK);
-      for (v = 0; v < V; v++)
-        g_assert_cmpint (simclr_augmenter_view (aug, AUG_SEED, (guint64) id,
-                v, pix, w, h, w, 1, views + (gsize) (v * N + i) * frame, SIZE,
-                NULL, &err), ==, SIMCLR_OK);
+      for (v = 0; v < V; v++) {
+        /* packed rows: the full-size views, then the small ones */
+        gboolean sm = v >= V - K;
+        gsize off = sm ? (gsize) (V - K) * N * frame + (gsize) ((v - (V - K))
+            * N + i) * SMALL * SMALL : (gsize) (v * N + i) * frame;
+        g_assert_cmpint (simclr_augmenter_view (sm ? small_aug : aug,
+                AUG_SEED, (guint64) id, v, pix, w, h, w, 1, views + off,
+                sm ? SMALL : SIZE, NULL, &err), ==, SIMCLR_OK);
+      }
     }
     if (simclr_trainer_train_step (t, views, V * N, &out[step], &err)
         != SIMCLR_OK)
@@ -121,6 +146,7 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
   g_free (pix);
   simclr_trainer_free (t);
   simclr_augmenter_free (aug);
+  simclr_augmenter_free (small_aug);
   g_free (order);
   simclr_dataset_free (ds);
 }
@@ -128,7 +154,7 @@ core_losses (SimclrNtxentResult * out, const gchar * ckpt, int V)
 static void
 test_pipeline_equals_core (gconstpointer data)
 {
-  const int V = GPOINTER_TO_INT (data);
+  const int V = VIEWS_OF (data), K = SMALL_OF (data);
   SimclrNtxentResult core[STEPS];
   gchar *dir = g_dir_make_tmp ("pt-equiv-XXXXXX", NULL);
   gchar *pipe_ckpt = g_build_filename (dir, "pipeline.safetensors", NULL);
@@ -139,18 +165,19 @@ test_pipeline_equals_core (gconstpointer data)
 
   desc = g_strdup_printf ("simclrdatasetsrc location=" PT_FASHION_MNIST
       " shuffle=true seed=%d num-samples=%d ! simclraugment size=%d seed=%d "
-      "views=%d ! queue max-size-buffers=%d ! simclrencoder batch-size=%d "
+      "views=%d small-views=%d small-size=%d ! queue max-size-buffers=%d ! "
+      "simclrencoder batch-size=%d "
       "views=%d width=0.25 threads=1 seed=%d "
       "total-steps=%d warmup-steps=%d learning-rate=0.075 lr-scaling=sqrt "
       "checkpoint-location=\"%s\" ! ntxentsink temperature=%g interval=1",
-      DATA_SEED, N * STEPS, SIZE, AUG_SEED, V, 4 * V * N, N, V, MODEL_SEED,
-      STEPS, WARMUP, pipe_ckpt, TAU);
+      DATA_SEED, N * STEPS, SIZE, AUG_SEED, V - K, K, K ? SMALL : 0,
+      4 * V * N, N, V - K, MODEL_SEED, STEPS, WARMUP, pipe_ckpt, TAU);
   run = pt_run_pipeline (desc, 120);
   g_assert_no_error (run->error);
   g_assert_true (run->eos);
   g_assert_cmpuint (run->train->len, ==, STEPS);
 
-  core_losses (core, core_ckpt, V);
+  core_losses (core, core_ckpt, V, K);
   for (i = 0; i < STEPS; i++) {
     const PtTrainRow *r = &g_array_index (run->train, PtTrainRow, i);
     g_assert_cmpuint (r->step, ==, i);
@@ -213,5 +240,7 @@ main (int argc, char **argv)
       GINT_TO_POINTER (2), test_pipeline_equals_core);
   g_test_add_data_func ("/pipelines/core-equivalence/losses-3-views",
       GINT_TO_POINTER (3), test_pipeline_equals_core);
+  g_test_add_data_func ("/pipelines/core-equivalence/losses-multicrop",
+      GINT_TO_POINTER (4 + 100 * 2), test_pipeline_equals_core);
   return g_test_run ();
 }

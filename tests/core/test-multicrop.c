@@ -1,0 +1,853 @@
+/* test-multicrop.c: multi-crop training (issue 11) -- a model sharing
+ * another's parameters at another input size (simclr_model_new_shared) and
+ * the trainer's mixed-size step (SimclrTrainerConfig.small_views).
+ *
+ * - the shared model's gradient is the sum of the gradients of two
+ *   independent models with equal parameters, its running statistics are
+ *   updated by both forwards in order, num_batches_tracked counts both;
+ * - the trainer's step equals the two models + SimclrLoss driven by hand
+ *   (row order, split of dz, one gradient buffer);
+ * - finite differences of the mixed-size loss (a float64 multi-positive
+ *   NT-Xent written here) against the trainer's gradient;
+ * - a checkpoint resumes a multi-crop run bit for bit;
+ * - K = 2 replicas (threads, fake-comm.h) of N equal one trainer of 2N;
+ * - bad configurations fail with the field named.
+ * The PyTorch cross-check of one mixed-size step is torch-multicrop.py.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "simclr/frame.h"
+#include "simclr/loss.h"
+#include "simclr/model.h"
+#include "simclr/rng.h"
+#include "simclr/trainer.h"
+
+#include "fake-comm.h"
+
+#define BIG 12
+#define SMALL 6
+#define V 4                     /* views per sample */
+#define KS 2                    /* of which small */
+#define TAU 0.5
+
+static void
+model_config (SimclrModelConfig *c, int size, int max_batch)
+{
+  simclr_model_config_default (c);
+  c->arch = SIMCLR_ARCH_RESNET18;
+  c->width = 0.25;
+  c->in_channels = 1;
+  c->image_size = size;
+  c->max_batch = max_batch;
+  c->proj_layers = 3;            /* BN in the head too */
+  c->proj_dim = 16;
+  c->threads = 1;
+}
+
+static void
+fill (float *x, size_t n, uint64_t seed)
+{
+  for (size_t i = 0; i < n; i++)
+    x[i] = simclr_rng_uniform (seed, 0, i);
+}
+
+static double
+max_abs (const float *x, size_t n)
+{
+  double m = 0;
+  for (size_t i = 0; i < n; i++)
+    m = fmax (m, fabs (x[i]));
+  return m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the shared model */
+
+static void
+test_shared_equals_sum (void)
+{
+  SimclrError err = { 0 };
+  SimclrModelConfig cb, cs;
+  const int B = 6;
+  model_config (&cb, BIG, B);
+  model_config (&cs, SMALL, B);
+  SimclrModel *owner = simclr_model_new (&cb, 5, &err);
+  g_assert_nonnull (owner);
+  SimclrModel *shared = simclr_model_new_shared (&cs, owner, &err);
+  if (!shared)
+    g_error ("shared: %s", err.message);
+  g_assert_true (simclr_model_get_owner (shared) == owner);
+  g_assert_null (simclr_model_get_owner (owner));
+  /* independent twins with the same parameters */
+  SimclrModel *a = simclr_model_new (&cb, 5, &err);
+  SimclrModel *b = simclr_model_new (&cs, 5, &err);
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  size_t np, nb, np2, nb2;
+  float *p = simclr_model_params (owner, &np);
+  simclr_model_buffers (owner, &nb);
+  g_assert_true (simclr_model_params (shared, &np2) == p);
+  g_assert_true (simclr_model_grads (shared, NULL)
+      == simclr_model_grads (owner, NULL));
+  g_assert_true (simclr_model_buffers (shared, &nb2)
+      == simclr_model_buffers (owner, NULL));
+  g_assert_cmpuint (np2, ==, np);
+  g_assert_cmpuint (nb2, ==, nb);
+  g_assert_cmpint (memcmp (simclr_model_params (a, NULL), p,
+          np * sizeof (float)), ==, 0);
+  g_assert_cmpint (memcmp (simclr_model_params (b, NULL), p,
+          np * sizeof (float)), ==, 0);
+  float *r0 = g_memdup2 (simclr_model_buffers (owner, NULL),
+      nb * sizeof (float));
+
+  int D = simclr_model_output_dim (owner);
+  size_t nxb = (size_t) B * BIG * BIG, nxs = (size_t) B * SMALL * SMALL;
+  float *xb = g_new (float, nxb), *xs = g_new (float, nxs);
+  fill (xb, nxb, 1);
+  fill (xs, nxs, 2);
+  float *z1 = g_new (float, B * D), *z2 = g_new (float, B * D);
+  float *za = g_new (float, B * D), *zb = g_new (float, B * D);
+  float *dz1 = g_new (float, B * D), *dz2 = g_new (float, B * D);
+  fill (dz1, B * D, 3);
+  fill (dz2, B * D, 4);
+  for (int i = 0; i < B * D; i++) {
+    dz1[i] -= 0.5f;
+    dz2[i] -= 0.5f;
+  }
+  g_assert_cmpint (simclr_model_forward (owner, xb, B, 1, NULL, z1, &err),
+      ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_forward (shared, xs, B, 1, NULL, z2, &err),
+      ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_forward (a, xb, B, 1, NULL, za, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (simclr_model_forward (b, xs, B, 1, NULL, zb, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (memcmp (z1, za, B * D * sizeof (float)), ==, 0);
+  g_assert_cmpint (memcmp (z2, zb, B * D * sizeof (float)), ==, 0);
+  /* one batch counted per train forward of either, as PyTorch counts a
+   * module run twice per step */
+  g_assert_cmpint (simclr_model_num_batches_tracked (owner), ==, 2);
+  g_assert_cmpint (simclr_model_num_batches_tracked (shared), ==, 2);
+  g_assert_cmpint (simclr_model_num_batches_tracked (a), ==, 1);
+
+  simclr_model_zero_grad (owner);
+  g_assert_cmpint (simclr_model_backward (owner, dz1, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_backward (shared, dz2, &err), ==, SIMCLR_OK);
+  simclr_model_zero_grad (a);
+  simclr_model_zero_grad (b);
+  g_assert_cmpint (simclr_model_backward (a, dz1, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_backward (b, dz2, &err), ==, SIMCLR_OK);
+  const float *g = simclr_model_grads (owner, NULL);
+  const float *ga = simclr_model_grads (a, NULL);
+  const float *gb = simclr_model_grads (b, NULL);
+  double scale = fmax (max_abs (ga, np), max_abs (gb, np));
+  g_assert_cmpfloat (scale, >, 0);
+  for (size_t i = 0; i < np; i++) {
+    double want = (double) ga[i] + gb[i];
+    if (fabs (g[i] - want) > 1e-5 * scale)
+      g_error ("gradient %zu: shared %.9g, sum of the twins' %.9g (%.9g + "
+          "%.9g)", i, g[i], want, ga[i], gb[i]);
+  }
+  /* Running statistics: r = (1-m) r + m batch, owner's batch first, then
+   * the shared model's: r2 = (1-m) rA + (rB - (1-m) r0). */
+  const float *r2 = simclr_model_buffers (owner, NULL);
+  const float *ra = simclr_model_buffers (a, NULL);
+  const float *rb = simclr_model_buffers (b, NULL);
+  const double m = cb.bn_momentum;
+  for (size_t i = 0; i < nb; i++) {
+    double want = (1 - m) * ra[i] + (rb[i] - (1 - m) * r0[i]);
+    if (fabs (r2[i] - want) > 1e-5 * (1 + fabs (want)))
+      g_error ("running statistic %zu: %.9g after both forwards, expected "
+          "%.9g", i, r2[i], want);
+  }
+  /* freeing the shared model leaves the owner's buffers alone */
+  simclr_model_free (shared);
+  g_assert_cmpint (simclr_model_forward (owner, xb, B, 0, NULL, z1, &err),
+      ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_num_batches_tracked (owner), ==, 2);
+
+  simclr_model_free (owner);
+  simclr_model_free (a);
+  simclr_model_free (b);
+  g_free (r0);
+  g_free (xb);
+  g_free (xs);
+  g_free (z1);
+  g_free (z2);
+  g_free (za);
+  g_free (zb);
+  g_free (dz1);
+  g_free (dz2);
+}
+
+static void
+test_shared_refusals (void)
+{
+  SimclrError err = { 0 };
+  SimclrModelConfig cb, cs;
+  model_config (&cb, BIG, 4);
+  SimclrModel *owner = simclr_model_new (&cb, 1, &err);
+  g_assert_nonnull (owner);
+  model_config (&cs, SMALL, 4);
+  cs.width = 0.5;
+  g_assert_null (simclr_model_new_shared (&cs, owner, &err));
+  g_assert_cmpstr (err.field, ==, "model.width");
+  g_assert_nonnull (strstr (err.message, "model.width"));
+  model_config (&cs, SMALL, 4);
+  cs.proj_dim = 8;
+  g_assert_null (simclr_model_new_shared (&cs, owner, &err));
+  g_assert_cmpstr (err.field, ==, "model.proj_dim");
+  model_config (&cs, SMALL, 4);
+  cs.in_channels = 3;
+  g_assert_null (simclr_model_new_shared (&cs, owner, &err));
+  g_assert_cmpstr (err.field, ==, "model.in_channels");
+  /* a share of a share, a layout */
+  model_config (&cs, SMALL, 4);
+  SimclrModel *shared = simclr_model_new_shared (&cs, owner, &err);
+  g_assert_nonnull (shared);
+  g_assert_null (simclr_model_new_shared (&cs, shared, &err));
+  g_assert_nonnull (strstr (err.message, "owner"));
+  SimclrModel *layout = simclr_model_layout_new (&cb, &err);
+  g_assert_nonnull (layout);
+  g_assert_null (simclr_model_new_shared (&cs, layout, &err));
+  g_assert_null (simclr_model_new_shared (&cs, NULL, &err));
+  simclr_model_free (layout);
+  simclr_model_free (shared);
+  simclr_model_free (owner);
+}
+
+/* ------------------------------------------------------------------------ */
+/* the trainer's mixed-size step */
+
+static void
+trainer_config (SimclrTrainerConfig *cfg, int local_batch, int replicas,
+    uint64_t seed)
+{
+  SimclrError err = { 0 };
+  simclr_trainer_config_default (cfg);
+  model_config (&cfg->model, BIG, 1);
+  cfg->views = V;
+  cfg->small_views = KS;
+  cfg->small_size = SMALL;
+  cfg->temperature = TAU;
+  cfg->optim.kind = SIMCLR_OPTIM_SGD;
+  cfg->optim.base_lr = 0.05;
+  cfg->optim.warmup_steps = 0;
+  cfg->optim.total_steps = 100;
+  cfg->optim.weight_decay = 1e-4;
+  cfg->seed = seed;
+  g_assert_cmpint (simclr_trainer_config_set_batch (cfg, local_batch,
+          replicas, &err), ==, SIMCLR_OK);
+}
+
+/* Bytes of the packed uint8 rows of @n samples. */
+static size_t
+packed_bytes (int n)
+{
+  return (size_t) n * ((V - KS) * BIG * BIG + KS * SMALL * SMALL);
+}
+
+/* Packed rows of global samples first..first+n-1 at @step: the full-size
+ * views (view-major), then the small ones; pixels a pure function of
+ * (step, sample, view), a shared structure per sample so views agree. */
+static void
+views_of (uint8_t *dst, int step, int first, int n)
+{
+  for (int v = 0; v < V; v++)
+    for (int j = 0; j < n; j++) {
+      int side = v < V - KS ? BIG : SMALL;
+      size_t off = v < V - KS ? (size_t) (v * n + j) * BIG * BIG
+          : (size_t) (V - KS) * n * BIG * BIG
+          + (size_t) ((v - (V - KS)) * n + j) * SMALL * SMALL;
+      uint64_t s = (uint64_t) (first + j);
+      uint64_t stream = ((uint64_t) step << 32) | (s << 4) | (uint64_t) v;
+      for (int y = 0; y < side; y++)
+        for (int x = 0; x < side; x++) {
+          /* the sample's pattern at the view's resolution */
+          int bi = (y * BIG / side) * BIG + x * BIG / side;
+          float base = simclr_rng_uniform (21, s << 4, bi);
+          float noise = simclr_rng_uniform (22, stream, y * side + x);
+          dst[off + y * side + x] = (uint8_t) (255.0f * (0.7f * base
+                  + 0.3f * noise));
+        }
+    }
+}
+
+/* The trainer's step against its two models and a SimclrLoss by hand. */
+static void
+test_trainer_step_by_hand (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  const int n = 3, rows = V * n, full = (V - KS) * n;
+  trainer_config (&cfg, n, 1, 9);
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  if (!t)
+    g_error ("trainer: %s", err.message);
+  g_assert_cmpint (simclr_trainer_local_rows (t), ==, rows);
+  g_assert_cmpint (simclr_trainer_full_rows (t, n), ==, full);
+  SimclrModel *tm = simclr_trainer_get_model (t);
+  SimclrModel *ts = simclr_trainer_get_small_model (t);
+  g_assert_nonnull (ts);
+  g_assert_cmpint (simclr_model_get_config (ts)->image_size, ==, SMALL);
+  g_assert_cmpint (simclr_model_get_config (ts)->max_batch, ==, KS * n);
+  g_assert_cmpint (simclr_model_get_config (tm)->max_batch, ==, full);
+  g_assert_cmpint (simclr_trainer_get_config (t)->model.max_batch, ==, rows);
+
+  /* the same weights, driven by hand */
+  SimclrModelConfig cb, cs;
+  model_config (&cb, BIG, full);
+  model_config (&cs, SMALL, KS * n);
+  SimclrModel *hb = simclr_model_new (&cb, 9, &err);
+  SimclrModel *hs = simclr_model_new_shared (&cs, hb, &err);
+  g_assert_nonnull (hs);
+  size_t np;
+  const float *tp = simclr_model_params (tm, &np);
+  g_assert_cmpint (memcmp (tp, simclr_model_params (hb, NULL),
+          np * sizeof (float)), ==, 0);
+
+  uint8_t *u8 = g_malloc (packed_bytes (n));
+  views_of (u8, 0, 0, n);
+  size_t nfull = (size_t) full * BIG * BIG, nsmall = (size_t) KS * n * SMALL
+      * SMALL;
+  float *xb = g_new (float, nfull), *xs = g_new (float, nsmall);
+  /* the model's own conversion (frame.h), so z can match bit for bit */
+  for (int r = 0; r < rows; r++) {
+    SimclrFrame f;
+    int side = r < full ? BIG : SMALL;
+    const uint8_t *src = r < full ? u8 + (size_t) r * BIG * BIG
+        : u8 + nfull + (size_t) (r - full) * SMALL * SMALL;
+    float *dst = r < full ? xb + (size_t) r * BIG * BIG
+        : xs + (size_t) (r - full) * SMALL * SMALL;
+    simclr_frames_packed (&f, src, 1, side, 1);
+    simclr_frame_to_input (dst, &f, side, side, 1);
+  }
+  int D = simclr_model_output_dim (hb);
+  float *z = g_new (float, rows * D), *dz = g_new (float, rows * D);
+  float *zt = g_new (float, rows * D);
+  g_assert_cmpint (simclr_model_forward (hb, xb, full, 1, NULL, z, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (simclr_model_forward (hs, xs, KS * n, 1, NULL,
+          z + (size_t) full * D, &err), ==, SIMCLR_OK);
+  SimclrLossConfig lc;
+  simclr_loss_config_default (&lc);
+  lc.views = V;
+  lc.temperature = TAU;
+  SimclrLoss *loss = simclr_loss_new (&lc, NULL, &err);
+  SimclrLossResult lr;
+  g_assert_cmpint (simclr_loss_forward (loss, z, rows, D, &lr, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (simclr_loss_backward (loss, dz, &err), ==, SIMCLR_OK);
+  simclr_model_zero_grad (hb);
+  g_assert_cmpint (simclr_model_backward (hb, dz, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_backward (hs, dz + (size_t) full * D, &err),
+      ==, SIMCLR_OK);
+
+  /* the trainer: forward (z), then the convenience step on the same rows */
+  g_assert_cmpint (simclr_trainer_forward_u8 (t, u8, rows, zt, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (memcmp (zt, z, (size_t) rows * D * sizeof (float)), ==, 0);
+  SimclrNtxentResult res;
+  if (simclr_trainer_train_step (t, u8, rows, &res, &err) != SIMCLR_OK)
+    g_error ("train step: %s", err.message);
+  g_assert_cmpfloat (res.loss, ==, lr.loss);
+  const float *gt = simclr_model_grads (tm, NULL);
+  const float *gh = simclr_model_grads (hb, NULL);
+  g_assert_cmpint (memcmp (gt, gh, np * sizeof (float)), ==, 0);
+  g_assert_cmpint (simclr_trainer_get_step (t), ==, 1);
+  /* two forwards above, two in the step: four batches on one counter */
+  g_assert_cmpint (simclr_model_num_batches_tracked (tm), ==, 4);
+
+  /* rows that are not whole samples */
+  g_assert_cmpint (simclr_trainer_forward_u8 (t, u8, rows - 1, NULL, &err),
+      ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "small views"));
+
+  simclr_loss_free (loss);
+  simclr_model_free (hs);
+  simclr_model_free (hb);
+  simclr_trainer_free (t);
+  g_free (u8);
+  g_free (xb);
+  g_free (xs);
+  g_free (z);
+  g_free (zt);
+  g_free (dz);
+}
+
+/* The multi-positive NT-Xent in float64: anchor i, positives P(i) the
+ * other views of its sample, L_i = -1/|P| sum_p log softmax_{k != i}
+ * (sim_ik / tau)[p]; the mean over anchors (loss.h). */
+static double
+multi_positive_double (const float *z, int rows, int D, int views)
+{
+  int n = rows / views;
+  double *u = g_new (double, (size_t) rows * D);
+  for (int i = 0; i < rows; i++) {
+    double s = 0;
+    for (int k = 0; k < D; k++)
+      s += (double) z[i * D + k] * z[i * D + k];
+    s = sqrt (s);
+    for (int k = 0; k < D; k++)
+      u[i * D + k] = z[i * D + k] / s;
+  }
+  double total = 0;
+  double *sim = g_new (double, rows);
+  for (int i = 0; i < rows; i++) {
+    double mx = -INFINITY;
+    for (int j = 0; j < rows; j++) {
+      double s = 0;
+      for (int k = 0; k < D; k++)
+        s += u[i * D + k] * u[j * D + k];
+      sim[j] = s / TAU;
+      if (j != i && sim[j] > mx)
+        mx = sim[j];
+    }
+    double den = 0;
+    for (int j = 0; j < rows; j++)
+      if (j != i)
+        den += exp (sim[j] - mx);
+    double lse = mx + log (den), li = 0;
+    for (int v = 0; v < views; v++) {
+      int p = v * n + i % n;
+      if (p != i)
+        li += lse - sim[p];
+    }
+    total += li / (views - 1);
+  }
+  g_free (sim);
+  g_free (u);
+  return total / rows;
+}
+
+typedef struct {
+  SimclrTrainer *t;
+  const uint8_t *u8;
+  int rows;
+  float *z;
+  int D;
+} FdCtx;
+
+static double
+fd_loss (FdCtx *c)
+{
+  SimclrError err = { 0 };
+  if (simclr_trainer_forward_u8 (c->t, c->u8, c->rows, c->z, &err))
+    g_error ("forward: %s", err.message);
+  return multi_positive_double (c->z, c->rows, c->D, V);
+}
+
+static double
+fd_central (FdCtx *c, float *v, double h)
+{
+  float orig = *v, up = orig + (float) h, down = orig - (float) h;
+  *v = up;
+  double fp = fd_loss (c);
+  *v = down;
+  double fm = fd_loss (c);
+  *v = orig;
+  return (fp - fm) / ((double) up - (double) down);
+}
+
+/* Richardson-extrapolated central differences at three base steps, the
+ * scheme and tolerances of test-model.c's fd_probe (see there why): 1 if
+ * a smooth step agrees, 0 if none does, -1 if every step straddles a
+ * ReLU kink (skipped). *rel receives the best relative error. */
+static int
+fd_agrees (FdCtx *c, float *v, double an, double eps, double *rel)
+{
+  int smooth = 0;
+  *rel = INFINITY;
+  for (int k = 0; k < 3; k++, eps /= 3) {
+    double c1 = fd_central (c, v, eps), c2 = fd_central (c, v, eps / 2);
+    double c4 = fd_central (c, v, eps / 4);
+    double r1 = (4 * c2 - c1) / 3, r2 = (4 * c4 - c2) / 3;
+    double scale = fmax (fabs (r2), fabs (an)), tol = 1e-2 * scale + 1e-4;
+    if (fabs (r1 - r2) > tol)
+      continue;
+    smooth = 1;
+    *rel = fmin (*rel, fabs (r2 - an) / (scale + 1e-4));
+    if (fabs (r2 - an) <= tol)
+      return 1;
+  }
+  return smooth ? 0 : -1;
+}
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return x < y ? -1 : x > y;
+}
+
+static void
+test_finite_differences (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  const int n = 3, rows = V * n;
+  trainer_config (&cfg, n, 1, 13);
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (t);
+  SimclrModel *m = simclr_trainer_get_model (t);
+  size_t np;
+  float *p = simclr_model_params (m, &np);
+  /* generic BN affine parameters (as test-model.c) */
+  for (int i = 0; i < simclr_model_n_tensors (m); i++) {
+    const SimclrTensorInfo *ti = simclr_model_tensor (m, i);
+    const SimclrTensorInfo *n2 = simclr_model_tensor (m, i + 2);
+    if (ti->storage == SIMCLR_TENSOR_PARAM && ti->ndim == 1 && n2
+        && n2->storage == SIMCLR_TENSOR_BUFFER && strstr (ti->name, "weight"))
+      for (size_t k = 0; k < ti->numel; k++)
+        p[ti->offset + k] = 0.5f + simclr_rng_uniform (5, i, k);
+  }
+  float *p0 = g_memdup2 (p, np * sizeof (float));
+  uint8_t *u8 = g_malloc (packed_bytes (n));
+  views_of (u8, 0, 0, n);
+  int D = simclr_model_output_dim (m);
+  FdCtx c = { t, u8, rows, g_new (float, rows * D), D };
+
+  /* the analytic gradient: the trainer's own step (SGD keeps the gradient
+   * buffer), then the weights put back */
+  SimclrNtxentResult res;
+  g_assert_cmpint (simclr_trainer_train_step (t, u8, rows, &res, &err), ==,
+      SIMCLR_OK);
+  float *g = g_memdup2 (simclr_model_grads (m, NULL), np * sizeof (float));
+  memcpy (p, p0, np * sizeof (float));
+  double l64 = fd_loss (&c);
+  if (fabs (l64 - res.loss) > 1e-5 * fabs (l64))
+    g_error ("multi-positive loss: the step's %.9g, float64 %.9g", res.loss,
+        l64);
+
+  /* The probes: the stem (sees both sizes), a layer-4 conv, BN, the head. */
+  static const char *const names[] = { "conv1.weight", "bn1.weight",
+    "layer1.0.conv2.weight", "layer4.1.conv2.weight", "layer4.1.bn2.bias",
+    "head.0.weight", "head.4.weight", "head.6.bias", NULL
+  };
+  int probes = 0, failed = 0, skipped = 0;
+  double rel[64];
+  int n_rel = 0;
+  for (const char *const *name = names; *name; name++) {
+    int ti = simclr_model_find_tensor (m, *name);
+    if (ti < 0)
+      g_error ("no tensor %s", *name);
+    const SimclrTensorInfo *info = simclr_model_tensor (m, ti);
+    for (int k = 0; k < 3; k++) {
+      size_t e = simclr_rng_below (17, ti, k, (uint32_t) info->numel);
+      double r;
+      int ok = fd_agrees (&c, p + info->offset + e, g[info->offset + e],
+          info->adapt ? 1e-2 : 2e-2, &r);
+      probes++;
+      if (ok < 0) {
+        skipped++;
+        continue;
+      }
+      rel[n_rel++] = r;
+      if (!ok) {
+        if (!failed)
+          g_printerr ("# first probe out of tolerance: %s[%zu] analytic "
+              "%.6g (relative error %.3g)\n", *name, e, g[info->offset + e],
+              r);
+        failed++;
+      }
+    }
+  }
+  qsort (rel, n_rel, sizeof (double), cmp_double);
+  double median = n_rel ? rel[n_rel / 2] : 1;
+  g_printerr ("# mixed-size step: %d probes, %d skipped (kinks), %d failed; "
+      "relative error median %.2g\n", probes, skipped, failed, median);
+  g_assert_cmpint (failed * 5, <=, probes);
+  g_assert_cmpint (skipped * 2, <=, probes);
+  g_assert_cmpfloat (median, <, 5e-3);
+
+  simclr_trainer_free (t);
+  g_free (c.z);
+  g_free (g);
+  g_free (p0);
+  g_free (u8);
+}
+
+/* Save after 2 steps, continue 2; a trainer loaded from the file makes the
+ * same 2 steps bit for bit. */
+static void
+test_resume (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  const int n = 3, rows = V * n;
+  trainer_config (&cfg, n, 1, 3);
+  cfg.optim.kind = SIMCLR_OPTIM_LARS;
+  cfg.optim.momentum = 0.9;
+  cfg.model.threads = 1;
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (t);
+  uint8_t *u8 = g_malloc (packed_bytes (n));
+  SimclrNtxentResult r;
+  for (int s = 0; s < 2; s++) {
+    views_of (u8, s, 0, n);
+    g_assert_cmpint (simclr_trainer_train_step (t, u8, rows, &r, &err), ==,
+        SIMCLR_OK);
+  }
+  char *dir = g_dir_make_tmp ("multicrop-XXXXXX", NULL);
+  char *path = g_build_filename (dir, "ckpt.safetensors", NULL);
+  g_assert_cmpint (simclr_trainer_save (t, path, &err), ==, SIMCLR_OK);
+  double want[2];
+  for (int s = 2; s < 4; s++) {
+    views_of (u8, s, 0, n);
+    g_assert_cmpint (simclr_trainer_train_step (t, u8, rows, &r, &err), ==,
+        SIMCLR_OK);
+    want[s - 2] = r.loss;
+  }
+  SimclrTrainer *l = simclr_trainer_load (path, rows, &err);
+  if (!l)
+    g_error ("load: %s", err.message);
+  const SimclrTrainerConfig *lc = simclr_trainer_get_config (l);
+  g_assert_cmpint (lc->views, ==, V);
+  g_assert_cmpint (lc->small_views, ==, KS);
+  g_assert_cmpint (lc->small_size, ==, SMALL);
+  g_assert_nonnull (simclr_trainer_get_small_model (l));
+  g_assert_cmpint (simclr_model_num_batches_tracked (
+          simclr_trainer_get_model (l)), ==, 4);
+  for (int s = 2; s < 4; s++) {
+    views_of (u8, s, 0, n);
+    g_assert_cmpint (simclr_trainer_train_step (l, u8, rows, &r, &err), ==,
+        SIMCLR_OK);
+    if (r.loss != want[s - 2])
+      g_error ("resumed step %d: loss %.17g, the uninterrupted run's "
+          "%.17g", s, r.loss, want[s - 2]);
+  }
+  size_t np, nb;
+  const float *pt = simclr_model_params (simclr_trainer_get_model (t), &np);
+  const float *bt = simclr_model_buffers (simclr_trainer_get_model (t), &nb);
+  g_assert_cmpint (memcmp (pt, simclr_model_params (simclr_trainer_get_model
+              (l), NULL), np * sizeof (float)), ==, 0);
+  g_assert_cmpint (memcmp (bt, simclr_model_buffers (simclr_trainer_get_model
+              (l), NULL), nb * sizeof (float)), ==, 0);
+  /* a pair-trained reader of this file still sees its multi-crop config:
+   * a replica load keeps it too */
+  SimclrTrainer *rep = simclr_trainer_load_replica (path, 1, &err);
+  g_assert_nonnull (rep);
+  g_assert_cmpint (simclr_trainer_get_config (rep)->small_views, ==, KS);
+  g_assert_cmpint (simclr_trainer_local_rows (rep), ==, rows);
+  simclr_trainer_free (rep);
+  g_unlink (path);
+  g_rmdir (dir);
+  g_free (path);
+  g_free (dir);
+  simclr_trainer_free (t);
+  simclr_trainer_free (l);
+  g_free (u8);
+}
+
+/* ------------------------------------------------------------------------ */
+/* K replicas == one trainer */
+
+#define RN 4                    /* samples per replica */
+#define RK 2
+#define RSTEPS 4
+
+typedef struct {
+  FakeMember member;
+  SimclrTrainer *t;
+  double losses[RSTEPS];
+  SimclrStatus status;
+  SimclrError err;
+} Replica;
+
+static gpointer
+replica_train (gpointer data)
+{
+  Replica *r = data;
+  SimclrComm comm;
+  uint8_t *u8 = g_malloc (packed_bytes (RN));
+  fake_comm (&r->member, &comm);
+  r->status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
+  for (int s = 0; s < RSTEPS && r->status == SIMCLR_OK; s++) {
+    SimclrNtxentResult res;
+    views_of (u8, s, r->member.rank * RN, RN);
+    r->status = simclr_trainer_train_step (r->t, u8,
+        simclr_trainer_local_rows (r->t), &res, &r->err);
+    r->losses[s] = res.loss;
+  }
+  g_free (u8);
+  return NULL;
+}
+
+static void
+test_replicas (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  trainer_config (&cfg, RN * RK, 1, 7);
+  SimclrTrainer *ref = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (ref);
+  size_t np;
+  const float *p_init = simclr_model_params (simclr_trainer_get_model (ref),
+      &np);
+  float *init = g_memdup2 (p_init, np * sizeof (float));
+  double ref_losses[RSTEPS];
+  uint8_t *u8 = g_malloc (packed_bytes (RN * RK));
+  for (int s = 0; s < RSTEPS; s++) {
+    SimclrNtxentResult res;
+    views_of (u8, s, 0, RN * RK);
+    g_assert_cmpint (simclr_trainer_train_step (ref, u8, V * RN * RK, &res,
+            &err), ==, SIMCLR_OK);
+    ref_losses[s] = res.loss;
+  }
+  g_free (u8);
+
+  FakeGroup grp;
+  Replica reps[RK];
+  GThread *th[RK];
+  fake_group_init (&grp, RK);
+  for (int q = 0; q < RK; q++) {
+    trainer_config (&cfg, RN, RK, q == 0 ? 7 : 107);
+    reps[q].member.g = &grp;
+    reps[q].member.rank = q;
+    reps[q].t = simclr_trainer_new (&cfg, &err);
+    g_assert_nonnull (reps[q].t);
+  }
+  for (int q = 0; q < RK; q++)
+    th[q] = g_thread_new ("replica", replica_train, &reps[q]);
+  for (int q = 0; q < RK; q++)
+    g_thread_join (th[q]);
+  fake_group_clear (&grp);
+  for (int q = 0; q < RK; q++)
+    if (reps[q].status != SIMCLR_OK)
+      g_error ("replica %d: %s", q, reps[q].err.message);
+  for (int s = 0; s < RSTEPS; s++) {
+    g_assert_cmpfloat (reps[1].losses[s], ==, reps[0].losses[s]);
+    if (fabs (reps[0].losses[s] - ref_losses[s]) > 1e-5)
+      g_error ("step %d: %d replicas loss %.9g, one trainer %.9g", s, RK,
+          reps[0].losses[s], ref_losses[s]);
+  }
+  float *p0 = simclr_model_params (simclr_trainer_get_model (reps[0].t), NULL);
+  float *p1 = simclr_model_params (simclr_trainer_get_model (reps[1].t), NULL);
+  float *pr = simclr_model_params (simclr_trainer_get_model (ref), NULL);
+  g_assert_cmpint (memcmp (p0, p1, np * sizeof (float)), ==, 0);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < np; i++) {
+    num += ((double) p0[i] - pr[i]) * ((double) p0[i] - pr[i]);
+    den += ((double) pr[i] - init[i]) * ((double) pr[i] - init[i]);
+  }
+  g_assert_cmpfloat (den, >, 0);
+  if (sqrt (num / den) > 5e-3)
+    g_error ("the update of %d replicas differs from one trainer's by %.3g "
+        "(relative)", RK, sqrt (num / den));
+  /* SyncBN on both sizes: the running statistics agree too */
+  size_t nb;
+  float *b0 = simclr_model_buffers (simclr_trainer_get_model (reps[0].t), &nb);
+  float *br = simclr_model_buffers (simclr_trainer_get_model (ref), NULL);
+  double worst = 0;
+  for (size_t i = 0; i < nb; i++)
+    worst = fmax (worst, fabs (b0[i] - br[i]) / (1 + fabs (br[i])));
+  if (worst > 1e-3)
+    g_error ("running statistics of %d replicas differ from one trainer's "
+        "by %.3g", RK, worst);
+  for (int q = 0; q < RK; q++)
+    simclr_trainer_free (reps[q].t);
+  simclr_trainer_free (ref);
+  g_free (init);
+}
+
+/* Replicas configured with different small views refuse to join. */
+static gpointer
+replica_join_only (gpointer data)
+{
+  Replica *r = data;
+  SimclrComm comm;
+  fake_comm (&r->member, &comm);
+  r->status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
+  return NULL;
+}
+
+static void
+test_replicas_differ (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  FakeGroup grp;
+  Replica reps[RK];
+  GThread *th[RK];
+  fake_group_init (&grp, RK);
+  for (int q = 0; q < RK; q++) {
+    trainer_config (&cfg, RN, RK, 7);
+    if (q == 1)
+      cfg.small_size = SMALL + 2;
+    reps[q].member.g = &grp;
+    reps[q].member.rank = q;
+    reps[q].t = simclr_trainer_new (&cfg, &err);
+    g_assert_nonnull (reps[q].t);
+  }
+  for (int q = 0; q < RK; q++)
+    th[q] = g_thread_new ("replica", replica_join_only, &reps[q]);
+  for (int q = 0; q < RK; q++)
+    g_thread_join (th[q]);
+  fake_group_clear (&grp);
+  for (int q = 0; q < RK; q++) {
+    g_assert_cmpint (reps[q].status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpstr (reps[q].err.field, ==, "trainer.small_views");
+    simclr_trainer_free (reps[q].t);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void
+test_config_refusals (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  trainer_config (&cfg, 2, 1, 1);
+  cfg.small_views = V;
+  g_assert_null (simclr_trainer_new (&cfg, &err));
+  g_assert_cmpstr (err.field, ==, "trainer.small_views");
+  cfg.small_views = -1;
+  g_assert_cmpint (simclr_trainer_config_validate (&cfg, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (err.field, ==, "trainer.small_views");
+  trainer_config (&cfg, 2, 1, 1);
+  cfg.small_size = BIG + 1;
+  g_assert_null (simclr_trainer_new (&cfg, &err));
+  g_assert_cmpstr (err.field, ==, "trainer.small_size");
+  g_assert_nonnull (strstr (err.message, "small views of 13 pixels"));
+  cfg.small_size = 0;
+  g_assert_null (simclr_trainer_new (&cfg, &err));
+  g_assert_cmpstr (err.field, ==, "trainer.small_size");
+  /* too small for the ImageNet stem */
+  trainer_config (&cfg, 2, 1, 1);
+  cfg.model.stem = SIMCLR_STEM_IMAGENET;
+  cfg.small_size = 5;
+  g_assert_null (simclr_trainer_new (&cfg, &err));
+  g_assert_cmpstr (err.field, ==, "trainer.small_size");
+  /* small_size without small views is ignored; 0 small views = pairs */
+  trainer_config (&cfg, 2, 1, 1);
+  cfg.views = 2;
+  cfg.small_views = 0;
+  cfg.small_size = 0;
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (t);
+  g_assert_null (simclr_trainer_get_small_model (t));
+  simclr_trainer_free (t);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/multicrop/shared-equals-sum", test_shared_equals_sum);
+  g_test_add_func ("/multicrop/shared-refusals", test_shared_refusals);
+  g_test_add_func ("/multicrop/step-by-hand", test_trainer_step_by_hand);
+  g_test_add_func ("/multicrop/finite-differences",
+      test_finite_differences);
+  g_test_add_func ("/multicrop/resume", test_resume);
+  g_test_add_func ("/multicrop/replicas", test_replicas);
+  g_test_add_func ("/multicrop/replicas-differ", test_replicas_differ);
+  g_test_add_func ("/multicrop/config-refusals", test_config_refusals);
+  return g_test_run ();
+}
