@@ -28,6 +28,7 @@
 #include "simclr/rng.h"
 
 #include "fake-comm.h"
+#include "loss-ref.h"
 
 #define MAX_K 3
 #define MAX_STEPS 6
@@ -154,42 +155,14 @@ static double
 naive_loss (const double *z, int R, int D, int V, double tau,
     const double *m, int Q)
 {
-  const int n = R / V;
-  double *u = g_new (double, (size_t) R * D), loss = 0.0;
-  for (int i = 0; i < R; i++) {
-    double nn = 0.0;
-    for (int c = 0; c < D; c++)
-      nn += z[i * D + c] * z[i * D + c];
-    nn = sqrt (nn);
-    for (int c = 0; c < D; c++)
-      u[i * D + c] = z[i * D + c] / nn;
-  }
-  for (int i = 0; i < R; i++) {
-    double sum = 0.0, spos = 0.0;
-    int npos = 0;
-    for (int k = 0; k < R; k++) {
-      double s = 0.0;
-      if (k == i)
-        continue;
-      for (int c = 0; c < D; c++)
-        s += u[i * D + c] * u[k * D + c];
-      s /= tau;
-      sum += exp (s);
-      if (k % n == i % n) {
-        spos += s;
-        npos++;
-      }
-    }
-    for (int q = 0; q < Q; q++) {
-      double s = 0.0;
-      for (int c = 0; c < D; c++)
-        s += u[i * D + c] * m[q * D + c];
-      sum += exp (s / tau);
-    }
-    loss += -spos / npos + log (sum);
-  }
-  g_free (u);
-  return loss / R;
+  int *group = g_new (int, R);
+  double loss;
+
+  for (int i = 0; i < R; i++)
+    group[i] = i % (R / V);     /* row i is sample i mod n, n = R / V */
+  loss = loss_ref_ntxent (z, R, D, tau, NULL, group, m, Q);
+  g_free (group);
+  return loss;
 }
 
 typedef struct {
@@ -435,23 +408,6 @@ test_replicas (gconstpointer data)
 /* ---------------------------------------------------------------------------
  * PyTorch fixture.
  */
-static double
-read_number (FILE *f)
-{
-  double v;
-  if (fscanf (f, "%lf", &v) != 1)
-    g_error ("queue fixture: expected a number");
-  return v;
-}
-
-static void
-expect_word (FILE *f, const char *word)
-{
-  char buf[64];
-  if (fscanf (f, "%63s", buf) != 1 || strcmp (buf, word) != 0)
-    g_error ("queue fixture: expected '%s'", word);
-}
-
 static void
 test_torch_fixture (void)
 {
@@ -485,19 +441,19 @@ test_torch_fixture (void)
     for (int s = 0; s < S; s++) {
       z[s] = g_new (float, R * D);
       dref[s] = g_new (double, R * D);
-      expect_word (f, "z");
+      fixture_word (f, "z");
       for (int i = 0; i < R * D; i++)
-        z[s][i] = (float) read_number (f);
-      expect_word (f, "loss");
-      loss[s] = read_number (f);
-      expect_word (f, "top1");
-      top1[s] = read_number (f);
-      expect_word (f, "top5");
-      top5[s] = read_number (f);
-      expect_word (f, "dz");
+        z[s][i] = (float) fixture_number (f);
+      fixture_word (f, "loss");
+      loss[s] = fixture_number (f);
+      fixture_word (f, "top1");
+      top1[s] = fixture_number (f);
+      fixture_word (f, "top5");
+      top5[s] = fixture_number (f);
+      fixture_word (f, "dz");
       dmax[s] = 0.0;
       for (int i = 0; i < R * D; i++) {
-        dref[s][i] = read_number (f);
+        dref[s][i] = fixture_number (f);
         dmax[s] = fmax (dmax[s], fabs (dref[s][i]));
       }
     }

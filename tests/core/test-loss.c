@@ -30,6 +30,7 @@
 #include "simclr/rng.h"
 
 #include "fake-comm.h"
+#include "loss-ref.h"
 
 /* One replica's job: z (rows, D) in, result and dz out. */
 typedef struct {
@@ -165,75 +166,6 @@ random_z (float *z, int rows, int D, uint64_t seed)
 {
   for (int i = 0; i < rows * D; i++)
     z[i] = (float) simclr_rng_normal (seed, 3, i);
-}
-
-/* Double-precision naive NT-Xent with an explicit positives map. */
-static double
-naive_loss (const double *z, int R, int D, double tau, const int *pos)
-{
-  double *u = g_new (double, (size_t) R * D), loss = 0.0;
-  for (int i = 0; i < R; i++) {
-    double n = 0.0;
-    for (int c = 0; c < D; c++)
-      n += z[i * D + c] * z[i * D + c];
-    n = sqrt (n);
-    for (int c = 0; c < D; c++)
-      u[i * D + c] = z[i * D + c] / n;
-  }
-  for (int i = 0; i < R; i++) {
-    double sum = 0.0, spos = 0.0;
-    for (int k = 0; k < R; k++) {
-      double s = 0.0;
-      if (k == i)
-        continue;
-      for (int c = 0; c < D; c++)
-        s += u[i * D + c] * u[k * D + c];
-      s /= tau;
-      sum += exp (s);
-      if (k == pos[i])
-        spos = s;
-    }
-    loss += -spos + log (sum);
-  }
-  g_free (u);
-  return loss / R;
-}
-
-/* Double-precision naive multi-positive loss: every other row of the
- * anchor's group is a positive, loss_i = lse_i - mean_{p in P(i)} s_ip. */
-static double
-naive_loss_groups (const double *z, int R, int D, double tau,
-    const int *group)
-{
-  double *u = g_new (double, (size_t) R * D), loss = 0.0;
-  for (int i = 0; i < R; i++) {
-    double n = 0.0;
-    for (int c = 0; c < D; c++)
-      n += z[i * D + c] * z[i * D + c];
-    n = sqrt (n);
-    for (int c = 0; c < D; c++)
-      u[i * D + c] = z[i * D + c] / n;
-  }
-  for (int i = 0; i < R; i++) {
-    double sum = 0.0, spos = 0.0;
-    int npos = 0;
-    for (int k = 0; k < R; k++) {
-      double s = 0.0;
-      if (k == i)
-        continue;
-      for (int c = 0; c < D; c++)
-        s += u[i * D + c] * u[k * D + c];
-      s /= tau;
-      sum += exp (s);
-      if (group[k] == group[i]) {
-        spos += s;
-        npos++;
-      }
-    }
-    loss += -spos / npos + log (sum);
-  }
-  g_free (u);
-  return loss / R;
 }
 
 /* ---------------------------------------------------------------------------
@@ -373,11 +305,11 @@ test_split (gconstpointer data)
   for (int k = 0; k < R * D && probes < 40; k += 1 + (R * D) / 40, probes++) {
     double keep = zd[k], up, down, fd;
     zd[k] = keep + h;
-    up = V == 2 ? naive_loss (zd, R, D, c->tau, pos)
-        : naive_loss_groups (zd, R, D, c->tau, pos);
+    up = V == 2 ? loss_ref_ntxent (zd, R, D, c->tau, pos, NULL, NULL, 0)
+        : loss_ref_ntxent (zd, R, D, c->tau, NULL, pos, NULL, 0);
     zd[k] = keep - h;
-    down = V == 2 ? naive_loss (zd, R, D, c->tau, pos)
-        : naive_loss_groups (zd, R, D, c->tau, pos);
+    down = V == 2 ? loss_ref_ntxent (zd, R, D, c->tau, pos, NULL, NULL, 0)
+        : loss_ref_ntxent (zd, R, D, c->tau, NULL, pos, NULL, 0);
     zd[k] = keep;
     fd = (up - down) / (2 * h);
     /* which replica holds gathered element k */
@@ -459,23 +391,6 @@ test_closed_forms (void)
  * PyTorch fixture (tests/data/make-ntxent-fixture.py): rows 0..N-1 view 0
  * and N..2N-1 view 1 of N samples, split into K replicas of N / K samples.
  */
-static double
-read_number (FILE *f)
-{
-  double v;
-  if (fscanf (f, "%lf", &v) != 1)
-    g_error ("ntxent fixture: expected a number");
-  return v;
-}
-
-static void
-expect_word (FILE *f, const char *word)
-{
-  char buf[64];
-  if (fscanf (f, "%63s", buf) != 1 || strcmp (buf, word) != 0)
-    g_error ("ntxent fixture: expected '%s'", word);
-}
-
 static void
 test_torch_fixture (void)
 {
@@ -501,18 +416,18 @@ test_torch_fixture (void)
       g_error ("ntxent fixture: bad case header");
     float *zf = g_new (float, R * D);
     double *dref = g_new (double, R * D);
-    expect_word (f, "z");
+    fixture_word (f, "z");
     for (int j = 0; j < R * D; j++)
-      zf[j] = (float) read_number (f);
-    expect_word (f, "loss");
-    loss = read_number (f);
-    expect_word (f, "top1");
-    top1 = read_number (f);
-    expect_word (f, "top5");
-    top5 = read_number (f);
-    expect_word (f, "dz");
+      zf[j] = (float) fixture_number (f);
+    fixture_word (f, "loss");
+    loss = fixture_number (f);
+    fixture_word (f, "top1");
+    top1 = fixture_number (f);
+    fixture_word (f, "top5");
+    top5 = fixture_number (f);
+    fixture_word (f, "dz");
     for (int j = 0; j < R * D; j++) {
-      dref[j] = read_number (f);
+      dref[j] = fixture_number (f);
       dmax = fmax (dmax, fabs (dref[j]));
     }
 

@@ -13,47 +13,12 @@
 #include "simclr/ntxent.h"
 #include "simclr/rng.h"
 
+#include "loss-ref.h"
+
 /* ---------------------------------------------------------------------------
- * Naive reference, double precision, straight from the definition:
- *   u_i = z_i / ||z_i||,  s_ik = u_i.u_k / tau,
- *   loss = mean_i [ -s_{i,p(i)} + log sum_{k != i} exp (s_ik) ].
- * Logits stay below 1/tau <= 1/0.05 = 20 in these tests, so exp without the
- * max shift is exact enough here (and independent of the code under test).
+ * The reference is loss_ref_ntxent (loss-ref.h): double precision, straight
+ * from the definition.
  */
-static double
-naive_loss (const double *z, int R, int D, double tau, const int *pos)
-{
-  double *u = g_new (double, (size_t) R * D);
-  double loss = 0.0;
-
-  for (int i = 0; i < R; i++) {
-    double n = 0.0;
-    for (int c = 0; c < D; c++)
-      n += z[i * D + c] * z[i * D + c];
-    n = sqrt (n);
-    for (int c = 0; c < D; c++)
-      u[i * D + c] = z[i * D + c] / n;
-  }
-  for (int i = 0; i < R; i++) {
-    int p = pos ? pos[i] : (i < R / 2 ? i + R / 2 : i - R / 2);
-    double sum = 0.0, spos = 0.0;
-    for (int k = 0; k < R; k++) {
-      double s = 0.0;
-      if (k == i)
-        continue;
-      for (int c = 0; c < D; c++)
-        s += u[i * D + c] * u[k * D + c];
-      s /= tau;
-      sum += exp (s);
-      if (k == p)
-        spos = s;
-    }
-    loss += -spos + log (sum);
-  }
-  g_free (u);
-  return loss / R;
-}
-
 static void
 random_z (float *z, int R, int D, uint64_t seed)
 {
@@ -124,7 +89,7 @@ test_grad_fd (gconstpointer data)
     zd[j] = z[j];
 
   res = run (z, R, D, gc->tau, pos, dz);
-  ref = naive_loss (zd, R, D, gc->tau, pos);
+  ref = loss_ref_ntxent (zd, R, D, gc->tau, pos, NULL, NULL, 0);
   if (fabs (res.loss - ref) > 1e-5 * fabs (ref))
     g_error ("R %d D %d tau %g: loss %.9g, naive double %.9g", R, D,
         (double) gc->tau, res.loss, ref);
@@ -149,9 +114,9 @@ test_grad_fd (gconstpointer data)
     const double h = 1e-5;
     double keep = zd[j], fp, fm, fd, e;
     zd[j] = keep + h;
-    fp = naive_loss (zd, R, D, gc->tau, pos);
+    fp = loss_ref_ntxent (zd, R, D, gc->tau, pos, NULL, NULL, 0);
     zd[j] = keep - h;
-    fm = naive_loss (zd, R, D, gc->tau, pos);
+    fm = loss_ref_ntxent (zd, R, D, gc->tau, pos, NULL, NULL, 0);
     zd[j] = keep;
     fd = (fp - fm) / (2 * h);
     e = fabs (fd - dz[j]) / gmax;
@@ -282,23 +247,6 @@ test_accuracy_by_hand (void)
 /* ---------------------------------------------------------------------------
  * PyTorch fixture.
  */
-static double
-read_number (FILE *f)
-{
-  double v;
-  if (fscanf (f, "%lf", &v) != 1)
-    g_error ("ntxent fixture: expected a number");
-  return v;
-}
-
-static void
-expect_word (FILE *f, const char *word)
-{
-  char buf[64];
-  if (fscanf (f, "%63s", buf) != 1 || strcmp (buf, word) != 0)
-    g_error ("ntxent fixture: expected '%s'", word);
-}
-
 static void
 test_torch_fixture (void)
 {
@@ -330,18 +278,18 @@ test_torch_fixture (void)
     z = g_new (float, R * D);
     dz = g_new (float, R * D);
     dref = g_new (double, R * D);
-    expect_word (f, "z");
+    fixture_word (f, "z");
     for (int j = 0; j < R * D; j++)
-      z[j] = (float) read_number (f);
-    expect_word (f, "loss");
-    loss = read_number (f);
-    expect_word (f, "top1");
-    top1 = read_number (f);
-    expect_word (f, "top5");
-    top5 = read_number (f);
-    expect_word (f, "dz");
+      z[j] = (float) fixture_number (f);
+    fixture_word (f, "loss");
+    loss = fixture_number (f);
+    fixture_word (f, "top1");
+    top1 = fixture_number (f);
+    fixture_word (f, "top5");
+    top5 = fixture_number (f);
+    fixture_word (f, "dz");
     for (int j = 0; j < R * D; j++) {
-      dref[j] = read_number (f);
+      dref[j] = fixture_number (f);
       dmax = fmax (dmax, fabs (dref[j]));
     }
 
@@ -370,46 +318,9 @@ test_torch_fixture (void)
 
 /* ---------------------------------------------------------------------------
  * Multi-positive (groups): every other row of an anchor's group is a
- * positive, loss_i = log sum_{k != i} exp (s_ik) - mean_{p in P(i)} s_ip.
- * Naive double reference straight from that definition.
+ * positive, loss_i = log sum_{k != i} exp (s_ik) - mean_{p in P(i)} s_ip
+ * (loss_ref_ntxent with a group map).
  */
-static double
-naive_loss_groups (const double *z, int R, int D, double tau,
-    const int *group)
-{
-  double *u = g_new (double, (size_t) R * D);
-  double loss = 0.0;
-
-  for (int i = 0; i < R; i++) {
-    double n = 0.0;
-    for (int c = 0; c < D; c++)
-      n += z[i * D + c] * z[i * D + c];
-    n = sqrt (n);
-    for (int c = 0; c < D; c++)
-      u[i * D + c] = z[i * D + c] / n;
-  }
-  for (int i = 0; i < R; i++) {
-    double sum = 0.0, spos = 0.0;
-    int npos = 0;
-    for (int k = 0; k < R; k++) {
-      double s = 0.0;
-      if (k == i)
-        continue;
-      for (int c = 0; c < D; c++)
-        s += u[i * D + c] * u[k * D + c];
-      s /= tau;
-      sum += exp (s);
-      if (group[k] == group[i]) {
-        spos += s;
-        npos++;
-      }
-    }
-    loss += -spos / npos + log (sum);
-  }
-  g_free (u);
-  return loss / R;
-}
-
 static SimclrNtxentResult
 run_groups (const float *z, int R, int D, float tau, const int *group,
     float *dz)
@@ -465,7 +376,7 @@ test_groups_fd (gconstpointer data)
   for (int j = 0; j < n; j++)
     zd[j] = z[j];
   res = run_groups (z, R, D, gc->tau, group, dz);
-  ref = naive_loss_groups (zd, R, D, gc->tau, group);
+  ref = loss_ref_ntxent (zd, R, D, gc->tau, NULL, group, NULL, 0);
   if (fabs (res.loss - ref) > 1e-5 * fabs (ref))
     g_error ("groups R %d D %d tau %g: loss %.9g, naive double %.9g", R, D,
         (double) gc->tau, res.loss, ref);
@@ -477,9 +388,9 @@ test_groups_fd (gconstpointer data)
     const double h = 1e-5;
     double keep = zd[j], fp, fm, fd, e;
     zd[j] = keep + h;
-    fp = naive_loss_groups (zd, R, D, gc->tau, group);
+    fp = loss_ref_ntxent (zd, R, D, gc->tau, NULL, group, NULL, 0);
     zd[j] = keep - h;
-    fm = naive_loss_groups (zd, R, D, gc->tau, group);
+    fm = loss_ref_ntxent (zd, R, D, gc->tau, NULL, group, NULL, 0);
     zd[j] = keep;
     fd = (fp - fm) / (2 * h);
     e = fabs (fd - dz[j]) / gmax;
@@ -575,18 +486,18 @@ test_groups_torch_fixture (void)
     dz = g_new (float, R * D);
     dref = g_new (double, R * D);
     group = g_new (int, R);
-    expect_word (f, "z");
+    fixture_word (f, "z");
     for (int j = 0; j < R * D; j++)
-      z[j] = (float) read_number (f);
-    expect_word (f, "loss");
-    loss = read_number (f);
-    expect_word (f, "top1");
-    top1 = read_number (f);
-    expect_word (f, "top5");
-    top5 = read_number (f);
-    expect_word (f, "dz");
+      z[j] = (float) fixture_number (f);
+    fixture_word (f, "loss");
+    loss = fixture_number (f);
+    fixture_word (f, "top1");
+    top1 = fixture_number (f);
+    fixture_word (f, "top5");
+    top5 = fixture_number (f);
+    fixture_word (f, "dz");
     for (int j = 0; j < R * D; j++) {
-      dref[j] = read_number (f);
+      dref[j] = fixture_number (f);
       dmax = fmax (dmax, fabs (dref[j]));
     }
     for (int i = 0; i < R; i++)
