@@ -29,47 +29,14 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
-
-def multiview_loss(z, views, tau):
-    rows = z.shape[0]
-    n = rows // views
-    u = F.normalize(z, dim=1)
-    sim = u @ u.t() / tau
-    eye = torch.eye(rows, dtype=torch.bool)
-    sample = torch.arange(rows) % n
-    pos = (sample[:, None] == sample[None, :]) & ~eye
-    logp = F.log_softmax(sim.masked_fill(eye, float("-inf")), dim=1)
-    loss = -(logp.masked_fill(~pos, 0.0).sum(1) / pos.sum(1)).mean()
-    return loss, sim.detach(), pos
-
-
-def topk_acc(sim, pos, k):
-    rows = sim.shape[0]
-    eye = torch.eye(rows, dtype=torch.bool)
-    best = sim.masked_fill(~pos, float("-inf")).max(1).values
-    neg = ~pos & ~eye
-    above = ((sim > best[:, None]) & neg).sum(1)
-    return (above < k).double().mean().item()
+from contrastive_ref import views_of, write_step
 
 
 def case(out, name, z32, views, tau):
-    z = z32.double().clone().requires_grad_(True)
-    loss, sim, pos = multiview_loss(z, views, tau)
-    loss.backward()
-    rows, dim = z.shape
+    rows, dim = z32.shape
     out.write(f"case {name} {rows} {dim} {tau!r} {views}\n")
-    out.write("z " + " ".join(f"{v:.9e}" for v in z32.flatten().tolist()) + "\n")
-    out.write(f"loss {loss.item():.17e}\n")
-    out.write(f"top1 {topk_acc(sim, pos, 1):.17e}\n")
-    out.write(f"top5 {topk_acc(sim, pos, 5):.17e}\n")
-    out.write("dz " + " ".join(f"{v:.17e}" for v in z.grad.flatten().tolist()) + "\n")
-
-
-def views_of(base, views, noise, g):
-    return torch.cat([base + noise * torch.randn(base.shape, generator=g)
-                      for _ in range(views)]).float()
+    write_step(out, z32, views, tau, torch.zeros(0, dim, dtype=torch.float64))
 
 
 def main():

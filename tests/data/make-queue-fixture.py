@@ -31,29 +31,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-
-def step_loss(z, views, tau, queue):
-    rows = z.shape[0]
-    n = rows // views
-    u = F.normalize(z, dim=1)
-    sim = u @ u.t() / tau
-    eye = torch.eye(rows, dtype=torch.bool)
-    sample = torch.arange(rows) % n
-    pos = (sample[:, None] == sample[None, :]) & ~eye
-    qsim = u @ queue.t() / tau          # (rows, Q); queue is detached
-    logits = torch.cat([sim.masked_fill(eye, float("-inf")), qsim], dim=1)
-    logp = F.log_softmax(logits, dim=1)[:, :rows]
-    loss = -(logp.masked_fill(~pos, 0.0).sum(1) / pos.sum(1)).mean()
-    return loss, sim.detach(), qsim.detach(), pos
-
-
-def topk_acc(sim, qsim, pos, k):
-    rows = sim.shape[0]
-    eye = torch.eye(rows, dtype=torch.bool)
-    best = sim.masked_fill(~pos, float("-inf")).max(1).values
-    neg = ~pos & ~eye
-    above = ((sim > best[:, None]) & neg).sum(1) + (qsim > best[:, None]).sum(1)
-    return (above < k).double().mean().item()
+from contrastive_ref import views_of, write_step
 
 
 def case(out, name, zs, views, tau, qsize):
@@ -61,20 +39,8 @@ def case(out, name, zs, views, tau, qsize):
     out.write(f"case {name} {rows} {dim} {tau!r} {views} {qsize} {len(zs)}\n")
     kept = torch.zeros(0, dim, dtype=torch.float64)
     for z32 in zs:
-        z = z32.double().clone().requires_grad_(True)
-        loss, sim, qsim, pos = step_loss(z, views, tau, kept)
-        loss.backward()
-        out.write("z " + " ".join(f"{v:.9e}" for v in z32.flatten().tolist()) + "\n")
-        out.write(f"loss {loss.item():.17e}\n")
-        out.write(f"top1 {topk_acc(sim, qsim, pos, 1):.17e}\n")
-        out.write(f"top5 {topk_acc(sim, qsim, pos, 5):.17e}\n")
-        out.write("dz " + " ".join(f"{v:.17e}" for v in z.grad.flatten().tolist()) + "\n")
+        z = write_step(out, z32, views, tau, kept)
         kept = torch.cat([kept, F.normalize(z.detach(), dim=1)])[-qsize:]
-
-
-def views_of(base, views, noise, g):
-    return torch.cat([base + noise * torch.randn(base.shape, generator=g)
-                      for _ in range(views)]).float()
 
 
 def main():
