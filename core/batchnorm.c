@@ -142,6 +142,9 @@ typedef struct {
   void (*bwd_sums) (double *sd, double *sdx, const float *dout, int relu,
       const float *inp, const float *m, const float *rs, const float *scale,
       const float *shift, int r0, int r1, int C, int c0, int n);
+  void (*bwd_sums_mask) (double *sd, double *sdx, float *dmask,
+      const float *dout, const float *y, const float *inp, const float *m,
+      const float *rs, int r0, int r1, int C, int c0, int n);
   void (*bwd_dx) (float *dinp, int accumulate, const float *dout, int relu,
       const float *inp, const float *m, const float *rs, const float *scale,
       const float *shift, const float *k, const float *mean_d,
@@ -175,6 +178,7 @@ typedef enum {
   BN_PHASE_MOMENTS,
   BN_PHASE_AFFINE,
   BN_PHASE_BWD_SUMS,
+  BN_PHASE_BWD_SUMS_MASK,
   BN_PHASE_BWD_DX,
 } BnPhase;
 
@@ -182,8 +186,8 @@ typedef struct {
   BnPhase phase;
   const BnFns *fns;             /* this CPU level's loops */
   int tasks, M, C, c0, n;
-  const float *inp, *res, *dout;
-  float *out, *dinp;
+  const float *inp, *res, *dout, *y;
+  float *out, *dinp, *dmask;
   int relu, accumulate;
   const float *scale, *shift, *mean, *rstd, *mean_d, *mean_dx;
   /* per task: moments (count, mean, m2) or backward sums (sd, sdx) */
@@ -226,6 +230,10 @@ bn_task (void *ctx, int task)
     case BN_PHASE_BWD_SUMS:
       j->fns->bwd_sums (j->a[task], j->b[task], j->dout, j->relu, j->inp,
           j->mean, j->rstd, j->scale, j->shift, r0, r1, j->C, j->c0, j->n);
+      break;
+    case BN_PHASE_BWD_SUMS_MASK:
+      j->fns->bwd_sums_mask (j->a[task], j->b[task], j->dmask, j->dout, j->y,
+          j->inp, j->mean, j->rstd, r0, r1, j->C, j->c0, j->n);
       break;
     case BN_PHASE_BWD_DX:
       j->fns->bwd_dx (j->dinp, j->accumulate, j->dout, j->relu, j->inp,
@@ -434,6 +442,57 @@ bn_backward_sums_body (double *sd, double *sdx, const float *dout,
   }
 }
 
+/* The sums of bn_backward_sums_body for d = (y > 0 ? dout : 0): the
+ * gradient through the ReLU after a block's residual sum, whose output y
+ * is at hand. d is also stored into dmask (may alias dout), for the dx
+ * pass and for the shortcut, which takes the same gradient: the mask costs
+ * no pass of its own. Same float operations as masking first, then
+ * bn_backward_sums_body with relu 0. */
+BN_INLINE void
+bn_backward_sums_mask_body (double *sd, double *sdx, float *dmask,
+    const float *dout, const float *y, const float *inp, const float *m,
+    const float *rs, int r0, int r1, int C, int c0, int n)
+{
+  memset (sd, 0, sizeof (double) * n);
+  memset (sdx, 0, sizeof (double) * n);
+  for (int rb = r0; rb < r1; rb += BN_ROWS) {
+    int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
+    float fd[BN_BLOCK], fdx[BN_BLOCK];
+    memset (fd, 0, sizeof (float) * n);
+    memset (fdx, 0, sizeof (float) * n);
+    for (int r = rb; r < re; r++) {
+      const size_t o = (size_t) r * C + c0;
+      const float *x = inp + o, *d = dout + o, *yr = y + o;
+      float *dm = dmask + o;
+      int c = 0;
+      for (; c + BN_VEC <= n; c += BN_VEC) {
+        float g[BN_VEC];
+        for (int j = 0; j < BN_VEC; j++) {
+          float dj = d[c + j];
+          g[j] = yr[c + j] > 0.0f ? dj : 0.0f;
+        }
+        for (int j = 0; j < BN_VEC; j++) {
+          fd[c + j] += g[j];
+          fdx[c + j] += g[j] * ((x[c + j] - m[c + j]) * rs[c + j]);
+        }
+        for (int j = 0; j < BN_VEC; j++)
+          dm[c + j] = g[j];
+      }
+      for (; c < n; c++) {
+        float dj = d[c];
+        float g = yr[c] > 0.0f ? dj : 0.0f;
+        fd[c] += g;
+        fdx[c] += g * ((x[c] - m[c]) * rs[c]);
+        dm[c] = g;
+      }
+    }
+    for (int c = 0; c < n; c++) {
+      sd[c] += fd[c];
+      sdx[c] += fdx[c];
+    }
+  }
+}
+
 /* dinp (+)= k * (d - mean_d - xhat * mean_dx), rows [r0, r1). */
 BN_INLINE void
 bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
@@ -521,6 +580,15 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
   }                                                                         \
                                                                             \
   ATTR static void                                                          \
+  bn_backward_sums_mask_##L (double *sd, double *sdx, float *dmask,         \
+      const float *dout, const float *y, const float *inp, const float *m,  \
+      const float *rs, int r0, int r1, int C, int c0, int n)                \
+  {                                                                         \
+    bn_backward_sums_mask_body (sd, sdx, dmask, dout, y, inp, m, rs, r0,    \
+        r1, C, c0, n);                                                      \
+  }                                                                         \
+                                                                            \
+  ATTR static void                                                          \
   bn_backward_dx_##L (float *dinp, int accumulate, const float *dout,       \
       int relu, const float *inp, const float *m, const float *rs,          \
       const float *scale, const float *shift, const float *k,               \
@@ -543,7 +611,7 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
                                                                             \
   static const BnFns bn_fns_##L = {                                         \
     bn_moments_##L, bn_affine_act_##L, bn_backward_sums_##L,                \
-    bn_backward_dx_##L                                                      \
+    bn_backward_sums_mask_##L, bn_backward_dx_##L                           \
   };
 
 BN_LEVEL_FUNCTIONS (generic,)
@@ -567,9 +635,12 @@ bn_fns (void)
   return &bn_fns_generic;
 }
 
-void
-simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
-    const float *dout, const float *inp, const float *weight,
+/* Both backward entries: with y, dout is masked by y > 0 (stored into
+ * dmask) in the sums pass and the dx pass reads dmask; without, relu says
+ * whether the mask is recomputed from inp. */
+static void
+bn_backward (float *dinp, float *dmask, float *dweight, float *dbias,
+    const float *dout, const float *y, const float *inp, const float *weight,
     const float *bias, const float *mean, const float *rstd, int relu,
     int accumulate, int M, int C, int threads, SimclrAllreduceFn allreduce,
     void *allreduce_user)
@@ -583,7 +654,7 @@ simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
    * this replica's share only (sum over local rows): the trainer reduces the
    * gradient buffer across replicas afterwards, as for every parameter. */
   BnJob job = {.fns = bn_fns (), .M = M, .C = C, .inp = inp, .dout = dout, .dinp = dinp,
-    .relu = relu, .accumulate = accumulate
+    .y = y, .dmask = dmask, .relu = y ? 0 : relu, .accumulate = accumulate
   };
   for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
     const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
@@ -593,7 +664,7 @@ simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
     float scale[BN_BLOCK], shift[BN_BLOCK];
     for (int c = 0; c < n; c++) {
       scale[c] = rstd[c0 + c] * weight[c0 + c];
-      shift[c] = relu ? bias[c0 + c] - mean[c0 + c] * scale[c] : 0.0f;
+      shift[c] = job.relu ? bias[c0 + c] - mean[c0 + c] * scale[c] : 0.0f;
     }
     job.c0 = c0;
     job.n = n;
@@ -602,7 +673,13 @@ simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
     job.rstd = rstd + c0;
     job.scale = scale;
     job.shift = shift;
-    bn_run (&job, BN_PHASE_BWD_SUMS);
+    if (y) {
+      job.dout = dout;
+      bn_run (&job, BN_PHASE_BWD_SUMS_MASK);
+      job.dout = dmask;         /* the dx pass reads the masked gradient */
+    } else {
+      bn_run (&job, BN_PHASE_BWD_SUMS);
+    }
     for (int c = 0; c < n; c++) {
       double sd = 0, sdx = 0;
       for (int t = 0; t < job.tasks; t++) {
@@ -627,6 +704,31 @@ simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
     job.mean_dx = mean_dx;
     bn_run (&job, BN_PHASE_BWD_DX);
   }
+}
+
+void
+simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight,
+    const float *bias, const float *mean, const float *rstd, int relu,
+    int accumulate, int M, int C, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user)
+{
+  bn_backward (dinp, NULL, dweight, dbias, dout, NULL, inp, weight, bias,
+      mean, rstd, relu, accumulate, M, C, threads, allreduce,
+      allreduce_user);
+}
+
+void
+simclr_batchnorm_residual_relu_backward (float *dinp, float *dmask,
+    float *dweight, float *dbias, const float *dout, const float *y,
+    const float *inp, const float *weight, const float *mean,
+    const float *rstd, int accumulate, int M, int C, int threads,
+    SimclrAllreduceFn allreduce, void *allreduce_user)
+{
+  /* dout, y, inp, dinp, dmask (M, C); weight, mean, rstd, dweight, dbias
+   * (C). dmask may alias dout. */
+  bn_backward (dinp, dmask, dweight, dbias, dout, y, inp, weight, NULL,
+      mean, rstd, 0, accumulate, M, C, threads, allreduce, allreduce_user);
 }
 
 void

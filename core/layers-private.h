@@ -195,6 +195,19 @@ void simclr_batchnorm_act_backward (float *dinp, float *dweight, float *dbias,
     int accumulate, int M, int C, int threads, SimclrAllreduceFn allreduce,
     void *allreduce_user);
 
+/* Backward of act_forward_train with a residual and a ReLU (a block's last
+ * unit), y = relu (BN (inp) + residual) its output and dout the gradient
+ * wrt y: writes dmask = (y > 0 ? dout : 0), the gradient of both BN's
+ * output and the residual (dmask may alias dout), while it sums for BN
+ * (the mask needs no pass of its own); then dinp as act_backward with
+ * relu 0 fed dmask (same arithmetic, same bits). Accumulates dweight,
+ * dbias and, with accumulate, dinp; without, writes dinp. */
+void simclr_batchnorm_residual_relu_backward (float *dinp, float *dmask,
+    float *dweight, float *dbias, const float *dout, const float *y,
+    const float *inp, const float *weight, const float *mean,
+    const float *rstd, int accumulate, int M, int C, int threads,
+    SimclrAllreduceFn allreduce, void *allreduce_user);
+
 /* ---------------------------------------------------------------------------
  * elementwise, n floats. relu_backward uses the forward OUTPUT (out > 0). */
 void simclr_relu_forward (float *out, const float *inp, size_t n);

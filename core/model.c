@@ -1202,17 +1202,22 @@ simclr_model_forward_frames (SimclrModel *m, const SimclrFrame *frames,
  * parameter gradients and, with accumulate, into dinp (may be NULL);
  * without, writes dinp (its first term: no zeroing pass). */
 static void
-unit_backward (SimclrModel *m, Unit *u, float *dinp, int accumulate,
-    const float *dout, float *tmp, const float *inp, int B)
+unit_backward_masked (SimclrModel *m, Unit *u, float *dinp, int accumulate,
+    const float *dout, float *dmask, float *tmp, const float *inp, int B)
 {
   SimclrConvShape cs = u->cs;
   cs.B = B;
   size_t M = (size_t) B * cs.OH * cs.OW;
   double t0 = prof_now (m);
   /* tmp is written, not accumulated */
-  simclr_batchnorm_act_backward (tmp, G (m, u->bn), G (m, u->bn + 1), dout,
-      u->a, P (m, u->bn), P (m, u->bn + 1), u->mean, u->rstd, u->relu, 0,
-      (int) M, cs.OC, cs.threads, m->allreduce, m->allreduce_user);
+  if (dmask)
+    simclr_batchnorm_residual_relu_backward (tmp, dmask, G (m, u->bn),
+        G (m, u->bn + 1), dout, u->b, u->a, P (m, u->bn), u->mean, u->rstd,
+        0, (int) M, cs.OC, cs.threads, m->allreduce, m->allreduce_user);
+  else
+    simclr_batchnorm_act_backward (tmp, G (m, u->bn), G (m, u->bn + 1), dout,
+        u->a, P (m, u->bn), P (m, u->bn + 1), u->mean, u->rstd, u->relu, 0,
+        (int) M, cs.OC, cs.threads, m->allreduce, m->allreduce_user);
   prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
   t0 = prof_now (m);
   simclr_conv2d_backward_weight (G (m, u->conv), NULL, tmp, inp, &cs,
@@ -1228,6 +1233,13 @@ unit_backward (SimclrModel *m, Unit *u, float *dinp, int accumulate,
           m->conv_scratch);
     prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_DINPUT, t0);
   }
+}
+
+static void
+unit_backward (SimclrModel *m, Unit *u, float *dinp, int accumulate,
+    const float *dout, float *tmp, const float *inp, int B)
+{
+  unit_backward_masked (m, u, dinp, accumulate, dout, NULL, tmp, inp, B);
 }
 
 SimclrStatus
@@ -1288,15 +1300,23 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
   for (int i = m->n_blocks - 1; i >= 0; i--) {
     Block *b = &m->blocks[i];
     Unit *last = &b->u[b->n_units - 1];
-    /* dy masked by the block's ReLU; the identity shortcut's dx is that
-     * same gradient (copied in the mask's pass), a downsampling one's is
-     * written by its input gradient: no zeroing passes */
-    double t0 = prof_now (m);
-    relu_mask_copy (A, b->has_ds ? NULL : D, last->b,
-        unit_out_numel (last, B), last->cs.threads);
-    prof_add (m, last, &last->cs, SIMCLR_PROFILE_BN, t0);
-    if (b->has_ds)
-      unit_backward (m, &b->ds, D, 0, A, T, b->x, B);
+    /* dy masked by the block's ReLU. With more than one unit the mask
+     * runs inside the last unit's batch-norm pass, which stores the
+     * masked gradient where the shortcut takes it: into D for an identity
+     * shortcut (its dx), back into A for a downsampling one, whose
+     * backward then runs and writes D before unit 0 adds to it. With one
+     * unit (whose backward adds to D at once) a pass of its own masks it
+     * first. No zeroing passes either way. */
+    const int fused = b->n_units > 1;
+    float *dmask = b->has_ds ? A : D;
+    if (!fused) {
+      double t0 = prof_now (m);
+      relu_mask_copy (A, b->has_ds ? NULL : D, last->b,
+          unit_out_numel (last, B), last->cs.threads);
+      prof_add (m, last, &last->cs, SIMCLR_PROFILE_BN, t0);
+      if (b->has_ds)
+        unit_backward (m, &b->ds, D, 0, A, T, b->x, B);
+    }
     float *cur = A, *spare = N;
     for (int j = b->n_units - 1; j >= 0; j--) {
       Unit *u = &b->u[j];
@@ -1304,7 +1324,11 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
         float *nxt = spare;
         /* nxt: the gradient wrt unit j-1's ReLU output (masked by
          * unit_backward of j-1), written */
-        unit_backward (m, u, nxt, 0, cur, T, b->u[j - 1].b, B);
+        unit_backward_masked (m, u, nxt, 0, cur,
+            fused && j == b->n_units - 1 ? dmask : NULL, T, b->u[j - 1].b,
+            B);
+        if (fused && j == b->n_units - 1 && b->has_ds)
+          unit_backward (m, &b->ds, D, 0, A, T, b->x, B);
         spare = cur;
         cur = nxt;
       } else {

@@ -878,6 +878,54 @@ test_bn_fused (gconstpointer data)
     g_free (db2);
   }
 
+  if (r && sp->relu) {
+    /* a block's last unit: the ReLU after the sum masked inside the
+     * sums pass (dmask) == masking by the output first, then the plain
+     * backward; bit for bit, separate dmask and in place (dmask = dout) */
+    for (size_t i = 0; i < n; i++)
+      masked[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    float *dx1 = g_new (float, n), *dx2 = g_new0 (float, n);
+    float *dm = g_new (float, n), *io = g_new (float, n);
+    float *dx3 = g_new0 (float, n);
+    float *dg1 = g_new0 (float, C), *db1 = g_new0 (float, C);
+    float *dg2 = g_new0 (float, C), *db2 = g_new0 (float, C);
+    float *dg3 = g_new0 (float, C), *db3 = g_new0 (float, C);
+    memset (dx1, 0xff, sizeof (float) * n);   /* write mode: NaN garbage */
+    memset (dm, 0xff, sizeof (float) * n);
+    simclr_batchnorm_residual_relu_backward (dx1, dm, dg1, db1, dout, out, x,
+        g, mean, rstd, 0, M, C, sp->threads, NULL, NULL);
+    simclr_batchnorm_act_backward (dx2, dg2, db2, masked, x, g, bt, mean,
+        rstd, 0, 1, M, C, sp->threads, NULL, NULL);
+    memcpy (io, dout, sizeof (float) * n);
+    simclr_batchnorm_residual_relu_backward (dx3, io, dg3, db3, io, out, x,
+        g, mean, rstd, 1, M, C, sp->threads, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+      if (dm[i] != masked[i] || io[i] != masked[i])
+        g_error ("%s: dmask[%zu] %.9g (in place %.9g), want %.9g", sp->name,
+            i, dm[i], io[i], masked[i]);
+      if (dx1[i] != dx2[i] || dx3[i] != dx2[i])
+        g_error ("%s: dinp[%zu] %.9g (in place, accumulated into 0: %.9g), "
+            "%.9g masking first", sp->name, i, dx1[i], dx3[i], dx2[i]);
+    }
+    for (int c = 0; c < C; c++) {
+      g_assert_cmpfloat (dg1[c], ==, dg2[c]);
+      g_assert_cmpfloat (db1[c], ==, db2[c]);
+      g_assert_cmpfloat (dg3[c], ==, dg2[c]);
+      g_assert_cmpfloat (db3[c], ==, db2[c]);
+    }
+    g_free (dx1);
+    g_free (dx2);
+    g_free (dx3);
+    g_free (dm);
+    g_free (io);
+    g_free (dg1);
+    g_free (db1);
+    g_free (dg2);
+    g_free (db2);
+    g_free (dg3);
+    g_free (db3);
+  }
+
   /* eval mode with the running statistics */
   simclr_batchnorm_act_forward_eval (out, x, r, sp->relu, g, bt, rm, rv, M,
       C, eps, sp->threads);
@@ -914,6 +962,86 @@ test_bn_fused (gconstpointer data)
   g_free (rstd1);
   g_free (rm1);
   g_free (rv1);
+}
+
+/* Finite differences of a block's last unit, y = relu (BN (x) + r), through
+ * the fused backward: L = sum (w * y) in double (ref_bn_train), central
+ * differences in x and r against dinp and dmask (dout = w). Probes whose
+ * pre-activation lies near the ReLU's kink are skipped. */
+static double
+bn_res_relu_loss (const double *x, const double *r, const double *w,
+    const double *g, const double *bt, int M, int C, double *pre)
+{
+  ref_bn_train (pre, NULL, NULL, x, g, bt, M, C, 1e-5);
+  double l = 0;
+  for (int i = 0; i < M * C; i++) {
+    pre[i] += r[i];
+    l += w[i] * fmax (pre[i], 0.0);
+  }
+  return l;
+}
+
+static void
+test_bn_residual_relu_fd (void)
+{
+  const int M = 150, C = 12;
+  const size_t n = (size_t) M * C;
+  const double h = 1e-3;
+  float *x = g_new (float, n), *r = g_new (float, n), *w = g_new (float, n);
+  float *out = g_new (float, n), *dx = g_new (float, n);
+  float *dm = g_new (float, n);
+  double *xd = g_new (double, n), *rd = g_new (double, n);
+  double *wd = g_new (double, n), *pre = g_new (double, n);
+  float g[12], bt[12], mean[12], rstd[12], rm[12] = { 0 }, rv[12];
+  float dg[12] = { 0 }, db[12] = { 0 };
+  double gd[12], btd[12];
+  fill_uniform (x, xd, n, -2, 2);
+  fill_uniform (r, rd, n, -1, 1);
+  fill_uniform (w, wd, n, -1, 1);
+  fill_uniform (g, gd, C, 0.5, 1.5);
+  fill_uniform (bt, btd, C, -0.5, 0.5);
+  for (int c = 0; c < C; c++)
+    rv[c] = 1.0f;
+  simclr_batchnorm_act_forward_train (out, mean, rstd, rm, rv, x, r, 1, g,
+      bt, M, C, 0.1f, 1e-5f, 1, NULL, NULL);
+  simclr_batchnorm_residual_relu_backward (dx, dm, dg, db, w, out, x, g,
+      mean, rstd, 0, M, C, 1, NULL, NULL);
+  bn_res_relu_loss (xd, rd, wd, gd, btd, M, C, pre);
+  double *base = g_memdup2 (pre, sizeof (double) * n);
+  int probed = 0;
+  for (int p = 0; p < 64; p++) {
+    size_t i = (size_t) g_rand_int_range (rng, 0, (gint32) n);
+    /* a kink within reach of the probe's step (BN moves every row's
+     * output a little too) */
+    if (fabs (base[i]) < 0.05)
+      continue;
+    for (int t = 0; t < 2; t++) {
+      double *v = t ? rd : xd;
+      double keep = v[i];
+      v[i] = keep + h;
+      double lp = bn_res_relu_loss (xd, rd, wd, gd, btd, M, C, pre);
+      v[i] = keep - h;
+      double lm = bn_res_relu_loss (xd, rd, wd, gd, btd, M, C, pre);
+      v[i] = keep;
+      double num = (lp - lm) / (2 * h), got = t ? dm[i] : dx[i];
+      if (!(fabs (got - num) <= 2e-3 * (1 + fabs (num))))
+        g_error ("residual-relu FD: d%s[%zu] analytic %.8g, numeric %.8g",
+            t ? "res" : "inp", i, got, num);
+    }
+    probed++;
+  }
+  g_assert_cmpint (probed, >=, 32);
+  g_free (base);
+  g_free (x);
+  g_free (r);
+  g_free (w);
+  g_free (out);
+  g_free (dx);
+  g_free (dm);
+  g_free (xd);
+  g_free (rd);
+  g_free (wd);
+  g_free (pre);
 }
 
 static void
@@ -1281,6 +1409,8 @@ main (int argc, char **argv)
     g_test_add_data_func (path, &bn_fused_specs[i], test_bn_fused);
     g_free (path);
   }
+  g_test_add_func ("/layers/batchnorm/residual-relu-fd",
+      test_bn_residual_relu_fd);
   g_test_add_func ("/layers/batchnorm/eval", test_bn_eval);
   g_test_add_func ("/layers/batchnorm/allreduce-2-replicas",
       test_bn_allreduce);
