@@ -10,7 +10,7 @@
  * - finite differences of the mixed-size loss (a float64 multi-positive
  *   NT-Xent written here) against the trainer's gradient;
  * - a checkpoint resumes a multi-crop run bit for bit;
- * - K = 2 replicas (threads, fake-comm.h) of N equal one trainer of 2N;
+ * - K = 2 replicas (threads, replica-harness.h) of N equal one trainer of 2N;
  * - bad configurations fail with the field named.
  * The PyTorch cross-check of one mixed-size step is torch-multicrop.py.
  */
@@ -27,7 +27,9 @@
 #include "simclr/rng.h"
 #include "simclr/trainer.h"
 
-#include "fake-comm.h"
+#include "fd-check.h"
+#include "loss-ref.h"
+#include "replica-harness.h"
 
 #define BIG 12
 #define SMALL 6
@@ -380,49 +382,24 @@ test_trainer_step_by_hand (void)
   g_free (dz);
 }
 
-/* The multi-positive NT-Xent in float64: anchor i, positives P(i) the
- * other views of its sample, L_i = -1/|P| sum_p log softmax_{k != i}
- * (sim_ik / tau)[p]; the mean over anchors (loss.h). */
+/* The multi-positive NT-Xent in float64 (loss-ref.h): anchor i,
+ * positives the other views of its sample (row v * n + s is view v of
+ * sample s), L_i = -1/|P| sum_p log softmax_{k != i} (sim_ik / tau)[p]; the
+ * mean over anchors (loss.h). */
 static double
 multi_positive_double (const float *z, int rows, int D, int views)
 {
   int n = rows / views;
-  double *u = g_new (double, (size_t) rows * D);
-  for (int i = 0; i < rows; i++) {
-    double s = 0;
-    for (int k = 0; k < D; k++)
-      s += (double) z[i * D + k] * z[i * D + k];
-    s = sqrt (s);
-    for (int k = 0; k < D; k++)
-      u[i * D + k] = z[i * D + k] / s;
-  }
-  double total = 0;
-  double *sim = g_new (double, rows);
-  for (int i = 0; i < rows; i++) {
-    double mx = -INFINITY;
-    for (int j = 0; j < rows; j++) {
-      double s = 0;
-      for (int k = 0; k < D; k++)
-        s += u[i * D + k] * u[j * D + k];
-      sim[j] = s / TAU;
-      if (j != i && sim[j] > mx)
-        mx = sim[j];
-    }
-    double den = 0;
-    for (int j = 0; j < rows; j++)
-      if (j != i)
-        den += exp (sim[j] - mx);
-    double lse = mx + log (den), li = 0;
-    for (int v = 0; v < views; v++) {
-      int p = v * n + i % n;
-      if (p != i)
-        li += lse - sim[p];
-    }
-    total += li / (views - 1);
-  }
-  g_free (sim);
-  g_free (u);
-  return total / rows;
+  double *zd = g_new (double, (size_t) rows * D);
+  int *group = g_new (int, rows);
+  for (size_t i = 0; i < (size_t) rows * D; i++)
+    zd[i] = z[i];
+  for (int i = 0; i < rows; i++)
+    group[i] = i % n;
+  double loss = loss_ref_ntxent (zd, rows, D, TAU, NULL, group, NULL, 0);
+  g_free (zd);
+  g_free (group);
+  return loss;
 }
 
 typedef struct {
@@ -434,55 +411,13 @@ typedef struct {
 } FdCtx;
 
 static double
-fd_loss (FdCtx *c)
+fd_loss (void *data)
 {
+  FdCtx *c = data;
   SimclrError err = { 0 };
   if (simclr_trainer_forward_u8 (c->t, c->u8, c->rows, c->z, &err))
     g_error ("forward: %s", err.message);
   return multi_positive_double (c->z, c->rows, c->D, V);
-}
-
-static double
-fd_central (FdCtx *c, float *v, double h)
-{
-  float orig = *v, up = orig + (float) h, down = orig - (float) h;
-  *v = up;
-  double fp = fd_loss (c);
-  *v = down;
-  double fm = fd_loss (c);
-  *v = orig;
-  return (fp - fm) / ((double) up - (double) down);
-}
-
-/* Richardson-extrapolated central differences at three base steps, the
- * scheme and tolerances of test-model.c's fd_probe (see there why): 1 if
- * a smooth step agrees, 0 if none does, -1 if every step straddles a
- * ReLU kink (skipped). *rel receives the best relative error. */
-static int
-fd_agrees (FdCtx *c, float *v, double an, double eps, double *rel)
-{
-  int smooth = 0;
-  *rel = INFINITY;
-  for (int k = 0; k < 3; k++, eps /= 3) {
-    double c1 = fd_central (c, v, eps), c2 = fd_central (c, v, eps / 2);
-    double c4 = fd_central (c, v, eps / 4);
-    double r1 = (4 * c2 - c1) / 3, r2 = (4 * c4 - c2) / 3;
-    double scale = fmax (fabs (r2), fabs (an)), tol = 1e-2 * scale + 1e-4;
-    if (fabs (r1 - r2) > tol)
-      continue;
-    smooth = 1;
-    *rel = fmin (*rel, fabs (r2 - an) / (scale + 1e-4));
-    if (fabs (r2 - an) <= tol)
-      return 1;
-  }
-  return smooth ? 0 : -1;
-}
-
-static int
-cmp_double (const void *a, const void *b)
-{
-  double x = *(const double *) a, y = *(const double *) b;
-  return x < y ? -1 : x > y;
 }
 
 static void
@@ -529,9 +464,7 @@ test_finite_differences (void)
     "layer1.0.conv2.weight", "layer4.1.conv2.weight", "layer4.1.bn2.bias",
     "head.0.weight", "head.4.weight", "head.6.bias", NULL
   };
-  int probes = 0, failed = 0, skipped = 0;
-  double rel[64];
-  int n_rel = 0;
+  FdStats st = { 0 };
   for (const char *const *name = names; *name; name++) {
     int ti = simclr_model_find_tensor (m, *name);
     if (ti < 0)
@@ -539,31 +472,13 @@ test_finite_differences (void)
     const SimclrTensorInfo *info = simclr_model_tensor (m, ti);
     for (int k = 0; k < 3; k++) {
       size_t e = simclr_rng_below (17, ti, k, (uint32_t) info->numel);
-      double r;
-      int ok = fd_agrees (&c, p + info->offset + e, g[info->offset + e],
-          info->adapt ? 1e-2 : 2e-2, &r);
-      probes++;
-      if (ok < 0) {
-        skipped++;
-        continue;
-      }
-      rel[n_rel++] = r;
-      if (!ok) {
-        if (!failed)
-          g_printerr ("# first probe out of tolerance: %s[%zu] analytic "
-              "%.6g (relative error %.3g)\n", *name, e, g[info->offset + e],
-              r);
-        failed++;
-      }
+      char what[160];
+      snprintf (what, sizeof what, "%s[%zu]", *name, e);
+      fd_probe (fd_loss, &c, p + info->offset + e, g[info->offset + e],
+          info->adapt ? 1e-2 : 2e-2, what, &st);
     }
   }
-  qsort (rel, n_rel, sizeof (double), cmp_double);
-  double median = n_rel ? rel[n_rel / 2] : 1;
-  g_printerr ("# mixed-size step: %d probes, %d skipped (kinks), %d failed; "
-      "relative error median %.2g\n", probes, skipped, failed, median);
-  g_assert_cmpint (failed * 5, <=, probes);
-  g_assert_cmpint (skipped * 2, <=, probes);
-  g_assert_cmpfloat (median, <, 5e-3);
+  fd_stats_assert (&st, "mixed-size step");
 
   simclr_trainer_free (t);
   g_free (c.z);
@@ -651,32 +566,11 @@ test_resume (void)
 #define RK 2
 #define RSTEPS 4
 
-typedef struct {
-  FakeMember member;
-  SimclrTrainer *t;
-  double losses[RSTEPS];
-  SimclrStatus status;
-  SimclrError err;
-} Replica;
-
-static gpointer
-replica_train (gpointer data)
-{
-  Replica *r = data;
-  SimclrComm comm;
-  uint8_t *u8 = g_malloc (packed_bytes (RN));
-  fake_comm (&r->member, &comm);
-  r->status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
-  for (int s = 0; s < RSTEPS && r->status == SIMCLR_OK; s++) {
-    SimclrNtxentResult res;
-    views_of (u8, s, r->member.rank * RN, RN);
-    r->status = simclr_trainer_train_step (r->t, u8,
-        simclr_trainer_local_rows (r->t), &res, &r->err);
-    r->losses[s] = res.loss;
-  }
-  g_free (u8);
-  return NULL;
-}
+static const ReplicaPlan replica_plan = {
+  .replicas = RK, .samples = RN, .steps = RSTEPS, .sample_bytes = (V - KS) * BIG * BIG
+      + KS * SMALL * SMALL,
+  .views_of = views_of, .tol_loss = 1e-5, .tol_update = 5e-3,
+};
 
 static void
 test_replicas (void)
@@ -686,62 +580,21 @@ test_replicas (void)
   trainer_config (&cfg, RN * RK, 1, 7);
   SimclrTrainer *ref = simclr_trainer_new (&cfg, &err);
   g_assert_nonnull (ref);
-  size_t np;
-  const float *p_init = simclr_model_params (simclr_trainer_get_model (ref),
-      &np);
-  float *init = g_memdup2 (p_init, np * sizeof (float));
   double ref_losses[RSTEPS];
-  uint8_t *u8 = g_malloc (packed_bytes (RN * RK));
-  for (int s = 0; s < RSTEPS; s++) {
-    SimclrNtxentResult res;
-    views_of (u8, s, 0, RN * RK);
-    g_assert_cmpint (simclr_trainer_train_step (ref, u8, V * RN * RK, &res,
-            &err), ==, SIMCLR_OK);
-    ref_losses[s] = res.loss;
-  }
-  g_free (u8);
+  float *init = replica_reference (&replica_plan, ref, ref_losses);
 
-  FakeGroup grp;
   Replica reps[RK];
-  GThread *th[RK];
-  fake_group_init (&grp, RK);
+  SimclrTrainer *t[RK];
   for (int q = 0; q < RK; q++) {
     trainer_config (&cfg, RN, RK, q == 0 ? 7 : 107);
-    reps[q].member.g = &grp;
-    reps[q].member.rank = q;
-    reps[q].t = simclr_trainer_new (&cfg, &err);
-    g_assert_nonnull (reps[q].t);
+    t[q] = simclr_trainer_new (&cfg, &err);
+    g_assert_nonnull (t[q]);
   }
-  for (int q = 0; q < RK; q++)
-    th[q] = g_thread_new ("replica", replica_train, &reps[q]);
-  for (int q = 0; q < RK; q++)
-    g_thread_join (th[q]);
-  fake_group_clear (&grp);
-  for (int q = 0; q < RK; q++)
-    if (reps[q].status != SIMCLR_OK)
-      g_error ("replica %d: %s", q, reps[q].err.message);
-  for (int s = 0; s < RSTEPS; s++) {
-    g_assert_cmpfloat (reps[1].losses[s], ==, reps[0].losses[s]);
-    if (fabs (reps[0].losses[s] - ref_losses[s]) > 1e-5)
-      g_error ("step %d: %d replicas loss %.9g, one trainer %.9g", s, RK,
-          reps[0].losses[s], ref_losses[s]);
-  }
-  float *p0 = simclr_model_params (simclr_trainer_get_model (reps[0].t), NULL);
-  float *p1 = simclr_model_params (simclr_trainer_get_model (reps[1].t), NULL);
-  float *pr = simclr_model_params (simclr_trainer_get_model (ref), NULL);
-  g_assert_cmpint (memcmp (p0, p1, np * sizeof (float)), ==, 0);
-  double num = 0, den = 0;
-  for (size_t i = 0; i < np; i++) {
-    num += ((double) p0[i] - pr[i]) * ((double) p0[i] - pr[i]);
-    den += ((double) pr[i] - init[i]) * ((double) pr[i] - init[i]);
-  }
-  g_assert_cmpfloat (den, >, 0);
-  if (sqrt (num / den) > 5e-3)
-    g_error ("the update of %d replicas differs from one trainer's by %.3g "
-        "(relative)", RK, sqrt (num / den));
+  replica_run (&replica_plan, t, reps);
+  replica_assert_equivalent (&replica_plan, reps, ref, ref_losses, init);
   /* SyncBN on both sizes: the running statistics agree too */
   size_t nb;
-  float *b0 = simclr_model_buffers (simclr_trainer_get_model (reps[0].t), &nb);
+  float *b0 = simclr_model_buffers (simclr_trainer_get_model (t[0]), &nb);
   float *br = simclr_model_buffers (simclr_trainer_get_model (ref), NULL);
   double worst = 0;
   for (size_t i = 0; i < nb; i++)
@@ -750,49 +603,32 @@ test_replicas (void)
     g_error ("running statistics of %d replicas differ from one trainer's "
         "by %.3g", RK, worst);
   for (int q = 0; q < RK; q++)
-    simclr_trainer_free (reps[q].t);
+    simclr_trainer_free (t[q]);
   simclr_trainer_free (ref);
   g_free (init);
 }
 
 /* Replicas configured with different small views refuse to join. */
-static gpointer
-replica_join_only (gpointer data)
-{
-  Replica *r = data;
-  SimclrComm comm;
-  fake_comm (&r->member, &comm);
-  r->status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
-  return NULL;
-}
-
 static void
 test_replicas_differ (void)
 {
   SimclrError err = { 0 };
   SimclrTrainerConfig cfg;
-  FakeGroup grp;
+  const ReplicaPlan join_plan = { .replicas = RK, .samples = RN, .steps = 0 };
   Replica reps[RK];
-  GThread *th[RK];
-  fake_group_init (&grp, RK);
+  SimclrTrainer *t[RK];
   for (int q = 0; q < RK; q++) {
     trainer_config (&cfg, RN, RK, 7);
     if (q == 1)
       cfg.small_size = SMALL + 2;
-    reps[q].member.g = &grp;
-    reps[q].member.rank = q;
-    reps[q].t = simclr_trainer_new (&cfg, &err);
-    g_assert_nonnull (reps[q].t);
+    t[q] = simclr_trainer_new (&cfg, &err);
+    g_assert_nonnull (t[q]);
   }
-  for (int q = 0; q < RK; q++)
-    th[q] = g_thread_new ("replica", replica_join_only, &reps[q]);
-  for (int q = 0; q < RK; q++)
-    g_thread_join (th[q]);
-  fake_group_clear (&grp);
+  replica_run (&join_plan, t, reps);
   for (int q = 0; q < RK; q++) {
     g_assert_cmpint (reps[q].status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
     g_assert_cmpstr (reps[q].err.field, ==, "trainer.small_views");
-    simclr_trainer_free (reps[q].t);
+    simclr_trainer_free (t[q]);
   }
 }
 

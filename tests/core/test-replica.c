@@ -1,6 +1,6 @@
 /* test-replica.c: the trainer's data-parallel side -- replica set-up
  * (simclr_trainer_join), the batch arithmetic and the schedule questions --
- * with K replicas simulated by threads in one process (fake-comm.h).
+ * with K replicas simulated by threads in one process (replica-harness.h).
  *
  * The equivalence: 2 replicas of N samples stepped by the convenience
  * simclr_trainer_train_step (gathered SimclrLoss, SyncBN, gradient sum)
@@ -19,7 +19,7 @@
 #include "simclr/rng.h"
 #include "simclr/trainer.h"
 
-#include "fake-comm.h"
+#include "replica-harness.h"
 
 #define N 4                     /* samples per replica per step */
 #define K 2
@@ -74,153 +74,58 @@ views_of (uint8_t *views, int step, int first, int n)
           first + j, v);
 }
 
-typedef struct {
-  FakeMember member;
-  SimclrTrainer *t;
-  double losses[STEPS];
-  SimclrStatus join_status;
-  SimclrError err;
-} Replica;
+static const ReplicaPlan plan = {
+  .replicas = K, .samples = N, .steps = STEPS, .sample_bytes = 2 * SIZE * SIZE,
+  .views_of = views_of, .tol_loss = TOL_LOSS, .tol_update = TOL_UPDATE,
+};
 
-static gpointer
-replica_train (gpointer data)
-{
-  Replica *r = data;
-  SimclrComm comm;
-  uint8_t *views = g_malloc ((size_t) 2 * N * SIZE * SIZE);
-
-  fake_comm (&r->member, &comm);
-  r->join_status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
-  if (r->join_status == SIMCLR_OK) {
-    g_assert_cmpint (simclr_trainer_local_batch (r->t), ==, N);
-    for (int step = 0; step < STEPS; step++) {
-      SimclrNtxentResult res;
-      views_of (views, step, r->member.rank * N, N);
-      if (simclr_trainer_train_step (r->t, views,
-              simclr_trainer_local_rows (r->t), &res, &r->err) != SIMCLR_OK)
-        g_error ("replica %d step %d: %s", r->member.rank, step,
-            r->err.message);
-      r->losses[step] = res.loss;
-    }
-  }
-  g_free (views);
-  return NULL;
-}
+/* the join alone */
+static const ReplicaPlan join_plan = {
+  .replicas = K, .samples = N, .steps = 0, .sample_bytes = 2 * SIZE * SIZE,
+  .views_of = views_of,
+};
 
 static void
 test_equivalence (void)
 {
   SimclrTrainerConfig cfg;
   SimclrError err = { 0 };
-  FakeGroup g;
   Replica reps[K];
-  GThread *threads[K];
+  SimclrTrainer *t[K];
 
   /* the reference: one trainer, 2N samples per step */
   make_config (&cfg, N * K, 1, SEED);
   SimclrTrainer *ref = simclr_trainer_new (&cfg, &err);
   g_assert_nonnull (ref);
-  size_t np;
-  const float *p_init = simclr_model_params (simclr_trainer_get_model (ref),
-      &np);
-  float *init = g_memdup2 (p_init, np * sizeof (float));
   double ref_losses[STEPS];
-  uint8_t *views = g_malloc ((size_t) 2 * N * K * SIZE * SIZE);
-  for (int step = 0; step < STEPS; step++) {
-    SimclrNtxentResult res;
-    views_of (views, step, 0, N * K);
-    g_assert_cmpint (simclr_trainer_train_step (ref, views, 2 * N * K, &res,
-            &err), ==, SIMCLR_OK);
-    ref_losses[step] = res.loss;
-  }
-  g_free (views);
+  float *init = replica_reference (&plan, ref, ref_losses);
 
-  fake_group_init (&g, K);
   for (int q = 0; q < K; q++) {
     /* replica 1 starts elsewhere: the join must copy replica 0's state */
     make_config (&cfg, N, K, q == 0 ? SEED : SEED + 100);
-    reps[q].member.g = &g;
-    reps[q].member.rank = q;
-    reps[q].t = simclr_trainer_new (&cfg, &err);
-    g_assert_nonnull (reps[q].t);
-    g_assert_cmpint (simclr_trainer_global_batch (reps[q].t), ==, N * K);
+    t[q] = simclr_trainer_new (&cfg, &err);
+    g_assert_nonnull (t[q]);
+    g_assert_cmpint (simclr_trainer_global_batch (t[q]), ==, N * K);
   }
-  for (int q = 0; q < K; q++)
-    threads[q] = g_thread_new ("replica", replica_train, &reps[q]);
-  for (int q = 0; q < K; q++)
-    g_thread_join (threads[q]);
-  fake_group_clear (&g);
-  for (int q = 0; q < K; q++)
-    if (reps[q].join_status != SIMCLR_OK)
-      g_error ("join of replica %d: %s", q, reps[q].err.message);
   /* params, BN buffers, velocity */
-  g_assert_cmpint (g.broadcasts, ==, 3);
-
-  for (int step = 0; step < STEPS; step++) {
-    g_assert_cmpfloat (reps[1].losses[step], ==, reps[0].losses[step]);
-    if (fabs (reps[0].losses[step] - ref_losses[step]) > TOL_LOSS)
-      g_error ("step %d: %d replicas loss %.9g, one trainer %.9g", step, K,
-          reps[0].losses[step], ref_losses[step]);
-  }
-  float *p0 = simclr_model_params (simclr_trainer_get_model (reps[0].t), NULL);
-  float *p1 = simclr_model_params (simclr_trainer_get_model (reps[1].t), NULL);
-  float *pr = simclr_model_params (simclr_trainer_get_model (ref), NULL);
-  g_assert_cmpint (memcmp (p0, p1, np * sizeof (float)), ==, 0);
-  double num = 0, den = 0;
-  for (size_t i = 0; i < np; i++) {
-    num += ((double) p0[i] - pr[i]) * ((double) p0[i] - pr[i]);
-    den += ((double) pr[i] - init[i]) * ((double) pr[i] - init[i]);
-  }
-  g_assert_cmpfloat (den, >, 0);
-  if (sqrt (num / den) > TOL_UPDATE)
-    g_error ("the update of %d replicas differs from one trainer's by %.3g "
-        "(relative)", K, sqrt (num / den));
+  g_assert_cmpint (replica_run (&plan, t, reps), ==, 3);
+  replica_assert_equivalent (&plan, reps, ref, ref_losses, init);
 
   /* the batch arithmetic after STEPS steps */
-  g_assert_cmpint (simclr_trainer_replicas (reps[0].t), ==, K);
-  g_assert_cmpint (simclr_trainer_local_batch (reps[0].t), ==, N);
-  g_assert_cmpint (simclr_trainer_local_rows (reps[0].t), ==, 2 * N);
-  g_assert_cmpuint (simclr_trainer_samples_seen (reps[0].t), ==,
+  g_assert_cmpint (simclr_trainer_replicas (t[0]), ==, K);
+  g_assert_cmpint (simclr_trainer_local_batch (t[0]), ==, N);
+  g_assert_cmpint (simclr_trainer_local_rows (t[0]), ==, 2 * N);
+  g_assert_cmpuint (simclr_trainer_samples_seen (t[0]), ==,
       (guint64) STEPS * N * K);
-  g_assert_cmpuint (simclr_trainer_local_samples_seen (reps[0].t), ==,
+  g_assert_cmpuint (simclr_trainer_local_samples_seen (t[0]), ==,
       (guint64) STEPS * N);
-  g_assert_true (simclr_trainer_schedule_complete (reps[0].t));
+  g_assert_true (simclr_trainer_schedule_complete (t[0]));
   g_assert_true (simclr_trainer_schedule_complete (ref));
 
   for (int q = 0; q < K; q++)
-    simclr_trainer_free (reps[q].t);
+    simclr_trainer_free (t[q]);
   simclr_trainer_free (ref);
   g_free (init);
-}
-
-static gpointer
-replica_join (gpointer data)
-{
-  Replica *r = data;
-  SimclrComm comm;
-  fake_comm (&r->member, &comm);
-  r->join_status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
-  return NULL;
-}
-
-/* Runs the join on K trainers; returns the group's broadcast count. */
-static int
-join_all (SimclrTrainer **t, Replica *reps)
-{
-  FakeGroup g;
-  GThread *threads[K];
-  fake_group_init (&g, K);
-  for (int q = 0; q < K; q++) {
-    memset (&reps[q], 0, sizeof reps[q]);
-    reps[q].member.g = &g;
-    reps[q].member.rank = q;
-    reps[q].t = t[q];
-    threads[q] = g_thread_new ("replica", replica_join, &reps[q]);
-  }
-  for (int q = 0; q < K; q++)
-    g_thread_join (threads[q]);
-  fake_group_clear (&g);
-  return g.broadcasts;
 }
 
 /* Every replica refuses alike, and nothing is broadcast. */
@@ -242,9 +147,9 @@ test_join_refusals (void)
     views[i] = (uint8_t) (i * 37);
   g_assert_cmpint (simclr_trainer_train_step (t[1], views, 2 * N, NULL,
           &err), ==, SIMCLR_OK);
-  g_assert_cmpint (join_all (t, reps), ==, 0);
+  g_assert_cmpint (replica_run (&join_plan, t, reps), ==, 0);
   for (int q = 0; q < K; q++) {
-    g_assert_cmpint (reps[q].join_status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpint (reps[q].status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
     g_assert_nonnull (strstr (reps[q].err.message, "different steps (0 .. 1)"));
     g_assert_cmpint (simclr_trainer_replicas (t[q]), ==, 1);
     simclr_trainer_free (t[q]);
@@ -255,9 +160,9 @@ test_join_refusals (void)
     make_config (&cfg, 5, 1, SEED);
     t[q] = simclr_trainer_new (&cfg, &err);
   }
-  g_assert_cmpint (join_all (t, reps), ==, 0);
+  g_assert_cmpint (replica_run (&join_plan, t, reps), ==, 0);
   for (int q = 0; q < K; q++) {
-    g_assert_cmpint (reps[q].join_status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+    g_assert_cmpint (reps[q].status, ==, SIMCLR_ERROR_INVALID_ARGUMENT);
     g_assert_cmpstr (reps[q].err.field, ==, "optim.batch_size");
     g_assert_cmpstr (reps[q].err.message, ==, reps[0].err.message);
     simclr_trainer_free (t[q]);
@@ -268,7 +173,7 @@ test_join_refusals (void)
     make_config (&cfg, q == 0 ? N : N + 1, K, SEED);
     t[q] = simclr_trainer_new (&cfg, &err);
   }
-  g_assert_cmpint (join_all (t, reps), ==, 0);
+  g_assert_cmpint (replica_run (&join_plan, t, reps), ==, 0);
   for (int q = 0; q < K; q++) {
     g_assert_cmpstr (reps[q].err.field, ==, "optim.batch_size");
     simclr_trainer_free (t[q]);

@@ -57,6 +57,50 @@ join (const char *dir, const char *name)
   return p;
 }
 
+/* Saves @m (parameters and running statistics) as DIR/@file. */
+static int
+save_model (SimclrModel *m, const char *dir, const char *file)
+{
+  SimclrError err = { 0 };
+  char *path = join (dir, file);
+  SimclrStatus s = simclr_checkpoint_save_model (m, path, &err);
+  free (path);
+  return s ? fail (file, &err) : 0;
+}
+
+/* One tensor of a dump: F32 or F64, at most 4 dimensions. */
+typedef struct {
+  const char *name;
+  SimclrDtype dtype;
+  int ndim;
+  int64_t shape[4];
+  const void *data;
+} Dump;
+
+/* Writes DIR/@file with the @n tensors of @dump, then (@grads_of not NULL)
+ * "grad.<param>" of that model's gradient buffer in PyTorch layout. */
+static int
+write_tensors (const char *dir, const char *file, const Dump *dump, int n,
+    SimclrModel *grads_of)
+{
+  SimclrError err = { 0 };
+  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
+  SimclrStatus s = SIMCLR_OK;
+  for (int i = 0; i < n && s == SIMCLR_OK; i++)
+    s = simclr_safetensors_writer_add (w, dump[i].name, dump[i].dtype,
+        dump[i].ndim, dump[i].shape, dump[i].data, &err);
+  if (s == SIMCLR_OK && grads_of)
+    s = simclr_checkpoint_add_param_like (w, grads_of, "grad.",
+        simclr_model_grads (grads_of, NULL), &err);
+  if (s == SIMCLR_OK) {
+    char *path = join (dir, file);
+    s = simclr_safetensors_writer_write (w, path, &err);
+    free (path);
+  }
+  simclr_safetensors_writer_free (w);
+  return s ? fail (file, &err) : 0;
+}
+
 static int
 train (const char *dir, const char *arch, const char *stem, double width,
     int proj_layers, int in_ch, int size, uint64_t seed)
@@ -78,10 +122,8 @@ train (const char *dir, const char *arch, const char *stem, double width,
   SimclrModel *m = simclr_model_new (&cfg, seed, &err);
   if (!m)
     return fail ("model", &err);
-  char *path = join (dir, "model.safetensors");
-  if (simclr_checkpoint_save_model (m, path, &err))
-    return fail ("save", &err);
-  free (path);
+  if (save_model (m, dir, "model.safetensors"))
+    return 1;
 
   size_t nin = (size_t) B * size * size * in_ch;
   float *x = malloc (nin * sizeof (float));
@@ -90,15 +132,11 @@ train (const char *dir, const char *arch, const char *stem, double width,
   /* Views 0 and 1 of a sample share structure, like augmented pairs. */
   for (size_t i = 0; i < nin / 2; i++)
     x[nin / 2 + i] = 0.5f * x[nin / 2 + i] + 0.5f * x[i];
-  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
-  int64_t shape[4] = { B, size, size, in_ch };
-  simclr_safetensors_writer_add (w, "input", SIMCLR_DTYPE_F32, 4, shape, x,
-      &err);
-  path = join (dir, "batch.safetensors");
-  if (simclr_safetensors_writer_write (w, path, &err))
-    return fail ("batch", &err);
-  free (path);
-  simclr_safetensors_writer_free (w);
+  const Dump batch[] = {
+    { "input", SIMCLR_DTYPE_F32, 4, { B, size, size, in_ch }, x },
+  };
+  if (write_tensors (dir, "batch.safetensors", batch, 1, NULL))
+    return 1;
 
   int d = simclr_model_feature_dim (m), D = simclr_model_output_dim (m);
   float *h = malloc ((size_t) B * d * sizeof (float));
@@ -115,21 +153,14 @@ train (const char *dir, const char *arch, const char *stem, double width,
   if (simclr_model_backward (m, dz, &err))
     return fail ("backward", &err);
 
-  w = simclr_safetensors_writer_new ();
-  int64_t hs[2] = { B, d }, zs[2] = { B, D };
   double loss = r.loss;
-  simclr_safetensors_writer_add (w, "h", SIMCLR_DTYPE_F32, 2, hs, h, &err);
-  simclr_safetensors_writer_add (w, "z", SIMCLR_DTYPE_F32, 2, zs, z, &err);
-  simclr_safetensors_writer_add (w, "loss", SIMCLR_DTYPE_F64, 0, NULL, &loss,
-      &err);
-  if (simclr_checkpoint_add_param_like (w, m, "grad.",
-          simclr_model_grads (m, NULL), &err))
-    return fail ("grads", &err);
-  path = join (dir, "out.safetensors");
-  if (simclr_safetensors_writer_write (w, path, &err))
-    return fail ("out", &err);
-  free (path);
-  simclr_safetensors_writer_free (w);
+  const Dump out[] = {
+    { "h", SIMCLR_DTYPE_F32, 2, { B, d }, h },
+    { "z", SIMCLR_DTYPE_F32, 2, { B, D }, z },
+    { "loss", SIMCLR_DTYPE_F64, 0, { 0 }, &loss },
+  };
+  if (write_tensors (dir, "out.safetensors", out, 3, m))
+    return 1;
 
   /* One LARS step. */
   SimclrOptimConfig oc;
@@ -155,10 +186,8 @@ train (const char *dir, const char *arch, const char *stem, double width,
   if (simclr_optim_step (&oc, 0.8, p, simclr_model_grads (m, NULL), vel,
           groups, ng, &err))
     return fail ("optim", &err);
-  path = join (dir, "updated.safetensors");
-  if (simclr_checkpoint_save_model (m, path, &err))
-    return fail ("save updated", &err);
-  free (path);
+  if (save_model (m, dir, "updated.safetensors"))
+    return 1;
   free (groups);
   free (vel);
   free (x);
@@ -195,15 +224,12 @@ eval (const char *dir)
   float *z = malloc ((size_t) B * D * sizeof (float));
   if (simclr_model_forward (m, in->data, B, 0, h, z, &err))
     return fail ("eval forward", &err);
-  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
-  int64_t hs[2] = { B, d }, zs[2] = { B, D };
-  simclr_safetensors_writer_add (w, "h", SIMCLR_DTYPE_F32, 2, hs, h, &err);
-  simclr_safetensors_writer_add (w, "z", SIMCLR_DTYPE_F32, 2, zs, z, &err);
-  path = join (dir, "eval.safetensors");
-  if (simclr_safetensors_writer_write (w, path, &err))
-    return fail ("eval out", &err);
-  free (path);
-  simclr_safetensors_writer_free (w);
+  const Dump out[] = {
+    { "h", SIMCLR_DTYPE_F32, 2, { B, d }, h },
+    { "z", SIMCLR_DTYPE_F32, 2, { B, D }, z },
+  };
+  if (write_tensors (dir, "eval.safetensors", out, 2, NULL))
+    return 1;
   simclr_safetensors_free (st);
   free (h);
   free (z);
@@ -242,10 +268,8 @@ multicrop (const char *dir, uint64_t seed)
   if (!t)
     return fail ("trainer", &err);
   SimclrModel *m = simclr_trainer_get_model (t);
-  char *path = join (dir, "model.safetensors");
-  if (simclr_checkpoint_save_model (m, path, &err))
-    return fail ("save", &err);
-  free (path);
+  if (save_model (m, dir, "model.safetensors"))
+    return 1;
 
   const int full = 2 * MC_N, small = 2 * MC_N, rows = full + small;
   size_t nb = (size_t) full * MC_BIG * MC_BIG;
@@ -280,18 +304,12 @@ multicrop (const char *dir, uint64_t seed)
           &f, MC_SMALL, MC_SMALL, 1);
     }
   }
-  SimclrSafetensorsWriter *w = simclr_safetensors_writer_new ();
-  int64_t sb[4] = { full, MC_BIG, MC_BIG, 1 };
-  int64_t ss[4] = { small, MC_SMALL, MC_SMALL, 1 };
-  simclr_safetensors_writer_add (w, "full", SIMCLR_DTYPE_F32, 4, sb, xb,
-      &err);
-  simclr_safetensors_writer_add (w, "small", SIMCLR_DTYPE_F32, 4, ss, xs,
-      &err);
-  path = join (dir, "batch.safetensors");
-  if (simclr_safetensors_writer_write (w, path, &err))
-    return fail ("batch", &err);
-  free (path);
-  simclr_safetensors_writer_free (w);
+  const Dump batch[] = {
+    { "full", SIMCLR_DTYPE_F32, 4, { full, MC_BIG, MC_BIG, 1 }, xb },
+    { "small", SIMCLR_DTYPE_F32, 4, { small, MC_SMALL, MC_SMALL, 1 }, xs },
+  };
+  if (write_tensors (dir, "batch.safetensors", batch, 2, NULL))
+    return 1;
 
   int D = simclr_model_output_dim (m);
   float *z = malloc ((size_t) rows * D * sizeof (float));
@@ -303,24 +321,14 @@ multicrop (const char *dir, uint64_t seed)
   SimclrNtxentResult r;
   if (simclr_trainer_train_step (t, u8, rows, &r, &err))
     return fail ("train step", &err);
-  w = simclr_safetensors_writer_new ();
-  int64_t zs[2] = { rows, D };
   double loss = r.loss;
-  simclr_safetensors_writer_add (w, "z", SIMCLR_DTYPE_F32, 2, zs, z, &err);
-  simclr_safetensors_writer_add (w, "loss", SIMCLR_DTYPE_F64, 0, NULL, &loss,
-      &err);
-  if (simclr_checkpoint_add_param_like (w, m, "grad.",
-          simclr_model_grads (m, NULL), &err))
-    return fail ("grads", &err);
-  path = join (dir, "out.safetensors");
-  if (simclr_safetensors_writer_write (w, path, &err))
-    return fail ("out", &err);
-  free (path);
-  simclr_safetensors_writer_free (w);
-  path = join (dir, "updated.safetensors");
-  if (simclr_checkpoint_save_model (m, path, &err))
-    return fail ("save updated", &err);
-  free (path);
+  const Dump out[] = {
+    { "z", SIMCLR_DTYPE_F32, 2, { rows, D }, z },
+    { "loss", SIMCLR_DTYPE_F64, 0, { 0 }, &loss },
+  };
+  if (write_tensors (dir, "out.safetensors", out, 2, m)
+      || save_model (m, dir, "updated.safetensors"))
+    return 1;
   free (u8);
   free (xb);
   free (xs);

@@ -512,6 +512,62 @@ run_lockstep (int steps, char *where, size_t where_size, double *step_err,
   return worst;
 }
 
+/* Cases 5-7: a lockstep run of MV_STEPS steps and its summary on rank 0. */
+typedef struct {
+  double step_err[MV_STEPS];    /* each step's worst gradient error */
+  double loss_diff[MV_STEPS];   /* each step's |loss - reference| */
+  double worst_loss;            /* of loss_diff */
+  double median, worst;         /* of step_err */
+  char where[256];              /* the worst gradient error's tensor */
+} LockstepResult;
+
+/* Runs run_lockstep on every rank; rank 0 prints each step after @label
+ * and fills @r (NaN counts as infinite). */
+static void
+run_lockstep_case (const char *label, LockstepResult *r)
+{
+  double sorted[MV_STEPS];
+
+  memset (r, 0, sizeof *r);
+  run_lockstep (MV_STEPS, r->where, sizeof r->where, r->step_err,
+      r->loss_diff);
+  if (rank != 0)
+    return;
+  for (int s = 0; s < MV_STEPS; s++) {
+    r->worst_loss = fmax (r->worst_loss, isnan (r->loss_diff[s]) ? INFINITY
+        : r->loss_diff[s]);
+    sorted[s] = isnan (r->step_err[s]) ? INFINITY : r->step_err[s];
+    printf ("#   %s, step %d: |loss - reference| %.3g, worst gradient "
+        "error %.3g\n", label, s, r->loss_diff[s], r->step_err[s]);
+  }
+  for (int a = 1; a < MV_STEPS; a++)
+    for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
+      double t = sorted[b];
+      sorted[b] = sorted[b - 1];
+      sorted[b - 1] = t;
+    }
+  r->median = sorted[MV_STEPS / 2];
+  r->worst = sorted[MV_STEPS - 1];
+}
+
+/* Prints case @num's TAP line: @what, then the losses within TOL_LOSS
+ * (@against names the reference) and the median step's worst gradient
+ * error within TOL_MV_GRAD, then @tail; @extra_ok must hold too. Returns 1
+ * on failure. */
+static int
+lockstep_verdict (int num, const char *what, const char *against,
+    const LockstepResult *r, gboolean extra_ok, const char *tail)
+{
+  gboolean ok = r->worst_loss <= TOL_LOSS && r->median <= TOL_MV_GRAD
+      && extra_ok;
+  printf ("%s %d - %s, %d steps in lockstep: losses within %g%s (max "
+      "%.3g), median step's worst gradient error %.3g (<= %g; worst %.3g at "
+      "%s)%s\n", ok ? "ok" : "not ok", num, what, MV_STEPS, TOL_LOSS,
+      against, r->worst_loss, r->median, TOL_MV_GRAD, r->worst, r->where,
+      tail);
+  return !ok;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -630,36 +686,12 @@ main (int argc, char **argv)
    * runs drifted apart by 8e-5 in loss within 10 steps, while every other
    * step's gradients agreed to 1.4e-5 (as with 2 views). The median over the
    * steps ignores such a flip; a wrong loss or gradient moves every step. */
+  LockstepResult lr;
   views = 3;
-  {
-    double step_err[MV_STEPS], loss_diff[MV_STEPS], sorted[MV_STEPS];
-    double worst_loss = 0;
-    char w[256] = "";
-    run_lockstep (MV_STEPS, w, sizeof w, step_err, loss_diff);
-    if (rank == 0) {
-      for (int s = 0; s < MV_STEPS; s++) {
-        worst_loss = fmax (worst_loss, isnan (loss_diff[s]) ? INFINITY
-            : loss_diff[s]);
-        sorted[s] = isnan (step_err[s]) ? INFINITY : step_err[s];
-        printf ("#   3 views, step %d: |loss - reference| %.3g, worst "
-            "gradient error %.3g\n", s, loss_diff[s], step_err[s]);
-      }
-      for (int a = 1; a < MV_STEPS; a++)
-        for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
-          double t = sorted[b];
-          sorted[b] = sorted[b - 1];
-          sorted[b - 1] = t;
-        }
-      double median = sorted[MV_STEPS / 2];
-      gboolean ok5 = worst_loss <= TOL_LOSS && median <= TOL_MV_GRAD;
-      printf ("%s 5 - 3 views per sample (multi-positive loss), %d steps "
-          "in lockstep: losses within %g (max %.3g), median step's worst "
-          "gradient error %.3g (<= %g; worst %.3g at %s)\n",
-          ok5 ? "ok" : "not ok", MV_STEPS, TOL_LOSS, worst_loss, median,
-          TOL_MV_GRAD, sorted[MV_STEPS - 1], w);
-      failures += !ok5;
-    }
-  }
+  run_lockstep_case ("3 views", &lr);
+  if (rank == 0)
+    failures += lockstep_verdict (5, "3 views per sample (multi-positive "
+        "loss)", "", &lr, TRUE, "");
 
   /* 6: a queue of negatives (global rows), 2 views, SyncBN, in lockstep as
    * 5. Why not a free run as in 2: the queue couples the steps, so float
@@ -668,77 +700,35 @@ main (int argc, char **argv)
    * own rows, so they differ by float noise only. */
   views = 2;
   queue_size = QUEUE;
-  {
-    double step_err[MV_STEPS], loss_diff[MV_STEPS], sorted[MV_STEPS];
-    double worst_loss = 0, moved = 0;
-    char w[256] = "";
-    run_lockstep (MV_STEPS, w, sizeof w, step_err, loss_diff);
-    if (rank == 0) {
-      for (int s = 0; s < MV_STEPS; s++) {
-        worst_loss = fmax (worst_loss, isnan (loss_diff[s]) ? INFINITY
-            : loss_diff[s]);
-        moved = fmax (moved, fabs (lock_losses[s] - loss_sync[s]));
-        sorted[s] = isnan (step_err[s]) ? INFINITY : step_err[s];
-        printf ("#   queue %d, step %d: loss %.7f (no queue, free run "
-            "%.7f), |loss - reference| %.3g, worst gradient error %.3g\n",
-            QUEUE, s, lock_losses[s], loss_sync[s], loss_diff[s],
-            step_err[s]);
-      }
-      for (int a = 1; a < MV_STEPS; a++)
-        for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
-          double t = sorted[b];
-          sorted[b] = sorted[b - 1];
-          sorted[b - 1] = t;
-        }
-      double median = sorted[MV_STEPS / 2];
-      /* the first step sees an empty queue: run 1's loss exactly */
-      gboolean ok6 = worst_loss <= TOL_LOSS && median <= TOL_MV_GRAD
-          && lock_losses[0] == loss_sync[0]
-          && moved > DIFFER_FACTOR * TOL_LOSS;
-      printf ("%s 6 - a queue of %d global negatives, %d steps in "
-          "lockstep: losses within %g of one process (max %.3g), median "
-          "step's worst gradient error %.3g (<= %g; worst %.3g at %s); "
-          "first step as without a queue, later ones moved by up to %.3g\n",
-          ok6 ? "ok" : "not ok", QUEUE, MV_STEPS, TOL_LOSS, worst_loss,
-          median, TOL_MV_GRAD, sorted[MV_STEPS - 1], w, moved);
-      failures += !ok6;
+  run_lockstep_case ("queue", &lr);
+  if (rank == 0) {
+    double moved = 0;
+    char what[64], tail[128];
+    for (int s = 0; s < MV_STEPS; s++) {
+      moved = fmax (moved, fabs (lock_losses[s] - loss_sync[s]));
+      printf ("#   queue %d, step %d: loss %.7f (no queue, free run "
+          "%.7f)\n", QUEUE, s, lock_losses[s], loss_sync[s]);
     }
+    snprintf (what, sizeof what, "a queue of %d global negatives", QUEUE);
+    snprintf (tail, sizeof tail, "; first step as without a queue, later "
+        "ones moved by up to %.3g", moved);
+    /* the first step sees an empty queue: run 1's loss exactly */
+    failures += lockstep_verdict (6, what, " of one process", &lr,
+        lock_losses[0] == loss_sync[0] && moved > DIFFER_FACTOR * TOL_LOSS,
+        tail);
   }
 
   /* 7: multi-crop, as 5 with 2 full-size and 2 small views per sample. */
   views = 4;
   small_views = 2;
   queue_size = 0;
-  {
-    double step_err[MV_STEPS], loss_diff[MV_STEPS], sorted[MV_STEPS];
-    double worst_loss = 0;
-    char w[256] = "";
-    run_lockstep (MV_STEPS, w, sizeof w, step_err, loss_diff);
-    if (rank == 0) {
-      for (int s = 0; s < MV_STEPS; s++) {
-        worst_loss = fmax (worst_loss, isnan (loss_diff[s]) ? INFINITY
-            : loss_diff[s]);
-        sorted[s] = isnan (step_err[s]) ? INFINITY : step_err[s];
-        printf ("#   multi-crop 2x%d + 2x%d, step %d: |loss - reference| "
-            "%.3g, worst gradient error %.3g\n", SIZE, SMALL_SIZE, s,
-            loss_diff[s], step_err[s]);
-      }
-      for (int a = 1; a < MV_STEPS; a++)
-        for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
-          double t = sorted[b];
-          sorted[b] = sorted[b - 1];
-          sorted[b - 1] = t;
-        }
-      double median = sorted[MV_STEPS / 2];
-      gboolean ok7 = worst_loss <= TOL_LOSS && median <= TOL_MV_GRAD;
-      printf ("%s 7 - multi-crop (2 views of %d and 2 of %d pixels), %d "
-          "steps in lockstep: losses within %g (max %.3g), median step's "
-          "worst gradient error %.3g (<= %g; worst %.3g at %s)\n",
-          ok7 ? "ok" : "not ok", SIZE, SMALL_SIZE, MV_STEPS, TOL_LOSS,
-          worst_loss, median, TOL_MV_GRAD, sorted[MV_STEPS - 1], w);
-      failures += !ok7;
-      printf ("1..7\n");
-    }
+  run_lockstep_case ("multi-crop", &lr);
+  if (rank == 0) {
+    char what[96];
+    snprintf (what, sizeof what, "multi-crop (2 views of %d and 2 of %d "
+        "pixels)", SIZE, SMALL_SIZE);
+    failures += lockstep_verdict (7, what, "", &lr, TRUE, "");
+    printf ("1..7\n");
   }
   MPI_Bcast (&failures, 1, MPI_INT, 0, MPI_COMM_WORLD);
   simclr_trainer_free (sync);

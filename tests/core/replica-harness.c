@@ -1,0 +1,123 @@
+/* replica-harness.c: see replica-harness.h. */
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "replica-harness.h"
+
+static gpointer
+replica_thread (gpointer data)
+{
+  Replica *r = data;
+  const ReplicaPlan *plan = r->plan;
+  SimclrComm comm;
+
+  fake_comm (&r->member, &comm);
+  r->failed_step = -1;
+  r->status = simclr_trainer_join (r->t, &comm, TRUE, &r->err);
+  if (r->status != SIMCLR_OK || plan->steps == 0)
+    return NULL;
+  g_assert_cmpint (simclr_trainer_local_batch (r->t), ==, plan->samples);
+  uint8_t *views = g_malloc (plan->samples * plan->sample_bytes);
+  for (int step = 0; step < plan->steps; step++) {
+    SimclrNtxentResult res;
+    plan->views_of (views, step, r->member.rank * plan->samples, plan->samples);
+    r->status = simclr_trainer_train_step (r->t, views,
+        simclr_trainer_local_rows (r->t), &res, &r->err);
+    if (r->status != SIMCLR_OK) {
+      r->failed_step = step;
+      break;
+    }
+    r->losses[step] = res.loss;
+  }
+  g_free (views);
+  return NULL;
+}
+
+int
+replica_run (const ReplicaPlan *plan, SimclrTrainer **t, Replica *reps)
+{
+  FakeGroup g;
+  GThread *threads[REPLICA_MAX];
+
+  g_assert_cmpint (plan->replicas, <=, REPLICA_MAX);
+  g_assert_cmpint (plan->steps, <=, REPLICA_MAX_STEPS);
+  fake_group_init (&g, plan->replicas);
+  for (int q = 0; q < plan->replicas; q++) {
+    memset (&reps[q], 0, sizeof reps[q]);
+    reps[q].member.g = &g;
+    reps[q].member.rank = q;
+    reps[q].t = t[q];
+    reps[q].plan = plan;
+  }
+  for (int q = 0; q < plan->replicas; q++)
+    threads[q] = g_thread_new ("replica", replica_thread, &reps[q]);
+  for (int q = 0; q < plan->replicas; q++)
+    g_thread_join (threads[q]);
+  fake_group_clear (&g);
+  return g.broadcasts;
+}
+
+float *
+replica_reference (const ReplicaPlan *plan, SimclrTrainer *ref,
+    double *losses)
+{
+  SimclrError err = { 0 };
+  const int all = plan->samples * plan->replicas;
+  size_t np;
+  const float *p = simclr_model_params (simclr_trainer_get_model (ref), &np);
+  float *init = g_memdup2 (p, np * sizeof (float));
+  uint8_t *views = g_malloc (all * plan->sample_bytes);
+
+  g_assert_cmpint (simclr_trainer_local_batch (ref), ==, all);
+  for (int step = 0; step < plan->steps; step++) {
+    SimclrNtxentResult res;
+    plan->views_of (views, step, 0, all);
+    if (simclr_trainer_train_step (ref, views, simclr_trainer_local_rows (ref),
+            &res, &err) != SIMCLR_OK)
+      g_error ("one trainer of %d samples, step %d: %s", all, step,
+          err.message);
+    losses[step] = res.loss;
+  }
+  g_free (views);
+  return init;
+}
+
+void
+replica_assert_equivalent (const ReplicaPlan *plan, const Replica *reps,
+    SimclrTrainer *ref, const double *ref_losses, const float *init)
+{
+  const int K = plan->replicas;
+
+  for (int q = 0; q < K; q++)
+    if (reps[q].status != SIMCLR_OK) {
+      if (reps[q].failed_step < 0)
+        g_error ("join of replica %d: %s", q, reps[q].err.message);
+      g_error ("replica %d step %d: %s", q, reps[q].failed_step,
+          reps[q].err.message);
+    }
+  for (int step = 0; step < plan->steps; step++) {
+    for (int q = 1; q < K; q++)
+      g_assert_cmpfloat (reps[q].losses[step], ==, reps[0].losses[step]);
+    if (fabs (reps[0].losses[step] - ref_losses[step]) > plan->tol_loss)
+      g_error ("step %d: %d replicas loss %.9g, one trainer %.9g", step, K,
+          reps[0].losses[step], ref_losses[step]);
+  }
+  size_t np;
+  const float *p0 = simclr_model_params (simclr_trainer_get_model (reps[0].t),
+      &np);
+  const float *pr = simclr_model_params (simclr_trainer_get_model (ref), NULL);
+  for (int q = 1; q < K; q++)
+    g_assert_cmpint (memcmp (p0, simclr_model_params (simclr_trainer_get_model
+                (reps[q].t), NULL), np * sizeof (float)), ==, 0);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < np; i++) {
+    num += ((double) p0[i] - pr[i]) * ((double) p0[i] - pr[i]);
+    den += ((double) pr[i] - init[i]) * ((double) pr[i] - init[i]);
+  }
+  g_assert_cmpfloat (den, >, 0);
+  if (sqrt (num / den) > plan->tol_update)
+    g_error ("the update of %d replicas differs from one trainer's by %.3g "
+        "(relative)", K, sqrt (num / den));
+}
