@@ -33,17 +33,74 @@
 #define BN_BLOCK 256
 /* Rows per statistics block (summed in float, combined in double). */
 #define BN_ROWS 64
-/* Inner loops run over 8 channels at a time with a constant trip count so
- * GCC's -O2 (SLP) vectoriser takes them; the runtime-length channel loop
- * stayed scalar and made batch norm cost about as much as the convolution
- * of a thin layer. */
-#define BN_VEC 8
+/* The loops run over groups of BN_VEC channels held in GCC vector types
+ * (BnVec), which each level's copy compiles to its own registers: one zmm
+ * on AVX-512, two ymm on AVX2, four xmm in the portable build. A sum over
+ * rows stays in a register for the whole block (the scalar loops' sums went
+ * through memory on every row, a store-to-load chain that made the
+ * statistics pass twice as slow as a copy of the tensor). Channels past the
+ * last whole group run in scalar loops with the same float operations.
+ * Every operation is per lane, in the scalar code's order, so results do
+ * not depend on the width (test-bn-levels). */
+#define BN_VEC 16
+typedef float BnVec __attribute__ ((vector_size (BN_VEC * sizeof (float))));
+typedef int BnMask __attribute__ ((vector_size (BN_VEC * sizeof (int))));
+/* Half a group in double: the per-block merges. */
+#define BN_DVEC 8
+typedef double BnDVec
+    __attribute__ ((vector_size (BN_DVEC * sizeof (double))));
+typedef float BnHVec __attribute__ ((vector_size (BN_DVEC * sizeof (float))));
 
 /* The fused loops come in variants (residual or not, ReLU or not, mask or
  * not): always_inline bodies with constant flags, so every variant is a
- * branch-free loop the vectoriser takes. Each instruction-set level gets
- * its own copy of the dispatchers below (BN_LEVEL_FUNCTIONS). */
+ * branch-free loop. Each instruction-set level gets its own copy of the
+ * dispatchers below (BN_LEVEL_FUNCTIONS). */
 #define BN_INLINE static inline __attribute__ ((always_inline))
+
+/* Unaligned loads and stores of a group (memcpy: no aliasing or alignment
+ * assumption, compiled to one vector move). Macros rather than functions:
+ * a vector passed by value to a function compiled for the portable level
+ * changes the ABI (-Wpsabi). */
+#define BN_LOAD(v, p) memcpy (&(v), (p), sizeof (BnVec))
+#define BN_STORE(p, v) memcpy ((p), &(v), sizeof (BnVec))
+/* a > 0 ? b : 0 per lane, as the scalar select: the comparison's all-ones
+ * lanes keep b's bits, the others give +0 (also for a NaN) */
+#define BN_SELECT_POS(a, b) ((BnVec) ((BnMask) (b) & ((a) > 0.0f)))
+/* dout's rows are prefetched this far ahead in the backward passes: on
+ * AVX-512 GCC turns the select of a loaded d into a masked load, which
+ * waits for the mask, so the d stream missed the cache in series with the
+ * mask's operands (the relu sums pass ran 1.7x slower than the SSE/AVX2
+ * style blend of main's loops until this prefetch). */
+#define BN_PF_ROWS 16
+
+/* Chan et al.: merge (count, mean, m2) of channels [0, n) with a block's
+ * (nb rows, float mean bm[], float centred sum of squares fq[]). */
+BN_INLINE void
+bn_chan_merge (double *mean, double *m2, double count, double nb,
+    const float *bm, const float *fq, int n)
+{
+  const double total = count + nb;
+  const double wb = nb / total, wab = count * nb / total;
+  int c = 0;
+  for (; c + BN_DVEC <= n; c += BN_DVEC) {
+    BnHVec hb, hq;
+    BnDVec mu, mm;
+    memcpy (&hb, bm + c, sizeof hb);
+    memcpy (&hq, fq + c, sizeof hq);
+    memcpy (&mu, mean + c, sizeof mu);
+    memcpy (&mm, m2 + c, sizeof mm);
+    BnDVec delta = __builtin_convertvector (hb, BnDVec) - mu;
+    mu += delta * wb;
+    mm += __builtin_convertvector (hq, BnDVec) + delta * delta * wab;
+    memcpy (mean + c, &mu, sizeof mu);
+    memcpy (m2 + c, &mm, sizeof mm);
+  }
+  for (; c < n; c++) {
+    double delta = (double) bm[c] - mean[c];
+    mean[c] += delta * wb;
+    m2[c] += fq[c] + delta * delta * wab;
+  }
+}
 
 /* Per-channel mean and centred sum of squares of rows [r0, r1), channels
  * [c0, c0 + n), as (count, mean[], m2[]) in double. */
@@ -51,49 +108,45 @@ BN_INLINE void
 bn_moments_body (double *mean, double *m2, const float *inp, int r0, int r1,
     int C, int c0, int n)
 {
-  float fs[BN_BLOCK], bm[BN_BLOCK], fq[BN_BLOCK];
+  float bm[BN_BLOCK], fq[BN_BLOCK];
   double count = 0;
   memset (mean, 0, sizeof (double) * n);
   memset (m2, 0, sizeof (double) * n);
   for (int rb = r0; rb < r1; rb += BN_ROWS) {
-    const int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
-    const float nb = (float) (re - rb);
-    memset (fs, 0, sizeof (float) * n);
-    memset (fq, 0, sizeof (float) * n);
-    for (int r = rb; r < re; r++) {
-      const float *x = inp + (size_t) r * C + c0;
-      int c = 0;
-      for (; c + BN_VEC <= n; c += BN_VEC)
-        for (int j = 0; j < BN_VEC; j++)
-          fs[c + j] += x[c + j];
-      for (; c < n; c++)
-        fs[c] += x[c];
-    }
-    for (int c = 0; c < n; c++)
-      bm[c] = fs[c] / nb;
-    /* the block again, from L1: squares around its own mean */
-    for (int r = rb; r < re; r++) {
-      const float *x = inp + (size_t) r * C + c0;
-      int c = 0;
-      for (; c + BN_VEC <= n; c += BN_VEC)
-        for (int j = 0; j < BN_VEC; j++) {
-          float d = x[c + j] - bm[c + j];
-          fq[c + j] += d * d;
-        }
-      for (; c < n; c++) {
-        float d = x[c] - bm[c];
-        fq[c] += d * d;
+    const int rows = (rb + BN_ROWS < r1 ? rb + BN_ROWS : r1) - rb;
+    const float nb = (float) rows;
+    const float *xb = inp + (size_t) rb * C + c0;
+    int c = 0;
+    /* a group's sum over the block, its mean, then the block again (from
+     * L1): squares around that mean */
+    for (; c + BN_VEC <= n; c += BN_VEC) {
+      BnVec s = { 0 }, q = { 0 }, v, m;
+      for (int r = 0; r < rows; r++) {
+        BN_LOAD (v, xb + (size_t) r * C + c);
+        s += v;
       }
+      m = s / nb;
+      for (int r = 0; r < rows; r++) {
+        BN_LOAD (v, xb + (size_t) r * C + c);
+        BnVec d = v - m;
+        q += d * d;
+      }
+      BN_STORE (bm + c, m);
+      BN_STORE (fq + c, q);
     }
-    /* Chan et al.: merge (count, mean, m2) with the block's (nb, bm, fq) */
-    const double total = count + nb;
-    const double wb = nb / total, wab = count * nb / total;
-    for (int c = 0; c < n; c++) {
-      double delta = (double) bm[c] - mean[c];
-      mean[c] += delta * wb;
-      m2[c] += fq[c] + delta * delta * wab;
+    for (; c < n; c++) {
+      float fs = 0.0f, f2 = 0.0f;
+      for (int r = 0; r < rows; r++)
+        fs += xb[(size_t) r * C + c];
+      bm[c] = fs / nb;
+      for (int r = 0; r < rows; r++) {
+        float d = xb[(size_t) r * C + c] - bm[c];
+        f2 += d * d;
+      }
+      fq[c] = f2;
     }
-    count = total;
+    bn_chan_merge (mean, m2, count, nb, bm, fq, n);
+    count += nb;
   }
 }
 
@@ -110,16 +163,18 @@ bn_affine_act_body (float *out, const float *inp, const float *res,
     float *y = out + (size_t) r * C + c0;
     int c = 0;
     for (; c + BN_VEC <= n; c += BN_VEC) {
-      float t[BN_VEC];
-      for (int j = 0; j < BN_VEC; j++) {
-        t[j] = x[c + j] * scale[c + j] + shift[c + j];
-        if (has_res)
-          t[j] += s[c + j];
-        if (relu)
-          t[j] = t[j] > 0.0f ? t[j] : 0.0f;
+      BnVec t, a, b, v;
+      BN_LOAD (v, x + c);
+      BN_LOAD (a, scale + c);
+      BN_LOAD (b, shift + c);
+      t = v * a + b;
+      if (has_res) {
+        BN_LOAD (v, s + c);
+        t += v;
       }
-      for (int j = 0; j < BN_VEC; j++)
-        y[c + j] = t[j];
+      if (relu)
+        t = BN_SELECT_POS (t, t);
+      BN_STORE (y + c, t);
     }
     for (; c < n; c++) {
       float t = x[c] * scale[c] + shift[c];
@@ -391,8 +446,8 @@ simclr_batchnorm_forward_eval (float *out, const float *inp,
  * output was x * scale + shift > 0 there, recomputed here with the same
  * float operations (no contraction in ISO C mode), so the mask is exact and
  * the output need not be read. Both loads are unconditional, so the select
- * is branch-free and vectorises (a load under the condition stayed a
- * scalar branch). */
+ * is branch-free. bn_grad is a channel's, BN_GRAD a group's (a, b: the
+ * group's scale and shift). */
 BN_INLINE float
 bn_grad (const float *dout, const float *x, const float *scale,
     const float *shift, const int relu, int i)
@@ -404,96 +459,100 @@ bn_grad (const float *dout, const float *x, const float *scale,
   return t > 0.0f ? d : 0.0f;
 }
 
+#define BN_GRAD(d, x, a, b, relu) \
+  ((relu) ? BN_SELECT_POS ((x) * (a) + (b), (d)) : (d))
+
+/* acc[c] += f[c] in double, c < n (a block's float sums into the task's) */
+BN_INLINE void
+bn_accumulate_double (double *acc, const float *f, int n)
+{
+  int c = 0;
+  for (; c + BN_DVEC <= n; c += BN_DVEC) {
+    BnHVec h;
+    BnDVec a;
+    memcpy (&h, f + c, sizeof h);
+    memcpy (&a, acc + c, sizeof a);
+    a += __builtin_convertvector (h, BnDVec);
+    memcpy (acc + c, &a, sizeof a);
+  }
+  for (; c < n; c++)
+    acc[c] += f[c];
+}
+
 /* Rows [r0, r1), channels [c0, c0 + n): the per-channel sums of d and
- * d * xhat (float over blocks of BN_ROWS rows, double across). */
+ * d * xhat (float over blocks of BN_ROWS rows, double across). With y
+ * (has_y), d = (y > 0 ? dout : 0), the gradient through the ReLU after a
+ * block's residual sum, whose output y is at hand; d is then also stored
+ * into dmask (may alias dout), for the dx pass and for the shortcut, which
+ * takes the same gradient: the mask costs no pass of its own. Same float
+ * operations as masking first, then summing with relu 0. */
 BN_INLINE void
-bn_backward_sums_body (double *sd, double *sdx, const float *dout,
-    const int relu, const float *inp, const float *m, const float *rs,
-    const float *scale, const float *shift, int r0, int r1, int C, int c0,
-    int n)
+bn_backward_sums_body (double *sd, double *sdx, float *dmask,
+    const float *dout, const float *y, const int has_y, const int relu,
+    const float *inp, const float *m, const float *rs, const float *scale,
+    const float *shift, int r0, int r1, int C, int c0, int n)
 {
+  float fd[BN_BLOCK], fdx[BN_BLOCK];
   memset (sd, 0, sizeof (double) * n);
   memset (sdx, 0, sizeof (double) * n);
   for (int rb = r0; rb < r1; rb += BN_ROWS) {
-    int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
-    float fd[BN_BLOCK], fdx[BN_BLOCK];
-    memset (fd, 0, sizeof (float) * n);
-    memset (fdx, 0, sizeof (float) * n);
-    for (int r = rb; r < re; r++) {
-      const float *x = inp + (size_t) r * C + c0;
-      const float *d = dout + (size_t) r * C + c0;
-      int c = 0;
-      for (; c + BN_VEC <= n; c += BN_VEC)
-        for (int j = 0; j < BN_VEC; j++) {
-          float g = bn_grad (d, x, scale, shift, relu, c + j);
-          fd[c + j] += g;
-          fdx[c + j] += g * ((x[c + j] - m[c + j]) * rs[c + j]);
-        }
-      for (; c < n; c++) {
-        float g = bn_grad (d, x, scale, shift, relu, c);
-        fd[c] += g;
-        fdx[c] += g * ((x[c] - m[c]) * rs[c]);
+    const int rows = (rb + BN_ROWS < r1 ? rb + BN_ROWS : r1) - rb;
+    const size_t ob = (size_t) rb * C + c0;
+    int c = 0;
+    for (; c + BN_VEC <= n; c += BN_VEC) {
+      BnVec a = { 0 }, b = { 0 }, vm, vr, s = { 0 }, sx = { 0 }, x, d, g;
+      if (relu) {
+        BN_LOAD (a, scale + c);
+        BN_LOAD (b, shift + c);
       }
+      BN_LOAD (vm, m + c);
+      BN_LOAD (vr, rs + c);
+      for (int r = 0; r < rows; r++) {
+        const size_t o = ob + (size_t) r * C + c;
+        BN_LOAD (x, inp + o);
+        BN_LOAD (d, dout + o);
+        __builtin_prefetch (dout + o + (size_t) BN_PF_ROWS * C);
+        if (has_y) {
+          BnVec vy;
+          BN_LOAD (vy, y + o);
+          g = BN_SELECT_POS (vy, d);
+        } else {
+          g = BN_GRAD (d, x, a, b, relu);
+        }
+        s += g;
+        sx += g * ((x - vm) * vr);
+        if (has_y)
+          BN_STORE (dmask + o, g);
+      }
+      BN_STORE (fd + c, s);
+      BN_STORE (fdx + c, sx);
     }
-    for (int c = 0; c < n; c++) {
-      sd[c] += fd[c];
-      sdx[c] += fdx[c];
+    for (; c < n; c++) {
+      float s = 0.0f, sx = 0.0f;
+      for (int r = 0; r < rows; r++) {
+        const size_t o = ob + (size_t) r * C + c;
+        float g;
+        if (has_y) {
+          float dj = dout[o];
+          g = y[o] > 0.0f ? dj : 0.0f;
+        } else {
+          g = bn_grad (dout + o - c, inp + o - c, scale, shift, relu, c);
+        }
+        s += g;
+        sx += g * ((inp[o] - m[c]) * rs[c]);
+        if (has_y)
+          dmask[o] = g;
+      }
+      fd[c] = s;
+      fdx[c] = sx;
     }
+    bn_accumulate_double (sd, fd, n);
+    bn_accumulate_double (sdx, fdx, n);
   }
 }
 
-/* The sums of bn_backward_sums_body for d = (y > 0 ? dout : 0): the
- * gradient through the ReLU after a block's residual sum, whose output y
- * is at hand. d is also stored into dmask (may alias dout), for the dx
- * pass and for the shortcut, which takes the same gradient: the mask costs
- * no pass of its own. Same float operations as masking first, then
- * bn_backward_sums_body with relu 0. */
-BN_INLINE void
-bn_backward_sums_mask_body (double *sd, double *sdx, float *dmask,
-    const float *dout, const float *y, const float *inp, const float *m,
-    const float *rs, int r0, int r1, int C, int c0, int n)
-{
-  memset (sd, 0, sizeof (double) * n);
-  memset (sdx, 0, sizeof (double) * n);
-  for (int rb = r0; rb < r1; rb += BN_ROWS) {
-    int re = rb + BN_ROWS < r1 ? rb + BN_ROWS : r1;
-    float fd[BN_BLOCK], fdx[BN_BLOCK];
-    memset (fd, 0, sizeof (float) * n);
-    memset (fdx, 0, sizeof (float) * n);
-    for (int r = rb; r < re; r++) {
-      const size_t o = (size_t) r * C + c0;
-      const float *x = inp + o, *d = dout + o, *yr = y + o;
-      float *dm = dmask + o;
-      int c = 0;
-      for (; c + BN_VEC <= n; c += BN_VEC) {
-        float g[BN_VEC];
-        for (int j = 0; j < BN_VEC; j++) {
-          float dj = d[c + j];
-          g[j] = yr[c + j] > 0.0f ? dj : 0.0f;
-        }
-        for (int j = 0; j < BN_VEC; j++) {
-          fd[c + j] += g[j];
-          fdx[c + j] += g[j] * ((x[c + j] - m[c + j]) * rs[c + j]);
-        }
-        for (int j = 0; j < BN_VEC; j++)
-          dm[c + j] = g[j];
-      }
-      for (; c < n; c++) {
-        float dj = d[c];
-        float g = yr[c] > 0.0f ? dj : 0.0f;
-        fd[c] += g;
-        fdx[c] += g * ((x[c] - m[c]) * rs[c]);
-        dm[c] = g;
-      }
-    }
-    for (int c = 0; c < n; c++) {
-      sd[c] += fd[c];
-      sdx[c] += fdx[c];
-    }
-  }
-}
-
-/* dinp (+)= k * (d - mean_d - xhat * mean_dx), rows [r0, r1). */
+/* dinp (+)= k * (d - mean_d - xhat * mean_dx), rows [r0, r1), in blocks of
+ * BN_ROWS rows so each group's constants stay in registers. */
 BN_INLINE void
 bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
     const int relu, const float *inp, const float *m, const float *rs,
@@ -501,30 +560,44 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
     const float *mean_d, const float *mean_dx, int r0, int r1, int C, int c0,
     int n)
 {
-  for (int r = r0; r < r1; r++) {
-    const float *x = inp + (size_t) r * C + c0;
-    const float *d = dout + (size_t) r * C + c0;
-    float *dx = dinp + (size_t) r * C + c0;
+  for (int rb = r0; rb < r1; rb += BN_ROWS) {
+    const int rows = (rb + BN_ROWS < r1 ? rb + BN_ROWS : r1) - rb;
+    const size_t ob = (size_t) rb * C + c0;
     int c = 0;
     for (; c + BN_VEC <= n; c += BN_VEC) {
-      float t[BN_VEC];
-      for (int j = 0; j < BN_VEC; j++) {
-        float xhat = (x[c + j] - m[c + j]) * rs[c + j];
-        t[j] = k[c + j] * (bn_grad (d, x, scale, shift, relu, c + j) -
-            mean_d[c + j] - xhat * mean_dx[c + j]);
+      BnVec a = { 0 }, b = { 0 }, vm, vr, vk, md, mdx, x, d, t;
+      if (relu) {
+        BN_LOAD (a, scale + c);
+        BN_LOAD (b, shift + c);
       }
-      if (accumulate)
-        for (int j = 0; j < BN_VEC; j++)
-          t[j] = dx[c + j] + t[j];
-      for (int j = 0; j < BN_VEC; j++)
-        dx[c + j] = t[j];
+      BN_LOAD (vm, m + c);
+      BN_LOAD (vr, rs + c);
+      BN_LOAD (vk, k + c);
+      BN_LOAD (md, mean_d + c);
+      BN_LOAD (mdx, mean_dx + c);
+      for (int r = 0; r < rows; r++) {
+        const size_t o = ob + (size_t) r * C + c;
+        BN_LOAD (x, inp + o);
+        BN_LOAD (d, dout + o);
+        __builtin_prefetch (dout + o + (size_t) BN_PF_ROWS * C);
+        BnVec xhat = (x - vm) * vr;
+        t = vk * (BN_GRAD (d, x, a, b, relu) - md - xhat * mdx);
+        if (accumulate) {
+          BnVec old;
+          BN_LOAD (old, dinp + o);
+          t = old + t;
+        }
+        BN_STORE (dinp + o, t);
+      }
     }
-    for (; c < n; c++) {
-      float xhat = (x[c] - m[c]) * rs[c];
-      float t = k[c] * (bn_grad (d, x, scale, shift, relu, c) - mean_d[c] -
-          xhat * mean_dx[c]);
-      dx[c] = accumulate ? dx[c] + t : t;
-    }
+    for (; c < n; c++)
+      for (int r = 0; r < rows; r++) {
+        const size_t o = ob + (size_t) r * C + c;
+        float xhat = (inp[o] - m[c]) * rs[c];
+        float t = k[c] * (bn_grad (dout + o - c, inp + o - c, scale, shift,
+                relu, c) - mean_d[c] - xhat * mean_dx[c]);
+        dinp[o] = accumulate ? dinp[o] + t : t;
+      }
   }
 }
 
@@ -572,11 +645,11 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
       int c0, int n)                                                        \
   {                                                                         \
     if (relu)                                                               \
-      bn_backward_sums_body (sd, sdx, dout, 1, inp, m, rs, scale, shift,    \
-          r0, r1, C, c0, n);                                                \
+      bn_backward_sums_body (sd, sdx, NULL, dout, NULL, 0, 1, inp, m, rs,   \
+          scale, shift, r0, r1, C, c0, n);                                  \
     else                                                                    \
-      bn_backward_sums_body (sd, sdx, dout, 0, inp, m, rs, scale, shift,    \
-          r0, r1, C, c0, n);                                                \
+      bn_backward_sums_body (sd, sdx, NULL, dout, NULL, 0, 0, inp, m, rs,   \
+          scale, shift, r0, r1, C, c0, n);                                  \
   }                                                                         \
                                                                             \
   ATTR static void                                                          \
@@ -584,8 +657,8 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
       const float *dout, const float *y, const float *inp, const float *m,  \
       const float *rs, int r0, int r1, int C, int c0, int n)                \
   {                                                                         \
-    bn_backward_sums_mask_body (sd, sdx, dmask, dout, y, inp, m, rs, r0,    \
-        r1, C, c0, n);                                                      \
+    bn_backward_sums_body (sd, sdx, dmask, dout, y, 1, 0, inp, m, rs,       \
+        NULL, NULL, r0, r1, C, c0, n);                                      \
   }                                                                         \
                                                                             \
   ATTR static void                                                          \
