@@ -8,7 +8,11 @@
  *   its change to READY writes the final checkpoint (a flushing seek racing
  *   with the shutdown) must not restart the training thread. Before the
  *   fix they did: the thread then trained on during the pads' deactivation
- *   and raced with the final save.
+ *   and raced with the final save. A sample's views that follow the
+ *   FLUSH_STOP are refused as flushing (46227ab: the FLUSH_STOP cleared the
+ *   flag, so with replay-overflow=wait a view waited for room in the replay
+ *   buffer with no training thread left, holding the stream lock the pads'
+ *   deactivation needed).
  * - simclraugment and simclrnoveltyfilter: buffers pushed from a thread
  *   while the element goes up and down (pad activation lets a buffer in
  *   before start () finished in GStreamer 1.22) give no crash and no
@@ -62,6 +66,7 @@ typedef struct
   gboolean fired;
   GstTaskState task_after;      /* the training thread after our events */
   gboolean segment_ok;
+  GstFlowReturn views_after[2]; /* a sample's views pushed after them */
 } StopRace;
 
 /* Runs on the thread that posts: here, the one changing the state, inside
@@ -85,6 +90,8 @@ stop_race_sync (GstBus * bus, GstMessage * m, gpointer data)
   r->segment_ok = gst_pad_push_event (r->h->srcpad,
       gst_event_new_segment (&seg));
   r->task_after = gst_pad_get_task_state (r->enc_src);
+  for (gint v = 0; v < 2; v++)
+    r->views_after[v] = gst_pad_push (r->h->srcpad, make_view (100, v));
   return GST_BUS_PASS;
 }
 
@@ -141,6 +148,9 @@ GST_START_TEST (test_replay_no_restart_while_stopping)
       "restarted while the element went to READY (task state %d, 0 = "
       "started)", r.task_after);
   fail_unless (gst_pad_get_task_state (r.enc_src) != GST_TASK_STARTED);
+  /* Stopped, it stays flushing after the FLUSH_STOP: the sample that
+   * completes is refused, not filed in the replay buffer (46227ab). */
+  fail_unless_equals_int (r.views_after[1], GST_FLOW_FLUSHING);
   fail_unless (g_file_test (ckpt, G_FILE_TEST_EXISTS));
 
   gst_element_set_state (bin, GST_STATE_NULL);

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "simclr/checkpoint.h"
 
 gboolean
@@ -14,6 +16,57 @@ pt_have_fashion_mnist (void)
       G_FILE_TEST_EXISTS)
       || g_file_test (PT_FASHION_MNIST "/train-images-idx3-ubyte",
       G_FILE_TEST_EXISTS);
+}
+
+void
+pt_write_idx (const gchar * dir, guint n, guint side, const guint8 * pixels)
+{
+  /* big-endian headers: magic, count (, rows, columns) */
+  const guint32 images_hdr[4] = { GUINT32_TO_BE (0x803), GUINT32_TO_BE (n),
+    GUINT32_TO_BE (side), GUINT32_TO_BE (side)
+  };
+  const guint32 labels_hdr[2] = { GUINT32_TO_BE (0x801), GUINT32_TO_BE (n) };
+  const gsize npix = (gsize) n * side * side;
+  guint8 *images = g_malloc (sizeof images_hdr + npix);
+  guint8 *labels = g_malloc (sizeof labels_hdr + n);
+  gchar *path;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  memcpy (images, images_hdr, sizeof images_hdr);
+  memcpy (images + sizeof images_hdr, pixels, npix);
+  memcpy (labels, labels_hdr, sizeof labels_hdr);
+  for (guint i = 0; i < n; i++)
+    labels[sizeof labels_hdr + i] = (guint8) (i % 10);
+  path = g_build_filename (dir, "train-images-idx3-ubyte", NULL);
+  g_assert_true (g_file_set_contents (path, (const gchar *) images,
+          sizeof images_hdr + npix, NULL));
+  g_free (path);
+  path = g_build_filename (dir, "train-labels-idx1-ubyte", NULL);
+  g_assert_true (g_file_set_contents (path, (const gchar *) labels,
+          sizeof labels_hdr + n, NULL));
+  g_free (path);
+  g_free (images);
+  g_free (labels);
+}
+
+void
+pt_remove_tree (const gchar * dir)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+
+  while (d && (name = g_dir_read_name (d))) {
+    gchar *p = g_build_filename (dir, name, NULL);
+    if (g_file_test (p, G_FILE_TEST_IS_DIR)
+        && !g_file_test (p, G_FILE_TEST_IS_SYMLINK))
+      pt_remove_tree (p);
+    else
+      g_remove (p);
+    g_free (p);
+  }
+  if (d)
+    g_dir_close (d);
+  g_rmdir (dir);
 }
 
 /* Runs in the encoder's streaming thread while it waits for us: the file is
@@ -158,6 +211,21 @@ pt_run_loss (const PtRun * run, guint64 step)
       return r->loss;
   }
   return NAN;
+}
+
+void
+pt_assert_same_losses (const PtRun * ref, const PtRun * run, guint64 first,
+    guint64 count)
+{
+  g_assert_cmpuint (run->train->len, ==, count);
+  for (guint i = 0; i < count; i++) {
+    const PtTrainRow *r = &g_array_index (run->train, PtTrainRow, i);
+    gdouble want = pt_run_loss (ref, first + i);
+    g_assert_cmpuint (r->step, ==, first + i);
+    if (r->loss != want)
+      g_error ("step %" G_GUINT64_FORMAT ": loss %.17g, uninterrupted run "
+          "%.17g", r->step, r->loss, want);
+  }
 }
 
 void

@@ -42,6 +42,15 @@ typedef struct
 /* TRUE if the Fashion-MNIST training images are installed. */
 gboolean pt_have_fashion_mnist (void);
 
+/* Writes a data set in Fashion-MNIST's files (IDX, uncompressed) into @dir
+ * (made if missing), for simclrdatasetsrc: @n images of @side x @side
+ * GRAY8 from @pixels (n x side x side bytes), label i % 10. */
+void pt_write_idx (const gchar * dir, guint n, guint side,
+    const guint8 * pixels);
+
+/* Removes @dir and everything below it (test temp dirs). */
+void pt_remove_tree (const gchar * dir);
+
 /* Runs @description (gst_parse_launch) until EOS or the first ERROR, at most
  * @timeout_s seconds (a timeout is a test failure). Returns a new PtRun
  * (free with pt_run_free). */
@@ -50,6 +59,12 @@ void pt_run_free (PtRun * run);
 
 /* The loss of step @step in @run, or NAN if it was not reported. */
 gdouble pt_run_loss (const PtRun * run, guint64 step);
+
+/* Asserts that @run reported exactly the @count steps @first.. and that
+ * each loss is @ref's of the same step, to the bit (test-resume's
+ * guarantee); the first mismatch is printed with both values. */
+void pt_assert_same_losses (const PtRun * ref, const PtRun * run,
+    guint64 first, guint64 count);
 
 /* Asserts that two safetensors files hold the same tensors (names, dtypes,
  * shapes, bytes; at least one "optim.velocity." tensor) and the same "step"

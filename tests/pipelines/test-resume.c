@@ -46,22 +46,6 @@ run_training (guint64 num_samples, guint64 start, const gchar * resume,
 }
 
 static void
-assert_same_losses (const PtRun * ref, const PtRun * run, guint64 first,
-    guint64 count)
-{
-  guint i;
-  g_assert_cmpuint (run->train->len, ==, count);
-  for (i = 0; i < count; i++) {
-    const PtTrainRow *r = &g_array_index (run->train, PtTrainRow, i);
-    gdouble want = pt_run_loss (ref, first + i);
-    g_assert_cmpuint (r->step, ==, first + i);
-    if (r->loss != want)
-      g_error ("step %" G_GUINT64_FORMAT ": loss %.17g, uninterrupted run "
-          "%.17g", r->step, r->loss, want);
-  }
-}
-
-static void
 test_resume_exact (void)
 {
   gchar *dir = g_dir_make_tmp ("pt-resume-XXXXXX", NULL);
@@ -75,11 +59,11 @@ test_resume_exact (void)
   g_assert_cmpuint (ra->last_checkpoint_step, ==, 2 * K);
 
   rb = run_training (K * N, 0, NULL, b);
-  assert_same_losses (ra, rb, 0, K);
+  pt_assert_same_losses (ra, rb, 0, K);
   g_assert_cmpuint (rb->last_checkpoint_step, ==, K);
 
   rc = run_training (2 * K * N, K * N, b, c);
-  assert_same_losses (ra, rc, K, K);
+  pt_assert_same_losses (ra, rc, K, K);
   g_assert_cmpuint (rc->last_checkpoint_step, ==, 2 * K);
 
   pt_assert_same_tensors (a, c);
