@@ -13,6 +13,9 @@
  *   flag, so with replay-overflow=wait a view waited for room in the replay
  *   buffer with no training thread left, holding the stream lock the pads'
  *   deactivation needed).
+ * - passes: the count of passes done does not leak from one run of the
+ *   element into the next (a second run after READY also seeks back at
+ *   the end of its first pass).
  * - simclraugment and simclrnoveltyfilter: buffers pushed from a thread
  *   while the element goes up and down (pad activation lets a buffer in
  *   before start () finished in GStreamer 1.22) give no crash and no
@@ -168,6 +171,90 @@ GST_START_TEST (test_replay_no_restart_while_stopping)
 
 GST_END_TEST;
 
+/* ---- passes: one run's pass count does not leak into the next ---------- */
+
+/* Pushes stream-start, caps and a segment, then one sample's two views (no
+ * batch: batch-size 4) and EOS. */
+static void
+push_short_stream (GstHarness * h, guint run)
+{
+  GstSegment seg;
+  gchar *id = g_strdup_printf ("passes-run-%u", run);
+  GstCaps *caps = gst_caps_from_string ("video/x-raw,format=GRAY8,width=8,"
+      "height=8,framerate=0/1");
+
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_stream_start (id)));
+  fail_unless (gst_harness_push_event (h, gst_event_new_caps (caps)));
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
+  gst_caps_unref (caps);
+  for (gint v = 0; v < 2; v++)
+    fail_unless_equals_int (gst_harness_push (h, make_view (run, v)),
+        GST_FLOW_OK);
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  g_free (id);
+}
+
+/* The seek back to the start that simclrencoder sends upstream (from
+ * another thread) at the end of a pass; FALSE if none came in time. */
+static gboolean
+wait_for_seek (GstHarness * h)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (10 * time_scale ())
+      * G_TIME_SPAN_SECOND;
+  while (g_get_monotonic_time () < deadline) {
+    GstEvent *ev = gst_harness_try_pull_upstream_event (h);
+    gboolean seek;
+    if (!ev) {
+      g_usleep (2000);
+      continue;
+    }
+    seek = GST_EVENT_TYPE (ev) == GST_EVENT_SEEK;
+    gst_event_unref (ev);
+    if (seek)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* passes=2: the first pass's EOS is consumed and answered by a seek back
+ * to the start. The count of passes done belongs to a run: after READY the
+ * same element's next run starts at pass 1 again, so its EOS is consumed
+ * and answered by a seek too, not forwarded as the last pass's. In order
+ * and in replay mode. */
+GST_START_TEST (test_passes_per_run)
+{
+  static const gchar *const modes[] = { "", "replay-size=6 "
+        "replay-overflow=drop" };
+
+  for (guint m = 0; m < G_N_ELEMENTS (modes); m++) {
+    gchar *desc = g_strdup_printf ("simclrencoder width=0.25 batch-size=4 "
+        "proj-hidden=8 proj-dim=8 threads=1 seed=3 passes=2 %s", modes[m]);
+    GstHarness *h = gst_harness_new_parse (desc);
+    GstEvent *ev;
+
+    for (guint run = 0; run < 2; run++) {
+      if (run > 0) {
+        fail_unless (gst_element_set_state (h->element, GST_STATE_READY) ==
+            GST_STATE_CHANGE_SUCCESS);
+        gst_harness_play (h);
+      }
+      push_short_stream (h, run);
+      fail_unless (wait_for_seek (h), "%s: run %u: no seek back to the "
+          "start after the EOS of pass 1 of 2", desc, run);
+      while ((ev = gst_harness_try_pull_event (h))) {
+        fail_if (GST_EVENT_TYPE (ev) == GST_EVENT_EOS, "%s: run %u: the EOS "
+            "of pass 1 of 2 was forwarded (the run ended)", desc, run);
+        gst_event_unref (ev);
+      }
+    }
+    gst_harness_teardown (h);
+    g_free (desc);
+  }
+}
+
+GST_END_TEST;
+
 /* ---- filters: data from a thread while the element goes up and down ---- */
 
 typedef struct
@@ -292,6 +379,7 @@ state_races_suite (void)
   tcase_set_timeout (tc, (guint) (120 * time_scale ()));
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_replay_no_restart_while_stopping);
+  tcase_add_test (tc, test_passes_per_run);
   tcase_add_test (tc, test_augment_activation_race);
   tcase_add_test (tc, test_novelty_activation_race);
   return s;
