@@ -12,7 +12,8 @@
  * - a checkpoint resumes a multi-crop run bit for bit;
  * - K = 2 replicas (threads, replica-harness.h) of N equal one trainer of 2N;
  * - bad configurations fail with the field named.
- * The PyTorch cross-check of one mixed-size step is torch-multicrop.py.
+ * The PyTorch cross-check of one mixed-size step is torch-crosscheck.py's
+ * multi-crop case (torch-crosscheck-helper multicrop).
  */
 #include <math.h>
 #include <stdio.h>
