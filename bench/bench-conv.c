@@ -18,6 +18,15 @@
  * how conv-<set>.c's predicates were chosen: on a shared machine use
  * --cpu --min (thread CPU time, best of the reps), e.g.
  *   OPENBLAS_NUM_THREADS=1 bench-conv --levels generic,avx2,avx512 --cpu --min
+ *
+ * --winograd: instead, per 3x3 stride-1 shape at --batch and half of it,
+ * forward and input gradient of the best level's kernels with Winograd
+ * (where the set routes it, simclr_cpu_kernels_winograd_at, whatever
+ * SIMCLR_WINOGRAD says) against the same sets without it
+ * (simclr_cpu_kernels_direct_at), alternated in every repetition on
+ * --threads threads: ms, GFLOP/s counted as the direct convolution's
+ * 2*B*OH*OW*OC*9*C, and the ratio direct / Winograd (> 1: Winograd
+ * faster). This is how conv-winograd.c's predicate was chosen.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +35,7 @@
 
 #include <cblas.h>
 
+#include "conv-winograd-private.h"
 #include "cpu-private.h"
 #include "layers-private.h"
 
@@ -209,11 +219,82 @@ compare_levels (const Shape *sh, int batch, const SimclrKernels **lv,
   free (dout);
 }
 
+/* --winograd: one shape, direct (a) against Winograd (b), alternated. */
+static void
+compare_winograd (const Shape *sh, int batch, int threads, int reps)
+{
+  static const char *const op_names[2] = { "fwd", "dinput" };
+  static const int ops[2] = { OP_FWD, OP_BWD_D };
+  static const SimclrConvOp cops[2] = { SIMCLR_CONV_FORWARD,
+    SIMCLR_CONV_DINPUT
+  };
+  SimclrCpuLevel best = simclr_cpu_best_level ();
+  Bufs b[2];
+  memset (b, 0, sizeof (b));
+  SimclrConvShape s0 = { .B = batch, .H = sh->H, .W = sh->W, .C = sh->C,
+    .OC = sh->OC, .KH = sh->K, .KW = sh->K, .stride = sh->stride,
+    .pad = sh->pad, .threads = threads };
+  if (simclr_conv2d_shape_init (&s0) != 0 || !simclr_winograd_shape_ok (&s0))
+    return;
+  size_t nin = (size_t) s0.B * s0.H * s0.W * s0.C;
+  size_t K = (size_t) s0.KH * s0.KW * s0.C;
+  size_t M = (size_t) s0.B * s0.OH * s0.OW;
+  double flops = 2.0 * M * s0.OC * K;
+  float *x = rand_buf (nin), *w = rand_buf (s0.OC * K);
+  float *dout = rand_buf (M * s0.OC);
+  for (int l = 0; l < 2; l++) {
+    b[l].s = s0;
+    b[l].s.kernels = l == 0 ? simclr_cpu_kernels_direct_at (best) :
+        simclr_cpu_kernels_winograd_at (best);
+    b[l].x = x;
+    b[l].w = w;
+    b[l].dout = dout;
+    b[l].out = rand_buf (M * s0.OC);
+    b[l].dx = rand_buf (nin);
+    b[l].scratch = rand_buf (simclr_conv2d_scratch_floats (&b[l].s));
+  }
+  printf ("%-26s %4d |", sh->name, batch);
+  for (int o = 0; o < 2; o++) {
+    double t[2][64];
+    int n = reps > 64 ? 64 : reps;
+    for (int l = 0; l < 2; l++)
+      run_op (&b[l], ops[o]);   /* warm-up */
+    for (int r = 0; r < n; r++)
+      for (int l = 0; l < 2; l++) {
+        double t0 = now ();
+        run_op (&b[l], ops[o]);
+        t[l][r] = now () - t0;
+      }
+    double tt[2];
+    for (int l = 0; l < 2; l++) {
+      qsort (t[l], n, sizeof (double), cmp_double);
+      tt[l] = use_min ? t[l][0] : t[l][n / 2];
+    }
+    printf (" %-6s %6.2f %6.1f %-6s %6.2f %6.1f %-3s %5.2fx |", op_names[o],
+        tt[0] * 1e3, flops / tt[0] * 1e-9,
+        simclr_conv2d_kernel_name (&b[0].s, cops[o]), tt[1] * 1e3,
+        flops / tt[1] * 1e-9,
+        simclr_conv2d_uses_winograd (&b[1].s, cops[o]) ? "wg" : "-",
+        tt[0] / tt[1]);
+  }
+  printf ("\n");
+  fflush (stdout);
+  for (int l = 0; l < 2; l++) {
+    free (b[l].out);
+    free (b[l].dx);
+    free (b[l].scratch);
+  }
+  free (x);
+  free (w);
+  free (dout);
+}
+
 int
 main (int argc, char **argv)
 {
   int batch = 512, wide_batch = 64, reps = 5, threads = 2;
   const char *only = NULL, *levels = NULL;
+  int winograd = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp (argv[i], "--batch") && i + 1 < argc)
       batch = atoi (argv[++i]);
@@ -231,12 +312,30 @@ main (int argc, char **argv)
       only = argv[++i];
     else if (!strcmp (argv[i], "--levels") && i + 1 < argc)
       levels = argv[++i];
+    else if (!strcmp (argv[i], "--winograd"))
+      winograd = 1;
     else {
       fprintf (stderr, "usage: %s [--batch N] [--wide-batch N] [--reps R] "
           "[--threads T] [--min] [--cpu] [--only SUBSTRING] "
-          "[--levels generic,avx2,avx512]\n", argv[0]);
+          "[--levels generic,avx2,avx512] [--winograd]\n", argv[0]);
       return 2;
     }
+  }
+  if (winograd) {
+    printf ("# OpenBLAS %s, %d threads; conv threads %d; %s of %d%s; "
+        "level %s\n", openblas_get_corename (), openblas_get_num_threads (),
+        threads, use_min ? "best" : "medians", reps,
+        use_cpu ? " (thread CPU time)" : "",
+        simclr_cpu_level_name (simclr_cpu_best_level ()));
+    printf ("# per pass: direct ms GFLOP/s path | Winograd ms GFLOP/s "
+        "(direct FLOPs; wg = took Winograd) | direct/Winograd\n");
+    for (int half = 0; half < 2; half++)
+      for (size_t i = 0; i < sizeof (shapes) / sizeof (shapes[0]); i++)
+        if (!only || strstr (shapes[i].name, only)) {
+          int bb = shapes[i].wide ? wide_batch : batch;
+          compare_winograd (&shapes[i], half ? bb / 2 : bb, threads, reps);
+        }
+    return 0;
   }
   if (levels) {
     const SimclrKernels *lv[MAX_LEVELS];

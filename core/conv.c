@@ -7,10 +7,13 @@
  *   read the NHWC input in place (no columns), in conv-<set>.c.
  * - otherwise im2col + cblas_sgemm over chunks of images, so the column
  *   buffer stays bounded (and cache-sized for thin layers).
+ * - 3x3 stride-1 pad-1 shapes a set's Winograd predicate takes (measured
+ *   faster there than its direct kernel): Winograd F(2x2, 3x3) in
+ *   conv-winograd.c.
  * The input gradient of a stride-1 convolution whose transposed shape a
- * direct kernel takes runs as the forward of the transposed convolution
- * (turned weights), of a strided one as a direct gather where a set has
- * one; the rest uses GEMM + col2im.
+ * direct or Winograd kernel takes runs as the forward of the transposed
+ * convolution (turned weights), of a strided one as a direct gather where a
+ * set has one; the rest uses GEMM + col2im.
  * With s->threads > 1 the chunks are spread over worker threads.
  * This file holds the dispatch, the threads, the GEMM path and the naive
  * twins (plain loops, kept as the test reference). It does not allocate
@@ -21,6 +24,7 @@
 
 #include <cblas.h>
 
+#include "conv-winograd-private.h"
 #include "cpu-private.h"
 
 /* Upper bound on worker threads of one call (scratch grows with it). */
@@ -162,6 +166,29 @@ conv_pick (const SimclrConvShape *s, SimclrConvOp op)
   return NULL;
 }
 
+/* The Winograd kernels of the best set whose predicate routes this shape
+ * there, or NULL. Checked before the direct kernels: a set's predicate only
+ * takes shapes where Winograd measured faster than its direct kernel, and
+ * no set takes a shape a higher set's direct kernel serves better (only
+ * the highest set, AVX-512, has Winograd kernels). */
+static const SimclrKernelSet *
+conv_pick_winograd_set (const SimclrConvShape *s)
+{
+  if (!simclr_winograd_shape_ok (s))
+    return NULL;
+  for (const SimclrKernelSet *const *k = conv_kernels (s)->set; *k; k++)
+    if ((*k)->winograd && (*k)->winograd->ok (s))
+      return *k;
+  return NULL;
+}
+
+static const SimclrWinogradKernels *
+conv_pick_winograd (const SimclrConvShape *s)
+{
+  const SimclrKernelSet *k = conv_pick_winograd_set (s);
+  return k ? k->winograd : NULL;
+}
+
 static const SimclrConvKernels *
 conv_pick_forward (const SimclrConvShape *s)
 {
@@ -207,19 +234,49 @@ conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
   t->pad = s->KH - 1 - s->pad;
   if (simclr_conv2d_shape_init (t) != 0 || t->OH != s->H || t->OW != s->W)
     return 0;
-  return conv_pick_forward (t) != NULL;
+  return conv_pick_winograd (t) != NULL || conv_pick_forward (t) != NULL;
+}
+
+/* The set whose kernel runs one pass (NULL: GEMM); *wino tells whether it
+ * is its Winograd kernel. */
+static const SimclrKernelSet *
+conv_pass_set (const SimclrConvShape *s, SimclrConvOp op, int *wino)
+{
+  SimclrConvShape t;
+  const SimclrKernelSet *k;
+  *wino = 0;
+  if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
+    s = &t, op = SIMCLR_CONV_FORWARD;
+  if (op == SIMCLR_CONV_FORWARD && (k = conv_pick_winograd_set (s)) != NULL) {
+    *wino = 1;
+    return k;
+  }
+  return conv_pick (s, op);
 }
 
 const char *
 simclr_conv2d_kernel_name (const SimclrConvShape *s, SimclrConvOp op)
 {
-  SimclrConvShape t;
-  const SimclrKernelSet *k;
-  if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
-    k = conv_pick (&t, SIMCLR_CONV_FORWARD);
-  else
-    k = conv_pick (s, op);
+  int wino;
+  const SimclrKernelSet *k = conv_pass_set (s, op, &wino);
   return k ? k->name : "gemm";
+}
+
+int
+simclr_conv2d_uses_winograd (const SimclrConvShape *s, SimclrConvOp op)
+{
+  int wino;
+  conv_pass_set (s, op, &wino);
+  return wino;
+}
+
+/* Scratch of a Winograd forward: the packed weight (9*C*OC), its
+ * transform u, then one work buffer per worker. */
+static size_t
+conv_winograd_scratch (const SimclrConvShape *s)
+{
+  return (size_t) 9 * s->C * s->OC + simclr_winograd_u_floats (s) +
+      (size_t) conv_max_workers (s) * simclr_winograd_work_floats (s);
 }
 
 size_t
@@ -246,6 +303,13 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   /* Or a strided one gathered directly: its packed weight. */
   if (conv_pick_backward_data (s) && need < (size_t) s->OC * K)
     need = (size_t) s->OC * K;
+  /* Winograd, forward or the transposed convolution of the input
+   * gradient, also run alone */
+  if (conv_pick_winograd (s) && need < conv_winograd_scratch (s))
+    need = conv_winograd_scratch (s);
+  if (conv_transposed_shape (s, &t) && conv_pick_winograd (&t) &&
+      need < conv_winograd_scratch (&t))
+    need = conv_winograd_scratch (&t);
   return need;
 }
 /* ---------------------------------------------------------------------------
@@ -417,6 +481,8 @@ typedef struct {
                                          * backward: its dweight on dwp;
                                          * backward-data: its gather */
   const float *wpack;
+  const SimclrWinogradKernels *wino;    /* forward: Winograd on wpack (u) */
+  float *work;                  /* its private buffer */
   float *dwp;                   /* direct backward: packed dweight (K, OC) */
   /* backward */
   float *dinp, *dweight, *dbias;
@@ -454,6 +520,11 @@ conv_forward_task (void *arg)
   const int K = s->KH * s->KW * s->C, OC = s->OC;
   const size_t in_img = (size_t) s->H * s->W * s->C;
   const size_t out_rows_img = (size_t) s->OH * s->OW;
+  if (t->wino && !t->ep) {
+    t->wino->forward (t->out, t->inp, t->wpack, t->bias, t->accumulate, s,
+        t->img_begin, t->img_end, t->work);
+    return NULL;
+  }
   if (t->direct && !t->ep) {
     t->direct->forward (t->out, t->inp, t->wpack, t->bias, t->accumulate, s,
         t->img_begin, t->img_end);
@@ -463,7 +534,10 @@ conv_forward_task (void *arg)
     int n = t->img_end - b < t->nimg ? t->img_end - b : t->nimg;
     int rows = (int) (n * out_rows_img);
     float *o = t->out + (size_t) b * out_rows_img * OC;
-    if (t->direct) {
+    if (t->wino) {
+      t->wino->forward (t->out, t->inp, t->wpack, t->bias, t->accumulate,
+          s, b, b + n, t->work);
+    } else if (t->direct) {
       t->direct->forward (t->out, t->inp, t->wpack, t->bias, t->accumulate,
           s, b, b + n);
     } else {
@@ -626,16 +700,22 @@ conv_split (ConvTask *tasks, const SimclrConvShape *s, float *scratch,
 
 /* out = conv (inp) + bias, or out += conv (inp) with accumulate. With
  * direct, its kernel runs on wpack (the weight packed by conv_pack_weight),
- * otherwise im2col + GEMM on weight with columns in scratch. */
+ * with wino, Winograd on wpack (the transformed weight) with its work
+ * buffers in scratch, otherwise im2col + GEMM on weight with columns in
+ * scratch. */
 static void
 conv_forward_chunks (float *out, const float *inp, const float *weight,
-    const SimclrConvKernels *direct, const float *wpack, const float *bias,
-    int accumulate, const SimclrConvEpilogue *ep, const SimclrConvShape *s,
-    float *scratch)
+    const SimclrConvKernels *direct, const SimclrWinogradKernels *wino,
+    const float *wpack, const float *bias, int accumulate,
+    const SimclrConvEpilogue *ep, const SimclrConvShape *s, float *scratch)
 {
   ConvTask tasks[CONV_MAX_THREADS];
-  int workers = conv_split (tasks, s, scratch, direct == NULL);
+  int workers = conv_split (tasks, s, scratch,
+      direct == NULL && wino == NULL);
   for (int i = 0; i < workers; i++) {
+    tasks[i].wino = wino;
+    tasks[i].work = wino ? scratch + (size_t) i *
+        simclr_winograd_work_floats (s) : NULL;
     tasks[i].out = out;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
@@ -646,6 +726,31 @@ conv_forward_chunks (float *out, const float *inp, const float *weight,
     tasks[i].ep = ep;
   }
   conv_run_tasks (tasks, workers, conv_forward_task);
+}
+
+/* Winograd: the weight packed as `layout` (CONV_PACK_C_OC, or
+ * CONV_PACK_TURNED for the transposed convolution of an input gradient,
+ * whose shape s then is), transformed, then the chunks (scratch layout:
+ * conv_winograd_scratch). */
+static void
+conv_forward_winograd (float *out, const float *inp, const float *weight,
+    const SimclrWinogradKernels *wino, int layout, const float *bias,
+    int accumulate, const SimclrConvEpilogue *ep, const SimclrConvShape *s,
+    float *scratch)
+{
+  float *u = scratch + (size_t) 9 * s->C * s->OC;
+  if (layout == CONV_PACK_TURNED) {
+    /* the original convolution's shape, as conv_pack_weight reads it */
+    SimclrConvShape o = *s;
+    o.C = s->OC;
+    o.OC = s->C;
+    conv_pack_weight (scratch, weight, &o, layout);
+  } else {
+    conv_pack_weight (scratch, weight, s, layout);
+  }
+  simclr_winograd_weight (u, scratch, s->C, s->OC);
+  conv_forward_chunks (out, inp, NULL, NULL, wino, u, bias, accumulate, ep,
+      s, u + simclr_winograd_u_floats (s));
 }
 
 void
@@ -666,13 +771,17 @@ simclr_conv2d_forward_epilogue (float *out, const float *inp,
           ep->scale, ep->shift);
     return;
   }
+  const SimclrWinogradKernels *wino = conv_pick_winograd (s);
   const SimclrConvKernels *direct = conv_pick_forward (s);
-  if (direct) {
+  if (wino) {
+    conv_forward_winograd (out, inp, weight, wino, CONV_PACK_C_OC, bias, 0,
+        ep, s, scratch);
+  } else if (direct) {
     conv_pack_weight (scratch, weight, s, CONV_PACK_C_OC);
-    conv_forward_chunks (out, inp, NULL, direct, scratch, bias, 0, ep, s,
-        scratch + (size_t) s->OC * s->KH * s->KW * s->C);
+    conv_forward_chunks (out, inp, NULL, direct, NULL, scratch, bias, 0, ep,
+        s, scratch + (size_t) s->OC * s->KH * s->KW * s->C);
   } else {
-    conv_forward_chunks (out, inp, weight, NULL, NULL, bias, 0, ep, s,
+    conv_forward_chunks (out, inp, weight, NULL, NULL, NULL, bias, 0, ep, s,
         scratch);
   }
 }
@@ -760,11 +869,17 @@ conv_backward_input (float *dinp, const float *dout, const float *weight,
   SimclrConvShape ts;
   ConvTask tasks[CONV_MAX_THREADS];
   const SimclrConvKernels *gather;
-  if (conv_transposed_shape (s, &ts)) {
+  const SimclrWinogradKernels *wino;
+  if (conv_transposed_shape (s, &ts) &&
+      (wino = conv_pick_winograd (&ts)) != NULL) {
+    /* dinp (+)= conv (dout) with the turned weight, by Winograd */
+    conv_forward_winograd (dinp, dout, weight, wino, CONV_PACK_TURNED, NULL,
+        accumulate, NULL, &ts, scratch);
+  } else if (conv_transposed_shape (s, &ts)) {
     /* dinp (+)= conv (dout) with the turned weight packed at scratch */
     conv_pack_weight (scratch, weight, s, CONV_PACK_TURNED);
-    conv_forward_chunks (dinp, dout, NULL, conv_pick_forward (&ts), scratch,
-        NULL, accumulate, NULL, &ts, scratch + OC * K);
+    conv_forward_chunks (dinp, dout, NULL, conv_pick_forward (&ts), NULL,
+        scratch, NULL, accumulate, NULL, &ts, scratch + OC * K);
   } else if ((gather = conv_pick_backward_data (s)) != NULL) {
     conv_pack_weight (scratch, weight, s, CONV_PACK_OC_C);
     int workers = conv_split (tasks, s, scratch + OC * K, 0);

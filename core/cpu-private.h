@@ -43,11 +43,31 @@ typedef struct {
       const SimclrConvShape *s, int b0, int b1);
 } SimclrConvKernels;
 
+/* Winograd F(2x2, 3x3) forward of one instruction set, for 3x3 stride-1
+ * pad-1 convolutions (conv-winograd.c; conv.c also runs the input gradient
+ * of those through it, as the forward of the transposed convolution). */
+typedef struct {
+  /* Whether conv.c routes the shape here: a pure function of the shape
+   * (not of B, so scratch sized at the largest batch covers every batch),
+   * chosen where bench-conv measured Winograd faster than the set's direct
+   * kernel. The kernel itself takes any 3x3 s1 p1 shape its set's channel
+   * constraints allow (simclr_winograd_shape_ok). */
+  int (*ok) (const SimclrConvShape *s);
+  /* out (B,OH,OW,OC) = conv (inp) + bias (bias may be NULL), or with
+   * accumulate out += conv (inp), for images [b0, b1); u is the
+   * transformed weight (simclr_winograd_weight), work a private buffer of
+   * simclr_winograd_work_floats (s) floats. */
+  void (*forward) (float *out, const float *inp, const float *u,
+      const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+      int b1, float *work);
+} SimclrWinogradKernels;
+
 /* One instruction set's kernels (one row of cpu.c's table). */
 typedef struct {
   SimclrCpuLevel level;
   const char *name;
   const SimclrConvKernels *conv;
+  const SimclrWinogradKernels *winograd;        /* NULL: none */
 } SimclrKernelSet;
 
 /* The sets usable at one level, best first, NULL-terminated. */
@@ -56,12 +76,24 @@ struct SimclrKernels {
   const SimclrKernelSet *set[SIMCLR_CPU_N_LEVELS + 1];
 };
 
-/* The kernels of the level in use (simclr_cpu_level ()). Never NULL. */
+/* The kernels of the level in use (simclr_cpu_level ()). Never NULL.
+ * Without Winograd (simclr_cpu_kernels_direct_at) unless the environment
+ * sets SIMCLR_WINOGRAD=1 (read once, at detection). */
 const SimclrKernels *simclr_cpu_kernels (void);
 
 /* The kernels of @level, for tests and benchmarks that compare levels in
- * one process; NULL when the CPU lacks @level. */
+ * one process (Winograd as simclr_cpu_kernels decides); NULL when the CPU
+ * lacks @level. */
 const SimclrKernels *simclr_cpu_kernels_at (SimclrCpuLevel level);
+
+/* The kernels of @level with the Winograd kernels routed whatever
+ * SIMCLR_WINOGRAD says (tests, benchmarks); NULL when the CPU lacks it. */
+const SimclrKernels *simclr_cpu_kernels_winograd_at (SimclrCpuLevel level);
+
+/* The same sets without their Winograd kernels (every convolution on the
+ * direct or GEMM path): for benchmarks and tests that compare the two on
+ * one shape. NULL when the CPU lacks @level. */
+const SimclrKernels *simclr_cpu_kernels_direct_at (SimclrCpuLevel level);
 
 /* Parses a SIMCLR_CPU value against a CPU whose best level is @best:
  * returns the level to use; when the value is not honoured (unknown, or
@@ -73,6 +105,8 @@ SimclrCpuLevel simclr_cpu_parse_level (const char *value, SimclrCpuLevel best,
 /* The kernel sets (one per file). */
 extern const SimclrConvKernels simclr_conv_kernels_avx2;
 extern const SimclrConvKernels simclr_conv_kernels_avx512;
+extern const SimclrWinogradKernels simclr_winograd_generic;
+extern const SimclrWinogradKernels simclr_winograd_avx512;
 
 /* Test hook: makes @a run its hot loops at @level (clamped to the CPU's
  * best). The level an augmenter starts with is simclr_cpu_level (); all

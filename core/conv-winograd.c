@@ -1,0 +1,520 @@
+/* conv-winograd.c: Winograd F(2x2, 3x3) forward of 3x3 stride-1 pad-1
+ * convolutions on NHWC activations, a portable C twin (the tests'
+ * reference besides the double-precision naive loops) and an AVX-512 set
+ * (one row of cpu.c's table; conv.c routes the shapes its predicate takes,
+ * forward and, as the transposed convolution, input gradient).
+ *
+ * Per call conv.c transforms the weight once (simclr_winograd_weight). Per
+ * worker, the images [b0, b1) are cut into 2x2 output tiles (across image
+ * boundaries) and processed a block of T tiles at a time, so the block's
+ * transformed input V (16, T, C) and products M (16, T, OC) stay in L2
+ * instead of a tensor 4x the input in memory:
+ *   1. V[e][t][:] = (B^T d B)[e] for the 4x4 input tile d of tile t (pad 0);
+ *   2. M[e] = V[e] U[e] for each of the 16 points e: (T x C) x (C x OC);
+ *   3. the 2x2 outputs A^T M A (+ bias, or += out), clipped at odd edges.
+ * Every tile's arithmetic is the same whichever block or worker it falls in
+ * (a block only groups tiles), so results do not depend on the thread
+ * count. F(2x2, 3x3) and not F(4x4, 3x3): see simclr_winograd_avx512's
+ * predicate and the commit for the measurements and the error bound.
+ *
+ * Transforms (Lavin & Gray 2015), correlation as in a CNN:
+ *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+ *   A^T = [1 1 1 0; 0 1 -1 -1]
+ * Additions only besides the GEMMs; the weights' halves are exact in float.
+ */
+#include "conv-winograd-private.h"
+
+#include <string.h>
+
+/* Largest channel count (the zero pixel for padded taps). */
+#define WINO_MAX_C 1024
+static const float wino_zeros[WINO_MAX_C];
+
+/* Target floats of a block's V + M: 256 KiB, half a Zen 4 L2 (1 MiB on
+ * Zen 5), leaving room for the transformed weight's slice in use. */
+#ifndef WINO_BLOCK_FLOATS
+#define WINO_BLOCK_FLOATS (64 * 1024)
+#endif
+/* Rows the GEMM may compute past the block's last tile (its register block
+ * of tiles is at most this); those rows of V are zeroed, their products
+ * dropped. */
+#define WINO_ROW_PAD 16
+
+int
+simclr_winograd_shape_ok (const SimclrConvShape *s)
+{
+  return s->KH == 3 && s->KW == 3 && s->stride == 1 && s->pad == 1 &&
+      s->C > 0 && s->OC > 0 && s->C <= WINO_MAX_C && s->OH == s->H &&
+      s->OW == s->W;
+}
+
+size_t
+simclr_winograd_u_floats (const SimclrConvShape *s)
+{
+  return (size_t) SIMCLR_WINOGRAD_POINTS * s->C * s->OC;
+}
+
+int
+simclr_winograd_block_tiles (const SimclrConvShape *s)
+{
+  size_t t = WINO_BLOCK_FLOATS /
+      ((size_t) SIMCLR_WINOGRAD_POINTS * (s->C + s->OC));
+  if (t < 16)
+    t = 16;
+  if (t > 1024)
+    t = 1024;
+  return (int) t;
+}
+
+size_t
+simclr_winograd_work_floats (const SimclrConvShape *s)
+{
+  size_t rows = (size_t) simclr_winograd_block_tiles (s) + WINO_ROW_PAD;
+  return (size_t) SIMCLR_WINOGRAD_POINTS * rows * (s->C + s->OC);
+}
+
+void
+simclr_winograd_weight (float *u, const float *wp, int C, int OC)
+{
+  const size_t plane = (size_t) C * OC;
+  for (size_t j = 0; j < plane; j++) {
+    float g[3][3], t[4][3];
+    for (int kh = 0; kh < 3; kh++)
+      for (int kw = 0; kw < 3; kw++)
+        g[kh][kw] = wp[(size_t) (kh * 3 + kw) * plane + j];
+    /* t = G g */
+    for (int k = 0; k < 3; k++) {
+      t[0][k] = g[0][k];
+      t[1][k] = 0.5f * (g[0][k] + g[1][k] + g[2][k]);
+      t[2][k] = 0.5f * (g[0][k] - g[1][k] + g[2][k]);
+      t[3][k] = g[2][k];
+    }
+    /* u = t G^T */
+    for (int i = 0; i < 4; i++) {
+      float *ui = u + (size_t) i * 4 * plane + j;
+      ui[0] = t[i][0];
+      ui[plane] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+      ui[2 * plane] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+      ui[3 * plane] = t[i][2];
+    }
+  }
+}
+
+/* Tiles of one image: TH x TW, 2x2 outputs each. */
+static void
+wino_tiles (const SimclrConvShape *s, int *th, int *tw)
+{
+  *th = (s->OH + 1) / 2;
+  *tw = (s->OW + 1) / 2;
+}
+
+/* The 16 input pixels of tile `tile` (counted from image b0): pointers to
+ * their C channels, or to zeros where the 4x4 window leaves the image. Also
+ * returns the output pixel (b, oh, ow) of the tile's top left. */
+static void
+wino_tile_pixels (const float *p[16], const float *inp,
+    const SimclrConvShape *s, int b0, long tile, int *b, int *oh, int *ow)
+{
+  int TH, TW;
+  wino_tiles (s, &TH, &TW);
+  long per_img = (long) TH * TW;
+  *b = b0 + (int) (tile / per_img);
+  int r = (int) (tile % per_img);
+  *oh = 2 * (r / TW);
+  *ow = 2 * (r % TW);
+  const float *img = inp + (size_t) *b * s->H * s->W * s->C;
+  for (int i = 0; i < 4; i++) {
+    int ih = *oh - 1 + i;
+    for (int j = 0; j < 4; j++) {
+      int iw = *ow - 1 + j;
+      p[i * 4 + j] = ih >= 0 && ih < s->H && iw >= 0 && iw < s->W ?
+          img + ((size_t) ih * s->W + iw) * s->C : wino_zeros;
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------
+ * Portable twin: the same blocks and transforms in plain loops. */
+
+static void
+generic_forward (float *out, const float *inp, const float *u,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1, float *work)
+{
+  const int C = s->C, OC = s->OC;
+  const int T = simclr_winograd_block_tiles (s);
+  const size_t rows = (size_t) T + WINO_ROW_PAD;
+  float *V = work, *M = work + SIMCLR_WINOGRAD_POINTS * rows * C;
+  int TH, TW;
+  wino_tiles (s, &TH, &TW);
+  const long ntiles = (long) (b1 - b0) * TH * TW;
+  for (long t0 = 0; t0 < ntiles; t0 += T) {
+    int nt = ntiles - t0 < T ? (int) (ntiles - t0) : T;
+    /* 1. input transform */
+    for (int t = 0; t < nt; t++) {
+      const float *p[16];
+      int b, oh, ow;
+      wino_tile_pixels (p, inp, s, b0, t0 + t, &b, &oh, &ow);
+      for (int c = 0; c < C; c++) {
+        float d[4][4], x[4][4];
+        for (int i = 0; i < 16; i++)
+          d[i / 4][i % 4] = p[i][c];
+        for (int j = 0; j < 4; j++) {   /* B^T d */
+          x[0][j] = d[0][j] - d[2][j];
+          x[1][j] = d[1][j] + d[2][j];
+          x[2][j] = d[2][j] - d[1][j];
+          x[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {   /* (B^T d) B */
+          float *v = V + ((size_t) (i * 4) * rows + t) * C + c;
+          v[0] = x[i][0] - x[i][2];
+          v[rows * C] = x[i][1] + x[i][2];
+          v[2 * rows * C] = x[i][2] - x[i][1];
+          v[3 * rows * C] = x[i][1] - x[i][3];
+        }
+      }
+    }
+    /* 2. the 16 GEMMs over the channels */
+    for (int e = 0; e < SIMCLR_WINOGRAD_POINTS; e++) {
+      const float *ue = u + (size_t) e * C * OC;
+      for (int t = 0; t < nt; t++) {
+        const float *v = V + ((size_t) e * rows + t) * C;
+        float *m = M + ((size_t) e * rows + t) * OC;
+        for (int o = 0; o < OC; o++)
+          m[o] = 0.0f;
+        for (int c = 0; c < C; c++)
+          for (int o = 0; o < OC; o++)
+            m[o] += v[c] * ue[(size_t) c * OC + o];
+      }
+    }
+    /* 3. output transform */
+    for (int t = 0; t < nt; t++) {
+      const float *p[16];
+      int b, oh, ow;
+      wino_tile_pixels (p, inp, s, b0, t0 + t, &b, &oh, &ow);
+      for (int o = 0; o < OC; o++) {
+        float m[4][4], y[2][4];
+        for (int e = 0; e < 16; e++)
+          m[e / 4][e % 4] = M[((size_t) e * rows + t) * OC + o];
+        for (int j = 0; j < 4; j++) {   /* A^T m */
+          y[0][j] = m[0][j] + m[1][j] + m[2][j];
+          y[1][j] = m[1][j] - m[2][j] - m[3][j];
+        }
+        for (int i = 0; i < 2 && oh + i < s->OH; i++) {
+          float r[2] = { y[i][0] + y[i][1] + y[i][2],
+            y[i][1] - y[i][2] - y[i][3]
+          };
+          for (int j = 0; j < 2 && ow + j < s->OW; j++) {
+            float *dst = out + (((size_t) b * s->OH + oh + i) * s->OW + ow +
+                j) * OC + o;
+            if (accumulate)
+              *dst += r[j];
+            else
+              *dst = r[j] + (bias ? bias[o] : 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+static int
+generic_ok (const SimclrConvShape *s)
+{
+  /* not routed (cpu.c keeps it out of the table); the shapes it computes */
+  return simclr_winograd_shape_ok (s);
+}
+
+const SimclrWinogradKernels simclr_winograd_generic = {
+  .ok = generic_ok,
+  .forward = generic_forward,
+};
+
+/* ---------------------------------------------------------------------------
+ * AVX-512: the same blocks, 16 channels per vector. The GEMMs keep a block
+ * of R tiles x 16*NV output channels in R*NV registers over all C input
+ * channels, one broadcast of V against NV weight vectors of U per step (the
+ * direct kernels' scheme, conv-avx512.c). */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 "avx512f,avx512bw,avx512dq,avx512vl,fma"
+#define KERNEL __attribute__ ((target (AVX512), always_inline)) static inline
+
+#define MAX_R 16
+#define MAX_NV 4
+
+/* m (R tiles, 16*NV channels from o0) = v (R, C) u (C, OC) for one point:
+ * v rows are `C` floats apart, m rows `OC`. */
+KERNEL void
+gemm_block (const int NV, const int R, float *m, const float *v,
+    const float *u, int C, int OC, int o0)
+{
+  __m512 acc[MAX_R][MAX_NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; k++)
+      acc[r][k] = _mm512_setzero_ps ();
+  const float *w = u + o0;
+  for (int c = 0; c < C; c++, w += OC) {
+    __m512 wv[MAX_NV];
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; k++)
+      wv[k] = _mm512_loadu_ps (w + 16 * k);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+      __m512 x = _mm512_set1_ps (v[(size_t) r * C + c]);
+#pragma GCC unroll 4
+      for (int k = 0; k < NV; k++)
+        acc[r][k] = _mm512_fmadd_ps (x, wv[k], acc[r][k]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; k++)
+      _mm512_storeu_ps (m + (size_t) r * OC + o0 + 16 * k, acc[r][k]);
+}
+
+/* Input transform of one tile row segment: tiles tw0 .. tw0+n-1 of tile
+ * row th of image img, into V rows v0 ... (row stride C, point stride
+ * vstride). Rows and columns outside the image read zeros through masked
+ * loads (a zero mask loads nothing, so the clamped address never faults),
+ * so no tile needs a branch. Each input column's B^T combination over the
+ * tile's 4 rows is shared by the two tiles that read it. */
+KERNEL void
+in_segment (float *v0, size_t vstride, const float *img,
+    const SimclrConvShape *s, int th, int tw0, int n)
+{
+  const int C = s->C, W = s->W;
+  const float *row[4];
+  __mmask16 rm[4];
+  for (int i = 0; i < 4; i++) {
+    int ih = 2 * th - 1 + i;
+    rm[i] = ih >= 0 && ih < s->H ? 0xffff : 0;
+    row[i] = img + (size_t) (ih < 0 ? 0 : ih >= s->H ? s->H - 1 : ih) * W *
+        C;
+  }
+  for (int c = 0; c < C; c += 16) {
+    /* x[j][i]: (B^T d) row i of input column iw0 + j */
+    __m512 x[4][4];
+    int iw0 = 2 * tw0 - 1;
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+      int iw = iw0 + j;
+      __mmask16 cm = iw >= 0 && iw < W ? 0xffff : 0;
+      size_t off = (size_t) (iw < 0 ? 0 : iw >= W ? W - 1 : iw) * C + c;
+      __m512 d0 = _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off);
+      __m512 d1 = _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off);
+      __m512 d2 = _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off);
+      __m512 d3 = _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off);
+      x[j][0] = _mm512_sub_ps (d0, d2);
+      x[j][1] = _mm512_add_ps (d1, d2);
+      x[j][2] = _mm512_sub_ps (d2, d1);
+      x[j][3] = _mm512_sub_ps (d1, d3);
+    }
+    float *v = v0 + c;
+    for (int t = 0; t < n; t++, v += C) {
+#pragma GCC unroll 2
+      for (int j = 2; j < 4; j++) {
+        int iw = iw0 + 2 * t + j;
+        __mmask16 cm = iw < W ? 0xffff : 0;
+        size_t off = (size_t) (iw >= W ? W - 1 : iw) * C + c;
+        __m512 d0 = _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off);
+        __m512 d1 = _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off);
+        __m512 d2 = _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off);
+        __m512 d3 = _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off);
+        x[j][0] = _mm512_sub_ps (d0, d2);
+        x[j][1] = _mm512_add_ps (d1, d2);
+        x[j][2] = _mm512_sub_ps (d2, d1);
+        x[j][3] = _mm512_sub_ps (d1, d3);
+      }
+      /* ((B^T d) B) row i: point e = 4 i + k */
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) {
+        float *vi = v + (size_t) (4 * i) * vstride;
+        _mm512_storeu_ps (vi, _mm512_sub_ps (x[0][i], x[2][i]));
+        _mm512_storeu_ps (vi + vstride, _mm512_add_ps (x[1][i], x[2][i]));
+        _mm512_storeu_ps (vi + 2 * vstride, _mm512_sub_ps (x[2][i],
+                x[1][i]));
+        _mm512_storeu_ps (vi + 3 * vstride, _mm512_sub_ps (x[1][i],
+                x[3][i]));
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) {
+        x[0][i] = x[2][i];
+        x[1][i] = x[3][i];
+      }
+    }
+  }
+}
+
+/* Output transform of one tile row segment (as in_segment): the 2x2
+ * outputs of tiles tw0 .. tw0+n-1, = + bias or += out; a second row or
+ * column past an odd edge is masked out. */
+KERNEL void
+out_segment (float *o_img, const float *m0, size_t mstride,
+    const float *bias, int accumulate, const SimclrConvShape *s, int th,
+    int tw0, int n)
+{
+  const int OC = s->OC, OW = s->OW;
+  const int oh = 2 * th;
+  const int nh = s->OH - oh < 2 ? 1 : 2;
+  for (int c = 0; c < OC; c += 16) {
+    __m512 bv = bias && !accumulate ? _mm512_loadu_ps (bias + c) :
+        _mm512_setzero_ps ();
+    const float *m = m0 + c;
+    for (int t = 0; t < n; t++, m += OC) {
+      int ow = 2 * (tw0 + t);
+      __mmask16 cm = ow + 1 < OW ? 0xffff : 0;
+      __m512 y[2][4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        __m512 a0 = _mm512_loadu_ps (m + (size_t) j * mstride);
+        __m512 a1 = _mm512_loadu_ps (m + (size_t) (4 + j) * mstride);
+        __m512 a2 = _mm512_loadu_ps (m + (size_t) (8 + j) * mstride);
+        __m512 a3 = _mm512_loadu_ps (m + (size_t) (12 + j) * mstride);
+        y[0][j] = _mm512_add_ps (_mm512_add_ps (a0, a1), a2);
+        y[1][j] = _mm512_sub_ps (_mm512_sub_ps (a1, a2), a3);
+      }
+      for (int i = 0; i < nh; i++) {
+        __m512 r0 = _mm512_add_ps (_mm512_add_ps (y[i][0], y[i][1]),
+            y[i][2]);
+        __m512 r1 = _mm512_sub_ps (_mm512_sub_ps (y[i][1], y[i][2]),
+            y[i][3]);
+        float *dst = o_img + ((size_t) (oh + i) * OW + ow) * OC + c;
+        if (accumulate) {
+          r0 = _mm512_add_ps (r0, _mm512_loadu_ps (dst));
+          r1 = _mm512_add_ps (r1, _mm512_maskz_loadu_ps (cm, dst + OC));
+        } else {
+          r0 = _mm512_add_ps (r0, bv);
+          r1 = _mm512_add_ps (r1, bv);
+        }
+        _mm512_storeu_ps (dst, r0);
+        _mm512_mask_storeu_ps (dst + OC, cm, r1);
+      }
+    }
+  }
+}
+
+/* One block of nt tiles from tile t0 of images [b0, ...), walked as
+ * segments of tile rows. */
+KERNEL void
+avx512_block (const int NV, const int R, float *out, const float *inp,
+    const float *u, const float *bias, int accumulate,
+    const SimclrConvShape *s, int b0, long t0, int nt, float *V, float *M,
+    size_t rows)
+{
+  const int C = s->C, OC = s->OC;
+  const size_t vstride = rows * C, mstride = rows * OC;
+  int TH, TW;
+  wino_tiles (s, &TH, &TW);
+  const long per_img = (long) TH * TW;
+  /* 1. input transform */
+  for (int t = 0; t < nt;) {
+    long g = t0 + t;
+    int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+    int th = r / TW, tw = r % TW;
+    int n = TW - tw < nt - t ? TW - tw : nt - t;
+    in_segment (V + (size_t) t * C, vstride, inp + (size_t) b * s->H * s->W *
+        C, s, th, tw, n);
+    t += n;
+  }
+  /* rows the last register block reads past nt: zeros, not stale values
+   * (a stale NaN or denormal would only slow down dropped rows, but keep
+   * the arithmetic clean) */
+  int ntr = (nt + R - 1) / R * R;
+  if (ntr > nt)
+    for (int e = 0; e < 16; e++)
+      memset (V + (size_t) e * vstride + (size_t) nt * C, 0,
+          sizeof (float) * (ntr - nt) * C);
+  /* 2. the 16 GEMMs */
+  for (int e = 0; e < 16; e++) {
+    const float *ue = u + (size_t) e * C * OC;
+    const float *ve = V + (size_t) e * vstride;
+    float *me = M + (size_t) e * mstride;
+    for (int r0 = 0; r0 < nt; r0 += R)
+      for (int o0 = 0; o0 < OC; o0 += 16 * NV)
+        gemm_block (NV, R, me + (size_t) r0 * OC, ve + (size_t) r0 * C, ue,
+            C, OC, o0);
+  }
+  /* 3. output transform */
+  for (int t = 0; t < nt;) {
+    long g = t0 + t;
+    int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+    int th = r / TW, tw = r % TW;
+    int n = TW - tw < nt - t ? TW - tw : nt - t;
+    out_segment (out + (size_t) b * s->OH * s->OW * OC, M + (size_t) t * OC,
+        mstride, bias, accumulate, s, th, tw, n);
+    t += n;
+  }
+}
+
+KERNEL void
+avx512_blocks (const int NV, const int R, float *out, const float *inp,
+    const float *u, const float *bias, int accumulate,
+    const SimclrConvShape *s, int b0, int b1, float *work)
+{
+  const int T = simclr_winograd_block_tiles (s);
+  const size_t rows = (size_t) T + WINO_ROW_PAD;
+  float *V = work, *M = work + SIMCLR_WINOGRAD_POINTS * rows * s->C;
+  int TH, TW;
+  wino_tiles (s, &TH, &TW);
+  const long ntiles = (long) (b1 - b0) * TH * TW;
+  for (long t0 = 0; t0 < ntiles; t0 += T) {
+    int nt = ntiles - t0 < T ? (int) (ntiles - t0) : T;
+    avx512_block (NV, R, out, inp, u, bias, accumulate, s, b0, t0, nt, V, M,
+        rows);
+  }
+}
+
+__attribute__ ((target (AVX512))) static void
+wino_avx512_forward (float *out, const float *inp, const float *u,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1, float *work)
+{
+  /* R*NV accumulators, NV weights and a broadcast within 32 registers */
+  if (s->OC % 64 == 0)
+    avx512_blocks (4, 6, out, inp, u, bias, accumulate, s, b0, b1, work);
+  else if (s->OC % 32 == 0)
+    avx512_blocks (2, 12, out, inp, u, bias, accumulate, s, b0, b1, work);
+  else
+    avx512_blocks (1, 14, out, inp, u, bias, accumulate, s, b0, b1, work);
+}
+
+/* Shapes routed here (conv.c): 3x3 s1 p1 with C and OC multiples of 16,
+ * at least 64, and C*OC at most 256*256. From `bench-conv --winograd`
+ * (AMD Zen 5, one thread, thread CPU time, best of 7, direct:Winograd time
+ * forward / input gradient, batch 512 and 256):
+ *   w0.25 28x28 16->16    0.69 / 0.65, 0.66 / 0.66   not taken
+ *   w0.25 14x14 32->32    1.11 / 1.07, 1.11 / 1.10   not taken (below)
+ *   w0.25 7x7 64->64      1.04 / 1.04, 1.00 / 1.02   taken
+ *   w0.25 4x4 128->128    1.58 / 1.59, 1.35 / 1.35   taken
+ *   w1 28x28 64->64       1.15 / 1.15 (batch 32)     taken
+ *   w1 14x14 128->128     1.45 / 1.50                taken
+ *   w1 7x7 256->256       1.12 / 1.17                taken
+ *   w1 4x4 512->512       0.54 / 0.51                not taken
+ * At 16 channels the tile transforms cost as much as the multiplications
+ * saved (the direct kernel runs at 80 % of the FMA peak there). At 32
+ * channels the gain is small and was not resolvable on two threads of the
+ * shared machine; also, routing it moved test-mpi-equivalence's 20-step
+ * free-running trajectory (12x12 images: layer2 at 6x6x32) past its loss
+ * tolerance by one ReLU flip (max loss difference 1.9e-4, the figure main
+ * itself gives with SIMCLR_CPU=avx2), so it waits for a faster kernel.
+ * Above 256*256 the transformed weight (16 C OC floats, 16 MiB at 512)
+ * streams from memory once per block of tiles. */
+static int
+wino_avx512_ok (const SimclrConvShape *s)
+{
+  return simclr_winograd_shape_ok (s) && s->C % 16 == 0 &&
+      s->OC % 16 == 0 && s->C >= 64 && s->OC >= 64 &&
+      (size_t) s->C * s->OC <= 256 * 256;
+}
+
+const SimclrWinogradKernels simclr_winograd_avx512 = {
+  .ok = wino_avx512_ok,
+  .forward = wino_avx512_forward,
+};
+#endif

@@ -1,0 +1,486 @@
+/* test-conv-winograd.c: Winograd F(2x2, 3x3) convolutions (conv-winograd.c)
+ * against a double-precision naive convolution written here.
+ *
+ * 1. Each Winograd kernel set the machine has (the portable twin always,
+ *    AVX-512 where the CPU has it), called directly, forward and input
+ *    gradient (the forward of the transposed convolution with the turned
+ *    weight, the route conv.c takes), on the ResNet-18 w0.25 3x3 stride-1
+ *    shapes and odd ones: H, W odd, 1x1 and 2x2 images, batch 1, channel
+ *    counts not a multiple of 16 (the twin only: the AVX-512 predicate
+ *    refuses them, asserted in 3).
+ * 2. Through conv.c (simclr_conv2d_forward, _backward_input(_set)) at the
+ *    level in use with Winograd routed (simclr_cpu_kernels_winograd_at),
+ *    with accumulation into non-zero gradients.
+ * 3. The dispatch really takes Winograd for the routed shapes (batch 512
+ *    and 256 as in training, forward and input gradient) where the level
+ *    has it, and never for other shapes or levels; by default only with
+ *    SIMCLR_WINOGRAD=1 (meson runs this test with and without); threads 1
+ *    and 2 give identical bits.
+ *
+ * Error bound. Let S(y) = sum over taps and channels of |w| |x| for output
+ * y (computed with the reference). A float dot product of n terms is off by
+ * at most about n eps S; Winograd first forms sums of up to 4 inputs (B^T d
+ * B: 2 roundings) and of up to 9 weights (G g G^T, halves exact), multiplies
+ * and sums them over C channels, then sums up to 9 products per output
+ * (A^T M A: 2 roundings per direction), all in float. Taking absolute
+ * values in place of the cancellations, the mass the roundings act on is
+ * the 1-d factor sum_i |A_oi| (sum_a |G_ia|) (sum_b |B_ib|) = 8 against the
+ * direct convolution's 3 per direction, (8/3)^2 < 7.2 in 2-d. Hence
+ *   |y - ref| <= 7.2 * (C + 8) * eps * S(y),
+ * a worst-case bound (rounding errors all of one sign) that holds whatever
+ * the inputs' magnitude (the error grows with |x| and |w| through S: inputs
+ * offset far from 0, where the transforms' differences cancel, are one of
+ * the cases). Any wrong transform or index is off by O(S), far above it.
+ * The observed worst ratio err / (eps S) is printed.
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include <glib.h>
+
+#include "conv-winograd-private.h"
+#include "cpu-level.h"
+
+static GRand *rng;
+
+static void
+fill (float *f, size_t n, double lo, double hi)
+{
+  for (size_t i = 0; i < n; i++)
+    f[i] = (float) g_rand_double_range (rng, lo, hi);
+}
+
+/* out (B,H,W,OC) = conv (inp) + bias in double, and S (see above) per
+ * output; weight (OC, 3, 3, C), 3x3 stride 1 pad 1. */
+static void
+ref_conv (double *out, double *S, const float *inp, const float *w,
+    const float *bias, int B, int H, int W, int C, int OC)
+{
+  for (int b = 0; b < B; b++)
+    for (int oh = 0; oh < H; oh++)
+      for (int ow = 0; ow < W; ow++)
+        for (int o = 0; o < OC; o++) {
+          double acc = bias ? bias[o] : 0.0, mass = bias ? fabs (bias[o]) :
+              0.0;
+          for (int kh = 0; kh < 3; kh++) {
+            int ih = oh - 1 + kh;
+            if (ih < 0 || ih >= H)
+              continue;
+            for (int kw = 0; kw < 3; kw++) {
+              int iw = ow - 1 + kw;
+              if (iw < 0 || iw >= W)
+                continue;
+              const float *x = inp + (((size_t) b * H + ih) * W + iw) * C;
+              const float *wr = w + (((size_t) o * 3 + kh) * 3 + kw) * C;
+              for (int c = 0; c < C; c++) {
+                acc += (double) x[c] * wr[c];
+                mass += fabs ((double) x[c] * wr[c]);
+              }
+            }
+          }
+          size_t i = (((size_t) b * H + oh) * W + ow) * OC + o;
+          out[i] = acc;
+          S[i] = mass;
+        }
+}
+
+/* The input gradient's weight: the transposed convolution's (C, 3, 3, OC)
+ * with the kernel turned, w't[c][kh][kw][o] = w[o][2-kh][2-kw][c]. */
+static void
+turn_weight (float *wt, const float *w, int C, int OC)
+{
+  for (int o = 0; o < OC; o++)
+    for (int kh = 0; kh < 3; kh++)
+      for (int kw = 0; kw < 3; kw++)
+        for (int c = 0; c < C; c++)
+          wt[(((size_t) c * 3 + 2 - kh) * 3 + 2 - kw) * OC + o] =
+              w[(((size_t) o * 3 + kh) * 3 + kw) * C + c];
+}
+
+/* Worst err / (eps S) over n outputs; fails on the first output past the
+ * bound with both values. */
+static double
+check_bound (const char *what, const float *got, const double *ref,
+    const double *S, const double *base, size_t n, int C)
+{
+  const double k = 7.2 * (C + 8) * FLT_EPSILON;
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double want = ref[i] + (base ? base[i] : 0.0);
+    double err = fabs ((double) got[i] - want);
+    double bound = k * (S[i] + (base ? fabs (base[i]) : 0.0)) + 1e-30;
+    if (!(err <= bound))
+      g_error ("%s: output %zu is %.9g, want %.9g (error %.3g > bound %.3g)",
+          what, i, got[i], want, err, bound);
+    if (S[i] > 0 && err / (FLT_EPSILON * S[i]) > worst)
+      worst = err / (FLT_EPSILON * S[i]);
+  }
+  return worst;
+}
+
+typedef struct {
+  const char *name;
+  int B, H, W, C, OC;
+  double lo, hi;        /* input range */
+} Spec;
+
+static const Spec specs[] = {
+  {"l1-28x28x16-16", 2, 28, 28, 16, 16, -1, 1},
+  {"l2-14x14x32-32", 3, 14, 14, 32, 32, -1, 1},
+  {"l3-7x7x64-64", 3, 7, 7, 64, 64, -1, 1},
+  {"l4-4x4x128-128", 4, 4, 4, 128, 128, -1, 1},
+  {"l4-offset-inputs", 2, 4, 4, 128, 128, 90, 110},
+  {"l1-large-magnitude", 1, 28, 28, 16, 16, -1e4, 1e4},
+  {"odd-5x7-16-32", 3, 5, 7, 16, 32, -1, 1},
+  {"odd-9x3-48-16", 2, 9, 3, 48, 16, -1, 1},
+  {"1x1-image", 5, 1, 1, 16, 16, -1, 1},
+  {"2x2-image", 3, 2, 2, 32, 16, -1, 1},
+  {"batch1-3x3", 1, 3, 3, 16, 64, -1, 1},
+  {"c3-oc5", 2, 6, 5, 3, 5, -1, 1},
+  {"c17-oc20", 2, 7, 4, 17, 20, -1, 1},
+};
+
+static void
+shape_of (SimclrConvShape *s, const Spec *sp, int C, int OC)
+{
+  memset (s, 0, sizeof (*s));
+  s->B = sp->B;
+  s->H = sp->H;
+  s->W = sp->W;
+  s->C = C;
+  s->OC = OC;
+  s->KH = s->KW = 3;
+  s->stride = s->pad = 1;
+  s->threads = 1;
+  g_assert_cmpint (simclr_conv2d_shape_init (s), ==, 0);
+  g_assert_true (simclr_winograd_shape_ok (s));
+}
+
+/* The sets to run a shape on: the twin, and AVX-512 if the CPU has it and
+ * its channel constraint (multiples of 16) holds. */
+static int
+kernel_sets (const SimclrWinogradKernels *k[2], const char *names[2], int C,
+    int OC)
+{
+  int n = 0;
+  k[n] = &simclr_winograd_generic;
+  names[n++] = "generic";
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (simclr_cpu_best_level () >= SIMCLR_CPU_AVX512 && C % 16 == 0 &&
+      OC % 16 == 0) {
+    k[n] = &simclr_winograd_avx512;
+    names[n++] = "avx512";
+  }
+#endif
+  return n;
+}
+
+/* out = winograd (inp, weight (3,3,C,OC) packed) with kernel k on shape s,
+ * two workers' halves of the batch to exercise b0 > 0. */
+static void
+run_kernel (const SimclrWinogradKernels *k, float *out, const float *inp,
+    const float *wp, const float *bias, int accumulate,
+    const SimclrConvShape *s)
+{
+  float *u = g_new (float, simclr_winograd_u_floats (s));
+  float *work = g_new (float, simclr_winograd_work_floats (s));
+  simclr_winograd_weight (u, wp, s->C, s->OC);
+  int half = s->B / 2;
+  if (half > 0)
+    k->forward (out, inp, u, bias, accumulate, s, 0, half, work);
+  k->forward (out, inp, u, bias, accumulate, s, half, s->B, work);
+  g_free (work);
+  g_free (u);
+}
+
+/* w (OC, 3, 3, C) -> wp (3, 3, C, OC) */
+static void
+pack_c_oc (float *wp, const float *w, int C, int OC)
+{
+  for (int o = 0; o < OC; o++)
+    for (int t = 0; t < 9; t++)
+      for (int c = 0; c < C; c++)
+        wp[((size_t) t * C + c) * OC + o] = w[((size_t) o * 9 + t) * C + c];
+}
+
+static void
+test_kernels (gconstpointer data)
+{
+  const Spec *sp = data;
+  SimclrConvShape s, ts;
+  shape_of (&s, sp, sp->C, sp->OC);
+  shape_of (&ts, sp, sp->OC, sp->C);    /* the transposed convolution */
+  const size_t nin = (size_t) s.B * s.H * s.W * s.C;
+  const size_t nout = (size_t) s.B * s.H * s.W * s.OC;
+  const size_t nw = (size_t) s.OC * 9 * s.C;
+  float *x = g_new (float, nin), *w = g_new (float, nw);
+  float *bias = g_new (float, s.OC), *dout = g_new (float, nout);
+  fill (x, nin, sp->lo, sp->hi);
+  fill (w, nw, -0.5, 0.5);
+  fill (bias, s.OC, -1, 1);
+  fill (dout, nout, -1, 1);
+  float *wp = g_new (float, nw), *wt = g_new (float, nw),
+      *wtp = g_new (float, nw);
+  pack_c_oc (wp, w, s.C, s.OC);
+  turn_weight (wt, w, s.C, s.OC);       /* (C, 3, 3, OC) */
+  pack_c_oc (wtp, wt, s.OC, s.C);
+
+  double *ref = g_new (double, nout), *S = g_new (double, nout);
+  double *dref = g_new (double, nin), *dS = g_new (double, nin);
+  ref_conv (ref, S, x, w, bias, s.B, s.H, s.W, s.C, s.OC);
+  ref_conv (dref, dS, dout, wt, NULL, s.B, s.H, s.W, s.OC, s.C);
+
+  const SimclrWinogradKernels *k[2];
+  const char *names[2];
+  int nk = kernel_sets (k, names, s.C, s.OC);
+  g_assert_cmpint (nk, >=, 1);
+  float *out = g_new (float, nout), *dx = g_new (float, nin);
+  double *base = g_new (double, nin);
+  for (int i = 0; i < nk; i++) {
+    char what[128];
+    /* forward, bias */
+    fill (out, nout, 1e6, 2e6);         /* overwritten, never read */
+    run_kernel (k[i], out, x, wp, bias, 0, &s);
+    g_snprintf (what, sizeof (what), "%s %s forward", sp->name, names[i]);
+    double wf = check_bound (what, out, ref, S, NULL, nout, s.C);
+    /* input gradient, accumulating into a non-zero dinp */
+    fill (dx, nin, -1, 1);
+    for (size_t j = 0; j < nin; j++)
+      base[j] = dx[j];
+    run_kernel (k[i], dx, dout, wtp, NULL, 1, &ts);
+    g_snprintf (what, sizeof (what), "%s %s input gradient", sp->name,
+        names[i]);
+    double wd = check_bound (what, dx, dref, dS, base, nin, s.OC);
+    g_test_message ("%s %s: worst error / (eps S) forward %.2f, input "
+        "gradient %.2f (bound %.0f, %.0f)", sp->name, names[i], wf, wd,
+        7.2 * (s.C + 8), 7.2 * (s.OC + 8));
+    /* The bound above is a worst case; rounding errors of random data
+     * mostly cancel (observed: at most 3 eps S on every case here). A
+     * ratio past 16 means an error beyond rounding (e.g. a transform off by
+     * a rounding-sized coefficient) that the worst-case bound would miss. */
+    g_assert_cmpfloat (wf, <, 16.0);
+    g_assert_cmpfloat (wd, <, 16.0);
+  }
+
+  /* through conv.c at the level in use (Winograd where routed) */
+  s.kernels = simclr_cpu_kernels_winograd_at (simclr_cpu_level ());
+  float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
+  simclr_conv2d_forward (out, x, w, bias, &s, scratch);
+  check_bound ("conv.c forward", out, ref, S, NULL, nout, s.C);
+  fill (dx, nin, 3e6, 4e6);
+  simclr_conv2d_backward_input_set (dx, dout, w, &s, scratch);
+  check_bound ("conv.c input gradient (set)", dx, dref, dS, NULL, nin, s.OC);
+  fill (dx, nin, -1, 1);
+  for (size_t j = 0; j < nin; j++)
+    base[j] = dx[j];
+  simclr_conv2d_backward_input (dx, dout, w, &s, scratch);
+  check_bound ("conv.c input gradient (accumulate)", dx, dref, dS, base, nin,
+      s.OC);
+  g_test_message ("%s via conv.c: forward %s%s, input gradient %s%s",
+      sp->name, simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
+      simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD) ?
+      " (winograd)" : "", simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DINPUT),
+      simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT) ?
+      " (winograd)" : "");
+
+  g_free (scratch);
+  g_free (base);
+  g_free (dx);
+  g_free (out);
+  g_free (dS);
+  g_free (dref);
+  g_free (S);
+  g_free (ref);
+  g_free (wtp);
+  g_free (wt);
+  g_free (wp);
+  g_free (dout);
+  g_free (bias);
+  g_free (w);
+  g_free (x);
+}
+
+/* The ResNet-18 w0.25 3x3 stride-1 layers, as the model runs them. */
+static const int layers[4][3] = {
+  {28, 16, 16}, {14, 32, 32}, {7, 64, 64}, {4, 128, 128},
+};
+
+/* The dispatch takes Winograd exactly where the set in use routes it: the
+ * four layers at batch 512 and 256, forward and input gradient, on the
+ * AVX-512 level; never at lower levels, for channel counts that are not
+ * multiples of 16, or for other kernel shapes. */
+static void
+test_dispatch (void)
+{
+  const SimclrKernels *use =
+      simclr_cpu_kernels_winograd_at (simclr_cpu_level ());
+  int avx512 = use->level >= SIMCLR_CPU_AVX512;
+  /* the default table routes Winograd only with SIMCLR_WINOGRAD=1 */
+  const char *env = g_getenv ("SIMCLR_WINOGRAD");
+  int on = env && (!strcmp (env, "1") || !g_ascii_strcasecmp (env, "on"));
+  g_assert_true (simclr_cpu_kernels () == (on ? use :
+          simclr_cpu_kernels_direct_at (use->level)));
+  for (int l = 0; l < 4; l++)
+    for (int bi = 0; bi < 2; bi++) {
+      SimclrConvShape s = { .B = bi ? 256 : 512, .H = layers[l][0],
+        .W = layers[l][0], .C = layers[l][1], .OC = layers[l][2],
+        .KH = 3, .KW = 3, .stride = 1, .pad = 1, .threads = 2,
+        .kernels = use
+      };
+      g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+      /* the default table, as the model calls it */
+      SimclrConvShape dflt = s;
+      dflt.kernels = NULL;
+      g_assert_cmpint (simclr_conv2d_uses_winograd (&dflt,
+              SIMCLR_CONV_FORWARD), ==, on && avx512 && l >= 2);
+      int fwd = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD);
+      int dx = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT);
+      g_test_message ("layer %dx%d %d->%d batch %d: forward %s%s, input "
+          "gradient %s%s", s.H, s.W, s.C, s.OC, s.B,
+          simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
+          fwd ? " winograd" : "",
+          simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DINPUT),
+          dx ? " winograd" : "");
+      /* routed: layer3 and layer4 (64 and 128 channels; 16 and 32: not
+       * faster, see conv-winograd.c) */
+      int routed = avx512 && l >= 2;
+      g_assert_cmpint (fwd, ==, routed);
+      g_assert_cmpint (dx, ==, routed);
+      g_assert_false (simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DWEIGHT));
+      if (routed) {
+        g_assert_cmpstr (simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
+            ==, "avx512");
+        /* the scratch covers Winograd's weights and work buffers */
+        g_assert_cmpuint (simclr_conv2d_scratch_floats (&s), >=,
+            (size_t) 25 * s.C * s.OC + simclr_winograd_work_floats (&s));
+      }
+      /* the direct table never takes it */
+      SimclrConvShape d = s;
+      d.kernels = simclr_cpu_kernels_direct_at (use->level);
+      g_assert_nonnull (d.kernels);
+      g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_FORWARD));
+      g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_DINPUT));
+    }
+  /* refused: channels not multiples of 16 or below 64, strided, 5x5, pad
+   * 0, 1x1, a transformed weight above 256*256*16 floats */
+  SimclrConvShape r[] = {
+    {.B = 8, .H = 8, .W = 8, .C = 80, .OC = 72, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 8, .W = 8, .C = 32, .OC = 32, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 64, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 4, .W = 4, .C = 512, .OC = 512, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 8, .W = 8, .C = 17, .OC = 16, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 24, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 16, .KH = 3, .KW = 3,
+        .stride = 2, .pad = 1},
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 16, .KH = 5, .KW = 5,
+        .stride = 1, .pad = 2},
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 16, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 0},
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 16, .KH = 1, .KW = 1,
+        .stride = 1, .pad = 0},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (r); i++) {
+    r[i].kernels = use;
+    g_assert_cmpint (simclr_conv2d_shape_init (&r[i]), ==, 0);
+    g_assert_false (simclr_conv2d_uses_winograd (&r[i], SIMCLR_CONV_FORWARD));
+    g_assert_false (simclr_conv2d_uses_winograd (&r[i], SIMCLR_CONV_DINPUT));
+  }
+}
+
+/* Threads 1 and 2 give identical bits (each tile's arithmetic does not
+ * depend on the block or worker it falls in), forward and input gradient. */
+static void
+test_threads (gconstpointer data)
+{
+  const int *layer = data;
+  SimclrConvShape s = { .B = 48, .H = layer[0], .W = layer[0],
+    .C = layer[1], .OC = layer[2], .KH = 3, .KW = 3, .stride = 1, .pad = 1,
+    .threads = 2, .kernels = simclr_cpu_kernels_winograd_at (simclr_cpu_level ())
+  };
+  g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+  while (simclr_conv2d_max_workers (&s) < 2) {
+    s.B *= 2;
+    g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+  }
+  if (!simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD)) {
+    /* the GEMM path's sums depend on its chunks; only Winograd promises
+     * the same bits on any thread count */
+    g_assert_true (simclr_cpu_level () < SIMCLR_CPU_AVX512 || s.C < 64);
+    g_test_skip ("not a Winograd shape at this level");
+    return;
+  }
+  SimclrConvShape s1 = s;
+  s1.threads = 1;
+  const size_t nin = (size_t) s.B * s.H * s.W * s.C;
+  const size_t nout = (size_t) s.B * s.H * s.W * s.OC;
+  const size_t nw = (size_t) s.OC * 9 * s.C;
+  float *x = g_new (float, nin), *w = g_new (float, nw);
+  float *bias = g_new (float, s.OC), *dout = g_new (float, nout);
+  fill (x, nin, -1, 1);
+  fill (w, nw, -0.5, 0.5);
+  fill (bias, s.OC, -1, 1);
+  fill (dout, nout, -1, 1);
+  float *o1 = g_new (float, nout), *o2 = g_new (float, nout);
+  float *d1 = g_new (float, nin), *d2 = g_new (float, nin);
+  size_t n = MAX (simclr_conv2d_scratch_floats (&s),
+      simclr_conv2d_scratch_floats (&s1));
+  float *scratch = g_new (float, n + 1);
+  simclr_conv2d_forward (o1, x, w, bias, &s1, scratch);
+  simclr_conv2d_forward (o2, x, w, bias, &s, scratch);
+  simclr_conv2d_backward_input_set (d1, dout, w, &s1, scratch);
+  simclr_conv2d_backward_input_set (d2, dout, w, &s, scratch);
+  g_test_message ("%dx%d %d->%d batch %d: %d workers, forward winograd %d",
+      s.H, s.W, s.C, s.OC, s.B, simclr_conv2d_max_workers (&s),
+      simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD));
+  /* really Winograd, forward and input gradient, on both workers */
+  g_assert_true (simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT));
+  g_assert_cmpint (simclr_conv2d_max_workers (&s), ==, 2);
+  for (size_t i = 0; i < nout; i++)
+    if (memcmp (&o1[i], &o2[i], sizeof (float)) != 0)
+      g_error ("forward output %zu: %.9g on 1 thread, %.9g on 2", i, o1[i],
+          o2[i]);
+  for (size_t i = 0; i < nin; i++)
+    if (memcmp (&d1[i], &d2[i], sizeof (float)) != 0)
+      g_error ("input gradient %zu: %.9g on 1 thread, %.9g on 2", i, d1[i],
+          d2[i]);
+  g_free (scratch);
+  g_free (d2);
+  g_free (d1);
+  g_free (o2);
+  g_free (o1);
+  g_free (dout);
+  g_free (bias);
+  g_free (w);
+  g_free (x);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  if (cpu_level_unavailable ("conv-winograd"))
+    return g_test_run ();
+  rng = g_rand_new_with_seed (14);
+  for (size_t i = 0; i < G_N_ELEMENTS (specs); i++) {
+    char *path = g_strdup_printf ("/conv-winograd/kernels/%s",
+        specs[i].name);
+    g_test_add_data_func (path, &specs[i], test_kernels);
+    g_free (path);
+  }
+  g_test_add_func ("/conv-winograd/dispatch", test_dispatch);
+  for (int l = 2; l < 4; l++) {        /* the routed layers */
+    char *path = g_strdup_printf ("/conv-winograd/threads/%dx%d-%d",
+        layers[l][0], layers[l][0], layers[l][1]);
+    g_test_add_data_func (path, layers[l], test_threads);
+    g_free (path);
+  }
+  int rc = g_test_run ();
+  g_rand_free (rng);
+  return rc;
+}
