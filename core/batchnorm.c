@@ -34,18 +34,22 @@
 /* Rows per statistics block (summed in float, combined in double). */
 #define BN_ROWS 64
 /* The loops run over groups of BN_VEC channels held in GCC vector types
- * (BnVec), which each level's copy compiles to its own registers: one zmm
- * on AVX-512, two ymm on AVX2, four xmm in the portable build. A sum over
- * rows stays in a register for the whole block (the scalar loops' sums went
- * through memory on every row, a store-to-load chain that made the
- * statistics pass twice as slow as a copy of the tensor). Channels past the
+ * (BnVec), which each level's copy compiles to its own registers: one ymm
+ * on AVX2 and AVX-512, two xmm in the portable build. A block's sums over
+ * rows stay in registers for the thin layers (see BN_GROUPS; the scalar
+ * loops' sums went through memory on every row, a store-to-load chain
+ * that made the statistics pass twice as slow as a copy of the tensor).
+ * 8 lanes, not 16: the model's activations come from calloc (mmap), 16
+ * bytes past a page boundary, so every 64-byte access split two cache
+ * lines and 16-lane groups made the passes of C = 64 and 128 1.3-1.6x
+ * slower than 8 lanes (bench: 16-byte offset buffers). Channels past the
  * last whole group run in scalar loops with the same float operations.
  * Every operation is per lane, in the scalar code's order, so results do
  * not depend on the width (test-bn-levels). */
-#define BN_VEC 16
+#define BN_VEC 8
 typedef float BnVec __attribute__ ((vector_size (BN_VEC * sizeof (float))));
 typedef int BnMask __attribute__ ((vector_size (BN_VEC * sizeof (int))));
-/* Half a group in double: the per-block merges. */
+/* 8 channels in double: the per-block merges. */
 #define BN_DVEC 8
 typedef double BnDVec
     __attribute__ ((vector_size (BN_DVEC * sizeof (double))));
@@ -102,6 +106,48 @@ bn_chan_merge (double *mean, double *m2, double count, double nb,
   }
 }
 
+/* How the blocks are walked: rows outer, the ng groups of a row inner, so
+ * a block streams through memory in order (walking one group down all
+ * the block's rows, then the next, was slower for the wide layers). The
+ * per-group sums and constants sit in local arrays of ng vectors: called
+ * with a constant ng of 1, 2 or 4 (C = 8, 16, 32), GCC keeps them in
+ * registers (the one-chain-per-row through memory is what made main's
+ * statistics pass slow for C = 16); with more groups they are independent
+ * chains through L1, whose latencies overlap. */
+#define BN_GROUPS (BN_BLOCK / BN_VEC)
+
+/* A block's float means bm[] and centred sums of squares fq[] of ng
+ * groups (rows of xb, stride C): the sums, the means, then the block
+ * again (from L1) for the squares around them. */
+BN_INLINE void
+bn_block_moments (float *bm, float *fq, const float *xb, int rows, int C,
+    const int ng, float nb)
+{
+  const BnVec zero = { 0 };
+  BnVec s[BN_GROUPS], q[BN_GROUPS], v;
+  for (int g = 0; g < ng; g++) {
+    s[g] = zero;
+    q[g] = zero;
+  }
+  for (int r = 0; r < rows; r++)
+    for (int g = 0; g < ng; g++) {
+      BN_LOAD (v, xb + (size_t) r * C + g * BN_VEC);
+      s[g] += v;
+    }
+  for (int g = 0; g < ng; g++)
+    s[g] = s[g] / nb;
+  for (int r = 0; r < rows; r++)
+    for (int g = 0; g < ng; g++) {
+      BN_LOAD (v, xb + (size_t) r * C + g * BN_VEC);
+      BnVec d = v - s[g];
+      q[g] += d * d;
+    }
+  for (int g = 0; g < ng; g++) {
+    BN_STORE (bm + g * BN_VEC, s[g]);
+    BN_STORE (fq + g * BN_VEC, q[g]);
+  }
+}
+
 /* Per-channel mean and centred sum of squares of rows [r0, r1), channels
  * [c0, c0 + n), as (count, mean[], m2[]) in double. */
 BN_INLINE void
@@ -109,6 +155,7 @@ bn_moments_body (double *mean, double *m2, const float *inp, int r0, int r1,
     int C, int c0, int n)
 {
   float bm[BN_BLOCK], fq[BN_BLOCK];
+  const int ng = n / BN_VEC;
   double count = 0;
   memset (mean, 0, sizeof (double) * n);
   memset (m2, 0, sizeof (double) * n);
@@ -116,25 +163,15 @@ bn_moments_body (double *mean, double *m2, const float *inp, int r0, int r1,
     const int rows = (rb + BN_ROWS < r1 ? rb + BN_ROWS : r1) - rb;
     const float nb = (float) rows;
     const float *xb = inp + (size_t) rb * C + c0;
-    int c = 0;
-    /* a group's sum over the block, its mean, then the block again (from
-     * L1): squares around that mean */
-    for (; c + BN_VEC <= n; c += BN_VEC) {
-      BnVec s = { 0 }, q = { 0 }, v, m;
-      for (int r = 0; r < rows; r++) {
-        BN_LOAD (v, xb + (size_t) r * C + c);
-        s += v;
-      }
-      m = s / nb;
-      for (int r = 0; r < rows; r++) {
-        BN_LOAD (v, xb + (size_t) r * C + c);
-        BnVec d = v - m;
-        q += d * d;
-      }
-      BN_STORE (bm + c, m);
-      BN_STORE (fq + c, q);
-    }
-    for (; c < n; c++) {
+    if (ng == 1)
+      bn_block_moments (bm, fq, xb, rows, C, 1, nb);
+    else if (ng == 2)
+      bn_block_moments (bm, fq, xb, rows, C, 2, nb);
+    else if (ng == 4)
+      bn_block_moments (bm, fq, xb, rows, C, 4, nb);
+    else if (ng > 2)
+      bn_block_moments (bm, fq, xb, rows, C, ng, nb);
+    for (int c = ng * BN_VEC; c < n; c++) {
       float fs = 0.0f, f2 = 0.0f;
       for (int r = 0; r < rows; r++)
         fs += xb[(size_t) r * C + c];
@@ -479,6 +516,53 @@ bn_accumulate_double (double *acc, const float *f, int n)
     acc[c] += f[c];
 }
 
+/* A block's float sums fd[] of d and fdx[] of d * xhat for ng groups
+ * (rows of stride C from offset ob; the group constants m, rs, scale,
+ * shift start at the block's first channel). */
+BN_INLINE void
+bn_block_sums (float *fd, float *fdx, float *dmask, const float *dout,
+    const float *y, const int has_y, const int relu, const float *inp,
+    const float *m, const float *rs, const float *scale, const float *shift,
+    size_t ob, int rows, int C, const int ng)
+{
+  const BnVec zero = { 0 };
+  BnVec s[BN_GROUPS], sx[BN_GROUPS], va[BN_GROUPS], vb[BN_GROUPS];
+  BnVec vm[BN_GROUPS], vr[BN_GROUPS];
+  for (int g = 0; g < ng; g++) {
+    s[g] = sx[g] = va[g] = vb[g] = zero;
+    if (relu) {
+      BN_LOAD (va[g], scale + g * BN_VEC);
+      BN_LOAD (vb[g], shift + g * BN_VEC);
+    }
+    BN_LOAD (vm[g], m + g * BN_VEC);
+    BN_LOAD (vr[g], rs + g * BN_VEC);
+  }
+  for (int r = 0; r < rows; r++) {
+    for (int g = 0; g < ng; g++) {
+      const size_t o = ob + (size_t) r * C + g * BN_VEC;
+      __builtin_prefetch (dout + o + (size_t) BN_PF_ROWS * C);
+      BnVec x, d, gr;
+      BN_LOAD (x, inp + o);
+      BN_LOAD (d, dout + o);
+      if (has_y) {
+        BnVec vy;
+        BN_LOAD (vy, y + o);
+        gr = BN_SELECT_POS (vy, d);
+      } else {
+        gr = BN_GRAD (d, x, va[g], vb[g], relu);
+      }
+      s[g] += gr;
+      sx[g] += gr * ((x - vm[g]) * vr[g]);
+      if (has_y)
+        BN_STORE (dmask + o, gr);
+    }
+  }
+  for (int g = 0; g < ng; g++) {
+    BN_STORE (fd + g * BN_VEC, s[g]);
+    BN_STORE (fdx + g * BN_VEC, sx[g]);
+  }
+}
+
 /* Rows [r0, r1), channels [c0, c0 + n): the per-channel sums of d and
  * d * xhat (float over blocks of BN_ROWS rows, double across). With y
  * (has_y), d = (y > 0 ? dout : 0), the gradient through the ReLU after a
@@ -493,41 +577,25 @@ bn_backward_sums_body (double *sd, double *sdx, float *dmask,
     const float *shift, int r0, int r1, int C, int c0, int n)
 {
   float fd[BN_BLOCK], fdx[BN_BLOCK];
+  const int ng = n / BN_VEC;
   memset (sd, 0, sizeof (double) * n);
   memset (sdx, 0, sizeof (double) * n);
   for (int rb = r0; rb < r1; rb += BN_ROWS) {
     const int rows = (rb + BN_ROWS < r1 ? rb + BN_ROWS : r1) - rb;
     const size_t ob = (size_t) rb * C + c0;
-    int c = 0;
-    for (; c + BN_VEC <= n; c += BN_VEC) {
-      BnVec a = { 0 }, b = { 0 }, vm, vr, s = { 0 }, sx = { 0 }, x, d, g;
-      if (relu) {
-        BN_LOAD (a, scale + c);
-        BN_LOAD (b, shift + c);
-      }
-      BN_LOAD (vm, m + c);
-      BN_LOAD (vr, rs + c);
-      for (int r = 0; r < rows; r++) {
-        const size_t o = ob + (size_t) r * C + c;
-        BN_LOAD (x, inp + o);
-        BN_LOAD (d, dout + o);
-        __builtin_prefetch (dout + o + (size_t) BN_PF_ROWS * C);
-        if (has_y) {
-          BnVec vy;
-          BN_LOAD (vy, y + o);
-          g = BN_SELECT_POS (vy, d);
-        } else {
-          g = BN_GRAD (d, x, a, b, relu);
-        }
-        s += g;
-        sx += g * ((x - vm) * vr);
-        if (has_y)
-          BN_STORE (dmask + o, g);
-      }
-      BN_STORE (fd + c, s);
-      BN_STORE (fdx + c, sx);
-    }
-    for (; c < n; c++) {
+    if (ng == 1)
+      bn_block_sums (fd, fdx, dmask, dout, y, has_y, relu, inp, m, rs,
+          scale, shift, ob, rows, C, 1);
+    else if (ng == 2)
+      bn_block_sums (fd, fdx, dmask, dout, y, has_y, relu, inp, m, rs,
+          scale, shift, ob, rows, C, 2);
+    else if (ng == 4)
+      bn_block_sums (fd, fdx, dmask, dout, y, has_y, relu, inp, m, rs,
+          scale, shift, ob, rows, C, 4);
+    else if (ng > 2)
+      bn_block_sums (fd, fdx, dmask, dout, y, has_y, relu, inp, m, rs,
+          scale, shift, ob, rows, C, ng);
+    for (int c = ng * BN_VEC; c < n; c++) {
       float s = 0.0f, sx = 0.0f;
       for (int r = 0; r < rows; r++) {
         const size_t o = ob + (size_t) r * C + c;
@@ -551,8 +619,54 @@ bn_backward_sums_body (double *sd, double *sdx, float *dmask,
   }
 }
 
+/* dinp (+)= k * (d - mean_d - xhat * mean_dx) for rows [r0, r1) of ng
+ * groups (the constants start at the first channel, the tensors at
+ * offset o0). */
+BN_INLINE void
+bn_rows_dx (float *dinp, const int accumulate, const float *dout,
+    const int relu, const float *inp, const float *m, const float *rs,
+    const float *scale, const float *shift, const float *k,
+    const float *mean_d, const float *mean_dx, size_t o0, int rows, int C,
+    const int ng)
+{
+  const BnVec zero = { 0 };
+  BnVec va[BN_GROUPS], vb[BN_GROUPS], vm[BN_GROUPS], vr[BN_GROUPS];
+  BnVec vk[BN_GROUPS], md[BN_GROUPS], mdx[BN_GROUPS];
+  for (int g = 0; g < ng; g++) {
+    const int c = g * BN_VEC;
+    va[g] = vb[g] = zero;
+    if (relu) {
+      BN_LOAD (va[g], scale + c);
+      BN_LOAD (vb[g], shift + c);
+    }
+    BN_LOAD (vm[g], m + c);
+    BN_LOAD (vr[g], rs + c);
+    BN_LOAD (vk[g], k + c);
+    BN_LOAD (md[g], mean_d + c);
+    BN_LOAD (mdx[g], mean_dx + c);
+  }
+  for (int r = 0; r < rows; r++) {
+    for (int g = 0; g < ng; g++) {
+      const size_t o = o0 + (size_t) r * C + g * BN_VEC;
+      __builtin_prefetch (dout + o + (size_t) BN_PF_ROWS * C);
+      BnVec x, d, t;
+      BN_LOAD (x, inp + o);
+      BN_LOAD (d, dout + o);
+      BnVec xhat = (x - vm[g]) * vr[g];
+      t = vk[g] * (BN_GRAD (d, x, va[g], vb[g], relu) - md[g] -
+          xhat * mdx[g]);
+      if (accumulate) {
+        BnVec old;
+        BN_LOAD (old, dinp + o);
+        t = old + t;
+      }
+      BN_STORE (dinp + o, t);
+    }
+  }
+}
+
 /* dinp (+)= k * (d - mean_d - xhat * mean_dx), rows [r0, r1), in blocks of
- * BN_ROWS rows so each group's constants stay in registers. */
+ * BN_ROWS rows. */
 BN_INLINE void
 bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
     const int relu, const float *inp, const float *m, const float *rs,
@@ -560,38 +674,24 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
     const float *mean_d, const float *mean_dx, int r0, int r1, int C, int c0,
     int n)
 {
+  const int ng = n / BN_VEC;
   for (int rb = r0; rb < r1; rb += BN_ROWS) {
     const int rows = (rb + BN_ROWS < r1 ? rb + BN_ROWS : r1) - rb;
     const size_t ob = (size_t) rb * C + c0;
-    int c = 0;
-    for (; c + BN_VEC <= n; c += BN_VEC) {
-      BnVec a = { 0 }, b = { 0 }, vm, vr, vk, md, mdx, x, d, t;
-      if (relu) {
-        BN_LOAD (a, scale + c);
-        BN_LOAD (b, shift + c);
-      }
-      BN_LOAD (vm, m + c);
-      BN_LOAD (vr, rs + c);
-      BN_LOAD (vk, k + c);
-      BN_LOAD (md, mean_d + c);
-      BN_LOAD (mdx, mean_dx + c);
-      for (int r = 0; r < rows; r++) {
-        const size_t o = ob + (size_t) r * C + c;
-        BN_LOAD (x, inp + o);
-        BN_LOAD (d, dout + o);
-        __builtin_prefetch (dout + o + (size_t) BN_PF_ROWS * C);
-        BnVec xhat = (x - vm) * vr;
-        t = vk * (BN_GRAD (d, x, a, b, relu) - md - xhat * mdx);
-        if (accumulate) {
-          BnVec old;
-          BN_LOAD (old, dinp + o);
-          t = old + t;
-        }
-        BN_STORE (dinp + o, t);
-      }
-    }
-    for (; c < n; c++)
-      for (int r = 0; r < rows; r++) {
+    if (ng == 1)
+      bn_rows_dx (dinp, accumulate, dout, relu, inp, m, rs, scale, shift, k,
+          mean_d, mean_dx, ob, rows, C, 1);
+    else if (ng == 2)
+      bn_rows_dx (dinp, accumulate, dout, relu, inp, m, rs, scale, shift, k,
+          mean_d, mean_dx, ob, rows, C, 2);
+    else if (ng == 4)
+      bn_rows_dx (dinp, accumulate, dout, relu, inp, m, rs, scale, shift, k,
+          mean_d, mean_dx, ob, rows, C, 4);
+    else if (ng > 2)
+      bn_rows_dx (dinp, accumulate, dout, relu, inp, m, rs, scale, shift, k,
+          mean_d, mean_dx, ob, rows, C, ng);
+    for (int r = 0; r < rows; r++)
+      for (int c = ng * BN_VEC; c < n; c++) {
         const size_t o = ob + (size_t) r * C + c;
         float xhat = (inp[o] - m[c]) * rs[c];
         float t = k[c] * (bn_grad (dout + o - c, inp + o - c, scale, shift,

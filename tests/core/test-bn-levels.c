@@ -12,10 +12,11 @@
  * exactly (no FMA contraction, channel sums in the same order).
  *
  * Each level's run also checks that a channel gets the same bits in a
- * vector lane (a whole 16-channel group) as in the scalar loops that take
- * the channels past the last group: every channel of a C = 21 tensor
- * against the same column normalised alone (C = 1, scalar loops only),
- * forward, both backward entries, one thread.
+ * vector lane (a whole group of batchnorm.c's BN_VEC channels) as in the
+ * scalar loops that take the channels past the last group: every channel
+ * of a C = 21 tensor (2 groups of 8 + 5) against the same column
+ * normalised alone (C = 1: scalar loops only), forward, both backward
+ * entries, one thread.
  */
 #include <glib.h>
 #include <stdint.h>
