@@ -188,11 +188,14 @@ bn_moments_body (double *mean, double *m2, const float *inp, int r0, int r1,
 }
 
 /* out = act (x * scale + shift [+ res]) for rows [r0, r1), channels
- * c0..c0+n: act is max (., 0) with relu. */
+ * c0..c0+n: act is max (., 0) with relu. With res_bn the residual is
+ * res * rscale + rshift, computed as the float its own affine pass would
+ * have stored (a downsampling shortcut's batch norm, fused). */
 BN_INLINE void
 bn_affine_act_body (float *out, const float *inp, const float *res,
-    const int has_res, const int relu, int r0, int r1, int C, int c0, int n,
-    const float *scale, const float *shift)
+    const int has_res, const int res_bn, const int relu, int r0, int r1,
+    int C, int c0, int n, const float *scale, const float *shift,
+    const float *rscale, const float *rshift)
 {
   for (int r = r0; r < r1; r++) {
     const float *x = inp + (size_t) r * C + c0;
@@ -207,6 +210,11 @@ bn_affine_act_body (float *out, const float *inp, const float *res,
       t = v * a + b;
       if (has_res) {
         BN_LOAD (v, s + c);
+        if (res_bn) {
+          BN_LOAD (a, rscale + c);
+          BN_LOAD (b, rshift + c);
+          v = v * a + b;
+        }
         t += v;
       }
       if (relu)
@@ -216,7 +224,7 @@ bn_affine_act_body (float *out, const float *inp, const float *res,
     for (; c < n; c++) {
       float t = x[c] * scale[c] + shift[c];
       if (has_res)
-        t += s[c];
+        t += res_bn ? s[c] * rscale[c] + rshift[c] : s[c];
       if (relu)
         t = t > 0.0f ? t : 0.0f;
       y[c] = t;
@@ -230,7 +238,7 @@ typedef struct {
       int r1, int C, int c0, int n);
   void (*affine_act) (float *out, const float *inp, const float *res,
       int relu, int r0, int r1, int C, int c0, int n, const float *scale,
-      const float *shift);
+      const float *shift, const float *rscale, const float *rshift);
   void (*bwd_sums) (double *sd, double *sdx, const float *dout, int relu,
       const float *inp, const float *m, const float *rs, const float *scale,
       const float *shift, int r0, int r1, int C, int c0, int n);
@@ -255,7 +263,7 @@ simclr_affine_act (float *out, const float *inp, const float *residual,
   for (int c0 = 0; c0 < C; c0 += BN_BLOCK) {
     const int n = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
     fns->affine_act (out, inp, residual, relu, 0, (int) rows, C, c0, n,
-        scale + c0, shift + c0);
+        scale + c0, shift + c0, NULL, NULL);
   }
 }
 
@@ -282,6 +290,7 @@ typedef struct {
   float *out, *dinp, *dmask;
   int relu, accumulate;
   const float *scale, *shift, *mean, *rstd, *mean_d, *mean_dx;
+  const float *rscale, *rshift; /* a batch-normalised residual, or NULL */
   /* per task: moments (count, mean, m2) or backward sums (sd, sdx) */
   double count[SIMCLR_MAX_THREADS];
   double a[SIMCLR_MAX_THREADS][BN_BLOCK], b[SIMCLR_MAX_THREADS][BN_BLOCK];
@@ -317,7 +326,7 @@ bn_task (void *ctx, int task)
       break;
     case BN_PHASE_AFFINE:
       j->fns->affine_act (j->out, j->inp, j->res, j->relu, r0, r1, j->C, j->c0,
-          j->n, j->scale, j->shift);
+          j->n, j->scale, j->shift, j->rscale, j->rshift);
       break;
     case BN_PHASE_BWD_SUMS:
       j->fns->bwd_sums (j->a[task], j->b[task], j->dout, j->relu, j->inp,
@@ -345,12 +354,18 @@ bn_run (BnJob *j, BnPhase phase)
     bn_task (j, 0);
 }
 
-void
-simclr_batchnorm_act_forward_train (float *out, float *mean, float *rstd,
+/* The training forward: statistics (and running statistics), then unless
+ * out is NULL the affine pass. res_weight (with res_bias, res_mean,
+ * res_rstd) or NULL: residual is another batch norm's input, normalised
+ * on the fly. */
+static void
+bn_forward_train (float *out, float *mean, float *rstd,
     float *running_mean, float *running_var, const float *inp,
-    const float *residual, int relu, const float *weight, const float *bias,
-    int M, int C, float momentum, float eps, int threads,
-    SimclrAllreduceFn allreduce, void *allreduce_user)
+    const float *residual, const float *res_weight, const float *res_bias,
+    const float *res_mean, const float *res_rstd, int relu,
+    const float *weight, const float *bias, int M, int C, float momentum,
+    float eps, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user)
 {
   /* inp, residual (or NULL), out (M, C); weight, bias, running_*, mean,
    * rstd (C). Writes out, mean, rstd (the batch statistics backward needs)
@@ -411,16 +426,62 @@ simclr_batchnorm_act_forward_train (float *out, float *mean, float *rstd,
           momentum * (float) unbiased;
     }
 
-    /* out = (x - mean) * rstd * weight + bias, as one scale and shift */
-    float scale[BN_BLOCK], shift[BN_BLOCK];
+    if (!out)
+      continue;
+    /* out = (x - mean) * rstd * weight + bias, as one scale and shift;
+     * the residual's likewise, as its own forward computes them */
+    float scale[BN_BLOCK], shift[BN_BLOCK], rscale[BN_BLOCK], rshift[BN_BLOCK];
     for (int c = 0; c < n; c++) {
       scale[c] = rstd[c0 + c] * weight[c0 + c];
       shift[c] = bias[c0 + c] - mean[c0 + c] * scale[c];
+      if (res_weight) {
+        rscale[c] = res_rstd[c0 + c] * res_weight[c0 + c];
+        rshift[c] = res_bias[c0 + c] - res_mean[c0 + c] * rscale[c];
+      }
     }
     job.scale = scale;
     job.shift = shift;
+    job.rscale = res_weight ? rscale : NULL;
+    job.rshift = res_weight ? rshift : NULL;
     bn_run (&job, BN_PHASE_AFFINE);
   }
+}
+
+void
+simclr_batchnorm_act_forward_train (float *out, float *mean, float *rstd,
+    float *running_mean, float *running_var, const float *inp,
+    const float *residual, int relu, const float *weight, const float *bias,
+    int M, int C, float momentum, float eps, int threads,
+    SimclrAllreduceFn allreduce, void *allreduce_user)
+{
+  bn_forward_train (out, mean, rstd, running_mean, running_var, inp,
+      residual, NULL, NULL, NULL, NULL, relu, weight, bias, M, C, momentum,
+      eps, threads, allreduce, allreduce_user);
+}
+
+void
+simclr_batchnorm_stats_train (float *mean, float *rstd, float *running_mean,
+    float *running_var, const float *inp, int M, int C, float momentum,
+    float eps, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user)
+{
+  bn_forward_train (NULL, mean, rstd, running_mean, running_var, inp, NULL,
+      NULL, NULL, NULL, NULL, 0, NULL, NULL, M, C, momentum, eps, threads,
+      allreduce, allreduce_user);
+}
+
+void
+simclr_batchnorm_act_forward_train_bn_residual (float *out, float *mean,
+    float *rstd, float *running_mean, float *running_var, const float *inp,
+    const float *res_inp, const float *res_weight, const float *res_bias,
+    const float *res_mean, const float *res_rstd, int relu,
+    const float *weight, const float *bias, int M, int C, float momentum,
+    float eps, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user)
+{
+  bn_forward_train (out, mean, rstd, running_mean, running_var, inp,
+      res_inp, res_weight, res_bias, res_mean, res_rstd, relu, weight, bias,
+      M, C, momentum, eps, threads, allreduce, allreduce_user);
 }
 
 void
@@ -722,20 +783,26 @@ bn_backward_dx_body (float *dinp, const int accumulate, const float *dout,
   ATTR static void                                                          \
   bn_affine_act_##L (float *out, const float *inp, const float *res,        \
       int relu, int r0, int r1, int C, int c0, int n, const float *scale,   \
-      const float *shift)                                                   \
+      const float *shift, const float *rscale, const float *rshift)         \
   {                                                                         \
-    if (res && relu)                                                        \
-      bn_affine_act_body (out, inp, res, 1, 1, r0, r1, C, c0, n, scale,     \
-          shift);                                                           \
+    if (res && rscale && relu)                                              \
+      bn_affine_act_body (out, inp, res, 1, 1, 1, r0, r1, C, c0, n, scale,  \
+          shift, rscale, rshift);                                           \
+    else if (res && rscale)                                                 \
+      bn_affine_act_body (out, inp, res, 1, 1, 0, r0, r1, C, c0, n, scale,  \
+          shift, rscale, rshift);                                           \
+    else if (res && relu)                                                   \
+      bn_affine_act_body (out, inp, res, 1, 0, 1, r0, r1, C, c0, n, scale,  \
+          shift, NULL, NULL);                                               \
     else if (res)                                                           \
-      bn_affine_act_body (out, inp, res, 1, 0, r0, r1, C, c0, n, scale,     \
-          shift);                                                           \
+      bn_affine_act_body (out, inp, res, 1, 0, 0, r0, r1, C, c0, n, scale,  \
+          shift, NULL, NULL);                                               \
     else if (relu)                                                          \
-      bn_affine_act_body (out, inp, NULL, 0, 1, r0, r1, C, c0, n, scale,    \
-          shift);                                                           \
+      bn_affine_act_body (out, inp, NULL, 0, 0, 1, r0, r1, C, c0, n, scale, \
+          shift, NULL, NULL);                                               \
     else                                                                    \
-      bn_affine_act_body (out, inp, NULL, 0, 0, r0, r1, C, c0, n, scale,    \
-          shift);                                                           \
+      bn_affine_act_body (out, inp, NULL, 0, 0, 0, r0, r1, C, c0, n, scale, \
+          shift, NULL, NULL);                                               \
   }                                                                         \
                                                                             \
   ATTR static void                                                          \

@@ -164,6 +164,29 @@ void simclr_batchnorm_act_forward_train (float *out, float *mean, float *rstd,
     const float *residual, int relu, const float *weight, const float *bias,
     int M, int C, float momentum, float eps, int threads,
     SimclrAllreduceFn allreduce, void *allreduce_user);
+
+/* The statistics half of act_forward_train: mean, rstd and the running
+ * statistics, with the same allreduce calls, and no output pass: for a
+ * downsampling shortcut whose normalised output only feeds the block's
+ * residual sum (act_forward_train_bn_residual normalises it there). */
+void simclr_batchnorm_stats_train (float *mean, float *rstd,
+    float *running_mean, float *running_var, const float *inp, int M, int C,
+    float momentum, float eps, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user);
+/* act_forward_train whose residual is itself batch-normalised: out =
+ * act (BN (inp) + BN_r (res_inp)), BN_r with res_weight, res_bias and the
+ * batch statistics res_mean, res_rstd (from simclr_batchnorm_stats_train).
+ * The same float operations, so the same bits, as normalising res_inp into
+ * a tensor first (act_forward_train, relu 0, no residual) and passing that
+ * as the residual, without writing and reading that tensor. out must not
+ * alias inp or res_inp. */
+void simclr_batchnorm_act_forward_train_bn_residual (float *out, float *mean,
+    float *rstd, float *running_mean, float *running_var, const float *inp,
+    const float *res_inp, const float *res_weight, const float *res_bias,
+    const float *res_mean, const float *res_rstd, int relu,
+    const float *weight, const float *bias, int M, int C, float momentum,
+    float eps, int threads, SimclrAllreduceFn allreduce,
+    void *allreduce_user);
 void simclr_batchnorm_act_forward_eval (float *out, const float *inp,
     const float *residual, int relu, const float *weight, const float *bias,
     const float *running_mean, const float *running_var, int M, int C,

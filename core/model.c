@@ -1031,10 +1031,12 @@ unit_out_numel (const Unit *u, int B)
 /* inp (B,H,W,C) -> u->a (B,OH,OW,OC) -> u->b (same) = BN (u->a),
  * rectified if the unit has a ReLU; with a residual (the block's shortcut,
  * same shape) u->b = relu (BN (u->a) + residual): batch norm, the sum and
- * the ReLU in one pass. */
+ * the ReLU in one pass. Training with res_unit (a downsampling shortcut
+ * that ran unit_forward_stats): the residual is BN (res_unit->a), made in
+ * the same pass (residual is then only non-NULL, for the ReLU). */
 static void
 unit_forward (SimclrModel *m, Unit *u, const float *inp, int B, int train,
-    const float *residual)
+    const float *residual, const Unit *res_unit)
 {
   SimclrConvShape cs = u->cs;
   cs.B = B;
@@ -1059,11 +1061,39 @@ unit_forward (SimclrModel *m, Unit *u, const float *inp, int B, int train,
       m->conv_scratch);
   prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_FORWARD, t0);
   t0 = prof_now (m);
-  simclr_batchnorm_act_forward_train (u->b, u->mean, u->rstd,
-      BUF (m, u->bn + 2), BUF (m, u->bn + 3), u->a, residual, relu,
-      P (m, u->bn), P (m, u->bn + 1), (int) M, cs.OC,
-      (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, cs.threads,
-      m->allreduce, m->allreduce_user);
+  if (res_unit)
+    simclr_batchnorm_act_forward_train_bn_residual (u->b, u->mean, u->rstd,
+        BUF (m, u->bn + 2), BUF (m, u->bn + 3), u->a, res_unit->a,
+        P (m, res_unit->bn), P (m, res_unit->bn + 1), res_unit->mean,
+        res_unit->rstd, relu, P (m, u->bn), P (m, u->bn + 1), (int) M, cs.OC,
+        (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, cs.threads,
+        m->allreduce, m->allreduce_user);
+  else
+    simclr_batchnorm_act_forward_train (u->b, u->mean, u->rstd,
+        BUF (m, u->bn + 2), BUF (m, u->bn + 3), u->a, residual, relu,
+        P (m, u->bn), P (m, u->bn + 1), (int) M, cs.OC,
+        (float) m->cfg.bn_momentum, (float) m->cfg.bn_eps, cs.threads,
+        m->allreduce, m->allreduce_user);
+  prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
+}
+
+/* Training forward of a downsampling shortcut: its convolution and batch
+ * statistics only; the block's last unit normalises u->a as it adds it
+ * (unit_forward's res_unit), so u->b is neither written nor read. */
+static void
+unit_forward_stats (SimclrModel *m, Unit *u, const float *inp, int B)
+{
+  SimclrConvShape cs = u->cs;
+  cs.B = B;
+  size_t M = (size_t) B * cs.OH * cs.OW;
+  double t0 = prof_now (m);
+  simclr_conv2d_forward (u->a, inp, P (m, u->conv), NULL, &cs,
+      m->conv_scratch);
+  prof_add (m, u, &cs, SIMCLR_PROFILE_CONV_FORWARD, t0);
+  t0 = prof_now (m);
+  simclr_batchnorm_stats_train (u->mean, u->rstd, BUF (m, u->bn + 2),
+      BUF (m, u->bn + 3), u->a, (int) M, cs.OC, (float) m->cfg.bn_momentum,
+      (float) m->cfg.bn_eps, cs.threads, m->allreduce, m->allreduce_user);
   prof_add (m, u, &cs, SIMCLR_PROFILE_BN, t0);
 }
 
@@ -1096,7 +1126,7 @@ forward (SimclrModel *m, const float *input, int B, int train, float *h,
   if (input)
     memcpy (m->input, input, in_n * sizeof (float));
 
-  unit_forward (m, &m->stem, m->input, B, train, NULL);
+  unit_forward (m, &m->stem, m->input, B, train, NULL, NULL);
   const float *x = m->stem.b;
   if (m->has_pool) {
     simclr_maxpool_forward (m->pool_out, m->pool_arg, m->stem.b, B,
@@ -1108,15 +1138,20 @@ forward (SimclrModel *m, const float *input, int B, int train, float *h,
     b->x = x;
     /* the shortcut first, so the last unit can add it as it normalises */
     const float *sc = x;
-    if (b->has_ds) {
-      unit_forward (m, &b->ds, x, B, train, NULL);
+    const Unit *sc_bn = NULL;   /* training: the shortcut's BN, fused */
+    if (b->has_ds && train) {
+      unit_forward_stats (m, &b->ds, x, B);
+      sc_bn = &b->ds;
+    } else if (b->has_ds) {
+      unit_forward (m, &b->ds, x, B, train, NULL, NULL);
       sc = b->ds.b;
     }
     /* y = relu (main + shortcut), in the last unit's b. */
     const float *t = x;
     for (int j = 0; j < b->n_units; j++) {
-      unit_forward (m, &b->u[j], t, B, train,
-          j == b->n_units - 1 ? sc : NULL);
+      const int last = j == b->n_units - 1;
+      unit_forward (m, &b->u[j], t, B, train, last ? sc : NULL,
+          last ? sc_bn : NULL);
       t = b->u[j].b;
     }
     x = t;

@@ -16,7 +16,9 @@
  * scalar loops that take the channels past the last group: every channel
  * of a C = 21 tensor (2 groups of 8 + 5) against the same column
  * normalised alone (C = 1: scalar loops only), forward, both backward
- * entries, one thread.
+ * entries, one thread; and that a downsampling block's fused forward
+ * (simclr_batchnorm_stats_train + act_forward_train_bn_residual) gives the
+ * bits of the two passes it replaces.
  */
 #include <glib.h>
 #include <stdint.h>
@@ -131,8 +133,81 @@ check_lanes_vs_scalar (size_t *compared)
   return bad;
 }
 
+/* A downsampling block's fused forward against the two passes it replaces,
+ * bit for bit, on 1 and 2 threads: simclr_batchnorm_stats_train on the
+ * shortcut (its statistics and running statistics as act_forward_train's)
+ * then act_forward_train_bn_residual, against act_forward_train of the
+ * shortcut (relu 0, no residual) into a tensor and act_forward_train with
+ * that tensor as the residual. C = 37: vector groups and scalar channels.
+ * Returns the number of mismatches (printed) and counts the compared
+ * values. */
+static int
+check_bn_residual (size_t *compared)
+{
+  enum { M = 3000 + 5, C = 37 };
+  const size_t n = (size_t) M * C;
+  float *x = g_new (float, n), *xs = g_new (float, n);
+  float *ys = g_new (float, n), *y1 = g_new (float, n), *y2 = g_new (float, n);
+  float w[C], b[C], ws[C], bs[C];
+  uint64_t s = 23;
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    x[i] = uniform (&s) * 3.0f - 1.2f;
+    xs[i] = uniform (&s) * 2.0f - 0.7f;
+  }
+  for (int c = 0; c < C; c++) {
+    w[c] = 0.6f + 0.03f * c;
+    b[c] = 0.04f * (c % 6) - 0.1f;
+    ws[c] = 1.1f - 0.02f * c;
+    bs[c] = 0.03f * (c % 4) - 0.05f;
+  }
+  for (int threads = 1; threads <= 2; threads++) {
+    /* [0]: two passes, [1]: fused; means, rstd, running mean, running var
+     * of the shortcut (s) and of the main path */
+    float sm[2][C], sr[2][C], srm[2][C], srv[2][C];
+    float mm[2][C], mr[2][C], mrm[2][C], mrv[2][C];
+    for (int k = 0; k < 2; k++)
+      for (int c = 0; c < C; c++) {
+        srm[k][c] = mrm[k][c] = 0.1f;
+        srv[k][c] = mrv[k][c] = 0.9f;
+      }
+    simclr_batchnorm_act_forward_train (ys, sm[0], sr[0], srm[0], srv[0], xs,
+        NULL, 0, ws, bs, M, C, 0.1f, 1e-5f, threads, NULL, NULL);
+    simclr_batchnorm_act_forward_train (y1, mm[0], mr[0], mrm[0], mrv[0], x,
+        ys, 1, w, b, M, C, 0.1f, 1e-5f, threads, NULL, NULL);
+    simclr_batchnorm_stats_train (sm[1], sr[1], srm[1], srv[1], xs, M, C,
+        0.1f, 1e-5f, threads, NULL, NULL);
+    simclr_batchnorm_act_forward_train_bn_residual (y2, mm[1], mr[1], mrm[1],
+        mrv[1], x, xs, ws, bs, sm[1], sr[1], 1, w, b, M, C, 0.1f, 1e-5f,
+        threads, NULL, NULL);
+    const float *pairs[][2] = { {sm[0], sm[1]}, {sr[0], sr[1]},
+      {srm[0], srm[1]}, {srv[0], srv[1]}, {mm[0], mm[1]}, {mr[0], mr[1]},
+      {mrm[0], mrm[1]}, {mrv[0], mrv[1]}
+    };
+    for (size_t k = 0; k < G_N_ELEMENTS (pairs); k++)
+      for (int c = 0; c < C; c++, (*compared)++)
+        if (memcmp (&pairs[k][0][c], &pairs[k][1][c], sizeof (float))) {
+          if (bad++ < 10)
+            printf ("threads %d statistic %zu channel %d: two passes %.9g, "
+                "fused %.9g\n", threads, k, c, pairs[k][0][c], pairs[k][1][c]);
+        }
+    for (size_t i = 0; i < n; i++, (*compared)++)
+      if (memcmp (&y1[i], &y2[i], sizeof (float))) {
+        if (bad++ < 10)
+          printf ("threads %d output %zu: two passes %.9g, fused %.9g\n",
+              threads, i, y1[i], y2[i]);
+      }
+  }
+  g_free (x);
+  g_free (xs);
+  g_free (ys);
+  g_free (y1);
+  g_free (y2);
+  return bad;
+}
+
 /* Prints "<level> <hash> <nonzero>" for the level this process runs, after
- * the lanes-vs-scalar check (exit 1 when it fails). */
+ * the lanes-vs-scalar and fused-shortcut checks (exit 1 when one fails). */
 static int
 print_hash (void)
 {
@@ -142,6 +217,13 @@ print_hash (void)
     printf ("%s: %d of %zu values differ between a vector lane and the "
         "scalar loops\n", simclr_cpu_level_name (simclr_cpu_level ()), bad,
         compared);
+    return 1;
+  }
+  bad = check_bn_residual (&compared);
+  if (bad || compared == 0) {
+    printf ("%s: %d of %zu values differ between the fused shortcut batch "
+        "norm and its two passes\n",
+        simclr_cpu_level_name (simclr_cpu_level ()), bad, compared);
     return 1;
   }
 
