@@ -485,32 +485,34 @@ wino_avx512_forward (float *out, const float *inp, const float *u,
 }
 
 /* Shapes routed here (conv.c): 3x3 s1 p1 with C and OC multiples of 16,
- * at least 64, and C*OC at most 256*256. From `bench-conv --winograd`
- * (AMD Zen 5, one thread, thread CPU time, best of 7, direct:Winograd time
- * forward / input gradient, batch 512 and 256):
- *   w0.25 28x28 16->16    0.69 / 0.65, 0.66 / 0.66   not taken
- *   w0.25 14x14 32->32    1.11 / 1.07, 1.11 / 1.10   not taken (below)
- *   w0.25 7x7 64->64      1.04 / 1.04, 1.00 / 1.02   taken
- *   w0.25 4x4 128->128    1.58 / 1.59, 1.35 / 1.35   taken
- *   w1 28x28 64->64       1.15 / 1.15 (batch 32)     taken
- *   w1 14x14 128->128     1.45 / 1.50                taken
- *   w1 7x7 256->256       1.12 / 1.17                taken
- *   w1 4x4 512->512       0.54 / 0.51                not taken
- * At 16 channels the tile transforms cost as much as the multiplications
- * saved (the direct kernel runs at 80 % of the FMA peak there). At 32
- * channels the gain is small and was not resolvable on two threads of the
- * shared machine; also, routing it moved test-mpi-equivalence's 20-step
- * free-running trajectory (12x12 images: layer2 at 6x6x32) past its loss
- * tolerance by one ReLU flip (max loss difference 1.9e-4, the figure main
- * itself gives with SIMCLR_CPU=avx2), so it waits for a faster kernel.
- * Above 256*256 the transformed weight (16 C OC floats, 16 MiB at 512)
- * streams from memory once per block of tiles. */
+ * at least 64, and C*OC at most 128*128. From `bench-conv --winograd`
+ * (AMD EPYC Zen 5, one thread, thread CPU time, best of 7, on a shared
+ * machine; direct:Winograd time forward / input gradient, two runs):
+ *   w0.25 28x28 16->16  b512  0.69 / 0.65                      not taken
+ *   w0.25 14x14 32->32  b512  1.11 / 1.07, 1.00 / 0.97         not taken
+ *   w0.25 7x7 64->64    b512  1.04 / 1.04, 1.00 / 1.02         taken
+ *   w0.25 4x4 128->128  b512  1.58 / 1.59, 1.28 / 1.26         taken
+ *                       b256  1.35 / 1.35, 1.07 / 1.06
+ *   w1 28x28 64->64     b32   1.15 / 1.15, 1.13 / 1.18         taken
+ *   w1 14x14 128->128   b32   1.45 / 1.50, 1.38 / 1.37         taken
+ *   w1 7x7 256->256     b32   1.12 / 1.17, 1.04 / 1.03 (b16 0.73) not taken
+ *   w1 4x4 512->512     b32   0.54 / 0.51, 0.82 / 0.80         not taken
+ * In the training step (bench-train --profile --units, one thread, CPU
+ * time) layer4's three 3x3 s1 convolutions went from 50-53 to 30-34 ms
+ * forward and 49-51 to 30-34 ms input gradient, layer3's stayed within
+ * 0.89-1.01 of direct. At 16 channels the tile transforms cost as much as
+ * the multiplications saved (the direct kernel runs at 80 % of the FMA
+ * peak there); at 32 the gain is within noise (and routing it moved
+ * test-mpi-equivalence's 20-step free-running trajectory past its loss
+ * tolerance by a ReLU flip: 1.9e-4, main's own figure under
+ * SIMCLR_CPU=avx2). From 256*256 up the transformed weight (16 C OC
+ * floats, 4 MiB and more) no longer stays in L2 across blocks of tiles. */
 static int
 wino_avx512_ok (const SimclrConvShape *s)
 {
   return simclr_winograd_shape_ok (s) && s->C % 16 == 0 &&
       s->OC % 16 == 0 && s->C >= 64 && s->OC >= 64 &&
-      (size_t) s->C * s->OC <= 256 * 256;
+      (size_t) s->C * s->OC <= 128 * 128;
 }
 
 const SimclrWinogradKernels simclr_winograd_avx512 = {

@@ -362,7 +362,7 @@ test_dispatch (void)
       g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_DINPUT));
     }
   /* refused: channels not multiples of 16 or below 64, strided, 5x5, pad
-   * 0, 1x1, a transformed weight above 256*256*16 floats */
+   * 0, 1x1, a transformed weight above 128*128*16 floats */
   SimclrConvShape r[] = {
     {.B = 8, .H = 8, .W = 8, .C = 80, .OC = 72, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
@@ -371,6 +371,8 @@ test_dispatch (void)
     {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 64, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
     {.B = 8, .H = 4, .W = 4, .C = 512, .OC = 512, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 7, .W = 7, .C = 256, .OC = 128, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
     {.B = 8, .H = 8, .W = 8, .C = 17, .OC = 16, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
