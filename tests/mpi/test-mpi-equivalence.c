@@ -6,13 +6,39 @@
  * runs it over the default transports and over TCP, `--mca btl tcp,self`);
  * exits 77 (skip) when not started by mpirun with at least two ranks.
  *
- * 1. Distributed, SyncBN on: K ranks x N samples, 20 SGD steps.
+ * 1. Distributed, SyncBN on: K ranks x N samples, 20 SGD steps (a free
+ *    run; the ranks other than 0 start from other weights, BN statistics
+ *    and velocity, so join's rank-0 broadcast is needed). Every rank must
+ *    hold the same weights as rank 0 (bitwise).
  * 2. Reference on rank 0: one trainer, no hooks, all NK samples per step
  *    (rows: view 0 of samples 0..NK-1, then view 1), the loss computed by
  *    simclr_ntxent_forward with the default pairing.
- *    Losses, the 20-step weight update and the BN running statistics must
- *    agree within TOL_LOSS / TOL_UPDATE / TOL_BUF; every rank must hold the
- *    same weights as rank 0 (bitwise).
+ *    In lockstep (below) for 20 steps: every step's loss within TOL_LOSS,
+ *    the median step's worst gradient error within TOL_MV_GRAD and its
+ *    weight-update error within TOL_STEP_UPDATE, at most MAX_FLIPS steps
+ *    with a gradient error above TOL_MV_GRAD (ReLU flips), the BN running
+ *    statistics within TOL_BUF after every step. The free run's losses
+ *    must agree within TOL_LOSS for its first FREE_STEPS steps; its 20-step
+ *    weight update and statistics are printed, not checked.
+ *    Why lockstep: 20 free steps are chaotic. A ReLU input within float
+ *    noise of 0 flips between the two runs (their sums run in other
+ *    orders); at SIMCLR_CPU=avx2 one such flip made the free runs' losses
+ *    drift from 1e-6 apart to 1.9e-4 between steps 15 and 19 and the BN
+ *    statistics to 1.1e-5, while at avx512 they stayed within 2.4e-6: which
+ *    level passes was an accident of one kernel set's rounding. In lockstep
+ *    every step starts from the reference's state, so the error does not
+ *    compound. Measured (generic / avx2 / avx512 / avx512 + Winograd,
+ *    AMD EPYC Zen 5): lockstep losses within 1.5e-6 / 1.5e-6 / 2.9e-6 /
+ *    1.0e-6; median gradient error 9.0e-6 / 9.0e-6 / 9.2e-6 / 9.1e-6;
+ *    median update error 1.3e-4 / 1.3e-4 / 1.5e-4 / 1.2e-4 (the update of
+ *    one step is 1e-5 of the weights, so float rounding of the weights
+ *    alone is ~1e-4 of it); 0 / 1 / 0 / 1 flip steps; free-run losses of
+ *    the first 8 steps within 1.5e-6 / 8.2e-7 / 2.1e-6 / 1.7e-6 (the avx2
+ *    run first exceeded 1e-5 at step 16). The mutations the test must
+ *    catch are far off: without the gradient sum the median gradient
+ *    error is 2 (all 20 steps flagged), without SyncBN the lockstep losses
+ *    differ by 0.38, a 1/K loss scale halves every gradient (0.5), a
+ *    skipped rank-0 broadcast leaves replicas 7e-3 apart (case 1).
  * 3. Distributed, SyncBN off: must differ from the reference by more than
  *    DIFFER_FACTOR x the tolerance (so the test sees whether BN is global).
  * 4. K views per sample (issue 11): 1 and 2 again with 3 views per sample,
@@ -25,9 +51,9 @@
  *    queue_size QUEUE on the ranks (global rows, gathered) and on the
  *    reference (one process); the losses must also differ from run 1's
  *    (the queue is in effect).
- * Diagnostic: LOCKSTEP=1 first runs both in lockstep (the distributed
- * replicas reset to the reference's state before every step) and prints the
- * per-step gradient error (1e-5 except at ReLU flips, see make_config).
+ * Lockstep: the distributed replicas reset to the reference's state
+ * (weights, velocity, BN statistics, broadcast from rank 0) before every
+ * step. LOCKSTEP=1 also prints each step of an extra 20-step lockstep run.
  * The synthetic images are a pure function of (step, sample, view, pixel).
  * OPENBLAS_NUM_THREADS=1: each rank sums in a fixed order.
  */
@@ -53,11 +79,14 @@
 /* 3 views, lockstep: every step's gradient agreed within 1.4e-5 except a
  * ReLU flip (7e-4 in one tensor). */
 #define TOL_MV_GRAD 1e-4
+#define FREE_STEPS 8
+#define MAX_FLIPS 5
+#define TOL_STEP_UPDATE 1e-3
 #define SEED 11
 #define TAU 0.5f
-/* Observed (2 ranks vs 1): losses within 2.3e-6, the 20-step update
- * within 3.3e-4 relative (worst tensor), BN running statistics within
- * 2.4e-7. Without SyncBN: losses 0.37, update 2.5, statistics 0.2. */
+/* Observed (2 ranks vs 1, see the header for the lockstep figures): the
+ * free run without SyncBN differs by losses 0.37, update 2.5, statistics
+ * 0.2 (case 4 asks for DIFFER_FACTOR x TOL_UPDATE and x TOL_LOSS). */
 #define TOL_LOSS 1e-5
 #define TOL_UPDATE 5e-3
 #define TOL_BUF 1e-5
@@ -212,6 +241,21 @@ run_distributed (gboolean sync_bn, double *losses)
   SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
   if (!t)
     die ("trainer_new", &err);
+  if (rank != 0) {
+    /* other ranks start elsewhere: join's rank-0 broadcast must fix that
+     * (case 1 sees a replica that kept its own weights) */
+    size_t np, nb;
+    SimclrModel *m = simclr_trainer_get_model (t);
+    float *p = simclr_model_params (m, &np);
+    float *b = simclr_model_buffers (m, &nb);
+    float *v = simclr_trainer_get_velocity (t, &np);
+    for (size_t i = 0; i < np; i++) {
+      p[i] += 1e-3f * (float) rank;
+      v[i] += 1e-3f * (float) rank;
+    }
+    for (size_t i = 0; i < nb; i++)
+      b[i] += 1e-3f * (float) rank;
+  }
   join (t, sync_bn);
   int out = simclr_model_output_dim (simclr_trainer_get_model (t));
   uint8_t *pix = g_malloc ((size_t) rows * SIZE * SIZE);
@@ -389,7 +433,7 @@ replica_spread (SimclrTrainer *t)
  * tensor). */
 static double
 run_lockstep (int steps, char *where, size_t where_size, double *step_err,
-    double *loss_diff)
+    double *loss_diff, double *upd_err, double *buf_err)
 {
   SimclrTrainerConfig cfg;
   SimclrError err = { 0 };
@@ -431,6 +475,7 @@ run_lockstep (int steps, char *where, size_t where_size, double *step_err,
   float *p = simclr_model_params (m, &np);
   float *b = simclr_model_buffers (m, &nb);
   float *v = simclr_trainer_get_velocity (t, &np);
+  float *before = g_new (float, np);   /* the weights the step starts from */
   for (int step = 0; step < steps; step++) {
     SimclrNtxentResult res;
     SimclrLossResult lres;
@@ -443,6 +488,7 @@ run_lockstep (int steps, char *where, size_t where_size, double *step_err,
     MPI_Bcast (p, (int) np, MPI_FLOAT, 0, MPI_COMM_WORLD);
     MPI_Bcast (b, (int) nb, MPI_FLOAT, 0, MPI_COMM_WORLD);
     MPI_Bcast (v, (int) np, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    memcpy (before, p, np * sizeof (float));
     local_views (pix, step, rank);
     if (simclr_trainer_forward_u8 (t, pix, rows, z, &err) != SIMCLR_OK
         || simclr_loss_forward (loss, z, rows, out, &lres, &err) != SIMCLR_OK
@@ -492,9 +538,37 @@ run_lockstep (int steps, char *where, size_t where_size, double *step_err,
             "error norm %.3g)", step, ti->name, sqrt (den), sqrt (num));
       }
     }
+    /* the step's weight update (worst tensor, relative 2-norm) and the BN
+     * running statistics after it (max |a - ref| / (1 + |ref|)) */
+    double upd_worst = 0, buf_worst = 0;
+    SimclrModel *rm = simclr_trainer_get_model (ref);
+    const float *rp = simclr_model_params (rm, NULL);
+    const float *rb = simclr_model_buffers (rm, NULL);
+    for (int k = 0; k < simclr_model_n_tensors (m); k++) {
+      const SimclrTensorInfo *ti = simclr_model_tensor (m, k);
+      double num = 0, den = 0;
+      for (size_t i = ti->offset; i < ti->offset + ti->numel; i++) {
+        if (ti->storage != SIMCLR_TENSOR_PARAM) {
+          double d = fabs ((double) b[i] - rb[i]) / (1.0 + fabs (rb[i]));
+          buf_worst = fmax (buf_worst, isnan (d) ? INFINITY : d);
+          continue;
+        }
+        num += ((double) p[i] - rp[i]) * ((double) p[i] - rp[i]);
+        den += ((double) rp[i] - before[i]) * ((double) rp[i] - before[i]);
+      }
+      if (ti->storage == SIMCLR_TENSOR_PARAM && den > 0) {
+        double e = sqrt (num / den);
+        upd_worst = fmax (upd_worst, isnan (e) ? INFINITY : e);
+      }
+    }
     if (getenv ("LOCKSTEP"))
-      printf ("#   lockstep step %d: worst gradient error %.3g, loss %.7f\n",
-          step, step_worst, res.loss);
+      printf ("#   lockstep step %d: worst gradient error %.3g, update %.3g, "
+          "BN statistics %.3g, loss %.7f\n", step, step_worst, upd_worst,
+          buf_worst, res.loss);
+    if (upd_err)
+      upd_err[step] = upd_worst;
+    if (buf_err)
+      buf_err[step] = buf_worst;
     if (step_err)
       step_err[step] = step_worst;
     if (loss_diff)
@@ -505,6 +579,7 @@ run_lockstep (int steps, char *where, size_t where_size, double *step_err,
   simclr_ntxent_free (rnt);
   simclr_trainer_free (t);
   simclr_trainer_free (ref);
+  g_free (before);
   g_free (group);
   g_free (pix);
   g_free (z);
@@ -512,42 +587,64 @@ run_lockstep (int steps, char *where, size_t where_size, double *step_err,
   return worst;
 }
 
-/* Cases 5-7: a lockstep run of MV_STEPS steps and its summary on rank 0. */
+/* A lockstep run of @steps steps (<= STEPS) and its summary on rank 0. */
 typedef struct {
-  double step_err[MV_STEPS];    /* each step's worst gradient error */
-  double loss_diff[MV_STEPS];   /* each step's |loss - reference| */
+  int steps;
+  double step_err[STEPS];       /* each step's worst gradient error */
+  double loss_diff[STEPS];      /* each step's |loss - reference| */
+  double upd_err[STEPS];        /* each step's worst weight-update error */
+  double buf_err[STEPS];        /* each step's BN statistics error */
   double worst_loss;            /* of loss_diff */
   double median, worst;         /* of step_err */
+  double median_upd;            /* of upd_err */
+  double worst_buf;             /* of buf_err */
+  int flips;                    /* steps whose step_err exceeds TOL_MV_GRAD */
   char where[256];              /* the worst gradient error's tensor */
 } LockstepResult;
+
+static int
+cmp_double (const void *a, const void *b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* Median of @n values, NaN counting as infinite. */
+static double
+median_of (const double *v, int n)
+{
+  double sorted[STEPS];
+  for (int s = 0; s < n; s++)
+    sorted[s] = isnan (v[s]) ? INFINITY : v[s];
+  qsort (sorted, n, sizeof (double), cmp_double);
+  return sorted[n / 2];
+}
 
 /* Runs run_lockstep on every rank; rank 0 prints each step after @label
  * and fills @r (NaN counts as infinite). */
 static void
-run_lockstep_case (const char *label, LockstepResult *r)
+run_lockstep_case (const char *label, int steps, LockstepResult *r)
 {
-  double sorted[MV_STEPS];
-
   memset (r, 0, sizeof *r);
-  run_lockstep (MV_STEPS, r->where, sizeof r->where, r->step_err,
-      r->loss_diff);
+  r->steps = steps;
+  run_lockstep (steps, r->where, sizeof r->where, r->step_err,
+      r->loss_diff, r->upd_err, r->buf_err);
   if (rank != 0)
     return;
-  for (int s = 0; s < MV_STEPS; s++) {
+  for (int s = 0; s < steps; s++) {
     r->worst_loss = fmax (r->worst_loss, isnan (r->loss_diff[s]) ? INFINITY
         : r->loss_diff[s]);
-    sorted[s] = isnan (r->step_err[s]) ? INFINITY : r->step_err[s];
+    r->worst = fmax (r->worst, isnan (r->step_err[s]) ? INFINITY
+        : r->step_err[s]);
+    r->worst_buf = fmax (r->worst_buf, isnan (r->buf_err[s]) ? INFINITY
+        : r->buf_err[s]);
+    r->flips += !(r->step_err[s] <= TOL_MV_GRAD);
     printf ("#   %s, step %d: |loss - reference| %.3g, worst gradient "
-        "error %.3g\n", label, s, r->loss_diff[s], r->step_err[s]);
+        "error %.3g, update %.3g, BN statistics %.3g\n", label, s,
+        r->loss_diff[s], r->step_err[s], r->upd_err[s], r->buf_err[s]);
   }
-  for (int a = 1; a < MV_STEPS; a++)
-    for (int b = a; b > 0 && sorted[b - 1] > sorted[b]; b--) {
-      double t = sorted[b];
-      sorted[b] = sorted[b - 1];
-      sorted[b - 1] = t;
-    }
-  r->median = sorted[MV_STEPS / 2];
-  r->worst = sorted[MV_STEPS - 1];
+  r->median = median_of (r->step_err, steps);
+  r->median_upd = median_of (r->upd_err, steps);
 }
 
 /* Prints case @num's TAP line: @what, then the losses within TOL_LOSS
@@ -562,7 +659,7 @@ lockstep_verdict (int num, const char *what, const char *against,
       && extra_ok;
   printf ("%s %d - %s, %d steps in lockstep: losses within %g%s (max "
       "%.3g), median step's worst gradient error %.3g (<= %g; worst %.3g at "
-      "%s)%s\n", ok ? "ok" : "not ok", num, what, MV_STEPS, TOL_LOSS,
+      "%s)%s\n", ok ? "ok" : "not ok", num, what, r->steps, TOL_LOSS,
       against, r->worst_loss, r->median, TOL_MV_GRAD, r->worst, r->where,
       tail);
   return !ok;
@@ -605,7 +702,7 @@ main (int argc, char **argv)
 
   if (getenv ("LOCKSTEP")) {
     char w[256] = "";
-    double e = run_lockstep (STEPS, w, sizeof w, NULL, NULL);
+    double e = run_lockstep (STEPS, w, sizeof w, NULL, NULL, NULL, NULL);
     if (rank == 0)
       printf ("# lockstep worst gradient error %.3g at %s\n", e, w);
   }
@@ -615,6 +712,8 @@ main (int argc, char **argv)
   double spread_sync = replica_spread (sync);
   SimclrTrainer *local = run_distributed (FALSE, loss_local);
   double spread_local = replica_spread (local);
+  LockstepResult lr;
+  run_lockstep_case ("2 views", STEPS, &lr);
 
   if (rank == 0) {
     gint64 t2 = g_get_monotonic_time ();
@@ -632,38 +731,48 @@ main (int argc, char **argv)
         && spread_local == 0 ? "ok" : "not ok", spread_sync, spread_local);
     failures += !(spread_sync == 0 && spread_local == 0);
 
-    /* 2: losses */
+    /* 2: losses, in lockstep, and the free run's first FREE_STEPS */
     double worst = 0, worst_local = 0;
     int first_bad = -1;
     for (int s = 0; s < STEPS; s++) {
       double d = fabs (loss_sync[s] - loss_ref[s]);
-      if (!(d <= TOL_LOSS) && first_bad < 0)
+      if (s < FREE_STEPS && !(d <= TOL_LOSS) && first_bad < 0)
         first_bad = s;
-      worst = fmax (worst, isnan (d) ? INFINITY : d);
+      if (s < FREE_STEPS)
+        worst = fmax (worst, isnan (d) ? INFINITY : d);
       worst_local = fmax (worst_local, fabs (loss_local[s] - loss_ref[s]));
-      printf ("#   step %2d: loss ref %.7f  %d ranks %.7f  (no SyncBN "
-          "%.7f)\n", s, loss_ref[s], size, loss_sync[s], loss_local[s]);
+      printf ("#   step %2d: loss ref %.7f  %d ranks %.7f (|diff| %.2g)  "
+          "(no SyncBN %.7f)%s\n", s, loss_ref[s], size, loss_sync[s], d,
+          loss_local[s], s < FREE_STEPS ? "" : "  not checked");
     }
     if (first_bad >= 0)
       printf ("# first loss mismatch at step %d: %.9g vs reference %.9g\n",
           first_bad, loss_sync[first_bad], loss_ref[first_bad]);
-    printf ("%s 2 - loss sequence within %g (max |diff| %.3g)\n",
-        first_bad < 0 ? "ok" : "not ok", TOL_LOSS, worst);
-    failures += first_bad >= 0;
+    gboolean ok2 = first_bad < 0 && lr.worst_loss <= TOL_LOSS;
+    printf ("%s 2 - loss sequence within %g: %d steps in lockstep (max "
+        "|diff| %.3g) and the free run's first %d (max |diff| %.3g)\n",
+        ok2 ? "ok" : "not ok", TOL_LOSS, STEPS, lr.worst_loss, FREE_STEPS,
+        worst);
+    failures += !ok2;
 
-    /* 3: weights and running statistics */
+    /* 3: gradients, weight updates and running statistics, in lockstep */
     char where[256];
     double ue, be, ue_local, be_local;
     compare_weights (sync, ref, init, &ue, &be, where, sizeof where);
-    printf ("# the reference moved the weights by %.3g (relative 2-norm)\n",
-        relative_update (ref, init));
-    if (!(ue <= TOL_UPDATE))
-      printf ("# worst tensor: %s\n", where);
-    printf ("%s 3 - after %d steps the weight update agrees within %g "
-        "relative (worst tensor %.3g) and BN running statistics within %g "
-        "(max %.3g)\n", ue <= TOL_UPDATE && be <= TOL_BUF ? "ok" : "not ok",
-        STEPS, TOL_UPDATE, ue, TOL_BUF, be);
-    failures += !(ue <= TOL_UPDATE && be <= TOL_BUF);
+    printf ("# the reference moved the weights by %.3g (relative 2-norm); "
+        "the free run's %d-step update differs by %.3g relative (worst "
+        "tensor: %s), its BN statistics by %.3g (not checked: chaotic)\n",
+        relative_update (ref, init), STEPS, ue, where, be);
+    gboolean ok3 = lr.median <= TOL_MV_GRAD && lr.median_upd <= TOL_STEP_UPDATE
+        && lr.flips <= MAX_FLIPS && lr.worst_buf <= TOL_BUF;
+    printf ("%s 3 - %d steps in lockstep: median step's worst gradient error "
+        "%.3g (<= %g) and weight-update error %.3g (<= %g), %d steps above "
+        "%g (ReLU flips, <= %d; worst %.3g at %s), BN running statistics "
+        "within %g after every step (max %.3g)\n", ok3 ? "ok" : "not ok",
+        STEPS, lr.median, TOL_MV_GRAD, lr.median_upd, TOL_STEP_UPDATE,
+        lr.flips, TOL_MV_GRAD, MAX_FLIPS,
+        lr.worst, lr.where, TOL_BUF, lr.worst_buf);
+    failures += !ok3;
 
     /* 4: without SyncBN the run must be measurably different */
     compare_weights (local, ref, init, &ue_local, &be_local, where,
@@ -686,9 +795,8 @@ main (int argc, char **argv)
    * runs drifted apart by 8e-5 in loss within 10 steps, while every other
    * step's gradients agreed to 1.4e-5 (as with 2 views). The median over the
    * steps ignores such a flip; a wrong loss or gradient moves every step. */
-  LockstepResult lr;
   views = 3;
-  run_lockstep_case ("3 views", &lr);
+  run_lockstep_case ("3 views", MV_STEPS, &lr);
   if (rank == 0)
     failures += lockstep_verdict (5, "3 views per sample (multi-positive "
         "loss)", "", &lr, TRUE, "");
@@ -700,7 +808,7 @@ main (int argc, char **argv)
    * own rows, so they differ by float noise only. */
   views = 2;
   queue_size = QUEUE;
-  run_lockstep_case ("queue", &lr);
+  run_lockstep_case ("queue", MV_STEPS, &lr);
   if (rank == 0) {
     double moved = 0;
     char what[64], tail[128];
@@ -722,7 +830,7 @@ main (int argc, char **argv)
   views = 4;
   small_views = 2;
   queue_size = 0;
-  run_lockstep_case ("multi-crop", &lr);
+  run_lockstep_case ("multi-crop", MV_STEPS, &lr);
   if (rank == 0) {
     char what[96];
     snprintf (what, sizeof what, "multi-crop (2 views of %d and 2 of %d "
