@@ -77,8 +77,9 @@ struct SimclrKernels {
 };
 
 /* The kernels of the level in use (simclr_cpu_level ()). Never NULL.
- * Without Winograd (simclr_cpu_kernels_direct_at) unless the environment
- * sets SIMCLR_WINOGRAD=1 (read once, at detection). */
+ * With the Winograd kernels the set routes unless the environment sets
+ * SIMCLR_WINOGRAD=0 (read once, at detection; then
+ * simclr_cpu_kernels_direct_at). */
 const SimclrKernels *simclr_cpu_kernels (void);
 
 /* The kernels of @level, for tests and benchmarks that compare levels in

@@ -114,13 +114,13 @@ cpu_detect (void)
 #endif
   cpu.level = simclr_cpu_parse_level (getenv ("SIMCLR_CPU"), cpu.best,
       cpu.env_msg, sizeof (cpu.env_msg));
-  /* Winograd convolutions are opt-in for now: they are tested against the
-   * naive twins, but they move the 1-rank vs 2-rank trajectories of
-   * test-mpi-pipeline past its weight tolerance (2e-6 after 20 steps, a
-   * comparison that ReLU flips make chaotic), so they wait for that test's
-   * owner to settle its tolerance. */
+  /* Winograd convolutions are routed where the set's predicate takes them
+   * (tested against the naive twins, bitwise invariant to batch split and
+   * threads); SIMCLR_WINOGRAD=0 keeps every convolution direct, e.g. to
+   * compare the two paths. */
   const char *wg = getenv ("SIMCLR_WINOGRAD");
-  cpu.winograd = wg && (strcmp (wg, "1") == 0 || strcasecmp (wg, "on") == 0);
+  cpu.winograd = !(wg && (strcmp (wg, "0") == 0
+          || strcasecmp (wg, "off") == 0));
 
   for (int l = 0; l < SIMCLR_CPU_N_LEVELS; l++) {
     SimclrKernels *k = &cpu.kernels[l], *d = &cpu.direct[l];

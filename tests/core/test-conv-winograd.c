@@ -13,8 +13,8 @@
  *    with accumulation into non-zero gradients.
  * 3. The dispatch really takes Winograd for the routed shapes (batch 512
  *    and 256 as in training, forward and input gradient) where the level
- *    has it, and never for other shapes or levels; by default only with
- *    SIMCLR_WINOGRAD=1 (meson runs this test with and without); threads 1
+ *    has it, and never for other shapes or levels; by default unless
+ *    SIMCLR_WINOGRAD=0 (meson runs this test with and without); threads 1
  *    and 2 give identical bits.
  *
  * Error bound. Let S(y) = sum over taps and channels of |w| |x| for output
@@ -315,9 +315,9 @@ test_dispatch (void)
   const SimclrKernels *use =
       simclr_cpu_kernels_winograd_at (simclr_cpu_level ());
   int avx512 = use->level >= SIMCLR_CPU_AVX512;
-  /* the default table routes Winograd only with SIMCLR_WINOGRAD=1 */
+  /* the default table routes Winograd unless SIMCLR_WINOGRAD=0 */
   const char *env = g_getenv ("SIMCLR_WINOGRAD");
-  int on = env && (!strcmp (env, "1") || !g_ascii_strcasecmp (env, "on"));
+  int on = !(env && (!strcmp (env, "0") || !g_ascii_strcasecmp (env, "off")));
   g_assert_true (simclr_cpu_kernels () == (on ? use :
           simclr_cpu_kernels_direct_at (use->level)));
   for (int l = 0; l < 4; l++)

@@ -26,8 +26,8 @@ floor is 0). The 2-rank job may differ from the 1-rank job by at most
 max(TOL, FLOOR_FACTOR x floor), TOL being the fixed tolerance below. Why:
 with fixed tolerances alone, which kernel level passed was an accident of
 its rounding (SIMCLR_CPU=generic: weights 2.3e-6 > 2e-6; Winograd on:
-4.9e-6). Measured on AMD EPYC Zen 5 (generic / avx2 / avx512 / avx512 +
-SIMCLR_WINOGRAD=1): 2 ranks vs 1: losses 4.7e-6 / 2.2e-6 / 2.2e-6 /
+4.9e-6). Measured on AMD EPYC Zen 5 (generic / avx2 / avx512 direct
+(SIMCLR_WINOGRAD=0) / avx512 with Winograd, the default): 2 ranks vs 1: losses 4.7e-6 / 2.2e-6 / 2.2e-6 /
 8.9e-6, weights and BN statistics 2.3e-6 / 6.4e-7 / 5.4e-7 / 4.9e-6,
 velocity 0.6% / 0.8% / 0.5% / 3.4%; the floor: losses 7.1e-6 / 7.1e-6 /
 8.2e-6 / 8.5e-6, weights 3.4e-6 / 3.4e-6 / 3.7e-6 / 3.6e-6, velocity
