@@ -235,6 +235,18 @@ simclr_batcher_add (SimclrBatcher *b, const SimclrBatcherView *v,
       *flags = SIMCLR_BATCHER_BAD_VIEW;
     return SIMCLR_OK;
   }
+  /* A frame holds only its first row and stride: its size is the
+   * caller's word, checked before a row is read. */
+  if (v->width != view_side (b, v->view) || v->height != view_side (b,
+          v->view)) {
+    release_owner (v);
+    return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+        "batcher: view %d of sample %llu is a %d x %d frame; the batcher "
+        "takes %s views of %d x %d", v->view,
+        (unsigned long long) v->sample_id, v->width, v->height,
+        v->view >= b->views - b->small_views ? "small" : "full-size",
+        view_side (b, v->view), view_side (b, v->view));
+  }
   s = simclr_frames_check (&v->frame, 1, view_side (b, v->view),
       b->channels, err);
   if (s != SIMCLR_OK) {

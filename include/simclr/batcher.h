@@ -49,6 +49,10 @@ typedef struct {
   uint64_t timestamp;          /* opaque to the batcher (a PTS);
                                 * SIMCLR_TIMESTAMP_NONE if none */
   SimclrFrame frame;           /* side x side x channels pixels */
+  int width, height;           /* @frame's size in pixels as the caller
+                                * mapped it: must be the view's side x side
+                                * (small_side for a small view); a frame of
+                                * any other size is refused, never read */
   void *owner;                 /* NULL: copy now; else hold (see above) */
   SimclrReleaseFn release;     /* with owner */
 } SimclrBatcherView;
@@ -94,7 +98,10 @@ void simclr_batcher_free (SimclrBatcher *b);
 
 /* Adds one view (see SimclrBatcherView; the batcher owns @v->owner from
  * here on, also on failure). @flags (may be NULL) receives
- * SIMCLR_BATCHER_* bits. Fails on a bad frame (stride) or no memory. */
+ * SIMCLR_BATCHER_* bits. Fails (SIMCLR_ERROR_INVALID_ARGUMENT, nothing
+ * stored or replaced) on a bad frame: a width x height other than the
+ * view's side x side, no data, or a stride shorter than a row; or on no
+ * memory. */
 SimclrStatus simclr_batcher_add (SimclrBatcher *b, const SimclrBatcherView *v,
     unsigned *flags, SimclrError *err);
 

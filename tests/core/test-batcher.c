@@ -7,6 +7,10 @@
  *   and held frames (the same pointer, released exactly once: after the
  *   batch, when replaced, cleared or freed, and on refusal).
  * - Duplicates, views out of range, bad strides, take before ready.
+ * - Frames of the wrong size, stride or view index (multi-crop: a small
+ *   view's frame at another size) refused before a byte is read, nothing
+ *   stored or replaced; the bad frames lie in buffers of exactly their own
+ *   bytes, so under AddressSanitizer a missing check is a heap overflow.
  * - A long stream with many pending samples against a reference model of
  *   the pairing (hash table insertions and deletions in every order).
  */
@@ -46,6 +50,7 @@ view_of (uint64_t id, uint64_t epoch, int v, const uint8_t *pix, int stride)
   x.timestamp = 1000 * id + v;
   x.frame.data = pix;
   x.frame.stride = stride;
+  x.width = x.height = SIDE;
   return x;
 }
 
@@ -136,6 +141,7 @@ test_stride_copy (void)
     for (int i = 0; i < 16; i++)
       src[v][i] = (uint8_t) (i % 8 < 6 ? 10 * v + i : 0xFF);
     SimclrBatcherView x = view_of (1, 0, v, src[v], 8);
+    x.width = x.height = 2;
     g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==, SIMCLR_OK);
   }
   g_assert_cmpint (simclr_batcher_take (b, &batch, &err), ==, SIMCLR_OK);
@@ -148,6 +154,7 @@ test_stride_copy (void)
   }
   /* a stride shorter than a row is refused */
   SimclrBatcherView bad = view_of (2, 0, 0, src[0], 5);
+  bad.width = bad.height = 2;
   g_assert_cmpint (simclr_batcher_add (b, &bad, NULL, &err), ==,
       SIMCLR_ERROR_INVALID_ARGUMENT);
   simclr_batcher_free (b);
@@ -325,6 +332,7 @@ test_mixed_sizes (void)
       for (int i = 0; i < (int) sizeof pix[v]; i++)
         p[i] = (uint8_t) (id * 50 + v * 10 + i);
       SimclrBatcherView x = view_of ((uint64_t) id, 0, v, p, stride);
+      x.width = x.height = sd;
       g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
           SIMCLR_OK);
     }
@@ -347,10 +355,13 @@ test_mixed_sizes (void)
   /* a small view's stride must fit its own side only; a full view's its */
   uint8_t tiny[2 * 2 * 3];
   SimclrBatcherView x = view_of (9, 0, 3, tiny, 2 * 3);
+  x.width = x.height = sside;
   g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==, SIMCLR_OK);
   x = view_of (9, 0, 0, tiny, 2 * 3);
+  x.width = x.height = side;
   g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
       SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "stride of 6 bytes"));
   simclr_batcher_free (b);
   /* refusals */
   g_assert_null (simclr_batcher_new_mixed (n, views, side, views, sside, 3,
@@ -358,6 +369,136 @@ test_mixed_sizes (void)
   g_assert_null (simclr_batcher_new_mixed (n, views, side, small, 0, 3,
           &err));
   g_assert_nonnull (strstr (err.message, "small views"));
+}
+
+/* A bad frame for the multi-crop batcher of bad_frames_run: view @view of
+ * sample 1, @width x @height as the caller claims, rows @stride bytes
+ * apart in a buffer of exactly @rows x @stride bytes (NULL when 0). */
+typedef struct {
+  const char *what;
+  int view, width, height, stride, rows;
+  const char *message;          /* NULL: ignored with SIMCLR_BATCHER_BAD_VIEW */
+} BadFrame;
+
+/* views 3 (the last small), full 5 x 5, small 3 x 3, GRAY8, N 2. */
+static const BadFrame bad_frames[] = {
+  /* the element's case: a 6x6 GRAY8 small view (stride 8) for a model of
+   * 8x8 small views; the stride passes, the rows do not exist */
+  {"small view smaller", 2, 2, 2, 4, 2,
+      "batcher: view 2 of sample 1 is a 2 x 2 frame; the batcher takes "
+      "small views of 3 x 3"},
+  {"small view larger", 2, 5, 5, 5, 5,
+      "batcher: view 2 of sample 1 is a 5 x 5 frame; the batcher takes "
+      "small views of 3 x 3"},
+  {"full view at the small size", 0, 3, 3, 8, 3,
+      "batcher: view 0 of sample 1 is a 3 x 3 frame; the batcher takes "
+      "full-size views of 5 x 5"},
+  {"small view not square (height)", 2, 3, 2, 4, 2,
+      "batcher: view 2 of sample 1 is a 3 x 2 frame; the batcher takes "
+      "small views of 3 x 3"},
+  {"small view not square (width)", 2, 2, 3, 4, 3,
+      "batcher: view 2 of sample 1 is a 2 x 3 frame; the batcher takes "
+      "small views of 3 x 3"},
+  {"size not given", 2, 0, 0, 4, 3,
+      "batcher: view 2 of sample 1 is a 0 x 0 frame; the batcher takes "
+      "small views of 3 x 3"},
+  {"small view stride short", 2, 3, 3, 2, 3,
+      "frames: frame 0 has a stride of 2 bytes, less than its 3 x 3 pixels "
+      "of 1 channel(s)"},
+  {"full view stride short", 0, 5, 5, 4, 5,
+      "frames: frame 0 has a stride of 4 bytes, less than its 5 x 5 pixels "
+      "of 1 channel(s)"},
+  {"no data", 2, 3, 3, 3, 0, "frames: frame 0 of 1 has no data"},
+  {"view past the views", 3, 3, 3, 3, 3, NULL},
+  {"negative view", -1, 5, 5, 5, 5, NULL},
+};
+
+static void
+bad_frames_run (const BadFrame *bf, int hold)
+{
+  SimclrError err = { 0 };
+  const int views = 3, side = 5, sside = 3, n = 2;
+  SimclrBatcher *b = simclr_batcher_new_mixed (n, views, side, 1, sside, 1,
+      &err);
+  uint8_t good[2][3][25];
+  unsigned flags = 0xFF;
+  g_assert_nonnull (b);
+  /* sample 2 complete, sample 1 pending with views 0 and 2 */
+  for (int id = 1; id <= 2; id++)
+    for (int v = 0; v < views; v++) {
+      if (id == 1 && v == 1)
+        continue;
+      int sd = v == views - 1 ? sside : side;
+      for (int i = 0; i < 25; i++)
+        good[id - 1][v][i] = (uint8_t) (100 * id + 10 * v + i);
+      SimclrBatcherView x = view_of ((uint64_t) id, 0, v, good[id - 1][v],
+          sd);
+      x.width = x.height = sd;
+      g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
+          SIMCLR_OK);
+    }
+  g_assert_cmpint (simclr_batcher_n_pending (b), ==, 1);
+  g_assert_cmpint (simclr_batcher_n_complete (b), ==, 1);
+
+  /* the bad frame, for a view sample 1 already has (or none) */
+  size_t bytes = (size_t) bf->rows * bf->stride;
+  Owned owner = { {0}, 0 };
+  uint8_t *pix = bytes ? g_malloc (bytes) : NULL;
+  if (pix)
+    memset (pix, 0xEE, bytes);
+  SimclrBatcherView x = view_of (1, 0, bf->view, pix, bf->stride);
+  x.width = bf->width;
+  x.height = bf->height;
+  if (hold) {
+    x.owner = &owner;
+    x.release = release_owned;
+  }
+  memset (&err, 0, sizeof err);
+  SimclrStatus s = simclr_batcher_add (b, &x, &flags, &err);
+  if (bf->message) {
+    if (s != SIMCLR_ERROR_INVALID_ARGUMENT)
+      g_error ("%s (%s): status %d, want a refusal", bf->what,
+          hold ? "held" : "copied", s);
+    g_assert_cmpstr (err.message, ==, bf->message);
+    g_assert_cmpuint (flags, ==, 0);
+  } else {
+    g_assert_cmpint (s, ==, SIMCLR_OK);
+    g_assert_cmpuint (flags, ==, SIMCLR_BATCHER_BAD_VIEW);
+  }
+  /* the owner goes back at once, exactly once */
+  g_assert_cmpint (owner.released, ==, hold ? 1 : 0);
+  g_free (pix);
+  /* nothing stored, nothing replaced */
+  g_assert_cmpint (simclr_batcher_n_pending (b), ==, 1);
+  g_assert_cmpint (simclr_batcher_n_complete (b), ==, 1);
+  g_assert_false (simclr_batcher_batch_ready (b));
+  SimclrBatcherView last = view_of (1, 0, 1, good[0][0], side);
+  last.width = last.height = side;
+  g_assert_cmpint (simclr_batcher_add (b, &last, &flags, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpuint (flags, ==, SIMCLR_BATCHER_COMPLETED);
+  SimclrBatch batch;
+  g_assert_cmpint (simclr_batcher_take (b, &batch, &err), ==, SIMCLR_OK);
+  g_assert_cmpint (batch.rows, ==, views * n);
+  /* sample 2 completed first: column 0; sample 1 column 1 */
+  for (int v = 0; v < views; v++) {
+    int sd = v == views - 1 ? sside : side;
+    const SimclrFrame *f = &batch.frames[v * n + 1];
+    const uint8_t *want = v == 1 ? good[0][0] : good[0][v];
+    g_assert_cmpuint (batch.row[v * n + 1].sample_id, ==, 1);
+    g_assert_cmpuint (batch.row[v * n + 1].timestamp, ==, 1000 + v);
+    g_assert_cmpint (f->stride, ==, sd);
+    g_assert_cmpmem (f->data, sd * sd, want, sd * sd);
+  }
+  simclr_batcher_free (b);
+}
+
+static void
+test_bad_frames (void)
+{
+  for (size_t k = 0; k < G_N_ELEMENTS (bad_frames); k++)
+    for (int hold = 0; hold < 2; hold++)
+      bad_frames_run (&bad_frames[k], hold);
 }
 
 int
@@ -370,5 +511,6 @@ main (int argc, char **argv)
   g_test_add_func ("/batcher/long-stream", test_long_stream);
   g_test_add_func ("/batcher/refusals", test_refusals);
   g_test_add_func ("/batcher/mixed-sizes", test_mixed_sizes);
+  g_test_add_func ("/batcher/bad-frames", test_bad_frames);
   return g_test_run ();
 }
