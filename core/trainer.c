@@ -256,6 +256,32 @@ split_rows (SimclrTrainer *t, int rows, int *full, SimclrError *err)
   return SIMCLR_OK;
 }
 
+/* With small views: the small rows' frames (@full .. @rows - 1), checked
+ * before either forward, since the main model's train forward moves its
+ * running statistics before the small model would refuse them. A frame
+ * carries no size: data and a stride of at least a row is what can be
+ * checked (the batcher checks the size, simclr_batcher_add). */
+static SimclrStatus
+check_small_frames (const SimclrTrainer *t, const SimclrFrame *frames,
+    int channels, int full, int rows, SimclrError *err)
+{
+  const int side = t->cfg.small_size;
+  if (channels != t->cfg.model.in_channels)
+    return SIMCLR_OK;           /* the main model's refusal, before it runs */
+  for (int r = full; r < rows; r++) {
+    if (!frames[r].data)
+      return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "trainer forward: row %d of %d, a small view of %d x %d, has no "
+          "data", r, rows, side, side);
+    if (frames[r].stride < side * channels)
+      return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "trainer forward: row %d of %d, a small view of %d x %d x %d, "
+          "has a stride of %d bytes, less than a row of %d", r, rows, side,
+          side, channels, frames[r].stride, side * channels);
+  }
+  return SIMCLR_OK;
+}
+
 /* The forward of every entry: @views (float) or @frames (uint8). */
 static SimclrStatus
 trainer_forward (SimclrTrainer *t, const float *views,
@@ -266,6 +292,8 @@ trainer_forward (SimclrTrainer *t, const float *views,
   int full;
   t->rows = 0;
   s = split_rows (t, rows, &full, err);
+  if (s == SIMCLR_OK && frames && full < rows)
+    s = check_small_frames (t, frames, channels, full, rows, err);
   if (s != SIMCLR_OK)
     return s;
   if (frames)

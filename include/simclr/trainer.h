@@ -104,7 +104,11 @@ SimclrStatus simclr_trainer_forward (SimclrTrainer *t, const float *views,
 /* As above with one borrowed uint8 frame per row, each with its own row
  * stride (frame.h; @channels: 1 GRAY8, 3 RGB, the model's in_channels),
  * rows in the order of simclr_trainer_forward_u8. Each pixel is converted
- * once, into the model's input; the frames may be released on return. */
+ * once, into the model's input; the frames may be released on return.
+ * With small views the row count and every small frame's data and stride
+ * are checked before either model runs (a refusal changes nothing). A
+ * SimclrFrame has no size: each must hold its image_size (small_size)
+ * rows, which the caller vouches for (simclr_batcher_add checks it). */
 SimclrStatus simclr_trainer_forward_frames (SimclrTrainer *t,
     const SimclrFrame *frames, int rows, int channels, float *z_out,
     SimclrError *err);

@@ -11,7 +11,12 @@
  *   NT-Xent written here) against the trainer's gradient;
  * - a checkpoint resumes a multi-crop run bit for bit;
  * - K = 2 replicas (threads, replica-harness.h) of N equal one trainer of 2N;
- * - bad configurations fail with the field named.
+ * - bad configurations fail with the field named;
+ * - rows that are not whole samples (or too many) and small frames with
+ *   no data or a short stride are refused before either model runs:
+ *   weights, running statistics, num_batches_tracked and step unchanged
+ *   (the frame arrays are exactly the rows' size, so under
+ *   AddressSanitizer a count check that is missing reads past them).
  * The PyTorch cross-check of one mixed-size step is torch-crosscheck.py's
  * multi-crop case (torch-crosscheck-helper multicrop).
  */
@@ -673,6 +678,149 @@ test_config_refusals (void)
   simclr_trainer_free (t);
 }
 
+/* ------------------------------------------------------------------------ */
+/* bad input to the mixed-size forward */
+
+typedef struct {
+  SimclrTrainer *t;
+  float *params, *buffers;
+  size_t np, nb;
+  int64_t nbt, step;
+} Snapshot;
+
+static void
+snapshot_take (Snapshot *sn, SimclrTrainer *t)
+{
+  SimclrModel *m = simclr_trainer_get_model (t);
+  const float *p = simclr_model_params (m, &sn->np);
+  const float *b = simclr_model_buffers (m, &sn->nb);
+  sn->t = t;
+  sn->params = g_memdup2 (p, sn->np * sizeof (float));
+  sn->buffers = g_memdup2 (b, sn->nb * sizeof (float));
+  sn->nbt = simclr_model_num_batches_tracked (m);
+  sn->step = simclr_trainer_get_step (t);
+}
+
+/* The refusal left the trainer as it was, and no forward pending. */
+static void
+snapshot_check (const Snapshot *sn, const char *what)
+{
+  SimclrError err = { 0 };
+  SimclrModel *m = simclr_trainer_get_model (sn->t);
+  float dz[V * 2 * 16] = { 0 };
+  if (memcmp (simclr_model_params (m, NULL), sn->params,
+          sn->np * sizeof (float)) != 0)
+    g_error ("%s: the parameters changed", what);
+  if (memcmp (simclr_model_buffers (m, NULL), sn->buffers,
+          sn->nb * sizeof (float)) != 0)
+    g_error ("%s: the running statistics changed", what);
+  g_assert_cmpint (simclr_model_num_batches_tracked (m), ==, sn->nbt);
+  g_assert_cmpint (simclr_model_num_batches_tracked
+      (simclr_trainer_get_small_model (sn->t)), ==, sn->nbt);
+  g_assert_cmpint (simclr_trainer_get_step (sn->t), ==, sn->step);
+  g_assert_cmpint (simclr_trainer_backward_and_step (sn->t, dz, &err), ==,
+      SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpstr (err.message, ==,
+      "trainer: backward_and_step without a forward");
+}
+
+static void
+expect_refusal (SimclrStatus s, const SimclrError *err, SimclrStatus want,
+    const char *message, const Snapshot *sn, const char *what)
+{
+  if (s != want)
+    g_error ("%s: status %d, want %d (%s)", what, s, want, err->message);
+  snapshot_check (sn, what);
+  g_assert_cmpstr (err->message, ==, message);
+}
+
+static void
+test_bad_input (void)
+{
+  SimclrError err = { 0 };
+  SimclrTrainerConfig cfg;
+  const int n = 2, rows = V * n, full = (V - KS) * n;
+  Snapshot sn;
+  SimclrStatus s;
+  trainer_config (&cfg, n, 1, 5);
+  g_assert_cmpint (cfg.model.max_batch, ==, rows);
+  SimclrTrainer *t = simclr_trainer_new (&cfg, &err);
+  g_assert_nonnull (t);
+  g_assert_cmpint (simclr_model_output_dim (simclr_trainer_get_model (t)),
+      <=, 16);
+  uint8_t *u8 = g_malloc (packed_bytes (n));
+  views_of (u8, 0, 0, n);
+  /* exactly the rows of one batch */
+  SimclrFrame *frames = g_new (SimclrFrame, rows);
+  simclr_frames_packed (frames, u8, full, BIG, 1);
+  simclr_frames_packed (frames + full, u8 + (size_t) full * BIG * BIG,
+      rows - full, SMALL, 1);
+  /* one good step first: running statistics that are not the initial
+   * ones, so a forward that ran would show */
+  g_assert_cmpint (simclr_trainer_train_step (t, u8, rows, NULL, &err), ==,
+      SIMCLR_OK);
+  snapshot_take (&sn, t);
+
+  /* counts */
+  static const int bad_rows[] = { 7, 12, 3, 0, -4, 9 };
+  for (size_t k = 0; k < G_N_ELEMENTS (bad_rows); k++) {
+    char want[256], what[64];
+    g_snprintf (what, sizeof what, "forward_frames of %d rows", bad_rows[k]);
+    g_snprintf (want, sizeof want, "trainer forward: %d rows: with %d small "
+        "views the rows must be whole samples of %d views, at most "
+        "max_batch %d", bad_rows[k], KS, V, rows);
+    s = simclr_trainer_forward_frames (t, frames, bad_rows[k], 1, NULL,
+        &err);
+    expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT, want, &sn, what);
+    g_snprintf (what, sizeof what, "forward_u8 of %d rows", bad_rows[k]);
+    if (bad_rows[k] < 1 || bad_rows[k] > rows)
+      g_snprintf (want, sizeof want, "trainer forward: %d rows out of range "
+          "[1, max_batch %d]", bad_rows[k], rows);
+    s = simclr_trainer_forward_u8 (t, u8, bad_rows[k], NULL, &err);
+    expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT, want, &sn, what);
+  }
+  s = simclr_trainer_train_step (t, u8, 6, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "trainer train step: 6 rows: need a multiple of the 4 views per "
+      "sample, at least 4 (V x N views)", &sn, "train_step of 6 rows");
+
+  /* strides and data: the small rows, then a full one */
+  frames[full + 1].stride = SMALL - 1;
+  s = simclr_trainer_forward_frames (t, frames, rows, 1, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "trainer forward: row 5 of 8, a small view of 6 x 6 x 1, has a "
+      "stride of 5 bytes, less than a row of 6", &sn, "small stride");
+  frames[full + 1].stride = SMALL;
+  const uint8_t *keep = frames[rows - 1].data;
+  frames[rows - 1].data = NULL;
+  s = simclr_trainer_forward_frames (t, frames, rows, 1, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "trainer forward: row 7 of 8, a small view of 6 x 6, has no data",
+      &sn, "small without data");
+  frames[rows - 1].data = keep;
+  frames[1].stride = BIG - 1;
+  s = simclr_trainer_forward_frames (t, frames, rows, 1, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "frames: frame 1 has a stride of 11 bytes, less than its 12 x 12 "
+      "pixels of 1 channel(s)", &sn, "full stride");
+  frames[1].stride = BIG;
+  s = simclr_trainer_forward_frames (t, frames, rows, 3, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_MISMATCH,
+      "model forward: frames of 3 channel(s) for a model of 1", &sn,
+      "3 channels");
+
+  /* the same frames, repaired, are taken */
+  g_assert_cmpint (simclr_trainer_forward_frames (t, frames, rows, 1, NULL,
+          &err), ==, SIMCLR_OK);
+  g_assert_cmpint (simclr_model_num_batches_tracked
+      (simclr_trainer_get_model (t)), ==, sn.nbt + 2);
+  g_free (sn.params);
+  g_free (sn.buffers);
+  g_free (frames);
+  g_free (u8);
+  simclr_trainer_free (t);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -686,5 +834,6 @@ main (int argc, char **argv)
   g_test_add_func ("/multicrop/replicas", test_replicas);
   g_test_add_func ("/multicrop/replicas-differ", test_replicas_differ);
   g_test_add_func ("/multicrop/config-refusals", test_config_refusals);
+  g_test_add_func ("/multicrop/bad-input", test_bad_input);
   return g_test_run ();
 }
