@@ -20,6 +20,7 @@
 #include "simclr/model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +258,13 @@ scaled (int c, double width)
   return v < 1 ? 1 : v;
 }
 
+/* Every buffer of the model (activations, gradients, scratch, parameters)
+ * starts on a 64-byte boundary, so the kernels' 64-byte vector accesses do
+ * not split cache lines: calloc's blocks start 16 bytes past one. The block
+ * is over-allocated by calloc (keeping its zeroed, lazily committed pages)
+ * and m->allocs keeps calloc's pointer, which simclr_model_free frees. */
+#define MODEL_ALIGN 64
+
 static void *
 model_alloc (SimclrModel *m, size_t bytes)
 {
@@ -272,13 +280,19 @@ model_alloc (SimclrModel *m, size_t bytes)
     m->allocs = a;
     m->cap_allocs = cap;
   }
-  void *p = calloc (1, bytes ? bytes : 1);
+  if (bytes > SIZE_MAX - MODEL_ALIGN) {
+    m->alloc_failed = 1;
+    return NULL;
+  }
+  void *p = calloc (1, bytes + MODEL_ALIGN);
   if (!p) {
     m->alloc_failed = 1;
     return NULL;
   }
   m->allocs[m->n_allocs++] = p;
-  return p;
+  uintptr_t a = ((uintptr_t) p + MODEL_ALIGN - 1)
+      & ~(uintptr_t) (MODEL_ALIGN - 1);
+  return (void *) a;
 }
 
 static int

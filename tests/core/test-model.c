@@ -14,8 +14,10 @@
  *   every step (a ReLU kink or max-pool switch inside the step) is skipped;
  *   at most half of the probes may be.
  * - Eval vs train mode, batch limits, error paths.
+ * - Every buffer of a model (owned or shared) starts on a 64-byte boundary.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +410,67 @@ test_eval_train (void)
   simclr_model_free (m);
 }
 
+/* model_alloc aligns every block to 64 bytes (calloc's large blocks start 16
+ * bytes past a page boundary); the parameter, gradient and buffer blocks are
+ * the ones the API shows. A shared model borrows its owner's, and its
+ * training pass must give the owner's result exactly (its own activations
+ * are aligned the same way). */
+static void
+assert_aligned (const void *p, const char *what)
+{
+  if ((uintptr_t) p % 64 != 0)
+    g_error ("%s at %p is not 64-byte aligned (offset %u)", what, p,
+        (unsigned) ((uintptr_t) p % 64));
+}
+
+static void
+test_aligned_buffers (void)
+{
+  SimclrModelConfig cfg;
+  simclr_model_config_default (&cfg);
+  cfg.width = 0.25;
+  cfg.image_size = 16;
+  cfg.max_batch = 6;
+  cfg.proj_layers = 2;
+  cfg.proj_dim = 8;
+  SimclrError err = { 0 };
+  /* Several models in a row, so the allocator's placements vary. */
+  SimclrModel *m[3];
+  for (int r = 0; r < 3; r++) {
+    cfg.max_batch = 6 + r;
+    m[r] = simclr_model_new (&cfg, 4, &err);
+    g_assert_nonnull (m[r]);
+    size_t n;
+    assert_aligned (simclr_model_params (m[r], &n), "params");
+    assert_aligned (simclr_model_grads (m[r], &n), "grads");
+    assert_aligned (simclr_model_buffers (m[r], &n), "buffers");
+  }
+  cfg.max_batch = 4;
+  SimclrModel *s = simclr_model_new_shared (&cfg, m[0], &err);
+  g_assert_nonnull (s);
+  size_t n;
+  g_assert_true (simclr_model_params (s, &n) == simclr_model_params (m[0],
+          &n));
+
+  /* The shared model's train forward equals the owner's bit for bit. */
+  size_t per = 16 * 16 * 3;
+  float *x = g_new (float, 4 * per);
+  for (size_t i = 0; i < 4 * per; i++)
+    x[i] = simclr_rng_uniform (11, 0, i);
+  float za[4 * 8], zb[4 * 8];
+  g_assert_cmpint (simclr_model_forward (m[0], x, 4, 1, NULL, za, &err), ==,
+      SIMCLR_OK);
+  g_assert_cmpint (simclr_model_forward (s, x, 4, 1, NULL, zb, &err), ==,
+      SIMCLR_OK);
+  for (int i = 0; i < 4 * 8; i++)
+    if (memcmp (&za[i], &zb[i], sizeof (float)) != 0)
+      g_error ("z[%d]: owner %.9g, shared %.9g", i, za[i], zb[i]);
+  g_free (x);
+  simclr_model_free (s);
+  for (int r = 0; r < 3; r++)
+    simclr_model_free (m[r]);
+}
+
 static void
 test_bad_config (void)
 {
@@ -455,5 +518,6 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/model/eval-train", test_eval_train);
   g_test_add_func ("/model/bad-config", test_bad_config);
+  g_test_add_func ("/model/aligned-buffers", test_aligned_buffers);
   return g_test_run ();
 }
