@@ -278,6 +278,22 @@ gemm_block (const int NV, const int R, float *m, const float *v,
       _mm512_storeu_ps (m + (size_t) r * OC + o0 + 16 * k, acc[r][k]);
 }
 
+/* B^T d of one input column: the 4 tile rows at offset @off, rows outside
+ * the image (@rm) and a column outside it (@cm) read as zeros. */
+KERNEL void
+in_column (__m512 x[4], const float *const row[4], const __mmask16 rm[4],
+    __mmask16 cm, size_t off)
+{
+  __m512 d0 = _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off);
+  __m512 d1 = _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off);
+  __m512 d2 = _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off);
+  __m512 d3 = _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off);
+  x[0] = _mm512_sub_ps (d0, d2);
+  x[1] = _mm512_add_ps (d1, d2);
+  x[2] = _mm512_sub_ps (d2, d1);
+  x[3] = _mm512_sub_ps (d1, d3);
+}
+
 /* Input transform of one tile row segment: tiles tw0 .. tw0+n-1 of tile
  * row th of image img, into V rows v0 ... (row stride C, point stride
  * vstride). Rows and columns outside the image read zeros through masked
@@ -306,14 +322,7 @@ in_segment (float *v0, size_t vstride, const float *img,
       int iw = iw0 + j;
       __mmask16 cm = iw >= 0 && iw < W ? 0xffff : 0;
       size_t off = (size_t) (iw < 0 ? 0 : iw >= W ? W - 1 : iw) * C + c;
-      __m512 d0 = _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off);
-      __m512 d1 = _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off);
-      __m512 d2 = _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off);
-      __m512 d3 = _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off);
-      x[j][0] = _mm512_sub_ps (d0, d2);
-      x[j][1] = _mm512_add_ps (d1, d2);
-      x[j][2] = _mm512_sub_ps (d2, d1);
-      x[j][3] = _mm512_sub_ps (d1, d3);
+      in_column (x[j], row, rm, cm, off);
     }
     float *v = v0 + c;
     for (int t = 0; t < n; t++, v += C) {
@@ -322,14 +331,7 @@ in_segment (float *v0, size_t vstride, const float *img,
         int iw = iw0 + 2 * t + j;
         __mmask16 cm = iw < W ? 0xffff : 0;
         size_t off = (size_t) (iw >= W ? W - 1 : iw) * C + c;
-        __m512 d0 = _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off);
-        __m512 d1 = _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off);
-        __m512 d2 = _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off);
-        __m512 d3 = _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off);
-        x[j][0] = _mm512_sub_ps (d0, d2);
-        x[j][1] = _mm512_add_ps (d1, d2);
-        x[j][2] = _mm512_sub_ps (d2, d1);
-        x[j][3] = _mm512_sub_ps (d1, d3);
+        in_column (x[j], row, rm, cm, off);
       }
       /* ((B^T d) B) row i: point e = 4 i + k */
 #pragma GCC unroll 4
