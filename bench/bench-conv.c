@@ -151,6 +151,88 @@ rand_buf (size_t n)
 
 #define MAX_LEVELS 4
 
+/* One shape's buffers for several kernel tables side by side: the input,
+ * weight and output gradient are shared, outputs and scratch are each
+ * table's own. */
+typedef struct {
+  Bufs b[MAX_LEVELS];
+  int n;
+  float *x, *w, *dout;
+  double flops;                 /* of one pass, counted as direct */
+} Side;
+
+static void
+side_open (Side *sd, const SimclrConvShape *s0,
+    const SimclrKernels *const *tabs, int n)
+{
+  size_t nin = (size_t) s0->B * s0->H * s0->W * s0->C;
+  size_t K = (size_t) s0->KH * s0->KW * s0->C;
+  size_t M = (size_t) s0->B * s0->OH * s0->OW;
+  memset (sd, 0, sizeof (*sd));
+  sd->n = n;
+  sd->flops = 2.0 * M * s0->OC * K;
+  sd->x = rand_buf (nin);
+  sd->w = rand_buf (s0->OC * K);
+  sd->dout = rand_buf (M * s0->OC);
+  for (int l = 0; l < n; l++) {
+    Bufs *b = &sd->b[l];
+    b->s = *s0;
+    b->s.kernels = tabs[l];
+    b->x = sd->x;
+    b->w = sd->w;
+    b->dout = sd->dout;
+    b->out = rand_buf (M * s0->OC);
+    b->dx = rand_buf (nin);
+    b->dw = rand_buf (s0->OC * K);
+    b->scratch = rand_buf (simclr_conv2d_scratch_floats (&b->s));
+  }
+}
+
+/* Times pass @op of every table, alternated within each repetition (so
+ * load changes hit all alike): tt[l] the median (or --min best). */
+static void
+side_times (Side *sd, int op, int reps, double *tt)
+{
+  double t[MAX_LEVELS][64];
+  int n = reps > 64 ? 64 : reps;
+  for (int l = 0; l < sd->n; l++)
+    run_op (&sd->b[l], op);     /* warm-up */
+  for (int r = 0; r < n; r++)
+    for (int l = 0; l < sd->n; l++) {
+      double t0 = now ();
+      run_op (&sd->b[l], op);
+      t[l][r] = now () - t0;
+    }
+  for (int l = 0; l < sd->n; l++) {
+    qsort (t[l], n, sizeof (double), cmp_double);
+    tt[l] = use_min ? t[l][0] : t[l][n / 2];
+  }
+}
+
+static void
+side_close (Side *sd)
+{
+  for (int l = 0; l < sd->n; l++) {
+    free (sd->b[l].out);
+    free (sd->b[l].dx);
+    free (sd->b[l].dw);
+    free (sd->b[l].scratch);
+  }
+  free (sd->x);
+  free (sd->w);
+  free (sd->dout);
+}
+
+static SimclrConvShape
+shape_at (const Shape *sh, int batch, int threads)
+{
+  SimclrConvShape s = { .B = batch, .H = sh->H, .W = sh->W, .C = sh->C,
+    .OC = sh->OC, .KH = sh->K, .KW = sh->K, .stride = sh->stride,
+    .pad = sh->pad, .threads = threads
+  };
+  return s;
+}
+
 /* --levels: per shape and pass, each level's kernels alternated within
  * every repetition; GFLOP/s of the median (or --min best) of each. */
 static void
@@ -162,61 +244,24 @@ compare_levels (const Shape *sh, int batch, const SimclrKernels **lv,
   static const SimclrConvOp cops[3] = { SIMCLR_CONV_FORWARD,
     SIMCLR_CONV_DINPUT, SIMCLR_CONV_DWEIGHT
   };
-  Bufs b[MAX_LEVELS];
-  memset (b, 0, sizeof (b));
-  SimclrConvShape s0 = { .B = batch, .H = sh->H, .W = sh->W, .C = sh->C,
-    .OC = sh->OC, .KH = sh->K, .KW = sh->K, .stride = sh->stride,
-    .pad = sh->pad, .threads = 1 };
+  SimclrConvShape s0 = shape_at (sh, batch, 1);
   if (simclr_conv2d_shape_init (&s0) != 0)
     return;
-  size_t nin = (size_t) s0.B * s0.H * s0.W * s0.C;
-  size_t K = (size_t) s0.KH * s0.KW * s0.C;
-  size_t M = (size_t) s0.B * s0.OH * s0.OW;
-  double flops = 2.0 * M * s0.OC * K;
-  float *x = rand_buf (nin), *w = rand_buf (s0.OC * K);
-  float *dout = rand_buf (M * s0.OC);
-  for (int l = 0; l < nlv; l++) {
-    b[l].s = s0;
-    b[l].s.kernels = lv[l];
-    b[l].x = x;
-    b[l].w = w;
-    b[l].dout = dout;
-    b[l].out = rand_buf (M * s0.OC);
-    b[l].dx = rand_buf (nin);
-    b[l].dw = rand_buf (s0.OC * K);
-    b[l].scratch = rand_buf (simclr_conv2d_scratch_floats (&b[l].s));
-  }
+  Side sd;
+  side_open (&sd, &s0, lv, nlv);
   printf ("%-26s %4d |", sh->name, batch);
   for (int o = 0; o < 3; o++) {
-    double t[MAX_LEVELS][64];
-    int n = reps > 64 ? 64 : reps;
+    double tt[MAX_LEVELS];
+    side_times (&sd, ops[o], reps, tt);
     for (int l = 0; l < nlv; l++)
-      run_op (&b[l], ops[o]);   /* warm-up */
-    for (int r = 0; r < n; r++)
-      for (int l = 0; l < nlv; l++) {
-        double t0 = now ();
-        run_op (&b[l], ops[o]);
-        t[l][r] = now () - t0;
-      }
-    for (int l = 0; l < nlv; l++) {
-      qsort (t[l], n, sizeof (double), cmp_double);
-      double tt = use_min ? t[l][0] : t[l][n / 2];
       printf (" %s %6.1f %-7s", l == 0 ? op_names[o] : "",
-          flops / tt * 1e-9, simclr_conv2d_kernel_name (&b[l].s, cops[o]));
-    }
+          sd.flops / tt[l] * 1e-9,
+          simclr_conv2d_kernel_name (&sd.b[l].s, cops[o]));
     printf (" |");
   }
   printf ("\n");
   fflush (stdout);
-  for (int l = 0; l < nlv; l++) {
-    free (b[l].out);
-    free (b[l].dx);
-    free (b[l].dw);
-    free (b[l].scratch);
-  }
-  free (x);
-  free (w);
-  free (dout);
+  side_close (&sd);
 }
 
 /* --winograd: one shape, direct (a) against Winograd (b), alternated. */
@@ -229,64 +274,28 @@ compare_winograd (const Shape *sh, int batch, int threads, int reps)
     SIMCLR_CONV_DINPUT
   };
   SimclrCpuLevel best = simclr_cpu_best_level ();
-  Bufs b[2];
-  memset (b, 0, sizeof (b));
-  SimclrConvShape s0 = { .B = batch, .H = sh->H, .W = sh->W, .C = sh->C,
-    .OC = sh->OC, .KH = sh->K, .KW = sh->K, .stride = sh->stride,
-    .pad = sh->pad, .threads = threads };
+  SimclrConvShape s0 = shape_at (sh, batch, threads);
   if (simclr_conv2d_shape_init (&s0) != 0 || !simclr_winograd_shape_ok (&s0))
     return;
-  size_t nin = (size_t) s0.B * s0.H * s0.W * s0.C;
-  size_t K = (size_t) s0.KH * s0.KW * s0.C;
-  size_t M = (size_t) s0.B * s0.OH * s0.OW;
-  double flops = 2.0 * M * s0.OC * K;
-  float *x = rand_buf (nin), *w = rand_buf (s0.OC * K);
-  float *dout = rand_buf (M * s0.OC);
-  for (int l = 0; l < 2; l++) {
-    b[l].s = s0;
-    b[l].s.kernels = l == 0 ? simclr_cpu_kernels_direct_at (best) :
-        simclr_cpu_kernels_winograd_at (best);
-    b[l].x = x;
-    b[l].w = w;
-    b[l].dout = dout;
-    b[l].out = rand_buf (M * s0.OC);
-    b[l].dx = rand_buf (nin);
-    b[l].scratch = rand_buf (simclr_conv2d_scratch_floats (&b[l].s));
-  }
+  const SimclrKernels *tabs[2] = { simclr_cpu_kernels_direct_at (best),
+    simclr_cpu_kernels_winograd_at (best)
+  };
+  Side sd;
+  side_open (&sd, &s0, tabs, 2);
   printf ("%-26s %4d |", sh->name, batch);
   for (int o = 0; o < 2; o++) {
-    double t[2][64];
-    int n = reps > 64 ? 64 : reps;
-    for (int l = 0; l < 2; l++)
-      run_op (&b[l], ops[o]);   /* warm-up */
-    for (int r = 0; r < n; r++)
-      for (int l = 0; l < 2; l++) {
-        double t0 = now ();
-        run_op (&b[l], ops[o]);
-        t[l][r] = now () - t0;
-      }
-    double tt[2];
-    for (int l = 0; l < 2; l++) {
-      qsort (t[l], n, sizeof (double), cmp_double);
-      tt[l] = use_min ? t[l][0] : t[l][n / 2];
-    }
+    double tt[MAX_LEVELS];
+    side_times (&sd, ops[o], reps, tt);
     printf (" %-6s %6.2f %6.1f %-6s %6.2f %6.1f %-3s %5.2fx |", op_names[o],
-        tt[0] * 1e3, flops / tt[0] * 1e-9,
-        simclr_conv2d_kernel_name (&b[0].s, cops[o]), tt[1] * 1e3,
-        flops / tt[1] * 1e-9,
-        simclr_conv2d_uses_winograd (&b[1].s, cops[o]) ? "wg" : "-",
+        tt[0] * 1e3, sd.flops / tt[0] * 1e-9,
+        simclr_conv2d_kernel_name (&sd.b[0].s, cops[o]), tt[1] * 1e3,
+        sd.flops / tt[1] * 1e-9,
+        simclr_conv2d_uses_winograd (&sd.b[1].s, cops[o]) ? "wg" : "-",
         tt[0] / tt[1]);
   }
   printf ("\n");
   fflush (stdout);
-  for (int l = 0; l < 2; l++) {
-    free (b[l].out);
-    free (b[l].dx);
-    free (b[l].scratch);
-  }
-  free (x);
-  free (w);
-  free (dout);
+  side_close (&sd);
 }
 
 int
