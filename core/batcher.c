@@ -235,15 +235,14 @@ simclr_batcher_add (SimclrBatcher *b, const SimclrBatcherView *v,
       *flags = SIMCLR_BATCHER_BAD_VIEW;
     return SIMCLR_OK;
   }
-  /* A frame holds only its first row and stride: its size is the
-   * caller's word, checked before a row is read. */
-  if (v->width != view_side (b, v->view) || v->height != view_side (b,
-          v->view)) {
+  /* The frame's size is the caller's word, checked before a row is read. */
+  if (v->frame.width != view_side (b, v->view)
+      || v->frame.height != view_side (b, v->view)) {
     release_owner (v);
     return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
         "batcher: view %d of sample %llu is a %d x %d frame; the batcher "
         "takes %s views of %d x %d", v->view,
-        (unsigned long long) v->sample_id, v->width, v->height,
+        (unsigned long long) v->sample_id, v->frame.width, v->frame.height,
         v->view >= b->views - b->small_views ? "small" : "full-size",
         view_side (b, v->view), view_side (b, v->view));
   }
@@ -292,6 +291,7 @@ simclr_batcher_add (SimclrBatcher *b, const SimclrBatcherView *v,
     for (int y = 0; y < side; y++)
       memcpy (h->copy + y * row, v->frame.data + (size_t) y
           * v->frame.stride, row);
+    h->frame = v->frame;
     h->frame.data = h->copy;
     h->frame.stride = (int) row;
   }

@@ -253,7 +253,7 @@ simclr_features_raw (SimclrDataset *ds, int64_t limit, float **features,
   }
   for (int64_t i = 0; i < count; i++) {
     int iw, ih;
-    SimclrFrame frame = { img, w * c };
+    SimclrFrame frame = { img, w * c, w, h };
     s = simclr_dataset_get (ds, i, img, pixels, &iw, &ih, &lab[i], err);
     if (s != SIMCLR_OK)
       goto done;

@@ -23,6 +23,7 @@ simclr_frames_packed (SimclrFrame *frames, const uint8_t *data, int n,
   for (int i = 0; i < n; i++) {
     frames[i].data = data + (size_t) i * bytes;
     frames[i].stride = side * channels;
+    frames[i].width = frames[i].height = side;
   }
 }
 
@@ -40,6 +41,10 @@ simclr_frames_check (const SimclrFrame *frames, int n, int side,
     if (!frames[i].data)
       return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
           "frames: frame %d of %d has no data", i, n);
+    if (frames[i].width != side || frames[i].height != side)
+      return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "frames: frame %d of %d is %d x %d pixels; the model takes %d x %d",
+          i, n, frames[i].width, frames[i].height, side, side);
     if (frames[i].stride < side * channels)
       return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
           "frames: frame %d has a stride of %d bytes, less than its %d x %d "

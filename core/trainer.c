@@ -258,9 +258,7 @@ split_rows (SimclrTrainer *t, int rows, int *full, SimclrError *err)
 
 /* With small views: the small rows' frames (@full .. @rows - 1), checked
  * before either forward, since the main model's train forward moves its
- * running statistics before the small model would refuse them. A frame
- * carries no size: data and a stride of at least a row is what can be
- * checked (the batcher checks the size, simclr_batcher_add). */
+ * running statistics before the small model would refuse them. */
 static SimclrStatus
 check_small_frames (const SimclrTrainer *t, const SimclrFrame *frames,
     int channels, int full, int rows, SimclrError *err)
@@ -273,6 +271,10 @@ check_small_frames (const SimclrTrainer *t, const SimclrFrame *frames,
       return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
           "trainer forward: row %d of %d, a small view of %d x %d, has no "
           "data", r, rows, side, side);
+    if (frames[r].width != side || frames[r].height != side)
+      return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
+          "trainer forward: row %d of %d is a %d x %d frame; small views are "
+          "%d x %d", r, rows, frames[r].width, frames[r].height, side, side);
     if (frames[r].stride < side * channels)
       return simclr_error_set (err, SIMCLR_ERROR_INVALID_ARGUMENT,
           "trainer forward: row %d of %d, a small view of %d x %d x %d, "

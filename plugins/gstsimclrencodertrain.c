@@ -776,8 +776,6 @@ gst_simclr_encoder_chain_train (GstSimclrEncoder * self, GstBuffer * buf)
   keep = !gst_simclr_encoder_live_enabled (self)
       && gst_simclr_held_frame_may_keep (held);
   v.frame = gst_simclr_held_frame_pixels (held);
-  v.width = GST_VIDEO_FRAME_WIDTH (&held->vframe);
-  v.height = GST_VIDEO_FRAME_HEIGHT (&held->vframe);
   v.owner = keep ? held : NULL;
   v.release = keep ? gst_simclr_held_frame_free : NULL;
   if (simclr_batcher_add (self->batcher, &v, &flags, &err) != SIMCLR_OK) {

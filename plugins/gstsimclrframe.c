@@ -33,6 +33,8 @@ gst_simclr_held_frame_pixels (const GstSimclrHeldFrame * h)
 
   f.data = GST_VIDEO_FRAME_PLANE_DATA (&h->vframe, 0);
   f.stride = GST_VIDEO_FRAME_PLANE_STRIDE (&h->vframe, 0);
+  f.width = GST_VIDEO_FRAME_WIDTH (&h->vframe);
+  f.height = GST_VIDEO_FRAME_HEIGHT (&h->vframe);
   return f;
 }
 

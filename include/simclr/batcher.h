@@ -48,11 +48,9 @@ typedef struct {
   int label;                   /* class, -1 unknown (the first view's counts) */
   uint64_t timestamp;          /* opaque to the batcher (a PTS);
                                 * SIMCLR_TIMESTAMP_NONE if none */
-  SimclrFrame frame;           /* side x side x channels pixels */
-  int width, height;           /* @frame's size in pixels as the caller
-                                * mapped it: must be the view's side x side
-                                * (small_side for a small view); a frame of
-                                * any other size is refused, never read */
+  SimclrFrame frame;           /* side x side x channels pixels (small_side
+                                * for a small view); a frame of any other
+                                * size is refused, never read */
   void *owner;                 /* NULL: copy now; else hold (see above) */
   SimclrReleaseFn release;     /* with owner */
 } SimclrBatcherView;

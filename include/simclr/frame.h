@@ -8,9 +8,11 @@
  * simclr_trainer_forward_frames, which convert each pixel once, straight
  * into the model's input buffer.
  *
- * A SimclrFrame is a borrowed view of one frame: its first row and the
+ * A SimclrFrame is a borrowed view of one frame: its first row, the
  * distance in bytes between rows (a GstVideoFrame's plane stride; RGB rows
- * are often padded to 4 bytes). Pure functions; thread-safe.
+ * are often padded to 4 bytes) and its size as the caller mapped it, so
+ * that a frame of another size is refused instead of read past its end.
+ * Pure functions; thread-safe.
  */
 #pragma once
 
@@ -26,6 +28,7 @@ extern "C" {
 typedef struct {
   const uint8_t *data;   /* first row; the caller keeps it alive */
   int stride;            /* bytes from a row to the next, >= side x channels */
+  int width, height;     /* pixels per row, rows: what the data holds */
 } SimclrFrame;
 
 /* dst (height, width, channels) float, row-major NHWC = frame / 255. */
@@ -38,8 +41,8 @@ void simclr_frames_packed (SimclrFrame *frames, const uint8_t *data, int n,
     int side, int channels);
 
 /* Checks @n frames of side x side x @channels: channels 1 (GRAY8) or 3
- * (RGB), non-NULL data, stride >= side x channels. The message names the
- * first bad frame. */
+ * (RGB), non-NULL data, a width and height of @side, stride >= side x
+ * channels. The message names the first bad frame. */
 SimclrStatus simclr_frames_check (const SimclrFrame *frames, int n, int side,
     int channels, SimclrError *err);
 

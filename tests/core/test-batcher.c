@@ -50,7 +50,7 @@ view_of (uint64_t id, uint64_t epoch, int v, const uint8_t *pix, int stride)
   x.timestamp = 1000 * id + v;
   x.frame.data = pix;
   x.frame.stride = stride;
-  x.width = x.height = SIDE;
+  x.frame.width = x.frame.height = SIDE;
   return x;
 }
 
@@ -141,7 +141,7 @@ test_stride_copy (void)
     for (int i = 0; i < 16; i++)
       src[v][i] = (uint8_t) (i % 8 < 6 ? 10 * v + i : 0xFF);
     SimclrBatcherView x = view_of (1, 0, v, src[v], 8);
-    x.width = x.height = 2;
+    x.frame.width = x.frame.height = 2;
     g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==, SIMCLR_OK);
   }
   g_assert_cmpint (simclr_batcher_take (b, &batch, &err), ==, SIMCLR_OK);
@@ -154,7 +154,7 @@ test_stride_copy (void)
   }
   /* a stride shorter than a row is refused */
   SimclrBatcherView bad = view_of (2, 0, 0, src[0], 5);
-  bad.width = bad.height = 2;
+  bad.frame.width = bad.frame.height = 2;
   g_assert_cmpint (simclr_batcher_add (b, &bad, NULL, &err), ==,
       SIMCLR_ERROR_INVALID_ARGUMENT);
   simclr_batcher_free (b);
@@ -332,7 +332,7 @@ test_mixed_sizes (void)
       for (int i = 0; i < (int) sizeof pix[v]; i++)
         p[i] = (uint8_t) (id * 50 + v * 10 + i);
       SimclrBatcherView x = view_of ((uint64_t) id, 0, v, p, stride);
-      x.width = x.height = sd;
+      x.frame.width = x.frame.height = sd;
       g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
           SIMCLR_OK);
     }
@@ -355,10 +355,10 @@ test_mixed_sizes (void)
   /* a small view's stride must fit its own side only; a full view's its */
   uint8_t tiny[2 * 2 * 3];
   SimclrBatcherView x = view_of (9, 0, 3, tiny, 2 * 3);
-  x.width = x.height = sside;
+  x.frame.width = x.frame.height = sside;
   g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==, SIMCLR_OK);
   x = view_of (9, 0, 0, tiny, 2 * 3);
-  x.width = x.height = side;
+  x.frame.width = x.frame.height = side;
   g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
       SIMCLR_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (err.message, "stride of 6 bytes"));
@@ -433,7 +433,7 @@ bad_frames_run (const BadFrame *bf, int hold)
         good[id - 1][v][i] = (uint8_t) (100 * id + 10 * v + i);
       SimclrBatcherView x = view_of ((uint64_t) id, 0, v, good[id - 1][v],
           sd);
-      x.width = x.height = sd;
+      x.frame.width = x.frame.height = sd;
       g_assert_cmpint (simclr_batcher_add (b, &x, NULL, &err), ==,
           SIMCLR_OK);
     }
@@ -447,8 +447,8 @@ bad_frames_run (const BadFrame *bf, int hold)
   if (pix)
     memset (pix, 0xEE, bytes);
   SimclrBatcherView x = view_of (1, 0, bf->view, pix, bf->stride);
-  x.width = bf->width;
-  x.height = bf->height;
+  x.frame.width = bf->width;
+  x.frame.height = bf->height;
   if (hold) {
     x.owner = &owner;
     x.release = release_owned;
@@ -473,7 +473,7 @@ bad_frames_run (const BadFrame *bf, int hold)
   g_assert_cmpint (simclr_batcher_n_complete (b), ==, 1);
   g_assert_false (simclr_batcher_batch_ready (b));
   SimclrBatcherView last = view_of (1, 0, 1, good[0][0], side);
-  last.width = last.height = side;
+  last.frame.width = last.frame.height = side;
   g_assert_cmpint (simclr_batcher_add (b, &last, &flags, &err), ==,
       SIMCLR_OK);
   g_assert_cmpuint (flags, ==, SIMCLR_BATCHER_COMPLETED);

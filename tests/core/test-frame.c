@@ -66,7 +66,7 @@ test_to_input (void)
   memset (b, 0xAB, (size_t) stride * h);
   for (int y = 0; y < h; y++)
     memcpy (b + y * stride, packed + y * w * c, (size_t) w * c);
-  SimclrFrame f = { b, stride };
+  SimclrFrame f = { b, stride, w, h };
   simclr_frame_to_input (got, &f, w, h, c);
   old_float_input (want, packed, sizeof packed);
   g_assert_cmpint (memcmp (got, want, sizeof got), ==, 0);
@@ -138,6 +138,7 @@ test_model_entry (gconstpointer data)
     blocks[i] = padded_copy (packed + i * pix, side, ch, stride, 100 + i);
     frames[i].data = blocks[i];
     frames[i].stride = stride;
+    frames[i].width = frames[i].height = side;
   }
 
   float *ha = g_malloc (sizeof (float) * B * d), *hb = g_malloc (sizeof
@@ -181,6 +182,27 @@ test_model_entry (gconstpointer data)
   g_assert_cmpint (simclr_model_forward_frames (b, frames, B, ch, 0, NULL, zb,
           &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull (strstr (err.message, "frame 3"));
+  frames[3].data = blocks[3];
+  /* a frame one row short, in a block of exactly its rows: refused by its
+   * size before a row is read (its stride alone is fine) */
+  uint8_t *short_frame = g_malloc ((size_t) frames[4].stride * (side - 1));
+  memcpy (short_frame, blocks[4], (size_t) frames[4].stride * (side - 1));
+  frames[4].data = short_frame;
+  frames[4].height = side - 1;
+  g_assert_cmpint (simclr_model_forward_frames (b, frames, B, ch, 0, NULL, zb,
+          &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  char want[128];
+  g_snprintf (want, sizeof want, "frames: frame 4 of %d is %d x %d pixels; "
+      "the model takes %d x %d", B, side, side - 1, side, side);
+  g_assert_cmpstr (err.message, ==, want);
+  frames[4].height = side;
+  frames[4].width = side + 1;
+  g_assert_cmpint (simclr_model_forward_frames (b, frames, B, ch, 0, NULL, zb,
+          &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (err.message, "frame 4"));
+  frames[4].width = side;
+  frames[4].data = blocks[4];
+  g_free (short_frame);
   g_assert_cmpint (simclr_model_forward_frames (b, NULL, B, ch, 0, NULL, zb,
           &err), ==, SIMCLR_ERROR_INVALID_ARGUMENT);
 
@@ -224,6 +246,7 @@ test_trainer_entries (void)
     blocks[i] = padded_copy (packed + i * pix, SIDE, ch, SIDE * ch + 4, i);
     frames[i].data = blocks[i];
     frames[i].stride = SIDE * ch + 4;
+    frames[i].width = frames[i].height = SIDE;
   }
   float *z[3], *dz = g_malloc (sizeof (float) * rows * o);
   for (int k = 0; k < 3; k++)

@@ -791,6 +791,18 @@ test_bad_input (void)
       "trainer forward: row 5 of 8, a small view of 6 x 6 x 1, has a "
       "stride of 5 bytes, less than a row of 6", &sn, "small stride");
   frames[full + 1].stride = SMALL;
+  frames[full + 2].height = SMALL - 1;
+  s = simclr_trainer_forward_frames (t, frames, rows, 1, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "trainer forward: row 6 of 8 is a 6 x 5 frame; small views are 6 x 6",
+      &sn, "small frame one row short");
+  frames[full + 2].height = SMALL;
+  frames[0].width = BIG + 1;
+  s = simclr_trainer_forward_frames (t, frames, rows, 1, NULL, &err);
+  expect_refusal (s, &err, SIMCLR_ERROR_INVALID_ARGUMENT,
+      "frames: frame 0 of 4 is 13 x 12 pixels; the model takes 12 x 12", &sn,
+      "full frame of another size");
+  frames[0].width = BIG;
   const uint8_t *keep = frames[rows - 1].data;
   frames[rows - 1].data = NULL;
   s = simclr_trainer_forward_frames (t, frames, rows, 1, NULL, &err);
