@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpi.h>
@@ -30,6 +31,15 @@ static atomic_int failed;
 /* One thread per channel writes these. */
 static double comm_seconds[SIMCLR_MPI_N_CHANNELS];
 static unsigned long long comm_calls[SIMCLR_MPI_N_CHANNELS];
+/* The all-reduces of at least BIG_ALLREDUCE floats (the gradient sum) apart
+ * from the small ones (SyncBN statistics), for SIMCLR_MPI_STATS. */
+#define BIG_ALLREDUCE 65536
+static double big_seconds[SIMCLR_MPI_N_CHANNELS];
+/* Thread CPU seconds inside the collectives (Open MPI polls while it waits:
+ * wall minus CPU is the time the thread was off the core). */
+static double comm_cpu[SIMCLR_MPI_N_CHANNELS];
+static unsigned long long big_calls[SIMCLR_MPI_N_CHANNELS];
+
 
 /* A non-negative int from the environment, or @fallback. */
 static long
@@ -81,8 +91,10 @@ print_stats (void)
 
   for (int c = 0; c < SIMCLR_MPI_N_CHANNELS; c++)
     fprintf (stderr, "simclr-mpi: rank %d of %d: %s: %llu collectives, "
-        "%.3f s\n", my_rank, world_size, names[c], comm_calls[c],
-        comm_seconds[c]);
+        "%.3f s, %.3f s CPU (all-reduces of %d floats or more: %llu, "
+        "%.3f s)\n", my_rank, world_size, names[c], comm_calls[c],
+        comm_seconds[c], comm_cpu[c], BIG_ALLREDUCE, big_calls[c],
+        big_seconds[c]);
 }
 
 /* atexit: finalise once per process, never while another rank may still sit
@@ -177,6 +189,14 @@ simclr_mpi_size (void)
   return active ? world_size : 1;
 }
 
+static double
+thread_cpu (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
 static int
 channel_index (void *user)
 {
@@ -190,29 +210,38 @@ static void
 hook_allreduce (float *buf, int n, void *user)
 {
   int c = channel_index (user);
-  double t0;
+  double t0, c0;
 
   if (n <= 0)
     return;
+  c0 = thread_cpu ();
   t0 = MPI_Wtime ();
   MPI_Allreduce (MPI_IN_PLACE, buf, n, MPI_FLOAT, MPI_SUM, comms[c]);
-  comm_seconds[c] += MPI_Wtime () - t0;
+  t0 = MPI_Wtime () - t0;
+  comm_cpu[c] += thread_cpu () - c0;
+  comm_seconds[c] += t0;
   comm_calls[c]++;
+  if (n >= BIG_ALLREDUCE) {
+    big_seconds[c] += t0;
+    big_calls[c]++;
+  }
 }
 
 static void
 hook_allgather (const void *send, size_t bytes, void *recv, void *user)
 {
   int c = channel_index (user);
-  double t0;
+  double t0, c0;
 
   /* MPI counts are int; a block past 2 GiB would be a bug upstream. */
   if (bytes > INT_MAX)
     simclr_mpi_abort ("all-gather block larger than 2 GiB");
+  c0 = thread_cpu ();
   t0 = MPI_Wtime ();
   MPI_Allgather (send, (int) bytes, MPI_BYTE, recv, (int) bytes, MPI_BYTE,
       comms[c]);
   comm_seconds[c] += MPI_Wtime () - t0;
+  comm_cpu[c] += thread_cpu () - c0;
   comm_calls[c]++;
 }
 

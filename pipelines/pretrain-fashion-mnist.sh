@@ -96,7 +96,12 @@
 # --interval steps (otherwise, or --quiet-progress); every metrics row is in
 # the metrics CSV, and errors, warnings and checkpoint messages are printed.
 # Environment: BUILD (build folder holding plugins/libgstsimclr.so and
-# tools/simclr-split; default build).
+# tools/simclr-split; default build). Where the time goes, per rank, printed
+# at the end: GST_DEBUG=simclrencoder:4,simclraugment:4 (the encoder's ms per
+# step, wall and thread CPU, of input / forward / exchange with the loss /
+# apply (backward, gradient sum, optimiser) / after, and every thread's CPU
+# seconds; the augmentation's streaming thread CPU) and SIMCLR_MPI_STATS=1
+# (time and CPU inside the MPI collectives; Open MPI polls while it waits).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")

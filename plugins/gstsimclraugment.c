@@ -79,6 +79,7 @@
 #endif
 
 #include <string.h>
+#include <time.h>
 
 #include <gst/video/video.h>
 
@@ -137,6 +138,15 @@ struct _GstSimclrAugment
                                  * may read it while start() runs) */
   guint next_view;
   guint64 job_seed;
+
+  /* With the debug category at INFO (GST_DEBUG=simclraugment:4), printed at
+   * EOS: the streaming thread's CPU seconds (source, this element, the push
+   * downstream) against the wall seconds, from the first input frame on,
+   * and the CPU seconds of the augmentation itself. */
+  gboolean prof_enabled;
+  gdouble prof_wall0, prof_cpu0;        /* at the first frame; 0 = none yet */
+  gdouble prof_view_cpu;
+  guint64 prof_views;
 };
 
 enum
@@ -380,6 +390,36 @@ invalid:
 }
 
 /* ------------------------------------------------------------------------ */
+/* Profile (debug INFO) */
+
+static void
+prof_clocks (gdouble * wall, gdouble * cpu)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  *wall = ts.tv_sec + 1e-9 * ts.tv_nsec;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  *cpu = ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static void
+gst_simclr_augment_prof_report (GstSimclrAugment * self)
+{
+  gdouble wall, cpu;
+
+  if (!self->prof_enabled || self->prof_wall0 == 0)
+    return;
+  prof_clocks (&wall, &cpu);
+  GST_INFO_OBJECT (self, "streaming thread: %.3f s CPU over %.3f s wall "
+      "since the first frame; the %" G_GUINT64_FORMAT " views' augmentation "
+      "%.3f s CPU (%.1f us a view)", cpu - self->prof_cpu0,
+      wall - self->prof_wall0, self->prof_views, self->prof_view_cpu,
+      self->prof_views ? 1e6 * self->prof_view_cpu / self->prof_views : 0.0);
+  self->prof_wall0 = 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Views */
 
 static GstFlowReturn
@@ -444,6 +484,11 @@ gst_simclr_augment_make_view (GstSimclrAugment * self, guint view,
    * data set revisited in a new epoch gets new views of every sample. */
   sample_key = anchor->epoch == 0 ? anchor->sample_id
       : simclr_rng_stream2 (anchor->sample_id, anchor->epoch);
+  if (self->prof_enabled) {
+    struct timespec ts;
+    clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+    self->prof_view_cpu -= ts.tv_sec + 1e-9 * ts.tv_nsec;
+  }
   status = simclr_augmenter_view (small ? self->small_augmenter
       : self->augmenter, self->job_seed,
       sample_key, (int) view,
@@ -452,6 +497,12 @@ gst_simclr_augment_make_view (GstSimclrAugment * self, guint view,
       GST_VIDEO_FRAME_PLANE_STRIDE (&in_frame, 0), channels,
       GST_VIDEO_FRAME_PLANE_DATA (&out_frame, 0),
       GST_VIDEO_FRAME_PLANE_STRIDE (&out_frame, 0), NULL, &err);
+  if (self->prof_enabled) {
+    struct timespec ts;
+    clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+    self->prof_view_cpu += ts.tv_sec + 1e-9 * ts.tv_nsec;
+    self->prof_views++;
+  }
 
   gst_video_frame_unmap (&out_frame);
   gst_video_frame_unmap (&in_frame);
@@ -597,6 +648,8 @@ gst_simclr_augment_generate_output (GstBaseTransform * trans,
       gst_buffer_unref (inbuf);
     return GST_FLOW_FLUSHING;
   }
+  if (inbuf && self->prof_enabled && self->prof_wall0 == 0)
+    prof_clocks (&self->prof_wall0, &self->prof_cpu0);
   if (inbuf)
     gst_simclr_augment_hold (self, inbuf);
 
@@ -858,6 +911,8 @@ gst_simclr_augment_sink_event (GstBaseTransform * trans, GstEvent * event)
     case GST_EVENT_SEGMENT:
       /* Held frames belong to the ending segment. */
       gst_simclr_augment_drain (self);
+      if (GST_EVENT_TYPE (event) == GST_EVENT_EOS)
+        gst_simclr_augment_prof_report (self);
       break;
     case GST_EVENT_CAPS:{
       GstCaps *caps;
@@ -924,6 +979,10 @@ gst_simclr_augment_start (GstBaseTransform * trans)
       self->run_views, self->run_offset, gst_simclr_augment_span (self));
   GST_OBJECT_LOCK (self);
   self->started = TRUE;
+  self->prof_enabled =
+      gst_debug_category_get_threshold (GST_CAT_DEFAULT) >= GST_LEVEL_INFO;
+  self->prof_wall0 = self->prof_cpu0 = self->prof_view_cpu = 0;
+  self->prof_views = 0;
   GST_OBJECT_UNLOCK (self);
   return TRUE;
 

@@ -109,6 +109,34 @@ typedef struct
   GstBuffer *pass;              /* attach-meta: the frame to pass on */
 } EmbedFrame;
 
+/* Where a training step's time goes, per phase (train mode, with the
+ * debug category simclrencoder at INFO or above: GST_DEBUG=simclrencoder:4;
+ * printed at EOS). Wall seconds and the streaming thread's CPU seconds: on
+ * a shared or busy core the two differ by the time the thread waited or was
+ * not scheduled. */
+typedef enum
+{
+  GST_SIMCLR_PHASE_INPUT,       /* from the previous step to a full batch:
+                                 * views in (queue waits, batcher) */
+  GST_SIMCLR_PHASE_FORWARD,     /* model forward (SyncBN all-reduces) */
+  GST_SIMCLR_PHASE_EXCHANGE,    /* z to ntxentsink, its loss (z all-gather)
+                                 * and the gradient back */
+  GST_SIMCLR_PHASE_APPLY,       /* backward (SyncBN), gradient all-reduce,
+                                 * optimiser */
+  GST_SIMCLR_PHASE_AFTER,       /* checkpoint cadence, end of schedule */
+  GST_SIMCLR_N_PHASES
+} GstSimclrPhase;
+
+typedef struct
+{
+  gboolean enabled;
+  guint64 steps;                /* steps counted (after the first two) */
+  guint64 seen;                 /* steps timed in all */
+  gdouble wall[GST_SIMCLR_N_PHASES], cpu[GST_SIMCLR_N_PHASES];
+  gdouble mark_wall, mark_cpu;  /* the end of the previous phase; 0 = none */
+  gdouble step_wall[GST_SIMCLR_N_PHASES], step_cpu[GST_SIMCLR_N_PHASES];
+} GstSimclrStepProfile;
+
 struct _GstSimclrEncoder
 {
   GstElement parent;
@@ -163,6 +191,8 @@ struct _GstSimclrEncoder
 
   /* replay mode (replay-size > 0) */
   GstSimclrEncoderLive live;
+
+  GstSimclrStepProfile profile; /* train mode, debug INFO */
 };
 
 /* gstsimclrencoder.c */

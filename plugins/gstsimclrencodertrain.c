@@ -16,7 +16,10 @@
 #include "gstsimclrmpi.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "simclr/ckptdir.h"
 #include "simclr/features.h"
@@ -177,6 +180,7 @@ gst_simclr_encoder_resume (GstSimclrEncoder * self)
 }
 
 static gboolean gst_simclr_encoder_checkpoint_check (GstSimclrEncoder * self);
+static void gst_simclr_encoder_profile_reset (GstSimclrEncoder * self);
 
 /* Train mode's part of start: MPI (never in plugin_init), the monitor's
  * data set, the settings (the core checks what the pspec ranges cannot),
@@ -188,6 +192,7 @@ gst_simclr_encoder_train_start (GstSimclrEncoder * self)
   SimclrError err = { 0 };
   SimclrTrainerConfig cfg;
 
+  gst_simclr_encoder_profile_reset (self);
   {
     /* Data-parallel under mpirun: initialise MPI here, never in plugin_init */
     GError *mpi_error = NULL;
@@ -380,6 +385,7 @@ gst_simclr_encoder_train_free (GstSimclrEncoder * self)
   self->warned_horizon = FALSE;
   self->warned_unpaired = FALSE;
   self->warned_view = FALSE;
+  gst_simclr_encoder_profile_reset (self);
 }
 
 static gboolean
@@ -521,6 +527,131 @@ gst_simclr_encoder_monitor (GstSimclrEncoder * self, guint64 epoch)
   return TRUE;
 }
 
+
+/* The step profile (GstSimclrStepProfile): clocks, phase marks, report. */
+static void
+profile_clocks (gdouble * wall, gdouble * cpu)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  *wall = ts.tv_sec + 1e-9 * ts.tv_nsec;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  *cpu = ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+/* Resets the profile; enabled when the debug category logs INFO. */
+static void
+gst_simclr_encoder_profile_reset (GstSimclrEncoder * self)
+{
+  memset (&self->profile, 0, sizeof self->profile);
+  self->profile.enabled =
+      gst_debug_category_get_threshold (GST_CAT_DEFAULT) >= GST_LEVEL_INFO;
+}
+
+/* Ends phase @ph of the current step now (the next one starts). */
+static void
+gst_simclr_encoder_profile_mark (GstSimclrEncoder * self, GstSimclrPhase ph)
+{
+  GstSimclrStepProfile *p = &self->profile;
+  gdouble wall, cpu;
+
+  if (!p->enabled)
+    return;
+  profile_clocks (&wall, &cpu);
+  if (p->mark_wall > 0) {
+    p->step_wall[ph] += wall - p->mark_wall;
+    p->step_cpu[ph] += cpu - p->mark_cpu;
+  }
+  p->mark_wall = wall;
+  p->mark_cpu = cpu;
+}
+
+/* A step ended: its phases count unless it is one of the first two
+ * (set-up, first touches of memory). */
+static void
+gst_simclr_encoder_profile_step (GstSimclrEncoder * self)
+{
+  GstSimclrStepProfile *p = &self->profile;
+
+  if (!p->enabled)
+    return;
+  if (++p->seen > 2) {
+    for (gint i = 0; i < GST_SIMCLR_N_PHASES; i++) {
+      p->wall[i] += p->step_wall[i];
+      p->cpu[i] += p->step_cpu[i];
+    }
+    p->steps++;
+  }
+  memset (p->step_wall, 0, sizeof p->step_wall);
+  memset (p->step_cpu, 0, sizeof p->step_cpu);
+}
+
+/* The CPU seconds of every thread of this process so far
+ * (/proc/self/task/TID/stat, user + system), one "name tid seconds" each. */
+static gchar *
+profile_thread_times (void)
+{
+  GDir *dir = g_dir_open ("/proc/self/task", 0, NULL);
+  GString *out = g_string_new (NULL);
+  const gchar *tid;
+  glong tick = sysconf (_SC_CLK_TCK);
+
+  while (dir && tick > 0 && (tid = g_dir_read_name (dir))) {
+    gchar *path = g_strdup_printf ("/proc/self/task/%s/stat", tid);
+    gchar *text = NULL, *open_paren, *close_paren;
+    guint64 ut = 0, st = 0;
+
+    if (g_file_get_contents (path, &text, NULL, NULL)
+        && (open_paren = strchr (text, '('))
+        && (close_paren = strrchr (text, ')')) && close_paren > open_paren) {
+      *close_paren = '\0';
+      /* after "(comm)": state ppid pgrp session tty tpgid flags minflt
+       * cminflt majflt cmajflt utime stime */
+      if (sscanf (close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+              "%*u %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &ut, &st) == 2
+          && ut + st > 0)
+        g_string_append_printf (out, " [%s %s %.2f s]", open_paren + 1, tid,
+            (gdouble) (ut + st) / tick);
+    }
+    g_free (text);
+    g_free (path);
+  }
+  if (dir)
+    g_dir_close (dir);
+  return g_string_free (out, FALSE);
+}
+
+static void
+gst_simclr_encoder_profile_report (GstSimclrEncoder * self)
+{
+  static const gchar *names[GST_SIMCLR_N_PHASES] = { "input", "forward",
+    "exchange", "apply", "after"
+  };
+  GstSimclrStepProfile *p = &self->profile;
+  GString *line;
+  gdouble tw = 0, tc = 0;
+  gchar *threads;
+
+  if (!p->enabled || p->steps == 0)
+    return;
+  line = g_string_new (NULL);
+  for (gint i = 0; i < GST_SIMCLR_N_PHASES; i++) {
+    g_string_append_printf (line, " %s %.1f/%.1f", names[i],
+        1e3 * p->wall[i] / p->steps, 1e3 * p->cpu[i] / p->steps);
+    tw += p->wall[i];
+    tc += p->cpu[i];
+  }
+  GST_INFO_OBJECT (self, "step profile, rank %d of %d, %" G_GUINT64_FORMAT
+      " steps after the first 2, ms per step wall/thread-CPU: total "
+      "%.1f/%.1f:%s", gst_simclr_mpi_rank (), gst_simclr_mpi_size (),
+      p->steps, 1e3 * tw / p->steps, 1e3 * tc / p->steps, line->str);
+  threads = profile_thread_times ();
+  GST_INFO_OBJECT (self, "thread CPU, rank %d of %d:%s",
+      gst_simclr_mpi_rank (), gst_simclr_mpi_size (), threads);
+  g_free (threads);
+  g_string_free (line, TRUE);
+}
 
 /* A step, in the order train_step calls them:
  *   assemble        the batcher's first N complete samples, rows view-major
@@ -712,6 +843,7 @@ gst_simclr_encoder_train_batch (GstSimclrEncoder * self,
   GstBuffer *z = NULL;
   GstFlowReturn ret;
 
+  gst_simclr_encoder_profile_mark (self, GST_SIMCLR_PHASE_INPUT);
   if (!gst_simclr_encoder_monitor_epoch (self, batch->max_epoch)) {
     if (!from_replay)
       simclr_batcher_release_batch (self->batcher);
@@ -724,13 +856,18 @@ gst_simclr_encoder_train_batch (GstSimclrEncoder * self,
   if (ret == GST_FLOW_OK && from_replay)
     gst_simclr_encoder_live_counts (self,
         gst_buffer_get_simclr_embedding_meta (z));
+  gst_simclr_encoder_profile_mark (self, GST_SIMCLR_PHASE_FORWARD);
   if (ret == GST_FLOW_OK)
     ret = gst_simclr_gradient_wait_exchange (&self->grad, GST_ELEMENT (self),
         self->srcpad, z, GST_BUFFER_OFFSET (z), &grad);
+  gst_simclr_encoder_profile_mark (self, GST_SIMCLR_PHASE_EXCHANGE);
   if (ret == GST_FLOW_OK)
     ret = gst_simclr_encoder_apply (self, &grad);
+  gst_simclr_encoder_profile_mark (self, GST_SIMCLR_PHASE_APPLY);
   if (ret == GST_FLOW_OK)
     ret = gst_simclr_encoder_after_step (self);
+  gst_simclr_encoder_profile_mark (self, GST_SIMCLR_PHASE_AFTER);
+  gst_simclr_encoder_profile_step (self);
   return ret;
 }
 
@@ -876,6 +1013,8 @@ gst_simclr_encoder_train_eos (GstSimclrEncoder * self)
   gint dropped = gst_simclr_encoder_live_enabled (self) ?
       gst_simclr_encoder_live_held (self) :
       gst_simclr_encoder_train_drop (self, "EOS");
+
+  gst_simclr_encoder_profile_report (self);
 
   if (self->trainer && simclr_trainer_get_step (self->trainer) ==
       self->ckpt.first_step) {
