@@ -19,7 +19,6 @@
  * twins (plain loops, kept as the test reference). It does not allocate
  * (the caller passes scratch) and never prints.
  */
-#include <pthread.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -454,7 +453,7 @@ conv_pack_weight (float *wp, const float *weight, const SimclrConvShape *s,
 
 /* ---------------------------------------------------------------------------
  * Chunk workers. One task covers a contiguous range of chunks; the caller
- * runs task 0 itself and tasks 1.. on pthreads.
+ * runs task 0 itself and tasks 1.. on the worker pool (layers.c).
  *
  * GEMMs called from several of our threads must not start OpenBLAS's own
  * threads: OpenBLAS 0.3.x (interface/gemm.c) keeps a GEMM on the calling
@@ -645,22 +644,30 @@ conv_backward_data_task (void *arg)
   return NULL;
 }
 
-/* Runs fn on tasks 1.. in pthreads and task 0 on the calling thread. If a
- * thread cannot be created its task runs here: same results, slower. */
+/* Runs fn on tasks[i] as task i of simclr_parallel_for (layers.c): task 0
+ * on the calling thread, the others on its pool's workers. */
+typedef struct {
+  ConvTask *tasks;
+  void *(*fn) (void *);
+} ConvRun;
+
+static void
+conv_run_one (void *ctx, int task)
+{
+  ConvRun *r = ctx;
+  r->fn (&r->tasks[task]);
+}
+
 static void
 conv_run_tasks (ConvTask *tasks, int workers, void *(*fn) (void *))
 {
-  pthread_t tid[CONV_MAX_THREADS];
-  int started[CONV_MAX_THREADS] = { 0 };
-  for (int i = 1; i < workers; i++)
-    started[i] = pthread_create (&tid[i], NULL, fn, &tasks[i]) == 0;
-  fn (&tasks[0]);
-  for (int i = 1; i < workers; i++) {
-    if (started[i])
-      pthread_join (tid[i], NULL);
-    else
-      fn (&tasks[i]);
-  }
+  ConvRun r = { tasks, fn };
+  _Static_assert (CONV_MAX_THREADS <= SIMCLR_MAX_THREADS,
+      "simclr_parallel_for runs every worker's task");
+  if (workers > 1)
+    simclr_parallel_for (workers, conv_run_one, &r);
+  else
+    fn (&tasks[0]);
 }
 
 /* Splits the B images into contiguous ranges of whole chunks, one per

@@ -21,8 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Runs fn (ctx, task) for task = 0 .. tasks-1, task 0 on the calling thread
- * and the others on threads of their own (at most SIMCLR_MAX_THREADS). */
+/* Runs fn (ctx, task) for task = 0 .. tasks-1 (clipped to 1 ..
+ * SIMCLR_MAX_THREADS) and returns when all have finished: task 0 on the
+ * calling thread, the others on a pool of worker threads kept for the
+ * process (layers.c). Safe from several threads at once and from inside a
+ * task: a call that finds the pool busy runs its tasks on threads started
+ * for it instead of waiting. fn must not depend on which thread runs it. */
 #define SIMCLR_MAX_THREADS 16
 void simclr_parallel_for (int tasks, void (*fn) (void *ctx, int task),
     void *ctx);
