@@ -298,12 +298,91 @@ compare_winograd (const Shape *sh, int batch, int threads, int reps)
   side_close (&sd);
 }
 
+/* --tiles: one shape on one thread, the forward of the direct table
+ * (conv.c) at the level in use (SIMCLR_CPU) against each Winograd kernel
+ * of that level called directly (AVX-512: F(2x2, 3x3) and F(4x4, 3x3);
+ * AVX2: F(4x4, 3x3)), whatever the predicates route (the weight transform
+ * included in every call), alternated in every repetition: ms, GFLOP/s
+ * counted as the direct convolution's, and direct / kernel. This is how
+ * conv-winograd.c's predicates were chosen. */
+static void
+compare_tiles (const Shape *sh, int batch, int reps)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+  SimclrCpuLevel level = simclr_cpu_level ();
+  const SimclrWinogradKernels *wk[2];
+  int nk = 0;
+  if (level >= SIMCLR_CPU_AVX512) {
+    wk[nk++] = &simclr_winograd_avx512;
+    wk[nk++] = &simclr_winograd43_avx512;
+  } else if (level >= SIMCLR_CPU_AVX2) {
+    wk[nk++] = &simclr_winograd43_avx2;
+  }
+  SimclrConvShape s = shape_at (sh, batch, 1);
+  if (nk == 0 || simclr_conv2d_shape_init (&s) != 0 ||
+      !simclr_winograd_shape_ok (&s) || s.C % 16 || s.OC % 16)
+    return;
+  s.kernels = simclr_cpu_kernels_direct_at (level);
+  size_t nin = (size_t) s.B * s.H * s.W * s.C, K = (size_t) 9 * s.C;
+  size_t nout = (size_t) s.B * s.OH * s.OW * s.OC;
+  double flops = 2.0 * nout * K;
+  float *x = rand_buf (nin), *w = rand_buf (s.OC * K), *out = rand_buf (nout);
+  float *scratch = rand_buf (simclr_conv2d_scratch_floats (&s));
+  float *wp = rand_buf (s.OC * K), *u[2], *work[2];
+  for (int k = 0; k < nk; k++) {
+    u[k] = rand_buf (simclr_winograd_u_floats (wk[k], &s));
+    work[k] = rand_buf (simclr_winograd_work_floats (wk[k], &s));
+  }
+  double t[3][64];
+  int n = reps > 64 ? 64 : reps;
+  for (int r = -1; r < n; r++)
+    for (int v = 0; v <= nk; v++) {
+      double t0 = now ();
+      if (v == 0) {
+        simclr_conv2d_forward (out, x, w, NULL, &s, scratch);
+      } else {
+        /* the packed layout conv.c transforms from (3, 3, C, OC) */
+        for (int o = 0; o < s.OC; o++)
+          for (size_t j = 0; j < K; j++)
+            wp[j * s.OC + o] = w[o * K + j];
+        simclr_winograd_weight (wk[v - 1], u[v - 1], wp, s.C, s.OC);
+        wk[v - 1]->forward (out, x, u[v - 1], NULL, 0, &s, 0, s.B,
+            work[v - 1]);
+      }
+      if (r >= 0)
+        t[v][r] = now () - t0;
+    }
+  printf ("%-26s %4d |", sh->name, batch);
+  for (int v = 0; v <= nk; v++) {
+    qsort (t[v], n, sizeof (double), cmp_double);
+    double tt = use_min ? t[v][0] : t[v][n / 2];
+    if (v == 0)
+      printf (" direct %7.2f ms %6.1f %-6s |", tt * 1e3, flops / tt * 1e-9,
+          simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD));
+    else
+      printf (" F(%d,3) %7.2f ms %6.1f %5.2fx |", wk[v - 1]->m, tt * 1e3,
+          flops / tt * 1e-9, (use_min ? t[0][0] : t[0][n / 2]) / tt);
+  }
+  printf ("\n");
+  fflush (stdout);
+  for (int k = 0; k < nk; k++) {
+    free (u[k]);
+    free (work[k]);
+  }
+  free (wp);
+  free (scratch);
+  free (out);
+  free (w);
+  free (x);
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
   int batch = 512, wide_batch = 64, reps = 5, threads = 2;
   const char *only = NULL, *levels = NULL;
-  int winograd = 0;
+  int winograd = 0, tiles = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp (argv[i], "--batch") && i + 1 < argc)
       batch = atoi (argv[++i]);
@@ -323,12 +402,29 @@ main (int argc, char **argv)
       levels = argv[++i];
     else if (!strcmp (argv[i], "--winograd"))
       winograd = 1;
+    else if (!strcmp (argv[i], "--tiles"))
+      tiles = 1;
     else {
       fprintf (stderr, "usage: %s [--batch N] [--wide-batch N] [--reps R] "
           "[--threads T] [--min] [--cpu] [--only SUBSTRING] "
-          "[--levels generic,avx2,avx512] [--winograd]\n", argv[0]);
+          "[--levels generic,avx2,avx512] [--winograd] [--tiles]\n",
+          argv[0]);
       return 2;
     }
+  }
+  if (tiles) {
+    printf ("# one thread, %s of %d%s; direct forward (level %s) against "
+        "the level's Winograd kernels: ms GFLOP/s (direct FLOPs) "
+        "direct/kernel\n", use_min ? "best" : "medians", reps,
+        use_cpu ? " (thread CPU time)" : "",
+        simclr_cpu_level_name (simclr_cpu_level ()));
+    for (int half = 0; half < 2; half++)
+      for (size_t i = 0; i < sizeof (shapes) / sizeof (shapes[0]); i++)
+        if (!only || strstr (shapes[i].name, only)) {
+          int bb = shapes[i].wide ? wide_batch : batch;
+          compare_tiles (&shapes[i], half ? bb / 2 : bb, reps);
+        }
+    return 0;
   }
   if (winograd) {
     printf ("# OpenBLAS %s, %d threads; conv threads %d; %s of %d%s; "

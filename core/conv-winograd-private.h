@@ -1,14 +1,18 @@
-/* conv-winograd-private.h: Winograd F(2x2, 3x3) convolution helpers shared
- * by conv.c (dispatch, scratch sizing), the kernels (conv-winograd.c), the
- * tests and the benchmarks. The kernel entry points are the
- * SimclrWinogradKernels of cpu-private.h.
+/* conv-winograd-private.h: Winograd convolution helpers shared by conv.c
+ * (dispatch, scratch sizing), the kernels (conv-winograd.c), the tests and
+ * the benchmarks. The kernel entry points are the SimclrWinogradKernels of
+ * cpu-private.h; each names its output tile side m.
  *
- * A 3x3 stride-1 pad-1 convolution is cut into 2x2 output tiles, each read
- * from a 4x4 input tile: Y = A^T [(G g G^T) (.) (B^T d B)] A (Lavin & Gray,
- * "Fast Algorithms for Convolutional Neural Networks", 2015). The 16
- * element-wise products summed over the input channels are 16 GEMMs
- * (tiles x C) x (C x OC): 16 multiplications per 4 outputs and channel pair
- * instead of 36, 2.25x fewer.
+ * A 3x3 stride-1 pad-1 convolution is cut into m x m output tiles, each
+ * read from an (m+2) x (m+2) input tile: Y = A^T [(G g G^T) (.) (B^T d B)] A
+ * (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+ * 2015). The (m+2)^2 element-wise products summed over the input channels
+ * are (m+2)^2 GEMMs (tiles x C) x (C x OC):
+ *   F(2x2, 3x3): 16 multiplications per 4 outputs and channel pair instead
+ *                of 36, 2.25x fewer;
+ *   F(4x4, 3x3): 36 per 16 outputs instead of 144, 4x fewer (larger
+ *                transforms, and larger rounding errors: see
+ *                conv-winograd.c and test-conv-winograd.c).
  * Thread-safety: pure functions of their arguments.
  */
 #pragma once
@@ -17,30 +21,39 @@
 
 #include "cpu-private.h"
 
-/* Points of the transformed tile (4x4). */
-#define SIMCLR_WINOGRAD_POINTS 16
+/* Points of the transformed tile, (m+2)^2: 16 for F(2x2, 3x3), 36 for
+ * F(4x4, 3x3). */
+int simclr_winograd_points (const SimclrWinogradKernels *k);
 
-/* Whether the shape is a 3x3 stride-1 pad-1 convolution (the only one
- * F(2x2, 3x3) as written here computes). */
+/* Whether the shape is a 3x3 stride-1 pad-1 convolution (the only one the
+ * kernels as written here compute). */
 int simclr_winograd_shape_ok (const SimclrConvShape *s);
 
-/* Floats of the transformed weight u (16, C, OC). */
-size_t simclr_winograd_u_floats (const SimclrConvShape *s);
+/* Floats of the transformed weight u (points, C, OC). */
+size_t simclr_winograd_u_floats (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s);
 
-/* Tiles one block transforms at a time (a pure function of C and OC: the
- * block's transformed input and products stay in L2). */
-int simclr_winograd_block_tiles (const SimclrConvShape *s);
+/* Tiles one block transforms at a time (a pure function of m, C and OC:
+ * the block's transformed input and products stay in L2). */
+int simclr_winograd_block_tiles (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s);
 
 /* Floats of one worker's private buffer: the block's transformed input
- * (16, T + pad, C) and products (16, T + pad, OC). */
-size_t simclr_winograd_work_floats (const SimclrConvShape *s);
+ * (points, T + pad, C) and products (points, T + pad, OC). */
+size_t simclr_winograd_work_floats (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s);
 
-/* u (16, C, OC) = G g G^T for every (c, oc) of wp (3, 3, C, OC) (the direct
- * forward's packed layout, conv.c CONV_PACK_C_OC, or the turned weight of
- * the transposed convolution in the same layout). */
-void simclr_winograd_weight (float *u, const float *wp, int C, int OC);
+/* u (points, C, OC) = G g G^T for every (c, oc) of wp (3, 3, C, OC) (the
+ * direct forward's packed layout, conv.c CONV_PACK_C_OC, or the turned
+ * weight of the transposed convolution in the same layout). */
+void simclr_winograd_weight (const SimclrWinogradKernels *k, float *u,
+    const float *wp, int C, int OC);
 
 /* Whether conv.c runs this pass of the shape on a Winograd kernel (the
  * input gradient: as the forward of the transposed convolution); for tests
  * and benchmarks. simclr_conv2d_kernel_name names the set either way. */
 int simclr_conv2d_uses_winograd (const SimclrConvShape *s, SimclrConvOp op);
+
+/* The output tile side m of the Winograd kernel conv.c runs this pass on
+ * (2 or 4), 0 when it runs none; for tests and benchmarks. */
+int simclr_conv2d_winograd_tile (const SimclrConvShape *s, SimclrConvOp op);

@@ -1,30 +1,37 @@
-/* conv-winograd.c: Winograd F(2x2, 3x3) forward of 3x3 stride-1 pad-1
- * convolutions on NHWC activations, a portable C twin (the tests'
- * reference besides the double-precision naive loops) and an AVX-512 set
- * (one row of cpu.c's table; conv.c routes the shapes its predicate takes,
- * forward and, as the transposed convolution, input gradient).
+/* conv-winograd.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) forward of 3x3
+ * stride-1 pad-1 convolutions on NHWC activations, portable C twins (the
+ * tests' reference besides the double-precision naive loops) and AVX-512
+ * sets (cpu.c's table row tries F(4x4, 3x3), then F(2x2, 3x3); conv.c
+ * routes the shapes their predicates take, forward and, as the transposed
+ * convolution, input gradient).
  *
  * Per call conv.c transforms the weight once (simclr_winograd_weight). Per
- * worker, the images [b0, b1) are cut into 2x2 output tiles (across image
+ * worker, the images [b0, b1) are cut into m x m output tiles (across image
  * boundaries) and processed a block of T tiles at a time, so the block's
- * transformed input V (16, T, C) and products M (16, T, OC) stay in L2
- * instead of a tensor 4x the input in memory:
- *   1. V[e][t][:] = (B^T d B)[e] for the 4x4 input tile d of tile t (pad 0);
- *   2. M[e] = V[e] U[e] for each of the 16 points e: (T x C) x (C x OC);
- *   3. the 2x2 outputs A^T M A (+ bias, or += out), clipped at odd edges.
+ * transformed input V (P, T, C) and products M (P, T, OC), P = (m+2)^2
+ * points, stay in L2 instead of a tensor 4x the input in memory:
+ *   1. V[e][t][:] = (B^T d B)[e] for the input tile d of tile t (pad 0);
+ *   2. M[e] = V[e] U[e] for each point e: (T x C) x (C x OC);
+ *   3. the m x m outputs A^T M A (+ bias, or += out), clipped at the edges.
  * Every tile's arithmetic is the same whichever block or worker it falls in
  * (a block only groups tiles), so results do not depend on the thread
- * count. F(2x2, 3x3) and not F(4x4, 3x3): see simclr_winograd_avx512's
- * predicate and the commit for the measurements and the error bound.
+ * count. While a tile row is transformed, the input rows and output rows of
+ * the next tile row are prefetched: without that the kernels waited on
+ * memory (the activations of a batch are far larger than the caches), which
+ * is what had made F(2x2, 3x3) lose at 16 channels.
  *
- * Transforms (Lavin & Gray 2015), correlation as in a CNN:
+ * F(2x2, 3x3) transforms (Lavin & Gray 2015), correlation as in a CNN:
  *   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
  *   G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
  *   A^T = [1 1 1 0; 0 1 -1 -1]
  * Additions only besides the GEMMs; the weights' halves are exact in float.
+ * F(4x4, 3x3): see the section of its twin (points 0, +-1, +-2, inf);
+ * multiplications by 2, 4, 5 and 8 besides the GEMMs, its error bound in
+ * test-conv-winograd.c (about 10x F(2x2, 3x3)'s).
  */
 #include "conv-winograd-private.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* Largest channel count (the zero pixel for padded taps). */
@@ -36,10 +43,20 @@ static const float wino_zeros[WINO_MAX_C];
 #ifndef WINO_BLOCK_FLOATS
 #define WINO_BLOCK_FLOATS (64 * 1024)
 #endif
+/* The same for F(4x4, 3x3) blocks (36 points). */
+#ifndef WINO43_BLOCK_FLOATS
+#define WINO43_BLOCK_FLOATS (64 * 1024)
+#endif
 /* Rows the GEMM may compute past the block's last tile (its register block
  * of tiles is at most this); those rows of V are zeroed, their products
  * dropped. */
 #define WINO_ROW_PAD 16
+
+int
+simclr_winograd_points (const SimclrWinogradKernels *k)
+{
+  return (k->m + 2) * (k->m + 2);
+}
 
 int
 simclr_winograd_shape_ok (const SimclrConvShape *s)
@@ -50,16 +67,18 @@ simclr_winograd_shape_ok (const SimclrConvShape *s)
 }
 
 size_t
-simclr_winograd_u_floats (const SimclrConvShape *s)
+simclr_winograd_u_floats (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s)
 {
-  return (size_t) SIMCLR_WINOGRAD_POINTS * s->C * s->OC;
+  return (size_t) simclr_winograd_points (k) * s->C * s->OC;
 }
 
 int
-simclr_winograd_block_tiles (const SimclrConvShape *s)
+simclr_winograd_block_tiles (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s)
 {
-  size_t t = WINO_BLOCK_FLOATS /
-      ((size_t) SIMCLR_WINOGRAD_POINTS * (s->C + s->OC));
+  size_t t = (k->m == 4 ? WINO43_BLOCK_FLOATS : WINO_BLOCK_FLOATS) /
+      ((size_t) simclr_winograd_points (k) * (s->C + s->OC));
   if (t < 16)
     t = 16;
   if (t > 1024)
@@ -68,14 +87,16 @@ simclr_winograd_block_tiles (const SimclrConvShape *s)
 }
 
 size_t
-simclr_winograd_work_floats (const SimclrConvShape *s)
+simclr_winograd_work_floats (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s)
 {
-  size_t rows = (size_t) simclr_winograd_block_tiles (s) + WINO_ROW_PAD;
-  return (size_t) SIMCLR_WINOGRAD_POINTS * rows * (s->C + s->OC);
+  size_t rows = (size_t) simclr_winograd_block_tiles (k, s) + WINO_ROW_PAD;
+  return (size_t) simclr_winograd_points (k) * rows * (s->C + s->OC);
 }
 
-void
-simclr_winograd_weight (float *u, const float *wp, int C, int OC)
+/* F(2x2, 3x3): u (16, C, OC) = G g G^T (halves: exact). */
+static void
+weight23 (float *u, const float *wp, int C, int OC)
 {
   const size_t plane = (size_t) C * OC;
   for (size_t j = 0; j < plane; j++) {
@@ -99,6 +120,49 @@ simclr_winograd_weight (float *u, const float *wp, int C, int OC)
       ui[3 * plane] = t[i][2];
     }
   }
+}
+
+/* F(4x4, 3x3) G (6x3) for the points 0, 1, -1, 2, -2 and inf, scaled as in
+ * Lavin & Gray (the transforms: the twin's section below). */
+static const double G43[6][3] = {
+  {1.0 / 4, 0, 0},
+  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+  {1.0 / 24, 1.0 / 12, 1.0 / 6},
+  {1.0 / 24, -1.0 / 12, 1.0 / 6},
+  {0, 0, 1},
+};
+
+/* F(4x4, 3x3): u (36, C, OC) = G g G^T in double, rounded once (1/6 and
+ * 1/24 are not exact in float). */
+static void
+weight43 (float *u, const float *wp, int C, int OC)
+{
+  const size_t plane = (size_t) C * OC;
+  for (size_t j = 0; j < plane; j++) {
+    double g[3][3], t[6][3];
+    for (int kh = 0; kh < 3; kh++)
+      for (int kw = 0; kw < 3; kw++)
+        g[kh][kw] = wp[(size_t) (kh * 3 + kw) * plane + j];
+    for (int i = 0; i < 6; i++)
+      for (int k = 0; k < 3; k++)
+        t[i][k] = G43[i][0] * g[0][k] + G43[i][1] * g[1][k] +
+            G43[i][2] * g[2][k];
+    for (int i = 0; i < 6; i++)
+      for (int l = 0; l < 6; l++)
+        u[(size_t) (i * 6 + l) * plane + j] = (float) (t[i][0] * G43[l][0] +
+            t[i][1] * G43[l][1] + t[i][2] * G43[l][2]);
+  }
+}
+
+void
+simclr_winograd_weight (const SimclrWinogradKernels *k, float *u,
+    const float *wp, int C, int OC)
+{
+  if (k->m == 4)
+    weight43 (u, wp, C, OC);
+  else
+    weight23 (u, wp, C, OC);
 }
 
 /* Tiles of one image: TH x TW, 2x2 outputs each. */
@@ -143,9 +207,9 @@ generic_forward (float *out, const float *inp, const float *u,
     int b1, float *work)
 {
   const int C = s->C, OC = s->OC;
-  const int T = simclr_winograd_block_tiles (s);
+  const int T = simclr_winograd_block_tiles (&simclr_winograd_generic, s);
   const size_t rows = (size_t) T + WINO_ROW_PAD;
-  float *V = work, *M = work + SIMCLR_WINOGRAD_POINTS * rows * C;
+  float *V = work, *M = work + 16 * rows * C;
   int TH, TW;
   wino_tiles (s, &TH, &TW);
   const long ntiles = (long) (b1 - b0) * TH * TW;
@@ -176,7 +240,7 @@ generic_forward (float *out, const float *inp, const float *u,
       }
     }
     /* 2. the 16 GEMMs over the channels */
-    for (int e = 0; e < SIMCLR_WINOGRAD_POINTS; e++) {
+    for (int e = 0; e < 16; e++) {
       const float *ue = u + (size_t) e * C * OC;
       for (int t = 0; t < nt; t++) {
         const float *v = V + ((size_t) e * rows + t) * C;
@@ -227,8 +291,140 @@ generic_ok (const SimclrConvShape *s)
 }
 
 const SimclrWinogradKernels simclr_winograd_generic = {
+  .m = 2,
   .ok = generic_ok,
   .forward = generic_forward,
+};
+
+/* ---------------------------------------------------------------------------
+ * F(4x4, 3x3), portable twin: 6x6 input tiles, 36 points, the same blocks.
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
+ *          0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * and G43 above. The 1-d transforms as the AVX-512 set computes them
+ * (shared differences, multiples of 2, 4, 5 and 8: exact scalings). */
+
+static inline void
+bt6 (float r[6], const float d[6])
+{
+  float t1 = d[1] + d[2], t2 = d[3] + d[4];
+  float t3 = d[1] - d[2], t4 = d[4] - d[3];
+  float t5 = d[4] - d[2], t6 = d[3] - d[1];
+  r[0] = 4.0f * d[0] + (d[4] - 5.0f * d[2]);
+  r[1] = t2 - 4.0f * t1;
+  r[2] = t4 + 4.0f * t3;
+  r[3] = t5 + 2.0f * t6;
+  r[4] = t5 - 2.0f * t6;
+  r[5] = 4.0f * d[1] + (d[5] - 5.0f * d[3]);
+}
+
+static inline void
+at6 (float y[4], const float m[6])
+{
+  float a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], d = m[3] - m[4];
+  y[0] = (m[0] + a) + c;
+  y[1] = b + 2.0f * d;
+  y[2] = a + 4.0f * c;
+  y[3] = (b + 8.0f * d) + m[5];
+}
+
+static void
+wino43_tiles (const SimclrConvShape *s, int *th, int *tw)
+{
+  *th = (s->OH + 3) / 4;
+  *tw = (s->OW + 3) / 4;
+}
+
+static void
+generic43_forward (float *out, const float *inp, const float *u,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1, float *work)
+{
+  const int C = s->C, OC = s->OC;
+  const int T = simclr_winograd_block_tiles (&simclr_winograd43_generic, s);
+  const size_t rows = (size_t) T + WINO_ROW_PAD;
+  float *V = work, *M = work + 36 * rows * C;
+  int TH, TW;
+  wino43_tiles (s, &TH, &TW);
+  const long per_img = (long) TH * TW;
+  const long ntiles = (long) (b1 - b0) * per_img;
+  for (long t0 = 0; t0 < ntiles; t0 += T) {
+    int nt = ntiles - t0 < T ? (int) (ntiles - t0) : T;
+    /* 1. input transform */
+    for (int t = 0; t < nt; t++) {
+      long g = t0 + t;
+      int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+      int oh = 4 * (r / TW), ow = 4 * (r % TW);
+      const float *img = inp + (size_t) b * s->H * s->W * C;
+      for (int c = 0; c < C; c++) {
+        float d[6][6], x[6][6], col[6], res[6];
+        for (int i = 0; i < 6; i++)
+          for (int j = 0; j < 6; j++) {
+            int ih = oh - 1 + i, iw = ow - 1 + j;
+            d[i][j] = ih >= 0 && ih < s->H && iw >= 0 && iw < s->W ?
+                img[((size_t) ih * s->W + iw) * C + c] : 0.0f;
+          }
+        for (int j = 0; j < 6; j++) {   /* B^T d, column by column */
+          for (int i = 0; i < 6; i++)
+            col[i] = d[i][j];
+          bt6 (res, col);
+          for (int i = 0; i < 6; i++)
+            x[i][j] = res[i];
+        }
+        for (int i = 0; i < 6; i++) {   /* (B^T d) B, row by row */
+          bt6 (res, x[i]);
+          for (int k = 0; k < 6; k++)
+            V[((size_t) (i * 6 + k) * rows + t) * C + c] = res[k];
+        }
+      }
+    }
+    /* 2. the 36 GEMMs over the channels */
+    for (int e = 0; e < 36; e++) {
+      const float *ue = u + (size_t) e * C * OC;
+      for (int t = 0; t < nt; t++) {
+        const float *v = V + ((size_t) e * rows + t) * C;
+        float *m = M + ((size_t) e * rows + t) * OC;
+        for (int o = 0; o < OC; o++)
+          m[o] = 0.0f;
+        for (int c = 0; c < C; c++)
+          for (int o = 0; o < OC; o++)
+            m[o] += v[c] * ue[(size_t) c * OC + o];
+      }
+    }
+    /* 3. output transform */
+    for (int t = 0; t < nt; t++) {
+      long g = t0 + t;
+      int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+      int oh = 4 * (r / TW), ow = 4 * (r % TW);
+      for (int o = 0; o < OC; o++) {
+        float y[4][6], col[6], res[4];
+        for (int j = 0; j < 6; j++) {   /* A^T m, column by column */
+          for (int i = 0; i < 6; i++)
+            col[i] = M[((size_t) (i * 6 + j) * rows + t) * OC + o];
+          at6 (res, col);
+          for (int i = 0; i < 4; i++)
+            y[i][j] = res[i];
+        }
+        for (int i = 0; i < 4 && oh + i < s->OH; i++) {
+          at6 (res, y[i]);
+          for (int j = 0; j < 4 && ow + j < s->OW; j++) {
+            float *dst = out + (((size_t) b * s->OH + oh + i) * s->OW + ow +
+                j) * OC + o;
+            if (accumulate)
+              *dst += res[j];
+            else
+              *dst = res[j] + (bias ? bias[o] : 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+const SimclrWinogradKernels simclr_winograd43_generic = {
+  .m = 4,
+  .ok = generic_ok,
+  .forward = generic43_forward,
 };
 
 /* ---------------------------------------------------------------------------
@@ -239,7 +435,7 @@ const SimclrWinogradKernels simclr_winograd_generic = {
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
-#define AVX512 "avx512f,avx512bw,avx512dq,avx512vl,fma"
+#define AVX512 "avx512f,avx512bw,avx512dq,avx512vl,fma,prfchw"
 #define KERNEL __attribute__ ((target (AVX512), always_inline)) static inline
 
 #define MAX_R 16
@@ -313,6 +509,10 @@ in_segment (float *v0, size_t vstride, const float *img,
     row[i] = img + (size_t) (ih < 0 ? 0 : ih >= s->H ? s->H - 1 : ih) * W *
         C;
   }
+  /* the rows the next tile row reads first (2 th + 3, 2 th + 4; into the
+   * next image past the last tile row), prefetched as in in_segment43 */
+  uintptr_t pf = (uintptr_t) (img + (size_t) (2 * th + 3) * W * C);
+  const size_t prow = sizeof (float) * W * C;
   for (int c = 0; c < C; c += 16) {
     /* x[j][i]: (B^T d) row i of input column iw0 + j */
     __m512 x[4][4];
@@ -331,6 +531,10 @@ in_segment (float *v0, size_t vstride, const float *img,
         int iw = iw0 + 2 * t + j;
         __mmask16 cm = iw < W ? 0xffff : 0;
         size_t off = (size_t) (iw >= W ? W - 1 : iw) * C + c;
+        _mm_prefetch ((const char *) (pf + off * sizeof (float)),
+            _MM_HINT_T0);
+        _mm_prefetch ((const char *) (pf + prow + off * sizeof (float)),
+            _MM_HINT_T0);
         in_column (x[j], row, rm, cm, off);
       }
       /* ((B^T d) B) row i: point e = 4 i + k */
@@ -387,6 +591,10 @@ out_segment (float *o_img, const float *m0, size_t mstride,
         __m512 r1 = _mm512_sub_ps (_mm512_sub_ps (y[i][1], y[i][2]),
             y[i][3]);
         float *dst = o_img + ((size_t) (oh + i) * OW + ow) * OC + c;
+        /* the next tile row's output, 2 rows down, prefetched for writing */
+        uintptr_t pf = (uintptr_t) dst + sizeof (float) * 2 * OW * OC;
+        __builtin_prefetch ((const void *) pf, 1, 3);
+        __builtin_prefetch ((const void *) (pf + sizeof (float) * OC), 1, 3);
         if (accumulate) {
           r0 = _mm512_add_ps (r0, _mm512_loadu_ps (dst));
           r1 = _mm512_add_ps (r1, _mm512_maskz_loadu_ps (cm, dst + OC));
@@ -459,9 +667,9 @@ avx512_blocks (const int NV, const int R, float *out, const float *inp,
     const float *u, const float *bias, int accumulate,
     const SimclrConvShape *s, int b0, int b1, float *work)
 {
-  const int T = simclr_winograd_block_tiles (s);
+  const int T = simclr_winograd_block_tiles (&simclr_winograd_avx512, s);
   const size_t rows = (size_t) T + WINO_ROW_PAD;
-  float *V = work, *M = work + SIMCLR_WINOGRAD_POINTS * rows * s->C;
+  float *V = work, *M = work + 16 * rows * s->C;
   int TH, TW;
   wino_tiles (s, &TH, &TW);
   const long ntiles = (long) (b1 - b0) * TH * TW;
@@ -518,7 +726,504 @@ wino_avx512_ok (const SimclrConvShape *s)
 }
 
 const SimclrWinogradKernels simclr_winograd_avx512 = {
+  .m = 2,
   .ok = wino_avx512_ok,
   .forward = wino_avx512_forward,
+};
+/* ---------------------------------------------------------------------------
+ * F(4x4, 3x3), AVX-512: the same blocks with 6x6 tiles and 36 points, 16
+ * channels per vector, the GEMMs on gemm_block. */
+
+/* B^T of 6 vectors (bt6 above, the same operations). */
+KERNEL void
+bt6_ps (__m512 r[6], __m512 d0, __m512 d1, __m512 d2, __m512 d3,
+    __m512 d4, __m512 d5)
+{
+  const __m512 two = _mm512_set1_ps (2.0f), four = _mm512_set1_ps (4.0f),
+      five = _mm512_set1_ps (5.0f);
+  __m512 t1 = _mm512_add_ps (d1, d2), t2 = _mm512_add_ps (d3, d4);
+  __m512 t3 = _mm512_sub_ps (d1, d2), t4 = _mm512_sub_ps (d4, d3);
+  __m512 t5 = _mm512_sub_ps (d4, d2), t6 = _mm512_sub_ps (d3, d1);
+  r[0] = _mm512_fmadd_ps (four, d0, _mm512_fnmadd_ps (five, d2, d4));
+  r[1] = _mm512_fnmadd_ps (four, t1, t2);
+  r[2] = _mm512_fmadd_ps (four, t3, t4);
+  r[3] = _mm512_fmadd_ps (two, t6, t5);
+  r[4] = _mm512_fnmadd_ps (two, t6, t5);
+  r[5] = _mm512_fmadd_ps (four, d1, _mm512_fnmadd_ps (five, d3, d5));
+}
+
+/* A^T of 6 vectors (at6 above). */
+KERNEL void
+at6_ps (__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3,
+    __m512 m4, __m512 m5)
+{
+  const __m512 two = _mm512_set1_ps (2.0f), four = _mm512_set1_ps (4.0f),
+      eight = _mm512_set1_ps (8.0f);
+  __m512 a = _mm512_add_ps (m1, m2), b = _mm512_sub_ps (m1, m2);
+  __m512 c = _mm512_add_ps (m3, m4), d = _mm512_sub_ps (m3, m4);
+  y[0] = _mm512_add_ps (_mm512_add_ps (m0, a), c);
+  y[1] = _mm512_fmadd_ps (two, d, b);
+  y[2] = _mm512_fmadd_ps (four, c, a);
+  y[3] = _mm512_add_ps (_mm512_fmadd_ps (eight, d, b), m5);
+}
+
+/* Input transform of one tile row segment (as in_segment): tiles tw0 ..
+ * tw0+n-1 of tile row th. Per 16 channels, the B^T combination of each
+ * input column over the tile's 6 rows goes to xb (column-major, 6 columns
+ * of 6 vectors), computed once per column: a tile's last 2 columns are the
+ * next tile's first 2. */
+KERNEL void
+in_segment43 (float *v0, size_t vstride, const float *img,
+    const SimclrConvShape *s, int th, int tw0, int n)
+{
+  const int C = s->C, W = s->W;
+  const float *row[6];
+  __mmask16 rm[6];
+  for (int i = 0; i < 6; i++) {
+    int ih = 4 * th - 1 + i;
+    rm[i] = ih >= 0 && ih < s->H ? 0xffff : 0;
+    row[i] = img + (size_t) (ih < 0 ? 0 : ih >= s->H ? s->H - 1 : ih) * W *
+        C;
+  }
+  /* the input rows the next tile row reads first (rows 4 th + 5 ... 4 th
+   * + 8, into the next image past the last tile row): prefetched as this
+   * row's columns are read, so the next segment finds them in cache (an
+   * address past the batch is only prefetched, never read) */
+  uintptr_t pf = (uintptr_t) (img + (size_t) (4 * th + 5) * W * C);
+  const size_t prow = sizeof (float) * W * C;
+  for (int c = 0; c < C; c += 16) {
+    __m512 xb[6][6];            /* [column][row of B^T d] */
+    int iw0 = 4 * tw0 - 1;
+    float *v = v0 + c;
+    for (int t = 0; t < n; t++, v += C) {
+      for (int j = t == 0 ? 0 : 2; j < 6; j++) {
+        int iw = iw0 + 4 * t + j;
+        __mmask16 cm = iw >= 0 && iw < W ? 0xffff : 0;
+        size_t off = (size_t) (iw < 0 ? 0 : iw >= W ? W - 1 : iw) * C + c;
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+          _mm_prefetch ((const char *) (pf + k * prow + off * sizeof (float)),
+              _MM_HINT_T0);
+        bt6_ps (xb[j],
+            _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off),
+            _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off),
+            _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off),
+            _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off),
+            _mm512_maskz_loadu_ps (rm[4] & cm, row[4] + off),
+            _mm512_maskz_loadu_ps (rm[5] & cm, row[5] + off));
+      }
+      /* ((B^T d) B) row i: point e = 6 i + k */
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; i++) {
+        __m512 r[6];
+        bt6_ps (r, xb[0][i], xb[1][i], xb[2][i], xb[3][i], xb[4][i],
+            xb[5][i]);
+        float *vi = v + (size_t) (6 * i) * vstride;
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++)
+          _mm512_storeu_ps (vi + k * vstride, r[k]);
+      }
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; i++) {
+        xb[0][i] = xb[4][i];
+        xb[1][i] = xb[5][i];
+      }
+    }
+  }
+}
+
+/* Output transform of one tile row segment (as out_segment): the 4x4
+ * outputs of tiles tw0 .. tw0+n-1, = + bias or += out, clipped at the
+ * image's bottom and right edges. */
+KERNEL void
+out_segment43 (float *o_img, const float *m0, size_t mstride,
+    const float *bias, int accumulate, const SimclrConvShape *s, int th,
+    int tw0, int n)
+{
+  const int OC = s->OC, OW = s->OW;
+  const int oh = 4 * th;
+  const int nh = s->OH - oh < 4 ? s->OH - oh : 4;
+  for (int c = 0; c < OC; c += 16) {
+    __m512 bv = bias && !accumulate ? _mm512_loadu_ps (bias + c) :
+        _mm512_setzero_ps ();
+    const float *m = m0 + c;
+    for (int t = 0; t < n; t++, m += OC) {
+      int ow = 4 * (tw0 + t);
+      int nw = OW - ow < 4 ? OW - ow : 4;
+      __m512 y[6][4];           /* [column][row of A^T m] */
+#pragma GCC unroll 6
+      for (int j = 0; j < 6; j++)
+        at6_ps (y[j], _mm512_loadu_ps (m + (size_t) j * mstride),
+            _mm512_loadu_ps (m + (size_t) (6 + j) * mstride),
+            _mm512_loadu_ps (m + (size_t) (12 + j) * mstride),
+            _mm512_loadu_ps (m + (size_t) (18 + j) * mstride),
+            _mm512_loadu_ps (m + (size_t) (24 + j) * mstride),
+            _mm512_loadu_ps (m + (size_t) (30 + j) * mstride));
+      for (int i = 0; i < nh; i++) {
+        __m512 r[4];
+        at6_ps (r, y[0][i], y[1][i], y[2][i], y[3][i], y[4][i], y[5][i]);
+        float *dst = o_img + ((size_t) (oh + i) * OW + ow) * OC + c;
+        /* the next tile row's output (4 rows down, into the next image
+         * past the last row): prefetched for writing */
+        uintptr_t pf = (uintptr_t) dst + sizeof (float) * 4 * OW * OC;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+          __builtin_prefetch ((const void *) (pf + sizeof (float) * j * OC),
+              1, 3);
+        if (nw == 4) {
+#pragma GCC unroll 4
+          for (int j = 0; j < 4; j++) {
+            __m512 a = accumulate ? _mm512_loadu_ps (dst + j * OC) : bv;
+            _mm512_storeu_ps (dst + j * OC, _mm512_add_ps (r[j], a));
+          }
+        } else {
+          for (int j = 0; j < nw; j++) {
+            __m512 a = accumulate ? _mm512_loadu_ps (dst + j * OC) : bv;
+            _mm512_storeu_ps (dst + j * OC, _mm512_add_ps (r[j], a));
+          }
+        }
+      }
+    }
+  }
+}
+
+KERNEL void
+avx512_block43 (const int NV, const int R, float *out, const float *inp,
+    const float *u, const float *bias, int accumulate,
+    const SimclrConvShape *s, int b0, long t0, int nt, float *V, float *M,
+    size_t rows)
+{
+  const int C = s->C, OC = s->OC;
+  const size_t vstride = rows * C, mstride = rows * OC;
+  int TH, TW;
+  wino43_tiles (s, &TH, &TW);
+  const long per_img = (long) TH * TW;
+  for (int t = 0; t < nt;) {
+    long g = t0 + t;
+    int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+    int th = r / TW, tw = r % TW;
+    int n = TW - tw < nt - t ? TW - tw : nt - t;
+    in_segment43 (V + (size_t) t * C, vstride, inp + (size_t) b * s->H *
+        s->W * C, s, th, tw, n);
+    t += n;
+  }
+  int ntr = (nt + R - 1) / R * R;
+  if (ntr > nt)
+    for (int e = 0; e < 36; e++)
+      memset (V + (size_t) e * vstride + (size_t) nt * C, 0,
+          sizeof (float) * (ntr - nt) * C);
+  for (int e = 0; e < 36; e++) {
+    const float *ue = u + (size_t) e * C * OC;
+    const float *ve = V + (size_t) e * vstride;
+    float *me = M + (size_t) e * mstride;
+    for (int r0 = 0; r0 < nt; r0 += R)
+      for (int o0 = 0; o0 < OC; o0 += 16 * NV)
+        gemm_block (NV, R, me + (size_t) r0 * OC, ve + (size_t) r0 * C, ue,
+            C, OC, o0);
+  }
+  for (int t = 0; t < nt;) {
+    long g = t0 + t;
+    int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+    int th = r / TW, tw = r % TW;
+    int n = TW - tw < nt - t ? TW - tw : nt - t;
+    out_segment43 (out + (size_t) b * s->OH * s->OW * OC, M + (size_t) t *
+        OC, mstride, bias, accumulate, s, th, tw, n);
+    t += n;
+  }
+}
+
+KERNEL void
+avx512_blocks43 (const int NV, const int R, float *out, const float *inp,
+    const float *u, const float *bias, int accumulate,
+    const SimclrConvShape *s, int b0, int b1, float *work)
+{
+  const int T = simclr_winograd_block_tiles (&simclr_winograd43_avx512, s);
+  const size_t rows = (size_t) T + WINO_ROW_PAD;
+  float *V = work, *M = work + 36 * rows * s->C;
+  int TH, TW;
+  wino43_tiles (s, &TH, &TW);
+  const long ntiles = (long) (b1 - b0) * TH * TW;
+  for (long t0 = 0; t0 < ntiles; t0 += T) {
+    int nt = ntiles - t0 < T ? (int) (ntiles - t0) : T;
+    avx512_block43 (NV, R, out, inp, u, bias, accumulate, s, b0, t0, nt, V,
+        M, rows);
+  }
+}
+
+__attribute__ ((target (AVX512))) static void
+wino43_avx512_forward (float *out, const float *inp, const float *u,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1, float *work)
+{
+  if (s->OC % 64 == 0)
+    avx512_blocks43 (4, 6, out, inp, u, bias, accumulate, s, b0, b1, work);
+  else if (s->OC % 32 == 0)
+    avx512_blocks43 (2, 12, out, inp, u, bias, accumulate, s, b0, b1, work);
+  else
+    avx512_blocks43 (1, 14, out, inp, u, bias, accumulate, s, b0, b1, work);
+}
+
+/* Shapes routed here (conv.c, before F(2x2, 3x3)): 3x3 s1 p1 with C and
+ * OC multiples of 16 and C*OC at most 64*64 (the transformed weight, 36 C
+ * OC floats, within 576 KiB: it stays in L2 across blocks of tiles; at
+ * 128*128 it is 2.3 MiB and F(2x2, 3x3) wins). Measurements: see the
+ * commit and STATUS.md. */
+static int
+wino43_avx512_ok (const SimclrConvShape *s)
+{
+  return simclr_winograd_shape_ok (s) && s->C % 16 == 0 &&
+      s->OC % 16 == 0 && (size_t) s->C * s->OC <= 64 * 64;
+}
+
+const SimclrWinogradKernels simclr_winograd43_avx512 = {
+  .m = 4,
+  .ok = wino43_avx512_ok,
+  .forward = wino43_avx512_forward,
+};
+/* ---------------------------------------------------------------------------
+ * F(4x4, 3x3), AVX2 + FMA (CPUs without AVX-512): the same blocks and
+ * arithmetic as the AVX-512 set, 8 channels per vector; taps outside the
+ * image read wino_zeros instead of a masked load. */
+#define AVX2 "avx2,fma,prfchw"
+#define KERNEL2 __attribute__ ((target (AVX2), always_inline)) static inline
+
+#define MAX_R2 6
+#define MAX_NV2 2
+
+/* gemm_block with 8-float vectors: m (R tiles, 8*NV channels from o0). */
+KERNEL2 void
+gemm_block2 (const int NV, const int R, float *m, const float *v,
+    const float *u, int C, int OC, int o0)
+{
+  __m256 acc[MAX_R2][MAX_NV2];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+    for (int k = 0; k < NV; k++)
+      acc[r][k] = _mm256_setzero_ps ();
+  const float *w = u + o0;
+  for (int c = 0; c < C; c++, w += OC) {
+    __m256 wv[MAX_NV2];
+#pragma GCC unroll 2
+    for (int k = 0; k < NV; k++)
+      wv[k] = _mm256_loadu_ps (w + 8 * k);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+      __m256 x = _mm256_broadcast_ss (v + (size_t) r * C + c);
+#pragma GCC unroll 2
+      for (int k = 0; k < NV; k++)
+        acc[r][k] = _mm256_fmadd_ps (x, wv[k], acc[r][k]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+    for (int k = 0; k < NV; k++)
+      _mm256_storeu_ps (m + (size_t) r * OC + o0 + 8 * k, acc[r][k]);
+}
+
+KERNEL2 void
+bt6_ps2 (__m256 r[6], __m256 d0, __m256 d1, __m256 d2, __m256 d3,
+    __m256 d4, __m256 d5)
+{
+  const __m256 two = _mm256_set1_ps (2.0f), four = _mm256_set1_ps (4.0f),
+      five = _mm256_set1_ps (5.0f);
+  __m256 t1 = _mm256_add_ps (d1, d2), t2 = _mm256_add_ps (d3, d4);
+  __m256 t3 = _mm256_sub_ps (d1, d2), t4 = _mm256_sub_ps (d4, d3);
+  __m256 t5 = _mm256_sub_ps (d4, d2), t6 = _mm256_sub_ps (d3, d1);
+  r[0] = _mm256_fmadd_ps (four, d0, _mm256_fnmadd_ps (five, d2, d4));
+  r[1] = _mm256_fnmadd_ps (four, t1, t2);
+  r[2] = _mm256_fmadd_ps (four, t3, t4);
+  r[3] = _mm256_fmadd_ps (two, t6, t5);
+  r[4] = _mm256_fnmadd_ps (two, t6, t5);
+  r[5] = _mm256_fmadd_ps (four, d1, _mm256_fnmadd_ps (five, d3, d5));
+}
+
+KERNEL2 void
+at6_ps2 (__m256 y[4], __m256 m0, __m256 m1, __m256 m2, __m256 m3,
+    __m256 m4, __m256 m5)
+{
+  const __m256 two = _mm256_set1_ps (2.0f), four = _mm256_set1_ps (4.0f),
+      eight = _mm256_set1_ps (8.0f);
+  __m256 a = _mm256_add_ps (m1, m2), b = _mm256_sub_ps (m1, m2);
+  __m256 c = _mm256_add_ps (m3, m4), d = _mm256_sub_ps (m3, m4);
+  y[0] = _mm256_add_ps (_mm256_add_ps (m0, a), c);
+  y[1] = _mm256_fmadd_ps (two, d, b);
+  y[2] = _mm256_fmadd_ps (four, c, a);
+  y[3] = _mm256_add_ps (_mm256_fmadd_ps (eight, d, b), m5);
+}
+
+/* in_segment43 with 8-float vectors. */
+KERNEL2 void
+in_segment43_avx2 (float *v0, size_t vstride, const float *img,
+    const SimclrConvShape *s, int th, int tw0, int n)
+{
+  const int C = s->C, W = s->W;
+  const float *row[6];
+  int rv[6];
+  for (int i = 0; i < 6; i++) {
+    int ih = 4 * th - 1 + i;
+    rv[i] = ih >= 0 && ih < s->H;
+    row[i] = img + (size_t) (rv[i] ? ih : 0) * W * C;
+  }
+  uintptr_t pf = (uintptr_t) (img + (size_t) (4 * th + 5) * W * C);
+  const size_t prow = sizeof (float) * W * C;
+  for (int c = 0; c < C; c += 8) {
+    __m256 xb[6][6];
+    int iw0 = 4 * tw0 - 1;
+    float *v = v0 + c;
+    for (int t = 0; t < n; t++, v += C) {
+      for (int j = t == 0 ? 0 : 2; j < 6; j++) {
+        int iw = iw0 + 4 * t + j;
+        int cv = iw >= 0 && iw < W;
+        size_t off = (size_t) (cv ? iw : 0) * C + c;
+        const float *p[6];
+        for (int i = 0; i < 6; i++)
+          p[i] = rv[i] && cv ? row[i] + off : wino_zeros + c;
+        if (cv && (c & 15) == 0)
+          for (int k = 0; k < 4; k++)
+            _mm_prefetch ((const char *) (pf + k * prow + off *
+                    sizeof (float)), _MM_HINT_T0);
+        bt6_ps2 (xb[j], _mm256_loadu_ps (p[0]), _mm256_loadu_ps (p[1]),
+            _mm256_loadu_ps (p[2]), _mm256_loadu_ps (p[3]),
+            _mm256_loadu_ps (p[4]), _mm256_loadu_ps (p[5]));
+      }
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; i++) {
+        __m256 r[6];
+        bt6_ps2 (r, xb[0][i], xb[1][i], xb[2][i], xb[3][i], xb[4][i],
+            xb[5][i]);
+        float *vi = v + (size_t) (6 * i) * vstride;
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++)
+          _mm256_storeu_ps (vi + k * vstride, r[k]);
+      }
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; i++) {
+        xb[0][i] = xb[4][i];
+        xb[1][i] = xb[5][i];
+      }
+    }
+  }
+}
+
+/* out_segment43 with 8-float vectors. */
+KERNEL2 void
+out_segment43_avx2 (float *o_img, const float *m0, size_t mstride,
+    const float *bias, int accumulate, const SimclrConvShape *s, int th,
+    int tw0, int n)
+{
+  const int OC = s->OC, OW = s->OW;
+  const int oh = 4 * th;
+  const int nh = s->OH - oh < 4 ? s->OH - oh : 4;
+  for (int c = 0; c < OC; c += 8) {
+    __m256 bv = bias && !accumulate ? _mm256_loadu_ps (bias + c) :
+        _mm256_setzero_ps ();
+    const float *m = m0 + c;
+    for (int t = 0; t < n; t++, m += OC) {
+      int ow = 4 * (tw0 + t);
+      int nw = OW - ow < 4 ? OW - ow : 4;
+      __m256 y[6][4];
+#pragma GCC unroll 6
+      for (int j = 0; j < 6; j++)
+        at6_ps2 (y[j], _mm256_loadu_ps (m + (size_t) j * mstride),
+            _mm256_loadu_ps (m + (size_t) (6 + j) * mstride),
+            _mm256_loadu_ps (m + (size_t) (12 + j) * mstride),
+            _mm256_loadu_ps (m + (size_t) (18 + j) * mstride),
+            _mm256_loadu_ps (m + (size_t) (24 + j) * mstride),
+            _mm256_loadu_ps (m + (size_t) (30 + j) * mstride));
+      for (int i = 0; i < nh; i++) {
+        __m256 r[4];
+        at6_ps2 (r, y[0][i], y[1][i], y[2][i], y[3][i], y[4][i], y[5][i]);
+        float *dst = o_img + ((size_t) (oh + i) * OW + ow) * OC + c;
+        if ((c & 15) == 0) {
+          uintptr_t pf = (uintptr_t) dst + sizeof (float) * 4 * OW * OC;
+          for (int j = 0; j < 4; j++)
+            __builtin_prefetch ((const void *) (pf + sizeof (float) * j *
+                    OC), 1, 3);
+        }
+        for (int j = 0; j < nw; j++) {
+          __m256 a = accumulate ? _mm256_loadu_ps (dst + j * OC) : bv;
+          _mm256_storeu_ps (dst + j * OC, _mm256_add_ps (r[j], a));
+        }
+      }
+    }
+  }
+}
+
+KERNEL2 void
+avx2_block43 (float *out, const float *inp, const float *u,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    long t0, int nt, float *V, float *M, size_t rows)
+{
+  const int C = s->C, OC = s->OC, R = MAX_R2;
+  const size_t vstride = rows * C, mstride = rows * OC;
+  int TH, TW;
+  wino43_tiles (s, &TH, &TW);
+  const long per_img = (long) TH * TW;
+  for (int t = 0; t < nt;) {
+    long g = t0 + t;
+    int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+    int th = r / TW, tw = r % TW;
+    int n = TW - tw < nt - t ? TW - tw : nt - t;
+    in_segment43_avx2 (V + (size_t) t * C, vstride, inp + (size_t) b * s->H *
+        s->W * C, s, th, tw, n);
+    t += n;
+  }
+  int ntr = (nt + R - 1) / R * R;
+  if (ntr > nt)
+    for (int e = 0; e < 36; e++)
+      memset (V + (size_t) e * vstride + (size_t) nt * C, 0,
+          sizeof (float) * (ntr - nt) * C);
+  for (int e = 0; e < 36; e++) {
+    const float *ue = u + (size_t) e * C * OC;
+    const float *ve = V + (size_t) e * vstride;
+    float *me = M + (size_t) e * mstride;
+    for (int r0 = 0; r0 < nt; r0 += R)
+      for (int o0 = 0; o0 < OC; o0 += 16)
+        gemm_block2 (2, R, me + (size_t) r0 * OC, ve + (size_t) r0 * C, ue,
+            C, OC, o0);
+  }
+  for (int t = 0; t < nt;) {
+    long g = t0 + t;
+    int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+    int th = r / TW, tw = r % TW;
+    int n = TW - tw < nt - t ? TW - tw : nt - t;
+    out_segment43_avx2 (out + (size_t) b * s->OH * s->OW * OC, M + (size_t)
+        t * OC, mstride, bias, accumulate, s, th, tw, n);
+    t += n;
+  }
+}
+
+__attribute__ ((target (AVX2))) static void
+wino43_avx2_forward (float *out, const float *inp, const float *u,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1, float *work)
+{
+  const int T = simclr_winograd_block_tiles (&simclr_winograd43_avx2, s);
+  const size_t rows = (size_t) T + WINO_ROW_PAD;
+  float *V = work, *M = work + 36 * rows * s->C;
+  int TH, TW;
+  wino43_tiles (s, &TH, &TW);
+  const long ntiles = (long) (b1 - b0) * TH * TW;
+  for (long t0 = 0; t0 < ntiles; t0 += T) {
+    int nt = ntiles - t0 < T ? (int) (ntiles - t0) : T;
+    avx2_block43 (out, inp, u, bias, accumulate, s, b0, t0, nt, V, M, rows);
+  }
+}
+
+/* Shapes routed here: see the commit and STATUS.md. C a multiple of 8, OC
+ * of 16, C*OC at most 64*64 as on AVX-512. */
+static int
+wino43_avx2_ok (const SimclrConvShape *s)
+{
+  return simclr_winograd_shape_ok (s) && s->C % 8 == 0 &&
+      s->OC % 16 == 0 && (size_t) s->C * s->OC <= 64 * 64;
+}
+
+const SimclrWinogradKernels simclr_winograd43_avx2 = {
+  .m = 4,
+  .ok = wino43_avx2_ok,
+  .forward = wino43_avx2_forward,
 };
 #endif

@@ -8,8 +8,8 @@
  * - otherwise im2col + cblas_sgemm over chunks of images, so the column
  *   buffer stays bounded (and cache-sized for thin layers).
  * - 3x3 stride-1 pad-1 shapes a set's Winograd predicate takes (measured
- *   faster there than its direct kernel): Winograd F(2x2, 3x3) in
- *   conv-winograd.c.
+ *   faster there than its direct kernel): Winograd F(4x4, 3x3) or
+ *   F(2x2, 3x3) in conv-winograd.c.
  * The input gradient of a stride-1 convolution whose transposed shape a
  * direct or Winograd kernel takes runs as the forward of the transposed
  * convolution (turned weights), of a strided one as a direct gather where a
@@ -165,27 +165,34 @@ conv_pick (const SimclrConvShape *s, SimclrConvOp op)
   return NULL;
 }
 
-/* The Winograd kernels of the best set whose predicate routes this shape
- * there, or NULL. Checked before the direct kernels: a set's predicate only
- * takes shapes where Winograd measured faster than its direct kernel, and
- * no set takes a shape a higher set's direct kernel serves better (only
- * the highest set, AVX-512, has Winograd kernels). */
+/* The best set whose Winograd predicate routes this shape there, or NULL;
+ * *wk (if not NULL) gets that kernel (a set tries its Winograd kernels in
+ * its order, e.g. F(4x4, 3x3) before F(2x2, 3x3)). Checked before the
+ * direct kernels: a set's predicate only takes shapes where Winograd
+ * measured faster than its direct kernel, and no set takes a shape a
+ * higher set's direct kernel serves better (only the highest set,
+ * AVX-512, has Winograd kernels). */
 static const SimclrKernelSet *
-conv_pick_winograd_set (const SimclrConvShape *s)
+conv_pick_winograd_set (const SimclrConvShape *s,
+    const SimclrWinogradKernels **wk)
 {
   if (!simclr_winograd_shape_ok (s))
     return NULL;
   for (const SimclrKernelSet *const *k = conv_kernels (s)->set; *k; k++)
-    if ((*k)->winograd && (*k)->winograd->ok (s))
-      return *k;
+    for (int i = 0; i < 2 && (*k)->winograd[i]; i++)
+      if ((*k)->winograd[i]->ok (s)) {
+        if (wk)
+          *wk = (*k)->winograd[i];
+        return *k;
+      }
   return NULL;
 }
 
 static const SimclrWinogradKernels *
 conv_pick_winograd (const SimclrConvShape *s)
 {
-  const SimclrKernelSet *k = conv_pick_winograd_set (s);
-  return k ? k->winograd : NULL;
+  const SimclrWinogradKernels *wk = NULL;
+  return conv_pick_winograd_set (s, &wk) ? wk : NULL;
 }
 
 static const SimclrConvKernels *
@@ -246,7 +253,8 @@ conv_pass_set (const SimclrConvShape *s, SimclrConvOp op, int *wino)
   *wino = 0;
   if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
     s = &t, op = SIMCLR_CONV_FORWARD;
-  if (op == SIMCLR_CONV_FORWARD && (k = conv_pick_winograd_set (s)) != NULL) {
+  if (op == SIMCLR_CONV_FORWARD &&
+      (k = conv_pick_winograd_set (s, NULL)) != NULL) {
     *wino = 1;
     return k;
   }
@@ -269,13 +277,26 @@ simclr_conv2d_uses_winograd (const SimclrConvShape *s, SimclrConvOp op)
   return wino;
 }
 
+int
+simclr_conv2d_winograd_tile (const SimclrConvShape *s, SimclrConvOp op)
+{
+  SimclrConvShape t;
+  const SimclrWinogradKernels *wk;
+  if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
+    s = &t, op = SIMCLR_CONV_FORWARD;
+  if (op != SIMCLR_CONV_FORWARD || (wk = conv_pick_winograd (s)) == NULL)
+    return 0;
+  return wk->m;
+}
+
 /* Scratch of a Winograd forward: the packed weight (9*C*OC), its
  * transform u, then one work buffer per worker. */
 static size_t
-conv_winograd_scratch (const SimclrConvShape *s)
+conv_winograd_scratch (const SimclrWinogradKernels *wk,
+    const SimclrConvShape *s)
 {
-  return (size_t) 9 * s->C * s->OC + simclr_winograd_u_floats (s) +
-      (size_t) conv_max_workers (s) * simclr_winograd_work_floats (s);
+  return (size_t) 9 * s->C * s->OC + simclr_winograd_u_floats (wk, s) +
+      (size_t) conv_max_workers (s) * simclr_winograd_work_floats (wk, s);
 }
 
 size_t
@@ -304,11 +325,12 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
     need = (size_t) s->OC * K;
   /* Winograd, forward or the transposed convolution of the input
    * gradient, also run alone */
-  if (conv_pick_winograd (s) && need < conv_winograd_scratch (s))
-    need = conv_winograd_scratch (s);
-  if (conv_transposed_shape (s, &t) && conv_pick_winograd (&t) &&
-      need < conv_winograd_scratch (&t))
-    need = conv_winograd_scratch (&t);
+  const SimclrWinogradKernels *wk;
+  if ((wk = conv_pick_winograd (s)) && need < conv_winograd_scratch (wk, s))
+    need = conv_winograd_scratch (wk, s);
+  if (conv_transposed_shape (s, &t) && (wk = conv_pick_winograd (&t)) &&
+      need < conv_winograd_scratch (wk, &t))
+    need = conv_winograd_scratch (wk, &t);
   return need;
 }
 /* ---------------------------------------------------------------------------
@@ -722,7 +744,7 @@ conv_forward_chunks (float *out, const float *inp, const float *weight,
   for (int i = 0; i < workers; i++) {
     tasks[i].wino = wino;
     tasks[i].work = wino ? scratch + (size_t) i *
-        simclr_winograd_work_floats (s) : NULL;
+        simclr_winograd_work_floats (wino, s) : NULL;
     tasks[i].out = out;
     tasks[i].inp = inp;
     tasks[i].weight = weight;
@@ -755,9 +777,9 @@ conv_forward_winograd (float *out, const float *inp, const float *weight,
   } else {
     conv_pack_weight (scratch, weight, s, layout);
   }
-  simclr_winograd_weight (u, scratch, s->C, s->OC);
+  simclr_winograd_weight (wino, u, scratch, s->C, s->OC);
   conv_forward_chunks (out, inp, NULL, NULL, wino, u, bias, accumulate, ep,
-      s, u + simclr_winograd_u_floats (s));
+      s, u + simclr_winograd_u_floats (wino, s));
 }
 
 void

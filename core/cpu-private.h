@@ -43,10 +43,13 @@ typedef struct {
       const SimclrConvShape *s, int b0, int b1);
 } SimclrConvKernels;
 
-/* Winograd F(2x2, 3x3) forward of one instruction set, for 3x3 stride-1
+/* Winograd F(m x m, 3x3) forward of one instruction set, for 3x3 stride-1
  * pad-1 convolutions (conv-winograd.c; conv.c also runs the input gradient
  * of those through it, as the forward of the transposed convolution). */
 typedef struct {
+  /* Output tile side: 2 for F(2x2, 3x3), 4 for F(4x4, 3x3) (the weight
+   * transform and buffer sizes of conv-winograd-private.h follow it). */
+  int m;
   /* Whether conv.c routes the shape here: a pure function of the shape
    * (not of B, so scratch sized at the largest batch covers every batch),
    * chosen where bench-conv measured Winograd faster than the set's direct
@@ -67,7 +70,9 @@ typedef struct {
   SimclrCpuLevel level;
   const char *name;
   const SimclrConvKernels *conv;
-  const SimclrWinogradKernels *winograd;        /* NULL: none */
+  /* Winograd kernels, tried in this order (the first whose predicate
+   * takes a shape runs it); NULL: none (further). */
+  const SimclrWinogradKernels *winograd[2];
 } SimclrKernelSet;
 
 /* The sets usable at one level, best first, NULL-terminated. */
@@ -91,6 +96,11 @@ const SimclrKernels *simclr_cpu_kernels_at (SimclrCpuLevel level);
  * SIMCLR_WINOGRAD says (tests, benchmarks); NULL when the CPU lacks it. */
 const SimclrKernels *simclr_cpu_kernels_winograd_at (SimclrCpuLevel level);
 
+/* The same with Winograd F(4x4, 3x3) tried first where its predicate takes
+ * the shape (the table SIMCLR_WINOGRAD=f43 selects; not the default: see
+ * cpu.c wino43_sets). NULL when the CPU lacks @level. */
+const SimclrKernels *simclr_cpu_kernels_winograd43_at (SimclrCpuLevel level);
+
 /* The same sets without their Winograd kernels (every convolution on the
  * direct or GEMM path): for benchmarks and tests that compare the two on
  * one shape. NULL when the CPU lacks @level. */
@@ -108,6 +118,9 @@ extern const SimclrConvKernels simclr_conv_kernels_avx2;
 extern const SimclrConvKernels simclr_conv_kernels_avx512;
 extern const SimclrWinogradKernels simclr_winograd_generic;
 extern const SimclrWinogradKernels simclr_winograd_avx512;
+extern const SimclrWinogradKernels simclr_winograd43_generic;
+extern const SimclrWinogradKernels simclr_winograd43_avx512;
+extern const SimclrWinogradKernels simclr_winograd43_avx2;
 
 /* Test hook: makes @a run its hot loops at @level (clamped to the CPU's
  * best). The level an augmenter starts with is simclr_cpu_level (); all

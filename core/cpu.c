@@ -23,11 +23,28 @@
  * kernels of its own: it is the portable path every operation falls back
  * to. */
 static const SimclrKernelSet kernel_sets[] = {
-  {SIMCLR_CPU_GENERIC, "generic", NULL, NULL},
+  {SIMCLR_CPU_GENERIC, "generic", NULL, {NULL}},
 #ifdef CPU_X86
-  {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2, NULL},
+  {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2, {NULL}},
   {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512,
-      &simclr_winograd_avx512},
+      {&simclr_winograd_avx512}},
+#endif
+};
+
+/* The same rows with Winograd F(4x4, 3x3) tried first
+ * (SIMCLR_WINOGRAD=f43, simclr_cpu_kernels_winograd43_at): opt-in, not the
+ * default. It is 1.2-1.8x faster than the direct kernels on the thin
+ * layers, but its rounding error is about 10x F(2x2, 3x3)'s, and at that
+ * noise level the data-parallel equivalence tests (tests/mpi
+ * mpi-equivalence, test-multicrop's replicas) fail their tolerances (see
+ * conv-winograd.c). */
+static const SimclrKernelSet wino43_sets[] = {
+  {SIMCLR_CPU_GENERIC, "generic", NULL, {NULL}},
+#ifdef CPU_X86
+  {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2,
+      {&simclr_winograd43_avx2}},
+  {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512,
+      {&simclr_winograd43_avx512, &simclr_winograd_avx512}},
 #endif
 };
 
@@ -36,10 +53,10 @@ static const SimclrKernelSet kernel_sets[] = {
  * and is not routed at the generic level: OpenBLAS's im2col + sgemm beats
  * plain C with 2.25x fewer multiplications. */
 static const SimclrKernelSet direct_sets[] = {
-  {SIMCLR_CPU_GENERIC, "generic", NULL, NULL},
+  {SIMCLR_CPU_GENERIC, "generic", NULL, {NULL}},
 #ifdef CPU_X86
-  {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2, NULL},
-  {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512, NULL},
+  {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2, {NULL}},
+  {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512, {NULL}},
 #endif
 };
 
@@ -57,7 +74,10 @@ static struct {
   char describe[128];
   SimclrKernels kernels[SIMCLR_CPU_N_LEVELS];
   SimclrKernels direct[SIMCLR_CPU_N_LEVELS];
-  int winograd;                 /* SIMCLR_WINOGRAD=1: route Winograd */
+  SimclrKernels wino43[SIMCLR_CPU_N_LEVELS];
+  /* SIMCLR_WINOGRAD: 0 direct only, 1 (default) F(2x2, 3x3) where routed,
+   * 2 (=f43) F(4x4, 3x3) first */
+  int winograd;
 } cpu = {.once = PTHREAD_ONCE_INIT };
 
 const char *
@@ -117,25 +137,31 @@ cpu_detect (void)
   /* Winograd convolutions are routed where the set's predicate takes them
    * (tested against the naive twins, bitwise invariant to batch split and
    * threads); SIMCLR_WINOGRAD=0 keeps every convolution direct, e.g. to
-   * compare the two paths. */
+   * compare the two paths; SIMCLR_WINOGRAD=f43 also routes F(4x4, 3x3)
+   * (faster, noisier: see wino43_sets). */
   const char *wg = getenv ("SIMCLR_WINOGRAD");
   cpu.winograd = !(wg && (strcmp (wg, "0") == 0
           || strcasecmp (wg, "off") == 0));
+  if (wg && strcasecmp (wg, "f43") == 0)
+    cpu.winograd = 2;
 
   for (int l = 0; l < SIMCLR_CPU_N_LEVELS; l++) {
     SimclrKernels *k = &cpu.kernels[l], *d = &cpu.direct[l];
+    SimclrKernels *w = &cpu.wino43[l];
     int n = 0;
-    k->level = d->level = (SimclrCpuLevel) l;
+    k->level = d->level = w->level = (SimclrCpuLevel) l;
     for (int i = (int) N_SETS - 1; i >= 0; i--)
       if (kernel_sets[i].level <= (SimclrCpuLevel) l) {
         d->set[n] = &direct_sets[i];
+        w->set[n] = &wino43_sets[i];
         k->set[n++] = &kernel_sets[i];
       }
-    k->set[n] = d->set[n] = NULL;
+    k->set[n] = d->set[n] = w->set[n] = NULL;
   }
 
   snprintf (cpu.describe, sizeof (cpu.describe), "%s%s (CPU best %s%s)%s",
-      level_names[cpu.level], cpu.winograd ? " +winograd" : "",
+      level_names[cpu.level], cpu.winograd == 2 ? " +winograd f43" :
+      cpu.winograd ? " +winograd" : "",
       level_names[cpu.best],
       cpu.features & SIMCLR_CPU_FEATURE_AVX512_BF16 ? ", avx512_bf16" : "",
       cpu.env_msg[0] ? " [SIMCLR_CPU not honoured]" : "");
@@ -192,7 +218,8 @@ const SimclrKernels *
 simclr_cpu_kernels (void)
 {
   cpu_init ();
-  return cpu.winograd ? &cpu.kernels[cpu.level] : &cpu.direct[cpu.level];
+  return cpu.winograd == 2 ? &cpu.wino43[cpu.level] :
+      cpu.winograd ? &cpu.kernels[cpu.level] : &cpu.direct[cpu.level];
 }
 
 const SimclrKernels *
@@ -201,7 +228,8 @@ simclr_cpu_kernels_at (SimclrCpuLevel level)
   cpu_init ();
   if ((int) level < 0 || level > cpu.best)
     return NULL;
-  return cpu.winograd ? &cpu.kernels[level] : &cpu.direct[level];
+  return cpu.winograd == 2 ? &cpu.wino43[level] :
+      cpu.winograd ? &cpu.kernels[level] : &cpu.direct[level];
 }
 
 const SimclrKernels *
@@ -211,6 +239,15 @@ simclr_cpu_kernels_winograd_at (SimclrCpuLevel level)
   if ((int) level < 0 || level > cpu.best)
     return NULL;
   return &cpu.kernels[level];
+}
+
+const SimclrKernels *
+simclr_cpu_kernels_winograd43_at (SimclrCpuLevel level)
+{
+  cpu_init ();
+  if ((int) level < 0 || level > cpu.best)
+    return NULL;
+  return &cpu.wino43[level];
 }
 
 const SimclrKernels *

@@ -1,7 +1,8 @@
-/* test-conv-winograd.c: Winograd F(2x2, 3x3) convolutions (conv-winograd.c)
- * against a double-precision naive convolution written here.
+/* test-conv-winograd.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions
+ * (conv-winograd.c) against a double-precision naive convolution written
+ * here.
  *
- * 1. Each Winograd kernel set the machine has (the portable twin always,
+ * 1. Each Winograd kernel set the machine has (the portable twins always,
  *    AVX-512 where the CPU has it), called directly, forward and input
  *    gradient (the forward of the transposed convolution with the turned
  *    weight, the route conv.c takes), on the ResNet-18 w0.25 3x3 stride-1
@@ -12,10 +13,11 @@
  *    level in use with Winograd routed (simclr_cpu_kernels_winograd_at),
  *    with accumulation into non-zero gradients.
  * 3. The dispatch really takes Winograd for the routed shapes (batch 512
- *    and 256 as in training, forward and input gradient) where the level
- *    has it, and never for other shapes or levels; by default unless
- *    SIMCLR_WINOGRAD=0 (meson runs this test with and without); threads 1
- *    and 2 give identical bits.
+ *    and 256 as in training, forward and input gradient; F(4x4, 3x3) for
+ *    16-64 channels, F(2x2, 3x3) for 128) where the level has it, and never
+ *    for other shapes or levels; by default unless SIMCLR_WINOGRAD=0 (meson
+ *    runs this test with and without); threads 1 and 2 give identical
+ *    bits.
  *
  * Error bound. Let S(y) = sum over taps and channels of |w| |x| for output
  * y (computed with the reference). A float dot product of n terms is off by
@@ -28,9 +30,19 @@
  * direct convolution's 3 per direction, (8/3)^2 < 7.2 in 2-d. Hence
  *   |y - ref| <= 7.2 * (C + 8) * eps * S(y),
  * a worst-case bound (rounding errors all of one sign) that holds whatever
- * the inputs' magnitude (the error grows with |x| and |w| through S: inputs
- * offset far from 0, where the transforms' differences cancel, are one of
- * the cases). Any wrong transform or index is off by O(S), far above it.
+ * the inputs' magnitude (the error grows with |x| and |w| through S:
+ * inputs offset far from 0, where the transforms' differences cancel, are
+ * one of the cases). Any wrong transform or index is off by O(S), far
+ * above it.
+ * F(4x4, 3x3): the row sums of |B^T| are 10, 10, 10, 6, 6, 10, of |G| 1/4,
+ * 1/2, 1/2, 7/24, 7/24, 1, and |A^T|'s rows weight them so that the 1-d
+ * factor is 16, 17, 24 and 48 for the four outputs of a tile, against 3:
+ * (48/3)^2 = 256 in 2-d, hence
+ *   |y - ref| <= 256 * (C + 8) * eps * S(y)
+ * (G g G^T is computed in double and rounded once). That is the price of
+ * the 4x fewer multiplications: the observed error is an order of
+ * magnitude above F(2x2, 3x3)'s (worst err / (eps S) up to 25 here against
+ * 1.5).
  * The observed worst ratio err / (eps S) is printed.
  */
 #include <float.h>
@@ -97,13 +109,21 @@ turn_weight (float *wt, const float *w, int C, int OC)
               w[(((size_t) o * 3 + kh) * 3 + kw) * C + c];
 }
 
+/* The factor of the bound above: (8/3)^2 for F(2x2, 3x3), (48/3)^2 for
+ * F(4x4, 3x3). */
+static double
+bound_factor (int m)
+{
+  return m == 4 ? 256.0 : 7.2;
+}
+
 /* Worst err / (eps S) over n outputs; fails on the first output past the
  * bound with both values. */
 static double
 check_bound (const char *what, const float *got, const double *ref,
-    const double *S, const double *base, size_t n, int C)
+    const double *S, const double *base, size_t n, int C, int m)
 {
-  const double k = 7.2 * (C + 8) * FLT_EPSILON;
+  const double k = bound_factor (m) * (C + 8) * FLT_EPSILON;
   double worst = 0.0;
   for (size_t i = 0; i < n; i++) {
     double want = ref[i] + (base ? base[i] : 0.0);
@@ -159,17 +179,26 @@ shape_of (SimclrConvShape *s, const Spec *sp, int C, int OC)
 /* The sets to run a shape on: the twin, and AVX-512 if the CPU has it and
  * its channel constraint (multiples of 16) holds. */
 static int
-kernel_sets (const SimclrWinogradKernels *k[2], const char *names[2], int C,
+kernel_sets (const SimclrWinogradKernels *k[5], const char *names[5], int C,
     int OC)
 {
   int n = 0;
   k[n] = &simclr_winograd_generic;
-  names[n++] = "generic";
+  names[n++] = "generic F(2,3)";
+  k[n] = &simclr_winograd43_generic;
+  names[n++] = "generic F(4,3)";
 #if defined(__GNUC__) && defined(__x86_64__)
   if (simclr_cpu_best_level () >= SIMCLR_CPU_AVX512 && C % 16 == 0 &&
       OC % 16 == 0) {
     k[n] = &simclr_winograd_avx512;
-    names[n++] = "avx512";
+    names[n++] = "avx512 F(2,3)";
+    k[n] = &simclr_winograd43_avx512;
+    names[n++] = "avx512 F(4,3)";
+  }
+  if (simclr_cpu_best_level () >= SIMCLR_CPU_AVX2 && C % 8 == 0 &&
+      OC % 16 == 0) {
+    k[n] = &simclr_winograd43_avx2;
+    names[n++] = "avx2 F(4,3)";
   }
 #endif
   return n;
@@ -182,9 +211,9 @@ run_kernel (const SimclrWinogradKernels *k, float *out, const float *inp,
     const float *wp, const float *bias, int accumulate,
     const SimclrConvShape *s)
 {
-  float *u = g_new (float, simclr_winograd_u_floats (s));
-  float *work = g_new (float, simclr_winograd_work_floats (s));
-  simclr_winograd_weight (u, wp, s->C, s->OC);
+  float *u = g_new (float, simclr_winograd_u_floats (k, s));
+  float *work = g_new (float, simclr_winograd_work_floats (k, s));
+  simclr_winograd_weight (k, u, wp, s->C, s->OC);
   int half = s->B / 2;
   if (half > 0)
     k->forward (out, inp, u, bias, accumulate, s, 0, half, work);
@@ -230,8 +259,8 @@ test_kernels (gconstpointer data)
   ref_conv (ref, S, x, w, bias, s.B, s.H, s.W, s.C, s.OC);
   ref_conv (dref, dS, dout, wt, NULL, s.B, s.H, s.W, s.OC, s.C);
 
-  const SimclrWinogradKernels *k[2];
-  const char *names[2];
+  const SimclrWinogradKernels *k[5];
+  const char *names[5];
   int nk = kernel_sets (k, names, s.C, s.OC);
   g_assert_cmpint (nk, >=, 1);
   float *out = g_new (float, nout), *dx = g_new (float, nin);
@@ -242,7 +271,7 @@ test_kernels (gconstpointer data)
     fill (out, nout, 1e6, 2e6);         /* overwritten, never read */
     run_kernel (k[i], out, x, wp, bias, 0, &s);
     g_snprintf (what, sizeof (what), "%s %s forward", sp->name, names[i]);
-    double wf = check_bound (what, out, ref, S, NULL, nout, s.C);
+    double wf = check_bound (what, out, ref, S, NULL, nout, s.C, k[i]->m);
     /* input gradient, accumulating into a non-zero dinp */
     fill (dx, nin, -1, 1);
     for (size_t j = 0; j < nin; j++)
@@ -250,40 +279,49 @@ test_kernels (gconstpointer data)
     run_kernel (k[i], dx, dout, wtp, NULL, 1, &ts);
     g_snprintf (what, sizeof (what), "%s %s input gradient", sp->name,
         names[i]);
-    double wd = check_bound (what, dx, dref, dS, base, nin, s.OC);
+    double wd = check_bound (what, dx, dref, dS, base, nin, s.OC, k[i]->m);
     g_test_message ("%s %s: worst error / (eps S) forward %.2f, input "
         "gradient %.2f (bound %.0f, %.0f)", sp->name, names[i], wf, wd,
-        7.2 * (s.C + 8), 7.2 * (s.OC + 8));
+        bound_factor (k[i]->m) * (s.C + 8),
+        bound_factor (k[i]->m) * (s.OC + 8));
     /* The bound above is a worst case; rounding errors of random data
-     * mostly cancel (observed: at most 3 eps S on every case here). A
-     * ratio past 16 means an error beyond rounding (e.g. a transform off by
-     * a rounding-sized coefficient) that the worst-case bound would miss. */
-    g_assert_cmpfloat (wf, <, 16.0);
-    g_assert_cmpfloat (wd, <, 16.0);
+     * mostly cancel (observed: at most 3 eps S on every case here for
+     * F(2x2, 3x3), 25 for F(4x4, 3x3)). A ratio past 16 (64) means an
+     * error beyond rounding (e.g. a transform off by a rounding-sized
+     * coefficient) that the worst-case bound would miss. */
+    g_assert_cmpfloat (wf, <, k[i]->m == 4 ? 64.0 : 16.0);
+    g_assert_cmpfloat (wd, <, k[i]->m == 4 ? 64.0 : 16.0);
   }
 
-  /* through conv.c at the level in use (Winograd where routed) */
-  s.kernels = simclr_cpu_kernels_winograd_at (simclr_cpu_level ());
-  float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
-  simclr_conv2d_forward (out, x, w, bias, &s, scratch);
-  check_bound ("conv.c forward", out, ref, S, NULL, nout, s.C);
-  fill (dx, nin, 3e6, 4e6);
-  simclr_conv2d_backward_input_set (dx, dout, w, &s, scratch);
-  check_bound ("conv.c input gradient (set)", dx, dref, dS, NULL, nin, s.OC);
-  fill (dx, nin, -1, 1);
-  for (size_t j = 0; j < nin; j++)
-    base[j] = dx[j];
-  simclr_conv2d_backward_input (dx, dout, w, &s, scratch);
-  check_bound ("conv.c input gradient (accumulate)", dx, dref, dS, base, nin,
-      s.OC);
-  g_test_message ("%s via conv.c: forward %s%s, input gradient %s%s",
-      sp->name, simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
-      simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD) ?
-      " (winograd)" : "", simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DINPUT),
-      simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT) ?
-      " (winograd)" : "");
+  /* through conv.c at the level in use, with the default Winograd table
+   * and with F(4x4, 3x3) routed (SIMCLR_WINOGRAD=f43) */
+  for (int tab = 0; tab < 2; tab++) {
+    s.kernels = tab ? simclr_cpu_kernels_winograd43_at (simclr_cpu_level ()) :
+        simclr_cpu_kernels_winograd_at (simclr_cpu_level ());
+    float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
+    simclr_conv2d_forward (out, x, w, bias, &s, scratch);
+    check_bound ("conv.c forward", out, ref, S, NULL, nout, s.C,
+        simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_FORWARD));
+    fill (dx, nin, 3e6, 4e6);
+    simclr_conv2d_backward_input_set (dx, dout, w, &s, scratch);
+    check_bound ("conv.c input gradient (set)", dx, dref, dS, NULL, nin,
+        s.OC, simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_DINPUT));
+    fill (dx, nin, -1, 1);
+    for (size_t j = 0; j < nin; j++)
+      base[j] = dx[j];
+    simclr_conv2d_backward_input (dx, dout, w, &s, scratch);
+    check_bound ("conv.c input gradient (accumulate)", dx, dref, dS, base,
+        nin, s.OC, simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_DINPUT));
+    g_test_message ("%s via conv.c (%s table): forward %s F(%d,3), input "
+        "gradient %s F(%d,3) (F(0,3): not Winograd)", sp->name,
+        tab ? "f43" : "default",
+        simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
+        simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_FORWARD),
+        simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DINPUT),
+        simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_DINPUT));
+    g_free (scratch);
+  }
 
-  g_free (scratch);
   g_free (base);
   g_free (dx);
   g_free (out);
@@ -305,70 +343,122 @@ static const int layers[4][3] = {
   {28, 16, 16}, {14, 32, 32}, {7, 64, 64}, {4, 128, 128},
 };
 
-/* The dispatch takes Winograd exactly where the set in use routes it: the
- * four layers at batch 512 and 256, forward and input gradient, on the
- * AVX-512 level; never at lower levels, for channel counts that are not
- * multiples of 16, or for other kernel shapes. */
+/* The Winograd tile conv.c runs a shape's pass on with table @tab (0:
+ * none), as cpu.c's tables route the ResNet-18 w0.25 layers @l at @level:
+ * the default table F(2x2, 3x3) on AVX-512 for 64 and 128 channels; the
+ * f43 table F(4x4, 3x3) for 16 to 64 channels on AVX-512 and AVX2, and
+ * F(2x2, 3x3) for 128 on AVX-512. */
+static int
+expected_tile (int f43, SimclrCpuLevel level, int l)
+{
+  if (!f43)
+    return level >= SIMCLR_CPU_AVX512 && l >= 2 ? 2 : 0;
+  if (level >= SIMCLR_CPU_AVX512)
+    return l < 3 ? 4 : 2;
+  return level >= SIMCLR_CPU_AVX2 && l < 3 ? 4 : 0;
+}
+
+/* The dispatch takes Winograd exactly where the tables route it (see
+ * expected_tile): the four layers at batch 512 and 256, forward and input
+ * gradient; never the weight gradient, channel counts that are not
+ * multiples of 16 (8 for AVX2's C), other kernel shapes, or the direct
+ * table. */
 static void
 test_dispatch (void)
 {
-  const SimclrKernels *use =
-      simclr_cpu_kernels_winograd_at (simclr_cpu_level ());
-  int avx512 = use->level >= SIMCLR_CPU_AVX512;
-  /* the default table routes Winograd unless SIMCLR_WINOGRAD=0 */
+  const SimclrCpuLevel level = simclr_cpu_level ();
+  const SimclrKernels *tabs[2] = { simclr_cpu_kernels_winograd_at (level),
+    simclr_cpu_kernels_winograd43_at (level)
+  };
+  const SimclrKernels *direct = simclr_cpu_kernels_direct_at (level);
+  g_assert_nonnull (direct);
+  /* the default table routes F(2x2, 3x3) unless SIMCLR_WINOGRAD=0;
+   * SIMCLR_WINOGRAD=f43 selects the F(4x4, 3x3) table */
   const char *env = g_getenv ("SIMCLR_WINOGRAD");
   int on = !(env && (!strcmp (env, "0") || !g_ascii_strcasecmp (env, "off")));
-  g_assert_true (simclr_cpu_kernels () == (on ? use :
-          simclr_cpu_kernels_direct_at (use->level)));
+  int f43 = env && !g_ascii_strcasecmp (env, "f43");
+  g_assert_true (simclr_cpu_kernels () == (f43 ? tabs[1] : on ? tabs[0] :
+          direct));
   for (int l = 0; l < 4; l++)
-    for (int bi = 0; bi < 2; bi++) {
-      SimclrConvShape s = { .B = bi ? 256 : 512, .H = layers[l][0],
-        .W = layers[l][0], .C = layers[l][1], .OC = layers[l][2],
-        .KH = 3, .KW = 3, .stride = 1, .pad = 1, .threads = 2,
-        .kernels = use
-      };
-      g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
-      /* the default table, as the model calls it */
-      SimclrConvShape dflt = s;
-      dflt.kernels = NULL;
-      g_assert_cmpint (simclr_conv2d_uses_winograd (&dflt,
-              SIMCLR_CONV_FORWARD), ==, on && avx512 && l >= 2);
-      int fwd = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD);
-      int dx = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT);
-      g_test_message ("layer %dx%d %d->%d batch %d: forward %s%s, input "
-          "gradient %s%s", s.H, s.W, s.C, s.OC, s.B,
-          simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
-          fwd ? " winograd" : "",
-          simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DINPUT),
-          dx ? " winograd" : "");
-      /* routed: layer3 and layer4 (64 and 128 channels; 16 and 32: not
-       * faster, see conv-winograd.c) */
-      int routed = avx512 && l >= 2;
-      g_assert_cmpint (fwd, ==, routed);
-      g_assert_cmpint (dx, ==, routed);
-      g_assert_false (simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DWEIGHT));
-      if (routed) {
-        g_assert_cmpstr (simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
-            ==, "avx512");
-        /* the scratch covers Winograd's weights and work buffers */
-        g_assert_cmpuint (simclr_conv2d_scratch_floats (&s), >=,
-            (size_t) 25 * s.C * s.OC + simclr_winograd_work_floats (&s));
+    for (int bi = 0; bi < 2; bi++)
+      for (int t = 0; t < 2; t++) {
+        SimclrConvShape s = { .B = bi ? 256 : 512, .H = layers[l][0],
+          .W = layers[l][0], .C = layers[l][1], .OC = layers[l][2],
+          .KH = 3, .KW = 3, .stride = 1, .pad = 1, .threads = 2,
+          .kernels = tabs[t]
+        };
+        g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+        int m = expected_tile (t, level, l);
+        if (t == 0) {
+          /* the default table, as the model calls it */
+          SimclrConvShape dflt = s;
+          dflt.kernels = NULL;
+          g_assert_cmpint (simclr_conv2d_winograd_tile (&dflt,
+                  SIMCLR_CONV_FORWARD), ==, f43 ? expected_tile (1, level,
+                  l) : on ? m : 0);
+        }
+        g_test_message ("%s table, layer %dx%d %d->%d batch %d: forward %s "
+            "F(%d,3), input gradient %s F(%d,3)", t ? "f43" : "default",
+            s.H, s.W, s.C, s.OC, s.B,
+            simclr_conv2d_kernel_name (&s, SIMCLR_CONV_FORWARD),
+            simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_FORWARD),
+            simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DINPUT),
+            simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_DINPUT));
+        g_assert_cmpint (simclr_conv2d_winograd_tile (&s,
+                SIMCLR_CONV_FORWARD), ==, m);
+        g_assert_cmpint (simclr_conv2d_winograd_tile (&s,
+                SIMCLR_CONV_DINPUT), ==, m);
+        g_assert_cmpint (simclr_conv2d_uses_winograd (&s,
+                SIMCLR_CONV_FORWARD), ==, m != 0);
+        g_assert_cmpint (simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT),
+            ==, m != 0);
+        g_assert_false (simclr_conv2d_uses_winograd (&s,
+                SIMCLR_CONV_DWEIGHT));
+        if (m) {
+          g_assert_cmpstr (simclr_conv2d_kernel_name (&s,
+                  SIMCLR_CONV_FORWARD), ==, simclr_cpu_level_name (level));
+          /* the scratch covers Winograd's weights and work buffers */
+          const SimclrWinogradKernels *wk = m == 2 ?
+              &simclr_winograd_avx512 : level >= SIMCLR_CPU_AVX512 ?
+              &simclr_winograd43_avx512 : &simclr_winograd43_avx2;
+          g_assert_cmpuint (simclr_conv2d_scratch_floats (&s), >=,
+              (size_t) (9 + simclr_winograd_points (wk)) * s.C * s.OC +
+              simclr_winograd_work_floats (wk, &s));
+        }
+        /* the direct table never takes it */
+        SimclrConvShape d = s;
+        d.kernels = direct;
+        g_assert_false (simclr_conv2d_uses_winograd (&d,
+                SIMCLR_CONV_FORWARD));
+        g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_DINPUT));
       }
-      /* the direct table never takes it */
-      SimclrConvShape d = s;
-      d.kernels = simclr_cpu_kernels_direct_at (use->level);
-      g_assert_nonnull (d.kernels);
-      g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_FORWARD));
-      g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_DINPUT));
-    }
-  /* refused: channels not multiples of 16 or below 64, strided, 5x5, pad
-   * 0, 1x1, a transformed weight above 128*128*16 floats */
+  /* taken by F(4x4, 3x3) (f43 table): C*OC up to 64*64, channels
+   * multiples of 16; never by the default table */
+  SimclrConvShape f4[] = {
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 64, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+    {.B = 8, .H = 9, .W = 5, .C = 32, .OC = 128, .KH = 3, .KW = 3,
+        .stride = 1, .pad = 1},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS (f4); i++) {
+    int m = level >= SIMCLR_CPU_AVX2 ? 4 : 0;
+    f4[i].kernels = tabs[1];
+    g_assert_cmpint (simclr_conv2d_shape_init (&f4[i]), ==, 0);
+    g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
+            SIMCLR_CONV_FORWARD), ==, m);
+    g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
+            SIMCLR_CONV_DINPUT), ==, m);
+    f4[i].kernels = tabs[0];
+    g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
+            SIMCLR_CONV_FORWARD), ==, 0);
+  }
+  /* refused by both tables: channels not multiples of 16 (or 8 for AVX2's
+   * C) either way, strided, 5x5, pad 0, 1x1, a transformed weight above
+   * 128*128*16 floats */
   SimclrConvShape r[] = {
     {.B = 8, .H = 8, .W = 8, .C = 80, .OC = 72, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
-    {.B = 8, .H = 8, .W = 8, .C = 32, .OC = 32, .KH = 3, .KW = 3,
-        .stride = 1, .pad = 1},
-    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 64, .KH = 3, .KW = 3,
+    {.B = 8, .H = 8, .W = 8, .C = 40, .OC = 40, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
     {.B = 8, .H = 4, .W = 4, .C = 512, .OC = 512, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
@@ -376,7 +466,7 @@ test_dispatch (void)
         .stride = 1, .pad = 1},
     {.B = 8, .H = 8, .W = 8, .C = 17, .OC = 16, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
-    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 24, .KH = 3, .KW = 3,
+    {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 20, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
     {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 16, .KH = 3, .KW = 3,
         .stride = 2, .pad = 1},
@@ -387,12 +477,15 @@ test_dispatch (void)
     {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 16, .KH = 1, .KW = 1,
         .stride = 1, .pad = 0},
   };
-  for (size_t i = 0; i < G_N_ELEMENTS (r); i++) {
-    r[i].kernels = use;
-    g_assert_cmpint (simclr_conv2d_shape_init (&r[i]), ==, 0);
-    g_assert_false (simclr_conv2d_uses_winograd (&r[i], SIMCLR_CONV_FORWARD));
-    g_assert_false (simclr_conv2d_uses_winograd (&r[i], SIMCLR_CONV_DINPUT));
-  }
+  for (size_t i = 0; i < G_N_ELEMENTS (r); i++)
+    for (int t = 0; t < 2; t++) {
+      r[i].kernels = tabs[t];
+      g_assert_cmpint (simclr_conv2d_shape_init (&r[i]), ==, 0);
+      g_assert_false (simclr_conv2d_uses_winograd (&r[i],
+              SIMCLR_CONV_FORWARD));
+      g_assert_false (simclr_conv2d_uses_winograd (&r[i],
+              SIMCLR_CONV_DINPUT));
+    }
 }
 
 /* Threads 1 and 2 give identical bits (each tile's arithmetic does not
@@ -400,10 +493,14 @@ test_dispatch (void)
 static void
 test_threads (gconstpointer data)
 {
-  const int *layer = data;
+  const int *job = data;        /* layer, f43 table */
+  const int *layer = layers[job[0]];
+  const SimclrCpuLevel level = simclr_cpu_level ();
   SimclrConvShape s = { .B = 48, .H = layer[0], .W = layer[0],
     .C = layer[1], .OC = layer[2], .KH = 3, .KW = 3, .stride = 1, .pad = 1,
-    .threads = 2, .kernels = simclr_cpu_kernels_winograd_at (simclr_cpu_level ())
+    .threads = 2, .kernels = job[1] ?
+        simclr_cpu_kernels_winograd43_at (level) :
+        simclr_cpu_kernels_winograd_at (level)
   };
   g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
   while (simclr_conv2d_max_workers (&s) < 2) {
@@ -413,7 +510,7 @@ test_threads (gconstpointer data)
   if (!simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD)) {
     /* the GEMM path's sums depend on its chunks; only Winograd promises
      * the same bits on any thread count */
-    g_assert_true (simclr_cpu_level () < SIMCLR_CPU_AVX512 || s.C < 64);
+    g_assert_cmpint (expected_tile (job[1], level, job[0]), ==, 0);
     g_test_skip ("not a Winograd shape at this level");
     return;
   }
@@ -476,10 +573,14 @@ main (int argc, char **argv)
     g_free (path);
   }
   g_test_add_func ("/conv-winograd/dispatch", test_dispatch);
-  for (int l = 2; l < 4; l++) {        /* the routed layers */
-    char *path = g_strdup_printf ("/conv-winograd/threads/%dx%d-%d",
-        layers[l][0], layers[l][0], layers[l][1]);
-    g_test_add_data_func (path, layers[l], test_threads);
+  static const int jobs[8][2] = {
+    {0, 0}, {1, 0}, {2, 0}, {3, 0}, {0, 1}, {1, 1}, {2, 1}, {3, 1},
+  };
+  for (int j = 0; j < 8; j++) {
+    char *path = g_strdup_printf ("/conv-winograd/threads%s/%dx%d-%d",
+        jobs[j][1] ? "-f43" : "", layers[jobs[j][0]][0],
+        layers[jobs[j][0]][0], layers[jobs[j][0]][1]);
+    g_test_add_data_func (path, jobs[j], test_threads);
     g_free (path);
   }
   int rc = g_test_run ();
