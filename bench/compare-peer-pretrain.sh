@@ -15,6 +15,9 @@
 # start-up (DataLoader workers, first batch) as ours leaves out ours; its
 # RESULT views_per_s (2 N steps / wall time of the whole loop, start-up
 # included) is printed beside it. The ratio is of the sustained rates.
+# Below each of our rounds: each rank's step profile (ms per step, wall and
+# thread CPU, of input / forward / exchange / apply / after), the time and
+# CPU inside its MPI collectives and the augmentation thread's CPU.
 # Both: batch N = 256 images (512 views), width 0.25, crop scale from 0.2,
 # 2 cores. PyTorch suffers far more than we do from other jobs on the
 # cores: quote figures from a quiet machine only.
@@ -84,6 +87,10 @@ for r in $(seq 1 "$rounds"); do
     [ $((r % 2)) = 0 ] && side=$([ $side = ours ] && echo peer || echo ours)
     if [ $side = ours ]; then
       rm -rf "$out/ours"
+      # The step profile of each rank, logged once at the end (see
+      # pretrain-fashion-mnist.sh: Environment), printed below the round.
+      GST_DEBUG=${GST_DEBUG:-simclrencoder:4,simclraugment:4} GST_DEBUG_NO_COLOR=1 \
+      SIMCLR_MPI_STATS=${SIMCLR_MPI_STATS:-1} \
       OPENBLAS_NUM_THREADS=1 bash "$root/pipelines/pretrain-fashion-mnist.sh" \
         --steps "$steps" --batch-size 256 --crop-min 0.2 --interval 10 \
         --checkpoint-interval 100000 "${ours_args[@]}" --out "$out/ours" \
@@ -92,6 +99,11 @@ for r in $(seq 1 "$rounds"); do
         "$out/ours/metrics.csv" 2>/dev/null)
       ours+=("${v:-nan}")
       echo "# round $r ours: $v views/s ($(tail -n +2 "$out/ours/metrics.csv" 2>/dev/null | wc -l) intervals)"
+      # ms per step, wall/thread CPU, per phase; CPU inside the collectives
+      # (Open MPI polls while a rank waits for the other); the augmentation
+      sed -n 's/.*\(step profile, .*\)/#   \1/p; s/.*\(simclr-mpi: .*\)/#   \1/p;
+          s/.*<simclraugment[0-9]*> \(streaming thread: .*\)/#   augmentation \1/p' \
+        "$out/ours.log"
     else
       "$py" "$peer" --bench pretrain --minutes "$minutes" --batch 256 \
         --width 0.25 --tau 0.2 --crop-min 0.2 --workers 1 --threads 2 $cl \
