@@ -167,32 +167,37 @@ conv_pick (const SimclrConvShape *s, SimclrConvOp op)
 
 /* The best set whose Winograd predicate routes this shape there, or NULL;
  * *wk (if not NULL) gets that kernel (a set tries its Winograd kernels in
- * its order, e.g. F(4x4, 3x3) before F(2x2, 3x3)). Checked before the
+ * its order, e.g. F(4x4, 3x3) before F(2x2, 3x3); for the transposed
+ * convolution of an input gradient, @dinput, its winograd_dinput ones
+ * first). Checked before the
  * direct kernels: a set's predicate only takes shapes where Winograd
  * measured faster than its direct kernel, and no set takes a shape a
  * higher set's direct kernel serves better (only the highest set,
  * AVX-512, has Winograd kernels). */
 static const SimclrKernelSet *
-conv_pick_winograd_set (const SimclrConvShape *s,
+conv_pick_winograd_set (const SimclrConvShape *s, int dinput,
     const SimclrWinogradKernels **wk)
 {
   if (!simclr_winograd_shape_ok (s))
     return NULL;
   for (const SimclrKernelSet *const *k = conv_kernels (s)->set; *k; k++)
-    for (int i = 0; i < 2 && (*k)->winograd[i]; i++)
-      if ((*k)->winograd[i]->ok (s)) {
+    for (int i = dinput ? 0 : 2; i < 4; i++) {
+      const SimclrWinogradKernels *w = i < 2 ? (*k)->winograd_dinput[i] :
+          (*k)->winograd[i - 2];
+      if (w && w->ok (s)) {
         if (wk)
-          *wk = (*k)->winograd[i];
+          *wk = w;
         return *k;
       }
+    }
   return NULL;
 }
 
 static const SimclrWinogradKernels *
-conv_pick_winograd (const SimclrConvShape *s)
+conv_pick_winograd (const SimclrConvShape *s, int dinput)
 {
   const SimclrWinogradKernels *wk = NULL;
-  return conv_pick_winograd_set (s, &wk) ? wk : NULL;
+  return conv_pick_winograd_set (s, dinput, &wk) ? wk : NULL;
 }
 
 static const SimclrConvKernels *
@@ -240,7 +245,7 @@ conv_transposed_shape (const SimclrConvShape *s, SimclrConvShape *t)
   t->pad = s->KH - 1 - s->pad;
   if (simclr_conv2d_shape_init (t) != 0 || t->OH != s->H || t->OW != s->W)
     return 0;
-  return conv_pick_winograd (t) != NULL || conv_pick_forward (t) != NULL;
+  return conv_pick_winograd (t, 1) != NULL || conv_pick_forward (t) != NULL;
 }
 
 /* The set whose kernel runs one pass (NULL: GEMM); *wino tells whether it
@@ -250,11 +255,12 @@ conv_pass_set (const SimclrConvShape *s, SimclrConvOp op, int *wino)
 {
   SimclrConvShape t;
   const SimclrKernelSet *k;
+  int dinput = 0;
   *wino = 0;
   if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
-    s = &t, op = SIMCLR_CONV_FORWARD;
+    s = &t, op = SIMCLR_CONV_FORWARD, dinput = 1;
   if (op == SIMCLR_CONV_FORWARD &&
-      (k = conv_pick_winograd_set (s, NULL)) != NULL) {
+      (k = conv_pick_winograd_set (s, dinput, NULL)) != NULL) {
     *wino = 1;
     return k;
   }
@@ -282,9 +288,11 @@ simclr_conv2d_winograd_tile (const SimclrConvShape *s, SimclrConvOp op)
 {
   SimclrConvShape t;
   const SimclrWinogradKernels *wk;
+  int dinput = 0;
   if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
-    s = &t, op = SIMCLR_CONV_FORWARD;
-  if (op != SIMCLR_CONV_FORWARD || (wk = conv_pick_winograd (s)) == NULL)
+    s = &t, op = SIMCLR_CONV_FORWARD, dinput = 1;
+  if (op != SIMCLR_CONV_FORWARD ||
+      (wk = conv_pick_winograd (s, dinput)) == NULL)
     return 0;
   return wk->m;
 }
@@ -326,9 +334,10 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   /* Winograd, forward or the transposed convolution of the input
    * gradient, also run alone */
   const SimclrWinogradKernels *wk;
-  if ((wk = conv_pick_winograd (s)) && need < conv_winograd_scratch (wk, s))
+  if ((wk = conv_pick_winograd (s, 0)) &&
+      need < conv_winograd_scratch (wk, s))
     need = conv_winograd_scratch (wk, s);
-  if (conv_transposed_shape (s, &t) && (wk = conv_pick_winograd (&t)) &&
+  if (conv_transposed_shape (s, &t) && (wk = conv_pick_winograd (&t, 1)) &&
       need < conv_winograd_scratch (wk, &t))
     need = conv_winograd_scratch (wk, &t);
   return need;
@@ -800,7 +809,7 @@ simclr_conv2d_forward_epilogue (float *out, const float *inp,
           ep->scale, ep->shift);
     return;
   }
-  const SimclrWinogradKernels *wino = conv_pick_winograd (s);
+  const SimclrWinogradKernels *wino = conv_pick_winograd (s, 0);
   const SimclrConvKernels *direct = conv_pick_forward (s);
   if (wino) {
     conv_forward_winograd (out, inp, weight, wino, CONV_PACK_C_OC, bias, 0,
@@ -900,7 +909,7 @@ conv_backward_input (float *dinp, const float *dout, const float *weight,
   const SimclrConvKernels *gather;
   const SimclrWinogradKernels *wino;
   if (conv_transposed_shape (s, &ts) &&
-      (wino = conv_pick_winograd (&ts)) != NULL) {
+      (wino = conv_pick_winograd (&ts, 1)) != NULL) {
     /* dinp (+)= conv (dout) with the turned weight, by Winograd */
     conv_forward_winograd (dinp, dout, weight, wino, CONV_PACK_TURNED, NULL,
         accumulate, NULL, &ts, scratch);

@@ -73,6 +73,10 @@ typedef struct {
   /* Winograd kernels, tried in this order (the first whose predicate
    * takes a shape runs it); NULL: none (further). */
   const SimclrWinogradKernels *winograd[2];
+  /* Tried before those for the input gradient's transposed convolution
+   * only (F(4x4, 3x3): its rounding noise is tolerable there, not in the
+   * forward: see cpu.c); NULL: none (further). */
+  const SimclrWinogradKernels *winograd_dinput[2];
 } SimclrKernelSet;
 
 /* The sets usable at one level, best first, NULL-terminated. */
