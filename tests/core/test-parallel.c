@@ -12,7 +12,7 @@
  *   calling thread and on a worker, two levels deep) all finish and run
  *   every task once; batch norm run from four threads at once gives the
  *   same bits as run alone.
- * - 20000 tiny calls in a row (each task once; the time per call printed).
+ * - 5000 tiny calls in a row (each task once; the time per call printed).
  * - Exit does not hang: a forked child uses the pool and calls exit(); a
  *   forked child calls exit() while another of its threads is inside a call
  *   whose task never returns.
@@ -328,7 +328,7 @@ count_task (void *ctx, int task)
 static void
 test_many_tiny_calls (void)
 {
-  enum { CALLS = 20000 };
+  enum { CALLS = 5000 };
   atomic_int runs[3] = { 0 };
   const gint64 t0 = g_get_monotonic_time ();
   for (int i = 0; i < CALLS; i++)
@@ -416,7 +416,7 @@ test_exit_during_call (void)
     pthread_t tid;
     if (pthread_create (&tid, NULL, block_caller, NULL) != 0)
       _exit (2);
-    for (int i = 0; i < 2000 && !atomic_load (&blocked_started); i++)
+    for (int i = 0; i < 20000 && !atomic_load (&blocked_started); i++)
       g_usleep (1000);
     exit (atomic_load (&blocked_started) ? 23 : 3);
   }
