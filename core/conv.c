@@ -172,8 +172,10 @@ conv_pick (const SimclrConvShape *s, SimclrConvOp op)
  * first). Checked before the
  * direct kernels: a set's predicate only takes shapes where Winograd
  * measured faster than its direct kernel, and no set takes a shape a
- * higher set's direct kernel serves better (only the highest set,
- * AVX-512, has Winograd kernels). */
+ * higher set's direct kernel serves better (AVX-512 has F(2x2, 3x3) and
+ * F(4x4, 3x3), AVX2 F(4x4, 3x3) for input gradients; a shape of a channel
+ * count that is a multiple of 8 but not of 16 could reach AVX2's from the
+ * AVX-512 level, which no ResNet-18 width here has). */
 static const SimclrKernelSet *
 conv_pick_winograd_set (const SimclrConvShape *s, int dinput,
     const SimclrWinogradKernels **wk)
