@@ -119,6 +119,10 @@ GstSimclrVectorMeta *gst_buffer_add_simclr_vector_meta (GstBuffer *buffer,
  * the core could not honour. Returns a message to show, or NULL. */
 const gchar *gst_simclr_openblas_advice (void);
 
+/* Seconds now: monotonic wall time and the calling thread's CPU time (the
+ * elements' step profiles at debug INFO). */
+void gst_simclr_thread_clocks (gdouble * wall, gdouble * cpu);
+
 /* Negotiation that cannot succeed, found before data flows (issue 15): FALSE
  * when @pad is linked and its peer can produce (sink pad) or accept (source
  * pad) none of @caps. *@peer_caps then holds the peer's caps (caller unrefs;

@@ -393,24 +393,13 @@ invalid:
 /* Profile (debug INFO) */
 
 static void
-prof_clocks (gdouble * wall, gdouble * cpu)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  *wall = ts.tv_sec + 1e-9 * ts.tv_nsec;
-  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
-  *cpu = ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static void
 gst_simclr_augment_prof_report (GstSimclrAugment * self)
 {
   gdouble wall, cpu;
 
   if (!self->prof_enabled || self->prof_wall0 == 0)
     return;
-  prof_clocks (&wall, &cpu);
+  gst_simclr_thread_clocks (&wall, &cpu);
   GST_INFO_OBJECT (self, "streaming thread: %.3f s CPU over %.3f s wall "
       "since the first frame; the %" G_GUINT64_FORMAT " views' augmentation "
       "%.3f s CPU (%.1f us a view)", cpu - self->prof_cpu0,
@@ -649,7 +638,7 @@ gst_simclr_augment_generate_output (GstBaseTransform * trans,
     return GST_FLOW_FLUSHING;
   }
   if (inbuf && self->prof_enabled && self->prof_wall0 == 0)
-    prof_clocks (&self->prof_wall0, &self->prof_cpu0);
+    gst_simclr_thread_clocks (&self->prof_wall0, &self->prof_cpu0);
   if (inbuf)
     gst_simclr_augment_hold (self, inbuf);
 

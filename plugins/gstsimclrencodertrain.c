@@ -18,7 +18,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "simclr/ckptdir.h"
@@ -529,17 +528,6 @@ gst_simclr_encoder_monitor (GstSimclrEncoder * self, guint64 epoch)
 
 
 /* The step profile (GstSimclrStepProfile): clocks, phase marks, report. */
-static void
-profile_clocks (gdouble * wall, gdouble * cpu)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  *wall = ts.tv_sec + 1e-9 * ts.tv_nsec;
-  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
-  *cpu = ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
 /* Resets the profile; enabled when the debug category logs INFO. */
 static void
 gst_simclr_encoder_profile_reset (GstSimclrEncoder * self)
@@ -558,7 +546,7 @@ gst_simclr_encoder_profile_mark (GstSimclrEncoder * self, GstSimclrPhase ph)
 
   if (!p->enabled)
     return;
-  profile_clocks (&wall, &cpu);
+  gst_simclr_thread_clocks (&wall, &cpu);
   if (p->mark_wall > 0) {
     p->step_wall[ph] += wall - p->mark_wall;
     p->step_cpu[ph] += cpu - p->mark_cpu;

@@ -2,6 +2,7 @@
 #include "gstsimclr.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "simclr/cpu.h"
 
@@ -98,4 +99,15 @@ gst_simclr_prepared_start (GstElement * element, GstSimclrPrepareFunc prepare,
     return TRUE;
   }
   return prepare (element);
+}
+
+void
+gst_simclr_thread_clocks (gdouble * wall, gdouble * cpu)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  *wall = ts.tv_sec + 1e-9 * ts.tv_nsec;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  *cpu = ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
