@@ -28,6 +28,7 @@
 # Example (main against this worktree, both built):
 #   bench/ab-pretrain.sh /work/main .
 set -uo pipefail
+. "$(dirname "$0")/bench-lib.sh"
 rounds=3 steps=60 ranks=2 a_env="" b_env="" extra="" a_args="" b_args=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -67,25 +68,17 @@ if [ "$ranks" -gt 1 ]; then ranks_args=(--ranks "$ranks"); else ranks_args=(--th
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-stats () {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.1f %.1f %.1f", v[1], m, v[NR] }'
-}
-
 # run SIDE TREE ENV ARGS: one run, prints its sustained views/s ("nan" if
 # none)
 run () {
-  local side=$1 tree=$2 envw=$3 args=$4 v
+  local side=$1 tree=$2 envw=$3 args=$4
   rm -rf "$out/$side"
   # shellcheck disable=SC2086 # envw, extra and args are lists of words
   env $envw BUILD="$tree/build" OPENBLAS_NUM_THREADS=1 \
     bash "$tree/pipelines/pretrain-fashion-mnist.sh" --steps "$steps" \
     --batch-size 256 --crop-min 0.2 --interval 10 --checkpoint-interval 100000 \
     "${ranks_args[@]}" $extra $args --out "$out/$side" > "$out/$side.log" 2>&1
-  v=$(awk -F, 'NR > 3 { s += $7; n++ } END { if (n) printf "%.1f", s / n; else print "nan" }' \
-    "$out/$side/metrics.csv" 2>/dev/null)
-  echo "${v:-nan}"
+  sustained_views "$out/$side/metrics.csv"
 }
 
 echo "# ab-pretrain: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

@@ -35,6 +35,7 @@
 # python3-torch, torchvision and dataset-fashion-mnist.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/bench-lib.sh"
 root=$(dirname "$here")
 . "$root/scripts/env.sh"
 peer=${PEER:-$root/../shared/peer/torch_simclr.py}
@@ -64,12 +65,6 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-stats () {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.1f %.1f %.1f", v[1], m, v[NR] }'
-}
-
 if [ "$ranks" -gt 1 ]; then
   ours_args=(--ranks "$ranks")
 else
@@ -95,9 +90,8 @@ for r in $(seq 1 "$rounds"); do
         --steps "$steps" --batch-size 256 --crop-min 0.2 --interval 10 \
         --checkpoint-interval 100000 "${ours_args[@]}" --out "$out/ours" \
         > "$out/ours.log" 2>&1
-      v=$(awk -F, 'NR > 3 { s += $7; n++ } END { if (n) printf "%.1f", s / n; else print "nan" }' \
-        "$out/ours/metrics.csv" 2>/dev/null)
-      ours+=("${v:-nan}")
+      v=$(sustained_views "$out/ours/metrics.csv")
+      ours+=("$v")
       echo "# round $r ours: $v views/s ($(tail -n +2 "$out/ours/metrics.csv" 2>/dev/null | wc -l) intervals)"
       # ms per step, wall/thread CPU, per phase; CPU inside the collectives
       # (Open MPI polls while a rank waits for the other); the augmentation

@@ -29,6 +29,7 @@
 # (square 2048^3, OpenBLAS threads as below) measured in the same process.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/bench-lib.sh"
 root=$(dirname "$here")
 . "$root/scripts/env.sh"
 # the peer lives beside the main checkout (../shared); from a git worktree
@@ -75,13 +76,6 @@ peer_field () {  # FILE FIELD.PATH -> the value in its RESULT line
 r=json.loads(open(sys.argv[1]).read().split('RESULT ',1)[1]); v=r
 for k in sys.argv[2].split('.'): v=v[k]
 print(f'{v:.1f}')" "$1" "$2" 2>/dev/null || echo nan
-}
-
-# stats VALUES...: "min median max" of the numbers
-stats () {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-    m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "%.1f %.1f %.1f", v[1], m, v[NR] }'
 }
 
 fmt () {  # "min median max" -> "median (min-max)"
