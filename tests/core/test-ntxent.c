@@ -3,15 +3,20 @@
  * central differences check dz), closed forms, a hand-made accuracy case and
  * a PyTorch fixture (tests/data/make-ntxent-fixture.py); the same for the
  * multi-positive form of K views per sample (groups), with its own PyTorch
- * fixture (tests/data/make-multiview-fixture.py). */
+ * fixture (tests/data/make-multiview-fixture.py). The kernel's vectorised
+ * exponentials against libm, and its row pass at every instruction-set
+ * level (same bits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
 
+#include "simclr/cpu.h"
 #include "simclr/ntxent.h"
 #include "simclr/rng.h"
+
+#include "ntxent-private.h"
 
 #include "loss-ref.h"
 
@@ -624,6 +629,143 @@ test_rejects (void)
   simclr_ntxent_free (nt);
 }
 
+/* ---------------------------------------------------------------------------
+ * The vectorised row pass (ntxent-private.h hooks): its exponentials against
+ * libm's double exp, and the same bits at every instruction-set level.
+ */
+static void
+test_exp_accuracy (void)
+{
+  /* Logits minus their maximum over [-90, 0] on a fine grid (every ~1e-4,
+   * so every reduction interval k and every part of [-ln2/2, ln2/2] is
+   * hit) plus the edges: 0 (exactly 1), the underflow cut at -87 and -inf
+   * (the anchor's own column: 0). n is not a multiple of the lanes, so the
+   * padded tail runs too. */
+  const int n = 900001 + 4;
+  float *x = g_new (float, n), *y = g_new (float, n), *first = NULL;
+  for (int k = 0; k < n - 4; k++)
+    x[k] = -90.0f * (float) k / (float) (n - 5);
+  x[n - 4] = 0.0f;
+  x[n - 3] = -INFINITY;
+  x[n - 2] = -87.0f;
+  x[n - 1] = -1e30f;
+  for (int lv = 0; lv <= (int) simclr_cpu_best_level (); lv++) {
+    double worst = 0.0, sum, ref = 0.0;
+    int worst_k = -1;
+    memcpy (y, x, n * sizeof (float));
+    sum = simclr_ntxent_exp_sum_at ((SimclrCpuLevel) lv, y, n, 0.0f, 1.0f);
+    for (int k = 0; k < n; k++) {
+      const double e = exp ((double) x[k]);
+      if (x[k] < -87.0f) {
+        if (y[k] != 0.0f)
+          g_error ("level %s: e^%g = %g, expected 0 below the cut",
+              simclr_cpu_level_name (lv), (double) x[k], (double) y[k]);
+        continue;
+      }
+      /* Relative error in units of 2^-24 (half an ulp at 1). */
+      double err = fabs (y[k] - e) / e * 16777216.0;
+      if (err > worst) {
+        worst = err;
+        worst_k = k;
+      }
+      ref += y[k];
+    }
+    /* Within 2 ulp (4 half-ulps) at every point of the grid. */
+    if (worst > 4.0)
+      g_error ("level %s: e^%.9g = %.9g, libm %.9g (%.2f x 2^-24 relative)",
+          simclr_cpu_level_name (lv), (double) x[worst_k],
+          (double) y[worst_k], exp ((double) x[worst_k]), worst);
+    g_assert_cmpfloat (y[n - 4], ==, 1.0f);
+    /* The returned sum is the float64 sum of the stored terms (in another
+     * order than ref's). */
+    if (fabs (sum - ref) > 1e-12 * ref)
+      g_error ("level %s: sum %.17g, terms add to %.17g",
+          simclr_cpu_level_name (lv), sum, ref);
+    g_test_message ("level %s: worst %.2f x 2^-24 at e^%.6g",
+        simclr_cpu_level_name (lv), worst, (double) x[worst_k]);
+    if (!first) {
+      first = g_memdup2 (y, n * sizeof (float));
+    } else if (memcmp (first, y, n * sizeof (float)) != 0) {
+      g_error ("level %s: exponentials differ from level generic's",
+          simclr_cpu_level_name (lv));
+    }
+  }
+  g_free (first);
+  g_free (x);
+  g_free (y);
+}
+
+/* Forward + backward of @nt at @level: pairs (positive or NULL), groups or
+ * with a queue; dz and the result out. */
+static void
+level_run (SimclrCpuLevel level, const float *z, int R, int D, float tau,
+    const int *pos, const int *group, const float *queue, int Q,
+    SimclrNtxentResult *res, float *dz)
+{
+  SimclrError err = { 0 };
+  SimclrNtxent *nt = simclr_ntxent_new_with_queue (R + R % 2, Q, D, &err);
+
+  g_assert_nonnull (nt);
+  simclr_ntxent_set_cpu_level (nt, level);
+  if (simclr_ntxent_forward_queue (nt, z, R, D, tau, pos, group, queue, Q,
+          res, &err) != SIMCLR_OK)
+    g_error ("level %s: forward failed: %s", simclr_cpu_level_name (level),
+        err.message);
+  simclr_ntxent_backward (nt, dz);
+  simclr_ntxent_free (nt);
+}
+
+static void
+test_levels_same_bits (void)
+{
+  /* R = 518 (not a multiple of 8 lanes), the main job's D = 128; pairs,
+   * groups of 3 views and a queue of 37 rows (unit rows, as loss.c keeps
+   * them). */
+  const int R = 518, D = 128, Q = 37;
+  float *z = g_new (float, R * D), *queue = g_new (float, Q * D);
+  float *dz0 = g_new (float, R * D), *dz = g_new (float, R * D);
+  int *group = g_new (int, R - 2);
+
+  random_z (z, R, D, 77);
+  random_z (queue, Q, D, 78);
+  for (int q = 0; q < Q; q++) {
+    double ss = 0.0;
+    for (int c = 0; c < D; c++)
+      ss += (double) queue[q * D + c] * queue[q * D + c];
+    for (int c = 0; c < D; c++)
+      queue[q * D + c] = (float) (queue[q * D + c] / sqrt (ss));
+  }
+  for (int i = 0; i < R - 2; i++)
+    group[i] = i % ((R - 2) / 3);
+  for (int mode = 0; mode < 3; mode++) {
+    SimclrNtxentResult r0, r;
+    const int rows = mode == 1 ? R - 2 : R;
+    const int *g = mode == 1 ? group : NULL;
+    const float *qq = mode == 2 ? queue : NULL;
+    const int nq = mode == 2 ? Q : 0;
+    level_run (SIMCLR_CPU_GENERIC, z, rows, D, 0.2f, NULL, g, qq, nq, &r0,
+        dz0);
+    for (int lv = 1; lv <= (int) simclr_cpu_best_level (); lv++) {
+      level_run ((SimclrCpuLevel) lv, z, rows, D, 0.2f, NULL, g, qq, nq, &r,
+          dz);
+      if (r.loss != r0.loss || r.top1 != r0.top1 || r.top5 != r0.top5)
+        g_error ("mode %d level %s: loss %.17g top-1 %g top-5 %g; generic "
+            "%.17g %g %g", mode, simclr_cpu_level_name (lv), r.loss,
+            r.top1, r.top5, r0.loss, r0.top1, r0.top5);
+      for (int j = 0; j < rows * D; j++)
+        if (memcmp (&dz[j], &dz0[j], sizeof (float)) != 0)
+          g_error ("mode %d level %s: dz[%d] = %.9g, generic %.9g", mode,
+              simclr_cpu_level_name (lv), j, (double) dz[j],
+              (double) dz0[j]);
+    }
+  }
+  g_free (z);
+  g_free (queue);
+  g_free (dz0);
+  g_free (dz);
+  g_free (group);
+}
+
 static char *
 gc_name (const GroupCase *gc)
 {
@@ -658,5 +800,7 @@ main (int argc, char **argv)
   g_test_add_func ("/ntxent/groups/closed-forms", test_groups_closed_forms);
   g_test_add_func ("/ntxent/groups/torch-fixture", test_groups_torch_fixture);
   g_test_add_func ("/ntxent/groups/rejects", test_groups_rejects);
+  g_test_add_func ("/ntxent/exp-accuracy", test_exp_accuracy);
+  g_test_add_func ("/ntxent/levels-same-bits", test_levels_same_bits);
   return g_test_run ();
 }
