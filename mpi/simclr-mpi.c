@@ -298,3 +298,11 @@ simclr_mpi_comm_seconds (SimclrMpiChannel channel)
     return 0.0;
   return comm_seconds[channel];
 }
+
+double
+simclr_mpi_comm_cpu (SimclrMpiChannel channel)
+{
+  if ((int) channel < 0 || channel >= SIMCLR_MPI_N_CHANNELS)
+    return 0.0;
+  return comm_cpu[channel];
+}

@@ -74,6 +74,11 @@ void simclr_mpi_set_failed (void);
 /* Seconds spent in collectives on @channel by this process so far. */
 double simclr_mpi_comm_seconds (SimclrMpiChannel channel);
 
+/* Thread CPU seconds spent inside the all-reduces and all-gathers of
+ * @channel so far (Open MPI polls while it waits, so on a busy machine this
+ * is the part of a wait that took a core). */
+double simclr_mpi_comm_cpu (SimclrMpiChannel channel);
+
 #ifdef __cplusplus
 }
 #endif

@@ -127,6 +127,8 @@ typedef enum
   GST_SIMCLR_N_PHASES
 } GstSimclrPhase;
 
+#define GST_SIMCLR_PROFILE_STEPS 1024
+
 typedef struct
 {
   gboolean enabled;
@@ -135,6 +137,18 @@ typedef struct
   gdouble wall[GST_SIMCLR_N_PHASES], cpu[GST_SIMCLR_N_PHASES];
   gdouble mark_wall, mark_cpu;  /* the end of the previous phase; 0 = none */
   gdouble step_wall[GST_SIMCLR_N_PHASES], step_cpu[GST_SIMCLR_N_PHASES];
+  /* Wall and thread CPU seconds inside MPI collectives (waiting for the
+   * other ranks, and the transfers), per phase: on a quiet machine the rank
+   * that waits longest is the fastest one. Open MPI polls, so a wait takes
+   * CPU; CPU minus collective CPU is the rank's own work, comparable
+   * between ranks even on a busy machine. wait_steps keeps each counted
+   * step's collective CPU (the first GST_SIMCLR_PROFILE_STEPS steps) for
+   * its median and maximum. */
+  gdouble coll[GST_SIMCLR_N_PHASES], step_coll[GST_SIMCLR_N_PHASES];
+  gdouble coll_cpu[GST_SIMCLR_N_PHASES], step_coll_cpu[GST_SIMCLR_N_PHASES];
+  gdouble mark_coll, mark_coll_cpu;
+  gdouble setup_coll, setup_coll_cpu;   /* in them up to the end of step 2 */
+  gfloat wait_steps[GST_SIMCLR_PROFILE_STEPS];
 } GstSimclrStepProfile;
 
 struct _GstSimclrEncoder

@@ -17,6 +17,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -542,17 +543,22 @@ static void
 gst_simclr_encoder_profile_mark (GstSimclrEncoder * self, GstSimclrPhase ph)
 {
   GstSimclrStepProfile *p = &self->profile;
-  gdouble wall, cpu;
+  gdouble wall, cpu, coll, coll_cpu;
 
   if (!p->enabled)
     return;
   gst_simclr_thread_clocks (&wall, &cpu);
+  coll = gst_simclr_mpi_collective_seconds (&coll_cpu);
   if (p->mark_wall > 0) {
     p->step_wall[ph] += wall - p->mark_wall;
     p->step_cpu[ph] += cpu - p->mark_cpu;
+    p->step_coll[ph] += coll - p->mark_coll;
+    p->step_coll_cpu[ph] += coll_cpu - p->mark_coll_cpu;
   }
   p->mark_wall = wall;
   p->mark_cpu = cpu;
+  p->mark_coll = coll;
+  p->mark_coll_cpu = coll_cpu;
 }
 
 /* A step ended: its phases count unless it is one of the first two
@@ -564,15 +570,33 @@ gst_simclr_encoder_profile_step (GstSimclrEncoder * self)
 
   if (!p->enabled)
     return;
-  if (++p->seen > 2) {
+  if (++p->seen == 2) {
+    p->setup_coll = p->mark_coll;
+    p->setup_coll_cpu = p->mark_coll_cpu;
+  } else if (p->seen > 2) {
+    gdouble waited = 0;
     for (gint i = 0; i < GST_SIMCLR_N_PHASES; i++) {
       p->wall[i] += p->step_wall[i];
       p->cpu[i] += p->step_cpu[i];
+      p->coll[i] += p->step_coll[i];
+      p->coll_cpu[i] += p->step_coll_cpu[i];
+      waited += p->step_coll_cpu[i];
     }
+    if (p->steps < GST_SIMCLR_PROFILE_STEPS)
+      p->wait_steps[p->steps] = (gfloat) waited;
     p->steps++;
   }
   memset (p->step_wall, 0, sizeof p->step_wall);
   memset (p->step_cpu, 0, sizeof p->step_cpu);
+  memset (p->step_coll, 0, sizeof p->step_coll);
+  memset (p->step_coll_cpu, 0, sizeof p->step_coll_cpu);
+}
+
+static gint
+profile_cmp_float (gconstpointer a, gconstpointer b)
+{
+  gfloat x = *(const gfloat *) a, y = *(const gfloat *) b;
+  return (x > y) - (x < y);
 }
 
 /* The CPU seconds of every thread of this process so far
@@ -634,6 +658,29 @@ gst_simclr_encoder_profile_report (GstSimclrEncoder * self)
       " steps after the first 2, ms per step wall/thread-CPU: total "
       "%.1f/%.1f:%s", gst_simclr_mpi_rank (), gst_simclr_mpi_size (),
       p->steps, 1e3 * tw / p->steps, 1e3 * tc / p->steps, line->str);
+  if (gst_simclr_mpi_active ()) {
+    /* Open MPI polls while it waits, so a phase's CPU includes its wait:
+     * CPU minus the collectives' CPU is the rank's own work. */
+    guint64 n = MIN (p->steps, GST_SIMCLR_PROFILE_STEPS);
+    gdouble tcoll = 0, tcoll_cpu = 0;
+    g_string_truncate (line, 0);
+    for (gint i = 0; i < GST_SIMCLR_N_PHASES; i++) {
+      g_string_append_printf (line, " %s %.1f/%.1f", names[i],
+          1e3 * p->coll[i] / p->steps, 1e3 * p->coll_cpu[i] / p->steps);
+      tcoll += p->coll[i];
+      tcoll_cpu += p->coll_cpu[i];
+    }
+    qsort (p->wait_steps, n, sizeof p->wait_steps[0], profile_cmp_float);
+    GST_INFO_OBJECT (self, "step profile, rank %d of %d, inside MPI "
+        "collectives (waits for the other ranks + transfers), ms per step "
+        "wall/thread-CPU: total %.1f/%.1f (CPU median %.1f, max %.1f):%s; "
+        "own work (thread CPU outside them) %.1f ms per step; before "
+        "them, set-up and the first 2 steps: %.3f/%.3f s in collectives",
+        gst_simclr_mpi_rank (), gst_simclr_mpi_size (),
+        1e3 * tcoll / p->steps, 1e3 * tcoll_cpu / p->steps,
+        1e3 * p->wait_steps[n / 2], 1e3 * p->wait_steps[n - 1], line->str,
+        1e3 * (tc - tcoll_cpu) / p->steps, p->setup_coll, p->setup_coll_cpu);
+  }
   threads = profile_thread_times ();
   GST_INFO_OBJECT (self, "thread CPU, rank %d of %d:%s",
       gst_simclr_mpi_rank (), gst_simclr_mpi_size (), threads);

@@ -57,6 +57,12 @@ gint gst_simclr_mpi_size (void);        /* 1 unless active */
  * else the one-replica SimclrComm. */
 void gst_simclr_mpi_comm (GstSimclrMpiChannel channel, SimclrComm * comm);
 
+/* Wall seconds (@cpu: thread CPU seconds, may be NULL) this process has
+ * spent so far inside the collectives of every channel (0 unless active):
+ * for the encoder's step profile, which takes differences of them around
+ * each phase. */
+gdouble gst_simclr_mpi_collective_seconds (gdouble * cpu);
+
 /* Prints @reason with the rank to stderr and ends every rank now
  * (MPI_Abort, exit code 1). Without MPI: does nothing. */
 void gst_simclr_mpi_abort (const gchar * reason);
