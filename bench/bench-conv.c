@@ -20,7 +20,7 @@
  *   OPENBLAS_NUM_THREADS=1 bench-conv --levels generic,avx2,avx512 --cpu --min
  *
  * --winograd: instead, per 3x3 stride-1 shape at --batch and half of it,
- * forward and input gradient of the best level's kernels with Winograd
+ * forward, input gradient and weight gradient of the best level's kernels with Winograd
  * (where the set routes it, simclr_cpu_kernels_winograd_at, whatever
  * SIMCLR_WINOGRAD says) against the same sets without it
  * (simclr_cpu_kernels_direct_at), alternated in every repetition on
@@ -268,10 +268,10 @@ compare_levels (const Shape *sh, int batch, const SimclrKernels **lv,
 static void
 compare_winograd (const Shape *sh, int batch, int threads, int reps)
 {
-  static const char *const op_names[2] = { "fwd", "dinput" };
-  static const int ops[2] = { OP_FWD, OP_BWD_D };
-  static const SimclrConvOp cops[2] = { SIMCLR_CONV_FORWARD,
-    SIMCLR_CONV_DINPUT
+  static const char *const op_names[3] = { "fwd", "dinput", "dweight" };
+  static const int ops[3] = { OP_FWD, OP_BWD_D, OP_BWD_W };
+  static const SimclrConvOp cops[3] = { SIMCLR_CONV_FORWARD,
+    SIMCLR_CONV_DINPUT, SIMCLR_CONV_DWEIGHT
   };
   SimclrCpuLevel best = simclr_cpu_best_level ();
   SimclrConvShape s0 = shape_at (sh, batch, threads);
@@ -283,7 +283,7 @@ compare_winograd (const Shape *sh, int batch, int threads, int reps)
   Side sd;
   side_open (&sd, &s0, tabs, 2);
   printf ("%-26s %4d |", sh->name, batch);
-  for (int o = 0; o < 2; o++) {
+  for (int o = 0; o < 3; o++) {
     double tt[MAX_LEVELS];
     side_times (&sd, ops[o], reps, tt);
     printf (" %-6s %6.2f %6.1f %-6s %6.2f %6.1f %-3s %5.2fx |", op_names[o],
@@ -303,7 +303,8 @@ compare_winograd (const Shape *sh, int batch, int threads, int reps)
  * of that level called directly (AVX-512: F(2x2, 3x3) and F(4x4, 3x3);
  * AVX2: F(4x4, 3x3)), whatever the predicates route (the weight transform
  * included in every call), alternated in every repetition: ms, GFLOP/s
- * counted as the direct convolution's, and direct / kernel. This is how
+ * counted as the direct convolution's, and direct / kernel (then the
+ * same for the weight gradient, compare_tiles_dw). This is how
  * conv-winograd.c's predicates were chosen. */
 static void
 compare_tiles (const Shape *sh, int batch, int reps)
@@ -377,6 +378,84 @@ compare_tiles (const Shape *sh, int batch, int reps)
 #endif
 }
 
+/* --tiles, weight gradient: one shape on one thread, the direct table's
+ * weight gradient (conv.c) at the level in use against each weight-gradient
+ * Winograd kernel of that level called directly (AVX-512: F(2x2, 3x3) and
+ * F(4x4, 3x3); zeroing du, the kernel over all points and images, and the
+ * G^T du G transform into dweight, all in every call), alternated in every
+ * repetition: ms, GFLOP/s counted as the direct convolution's, and
+ * direct / kernel. This is how the dweight predicates were chosen. */
+static void
+compare_tiles_dw (const Shape *sh, int batch, int reps)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+  SimclrCpuLevel level = simclr_cpu_level ();
+  const SimclrWinogradKernels *wk[2];
+  int nk = 0;
+  if (level >= SIMCLR_CPU_AVX512) {
+    wk[nk++] = &simclr_winograd_dw_avx512;
+    wk[nk++] = &simclr_winograd43_dw_avx512;
+  }
+  SimclrConvShape s = shape_at (sh, batch, 1);
+  if (nk == 0 || simclr_conv2d_shape_init (&s) != 0 ||
+      !simclr_winograd_shape_ok (&s) || s.C % 16 || s.OC % 16)
+    return;
+  s.kernels = simclr_cpu_kernels_direct_at (level);
+  size_t nin = (size_t) s.B * s.H * s.W * s.C, K = (size_t) 9 * s.C;
+  size_t nout = (size_t) s.B * s.OH * s.OW * s.OC;
+  double flops = 2.0 * nout * K;
+  float *x = rand_buf (nin), *dout = rand_buf (nout);
+  float *dw = rand_buf (s.OC * K), *w = rand_buf (s.OC * K);
+  float *scratch = rand_buf (simclr_conv2d_scratch_floats (&s));
+  float *du[2], *work[2];
+  for (int k = 0; k < nk; k++) {
+    du[k] = rand_buf (simclr_winograd_u_floats (wk[k], &s));
+    work[k] = rand_buf (simclr_winograd_dw_work_floats (wk[k], &s));
+  }
+  double t[3][64];
+  int n = reps > 64 ? 64 : reps;
+  for (int r = -1; r < n; r++)
+    for (int v = 0; v <= nk; v++) {
+      double t0 = now ();
+      if (v == 0) {
+        simclr_conv2d_backward (NULL, dw, NULL, dout, x, w, &s, scratch);
+      } else {
+        const SimclrWinogradKernels *k = wk[v - 1];
+        memset (du[v - 1], 0, sizeof (float) *
+            simclr_winograd_u_floats (k, &s));
+        k->dweight (du[v - 1], x, dout, &s, 0, s.B, 0, k->m + 2,
+            work[v - 1]);
+        simclr_winograd_dweight_out (k, dw, du[v - 1], s.C, s.OC);
+      }
+      if (r >= 0)
+        t[v][r] = now () - t0;
+    }
+  printf ("%-26s %4d |", sh->name, batch);
+  for (int v = 0; v <= nk; v++) {
+    qsort (t[v], n, sizeof (double), cmp_double);
+    double tt = use_min ? t[v][0] : t[v][n / 2];
+    if (v == 0)
+      printf (" dweight direct %7.2f ms %6.1f %-6s |", tt * 1e3,
+          flops / tt * 1e-9,
+          simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DWEIGHT));
+    else
+      printf (" F(%d,3) %7.2f ms %6.1f %5.2fx |", wk[v - 1]->m, tt * 1e3,
+          flops / tt * 1e-9, (use_min ? t[0][0] : t[0][n / 2]) / tt);
+  }
+  printf ("\n");
+  fflush (stdout);
+  for (int k = 0; k < nk; k++) {
+    free (du[k]);
+    free (work[k]);
+  }
+  free (scratch);
+  free (w);
+  free (dw);
+  free (dout);
+  free (x);
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
@@ -423,6 +502,7 @@ main (int argc, char **argv)
         if (!only || strstr (shapes[i].name, only)) {
           int bb = shapes[i].wide ? wide_batch : batch;
           compare_tiles (&shapes[i], half ? bb / 2 : bb, reps);
+          compare_tiles_dw (&shapes[i], half ? bb / 2 : bb, reps);
         }
     return 0;
   }

@@ -49,6 +49,27 @@ size_t simclr_winograd_work_floats (const SimclrWinogradKernels *k,
 void simclr_winograd_weight (const SimclrWinogradKernels *k, float *u,
     const float *wp, int C, int OC);
 
+/* Weight gradient (the kernels' dweight member). With P points and the
+ * tiles of the forward, dweight = sum over tiles of G^T [(B^T d B) (.)
+ * (A dy A^T)] G per (c, oc): the transpose of the forward's linear map in
+ * the weight, so the forward's input transform, the output gradient's
+ * tile dy (m x m) through A (the transpose of A^T) and one weight-side
+ * transform G^T ... G at the end. du (P, OC, C) holds the sums. */
+
+/* Tiles one block of the weight gradient transforms at a time. */
+int simclr_winograd_dw_block_tiles (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s);
+
+/* Floats of one worker's private buffer for the weight gradient: the
+ * block's transformed input (P, T, C) and output gradient (P, T, OC). */
+size_t simclr_winograd_dw_work_floats (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s);
+
+/* Accumulates dweight (OC, 3, 3, C) += G^T du G for every (oc, c) of du
+ * (P, OC, C), in double, rounded once. */
+void simclr_winograd_dweight_out (const SimclrWinogradKernels *k,
+    float *dweight, const float *du, int C, int OC);
+
 /* Whether conv.c runs this pass of the shape on a Winograd kernel (the
  * input gradient: as the forward of the transposed convolution); for tests
  * and benchmarks. simclr_conv2d_kernel_name names the set either way. */

@@ -3,7 +3,9 @@
  * tests' reference besides the double-precision naive loops) and AVX-512
  * sets (cpu.c's table row tries F(4x4, 3x3), then F(2x2, 3x3); conv.c
  * routes the shapes their predicates take, forward and, as the transposed
- * convolution, input gradient).
+ * convolution, input gradient); and the weight gradient of the same
+ * convolutions by the transposed transforms (the "Weight gradient"
+ * sections: twins, AVX-512).
  *
  * Per call conv.c transforms the weight once (simclr_winograd_weight). Per
  * worker, the images [b0, b1) are cut into m x m output tiles (across image
@@ -163,6 +165,101 @@ simclr_winograd_weight (const SimclrWinogradKernels *k, float *u,
     weight43 (u, wp, C, OC);
   else
     weight23 (u, wp, C, OC);
+}
+
+/* ---------------------------------------------------------------------------
+ * Weight gradient (dweight). The forward is linear in the weight g: per
+ * tile y = A^T [(G g G^T) (.) (B^T d B)] A, so its transpose gives, for the
+ * tile's output gradient dy (m x m),
+ *   dg = G^T [(B^T d B) (.) (A dy A^T)] G,
+ * summed over every tile of every image: the forward's input transform V,
+ * the output gradient's Z = A dy A^T ((m+2) x (m+2) from m x m; A is A^T
+ * transposed, additions and multiples of 2, 4 and 8 only), per point e the
+ * sum over tiles du[e] (OC, C) += Z[e]^T V[e] (a GEMM with the tiles as its
+ * long inner dimension), and G^T du G once at the end. Multiplications per
+ * tile and channel pair: 16 for 4 outputs' worth of positions instead of
+ * 36 (F(2x2, 3x3)), 36 for 16 instead of 144 (F(4x4, 3x3)).
+ * The sums over tiles run in the tiles' order (image by image, tile rows
+ * top down), one point's sum on one thread: conv.c splits the points'
+ * rows, not the images, over threads, so the bits do not depend on the
+ * thread count. */
+
+/* Target floats of a weight-gradient block's V + Z (all points): one
+ * point's slice (T (C + OC) floats) is what a GEMM sweep rereads. */
+#ifndef WINO_DW_BLOCK_FLOATS
+#define WINO_DW_BLOCK_FLOATS (128 * 1024)
+#endif
+#ifndef WINO_DW_MIN_TILES
+#define WINO_DW_MIN_TILES 32
+#endif
+
+int
+simclr_winograd_dw_block_tiles (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s)
+{
+  size_t t = WINO_DW_BLOCK_FLOATS /
+      ((size_t) simclr_winograd_points (k) * (s->C + s->OC));
+  if (t < WINO_DW_MIN_TILES)
+    t = WINO_DW_MIN_TILES;
+  if (t > 1024)
+    t = 1024;
+  return (int) t;
+}
+
+/* Floats between two points' slices of V (or Z): T rows of @n floats and
+ * one cache line more, so the points' slices do not all fall into the same
+ * cache sets when T n floats is a multiple of 4 KiB (measured: F(4x4, 3x3)
+ * at 7x7x64 ran at 0.6x with T = 128 unpadded). */
+static size_t
+dw_stride (int T, int n)
+{
+  return (size_t) T * n + 16;
+}
+
+size_t
+simclr_winograd_dw_work_floats (const SimclrWinogradKernels *k,
+    const SimclrConvShape *s)
+{
+  const int T = simclr_winograd_dw_block_tiles (k, s);
+  return (size_t) simclr_winograd_points (k) * (dw_stride (T, s->C) +
+      dw_stride (T, s->OC));
+}
+
+/* F(2x2, 3x3)'s G (4x3). */
+static const double G23[4][3] = {
+  {1, 0, 0},
+  {0.5, 0.5, 0.5},
+  {0.5, -0.5, 0.5},
+  {0, 0, 1},
+};
+
+void
+simclr_winograd_dweight_out (const SimclrWinogradKernels *k,
+    float *dweight, const float *du, int C, int OC)
+{
+  const int a = k->m + 2;
+  const double (*G)[3] = k->m == 4 ? G43 : G23;
+  const size_t plane = (size_t) OC * C;
+  for (int o = 0; o < OC; o++)
+    for (int c = 0; c < C; c++) {
+      const float *d = du + (size_t) o * C + c;
+      double t[6][3];           /* du G */
+      for (int i = 0; i < a; i++)
+        for (int kw = 0; kw < 3; kw++) {
+          double acc = 0.0;
+          for (int l = 0; l < a; l++)
+            acc += d[(size_t) (i * a + l) * plane] * G[l][kw];
+          t[i][kw] = acc;
+        }
+      for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) {
+          double acc = 0.0;
+          for (int i = 0; i < a; i++)
+            acc += G[i][kh] * t[i][kw];
+          float *dst = dweight + ((size_t) o * 9 + kh * 3 + kw) * C + c;
+          *dst = (float) (*dst + acc);
+        }
+    }
 }
 
 /* Tiles of one image: TH x TW, 2x2 outputs each. */
@@ -428,6 +525,150 @@ const SimclrWinogradKernels simclr_winograd43_generic = {
 };
 
 /* ---------------------------------------------------------------------------
+ * Weight gradient, portable twin (F(2x2, 3x3) and F(4x4, 3x3)): tile by
+ * tile, the same transforms in plain loops. */
+
+/* B^T of one input column, m = 2 (the twin forward's x rows). */
+static inline void
+bt4 (float r[4], const float d[4])
+{
+  r[0] = d[0] - d[2];
+  r[1] = d[1] + d[2];
+  r[2] = d[2] - d[1];
+  r[3] = d[1] - d[3];
+}
+
+/* A of one output-gradient column, m = 2: z (4) = A y (2). */
+static inline void
+a4 (float z[4], const float y[2])
+{
+  z[0] = y[0];
+  z[1] = y[0] + y[1];
+  z[2] = y[0] - y[1];
+  z[3] = -y[1];
+}
+
+/* m = 4: z (6) = A y (4), A = (A^T)^T above: rows 1, 1 1 1 1, 1 -1 1 -1,
+ * 1 2 4 8, 1 -2 4 -8, 0 0 0 1 (as the AVX-512 set computes them: the
+ * multiples of 2 and 4 are exact, so y0 + 4 y2 rounds once either way). */
+static inline void
+a6 (float z[6], const float y[4])
+{
+  float s02 = y[0] + y[2], s13 = y[1] + y[3];
+  float t02 = y[0] + 4.0f * y[2], t13 = 2.0f * (y[1] + 4.0f * y[3]);
+  z[0] = y[0];
+  z[1] = s02 + s13;
+  z[2] = s02 - s13;
+  z[3] = t02 + t13;
+  z[4] = t02 - t13;
+  z[5] = y[3];
+}
+
+static void
+generic_dweight_m (const int m, float *du, const float *inp,
+    const float *dout, const SimclrConvShape *s, int b0, int b1, int r0,
+    int r1, float *work)
+{
+  const int C = s->C, OC = s->OC, a = m + 2, P = a * a;
+  float *V = work, *Z = work + (size_t) P * C;  /* one tile's */
+  const int TH = (s->OH + m - 1) / m, TW = (s->OW + m - 1) / m;
+  for (int b = b0; b < b1; b++)
+    for (int th = 0; th < TH; th++)
+      for (int tw = 0; tw < TW; tw++) {
+        const int oh = m * th, ow = m * tw;
+        const float *img = inp + (size_t) b * s->H * s->W * C;
+        const float *dimg = dout + (size_t) b * s->OH * s->OW * OC;
+        for (int c = 0; c < C; c++) {
+          float d[6][6], x[6][6], col[6], res[6];
+          for (int i = 0; i < a; i++)
+            for (int j = 0; j < a; j++) {
+              int ih = oh - 1 + i, iw = ow - 1 + j;
+              d[i][j] = ih >= 0 && ih < s->H && iw >= 0 && iw < s->W ?
+                  img[((size_t) ih * s->W + iw) * C + c] : 0.0f;
+            }
+          for (int j = 0; j < a; j++) {   /* B^T d */
+            for (int i = 0; i < a; i++)
+              col[i] = d[i][j];
+            if (m == 4)
+              bt6 (res, col);
+            else
+              bt4 (res, col);
+            for (int i = 0; i < a; i++)
+              x[i][j] = res[i];
+          }
+          for (int i = r0; i < r1; i++) {       /* (B^T d) B */
+            if (m == 4)
+              bt6 (res, x[i]);
+            else
+              bt4 (res, x[i]);
+            for (int k = 0; k < a; k++)
+              V[(size_t) (i * a + k) * C + c] = res[k];
+          }
+        }
+        for (int o = 0; o < OC; o++) {
+          float y[4][4], z[6][4], col[4], res[6];
+          for (int i = 0; i < m; i++)
+            for (int j = 0; j < m; j++)
+              y[i][j] = oh + i < s->OH && ow + j < s->OW ?
+                  dimg[((size_t) (oh + i) * s->OW + ow + j) * OC + o] :
+                  0.0f;
+          for (int j = 0; j < m; j++) {   /* A dy */
+            for (int i = 0; i < m; i++)
+              col[i] = y[i][j];
+            if (m == 4)
+              a6 (res, col);
+            else
+              a4 (res, col);
+            for (int i = 0; i < a; i++)
+              z[i][j] = res[i];
+          }
+          for (int i = r0; i < r1; i++) {       /* (A dy) A^T */
+            if (m == 4)
+              a6 (res, z[i]);
+            else
+              a4 (res, z[i]);
+            for (int k = 0; k < a; k++)
+              Z[(size_t) (i * a + k) * OC + o] = res[k];
+          }
+        }
+        for (int e = r0 * a; e < r1 * a; e++)
+          for (int o = 0; o < OC; o++) {
+            const float zo = Z[(size_t) e * OC + o];
+            float *dst = du + ((size_t) e * OC + o) * C;
+            const float *v = V + (size_t) e * C;
+            for (int c = 0; c < C; c++)
+              dst[c] += zo * v[c];
+          }
+      }
+}
+
+static void
+generic_dweight (float *du, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1, int r0, int r1, float *work)
+{
+  generic_dweight_m (2, du, inp, dout, s, b0, b1, r0, r1, work);
+}
+
+static void
+generic43_dweight (float *du, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1, int r0, int r1, float *work)
+{
+  generic_dweight_m (4, du, inp, dout, s, b0, b1, r0, r1, work);
+}
+
+const SimclrWinogradKernels simclr_winograd_dw_generic = {
+  .m = 2,
+  .ok = generic_ok,
+  .dweight = generic_dweight,
+};
+
+const SimclrWinogradKernels simclr_winograd43_dw_generic = {
+  .m = 4,
+  .ok = generic_ok,
+  .dweight = generic43_dweight,
+};
+
+/* ---------------------------------------------------------------------------
  * AVX-512: the same blocks, 16 channels per vector. The GEMMs keep a block
  * of R tiles x 16*NV output channels in R*NV registers over all C input
  * channels, one broadcast of V against NV weight vectors of U per step (the
@@ -498,7 +739,7 @@ in_column (__m512 x[4], const float *const row[4], const __mmask16 rm[4],
  * tile's 4 rows is shared by the two tiles that read it. */
 KERNEL void
 in_segment (float *v0, size_t vstride, const float *img,
-    const SimclrConvShape *s, int th, int tw0, int n)
+    const SimclrConvShape *s, int th, int tw0, int n, int i0, int i1)
 {
   const int C = s->C, W = s->W;
   const float *row[4];
@@ -537,10 +778,13 @@ in_segment (float *v0, size_t vstride, const float *img,
             _MM_HINT_T0);
         in_column (x[j], row, rm, cm, off);
       }
-      /* ((B^T d) B) row i: point e = 4 i + k */
+      /* ((B^T d) B) row i: point e = 4 i + k, stored at 4 (i - i0) + k
+       * for the rows [i0, i1) asked for (the forward: all) */
 #pragma GCC unroll 4
       for (int i = 0; i < 4; i++) {
-        float *vi = v + (size_t) (4 * i) * vstride;
+        if (i < i0 || i >= i1)
+          continue;
+        float *vi = v + (size_t) (4 * (i - i0)) * vstride;
         _mm512_storeu_ps (vi, _mm512_sub_ps (x[0][i], x[2][i]));
         _mm512_storeu_ps (vi + vstride, _mm512_add_ps (x[1][i], x[2][i]));
         _mm512_storeu_ps (vi + 2 * vstride, _mm512_sub_ps (x[2][i],
@@ -629,7 +873,7 @@ avx512_block (const int NV, const int R, float *out, const float *inp,
     int th = r / TW, tw = r % TW;
     int n = TW - tw < nt - t ? TW - tw : nt - t;
     in_segment (V + (size_t) t * C, vstride, inp + (size_t) b * s->H * s->W *
-        C, s, th, tw, n);
+        C, s, th, tw, n, 0, 4);
     t += n;
   }
   /* rows the last register block reads past nt: zeros, not stale values
@@ -774,7 +1018,7 @@ at6_ps (__m512 y[4], __m512 m0, __m512 m1, __m512 m2, __m512 m3,
  * next tile's first 2. */
 KERNEL void
 in_segment43 (float *v0, size_t vstride, const float *img,
-    const SimclrConvShape *s, int th, int tw0, int n)
+    const SimclrConvShape *s, int th, int tw0, int n, int i0, int i1)
 {
   const int C = s->C, W = s->W;
   const float *row[6];
@@ -812,13 +1056,16 @@ in_segment43 (float *v0, size_t vstride, const float *img,
             _mm512_maskz_loadu_ps (rm[4] & cm, row[4] + off),
             _mm512_maskz_loadu_ps (rm[5] & cm, row[5] + off));
       }
-      /* ((B^T d) B) row i: point e = 6 i + k */
+      /* ((B^T d) B) row i: point e = 6 i + k, stored at 6 (i - i0) + k
+       * for the rows [i0, i1) asked for (the forward: all) */
 #pragma GCC unroll 6
       for (int i = 0; i < 6; i++) {
+        if (i < i0 || i >= i1)
+          continue;
         __m512 r[6];
         bt6_ps (r, xb[0][i], xb[1][i], xb[2][i], xb[3][i], xb[4][i],
             xb[5][i]);
-        float *vi = v + (size_t) (6 * i) * vstride;
+        float *vi = v + (size_t) (6 * (i - i0)) * vstride;
 #pragma GCC unroll 6
         for (int k = 0; k < 6; k++)
           _mm512_storeu_ps (vi + k * vstride, r[k]);
@@ -904,7 +1151,7 @@ avx512_block43 (const int NV, const int R, float *out, const float *inp,
     int th = r / TW, tw = r % TW;
     int n = TW - tw < nt - t ? TW - tw : nt - t;
     in_segment43 (V + (size_t) t * C, vstride, inp + (size_t) b * s->H *
-        s->W * C, s, th, tw, n);
+        s->W * C, s, th, tw, n, 0, 6);
     t += n;
   }
   int ntr = (nt + R - 1) / R * R;
@@ -980,6 +1227,278 @@ const SimclrWinogradKernels simclr_winograd43_avx512 = {
   .ok = wino43_avx512_ok,
   .forward = wino43_avx512_forward,
 };
+/* ---------------------------------------------------------------------------
+ * Weight gradient, AVX-512: blocks of T tiles; per block the input tiles
+ * through in_segment / in_segment43 (the points of the worker's rows only)
+ * and the output-gradient tiles through dy_segment / dy_segment43 into V
+ * (points, T, C) and Z (points, T, OC), then per point du (OC, C) += Z^T V:
+ * R output channels x 16*NV input channels of du held in R*NV registers
+ * over the block's tiles, one broadcast of Z against NV vectors of V per
+ * tile. */
+
+/* du rows o0 .. o0+R-1, channels c0 .. c0+16*NV-1 (rows C floats apart)
+ * += sum over nt tiles of z[t][o] v[t][c]; z rows OC, v rows C apart. */
+KERNEL void
+dw_gemm_block (const int NV, const int R, float *du, const float *z,
+    const float *v, int nt, int C, int OC, int o0, int c0)
+{
+  __m512 acc[MAX_R][MAX_NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; k++)
+      acc[r][k] = _mm512_loadu_ps (du + (size_t) (o0 + r) * C + c0 + 16 * k);
+  const float *zt = z + o0, *vt = v + c0;
+  for (int t = 0; t < nt; t++, zt += OC, vt += C) {
+    __m512 vv[MAX_NV];
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; k++)
+      vv[k] = _mm512_loadu_ps (vt + 16 * k);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+      __m512 x = _mm512_set1_ps (zt[r]);
+#pragma GCC unroll 4
+      for (int k = 0; k < NV; k++)
+        acc[r][k] = _mm512_fmadd_ps (x, vv[k], acc[r][k]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int k = 0; k < NV; k++)
+      _mm512_storeu_ps (du + (size_t) (o0 + r) * C + c0 + 16 * k, acc[r][k]);
+}
+
+/* Z = A dy A^T of the 2x2 output-gradient tiles tw0 .. tw0+n-1 of tile row
+ * th (a second row or column past an odd edge reads zeros through masked
+ * loads), points of rows [i0, i1) at 4 (i - i0) + k, rows OC apart, points
+ * zstride apart. The next tile row's dy rows are prefetched. */
+KERNEL void
+dy_segment (float *z0, size_t zstride, const float *dimg,
+    const SimclrConvShape *s, int th, int tw0, int n, int i0, int i1)
+{
+  const int OC = s->OC, OW = s->OW;
+  const int oh = 2 * th;
+  const __mmask16 m1 = oh + 1 < s->OH ? 0xffff : 0;
+  const float *row0 = dimg + (size_t) oh * OW * OC;
+  const float *row1 = m1 ? row0 + (size_t) OW * OC : row0;
+  const uintptr_t pf = (uintptr_t) (row0 + (size_t) 2 * OW * OC);
+  const size_t prow = sizeof (float) * OW * OC;
+  const __m512 zero = _mm512_setzero_ps ();
+  for (int c = 0; c < OC; c += 16) {
+    float *z = z0 + c;
+    for (int t = 0; t < n; t++, z += OC) {
+      int ow = 2 * (tw0 + t);
+      __mmask16 cm = ow + 1 < OW ? 0xffff : 0;
+      size_t off = (size_t) ow * OC + c;
+      _mm_prefetch ((const char *) (pf + off * sizeof (float)), _MM_HINT_T0);
+      _mm_prefetch ((const char *) (pf + prow + off * sizeof (float)),
+          _MM_HINT_T0);
+      __m512 y00 = _mm512_loadu_ps (row0 + off);
+      __m512 y01 = _mm512_maskz_loadu_ps (cm, row0 + off + OC);
+      __m512 y10 = _mm512_maskz_loadu_ps (m1, row1 + off);
+      __m512 y11 = _mm512_maskz_loadu_ps (m1 & cm, row1 + off + OC);
+      /* A dy: column j's 4 values, [row][column] */
+      __m512 q[4][2] = {
+        {y00, y01},
+        {_mm512_add_ps (y00, y10), _mm512_add_ps (y01, y11)},
+        {_mm512_sub_ps (y00, y10), _mm512_sub_ps (y01, y11)},
+        {_mm512_sub_ps (zero, y10), _mm512_sub_ps (zero, y11)},
+      };
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; i++) {
+        if (i < i0 || i >= i1)
+          continue;
+        float *zi = z + (size_t) (4 * (i - i0)) * zstride;
+        _mm512_storeu_ps (zi, q[i][0]);
+        _mm512_storeu_ps (zi + zstride, _mm512_add_ps (q[i][0], q[i][1]));
+        _mm512_storeu_ps (zi + 2 * zstride, _mm512_sub_ps (q[i][0],
+                q[i][1]));
+        _mm512_storeu_ps (zi + 3 * zstride, _mm512_sub_ps (zero, q[i][1]));
+      }
+    }
+  }
+}
+
+/* A of 4 vectors (a6 above, the same operations). */
+KERNEL void
+a6_ps (__m512 z[6], __m512 y0, __m512 y1, __m512 y2, __m512 y3)
+{
+  const __m512 four = _mm512_set1_ps (4.0f);
+  __m512 s02 = _mm512_add_ps (y0, y2), s13 = _mm512_add_ps (y1, y3);
+  __m512 t02 = _mm512_fmadd_ps (four, y2, y0);
+  __m512 h13 = _mm512_fmadd_ps (four, y3, y1);
+  __m512 t13 = _mm512_add_ps (h13, h13);
+  z[0] = y0;
+  z[1] = _mm512_add_ps (s02, s13);
+  z[2] = _mm512_sub_ps (s02, s13);
+  z[3] = _mm512_add_ps (t02, t13);
+  z[4] = _mm512_sub_ps (t02, t13);
+  z[5] = y3;
+}
+
+/* dy_segment for 4x4 output-gradient tiles: rows and columns past the
+ * output read zeros. */
+KERNEL void
+dy_segment43 (float *z0, size_t zstride, const float *dimg,
+    const SimclrConvShape *s, int th, int tw0, int n, int i0, int i1)
+{
+  const int OC = s->OC, OW = s->OW;
+  const int oh = 4 * th;
+  const float *row[4];
+  __mmask16 rm[4];
+  for (int i = 0; i < 4; i++) {
+    rm[i] = oh + i < s->OH ? 0xffff : 0;
+    row[i] = dimg + (size_t) (oh + i < s->OH ? oh + i : oh) * OW * OC;
+  }
+  const uintptr_t pf = (uintptr_t) (dimg + (size_t) (oh + 4) * OW * OC);
+  const size_t prow = sizeof (float) * OW * OC;
+  for (int c = 0; c < OC; c += 16) {
+    float *z = z0 + c;
+    for (int t = 0; t < n; t++, z += OC) {
+      int ow = 4 * (tw0 + t);
+      __m512 q[4][6];           /* [column][row of A dy] */
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; j++) {
+        __mmask16 cm = ow + j < OW ? 0xffff : 0;
+        size_t off = (size_t) (ow + j < OW ? ow + j : ow) * OC + c;
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+          _mm_prefetch ((const char *) (pf + k * prow + off * sizeof (float)),
+              _MM_HINT_T0);
+        a6_ps (q[j], _mm512_maskz_loadu_ps (rm[0] & cm, row[0] + off),
+            _mm512_maskz_loadu_ps (rm[1] & cm, row[1] + off),
+            _mm512_maskz_loadu_ps (rm[2] & cm, row[2] + off),
+            _mm512_maskz_loadu_ps (rm[3] & cm, row[3] + off));
+      }
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; i++) {
+        if (i < i0 || i >= i1)
+          continue;
+        __m512 r[6];
+        a6_ps (r, q[0][i], q[1][i], q[2][i], q[3][i]);
+        float *zi = z + (size_t) (6 * (i - i0)) * zstride;
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; k++)
+          _mm512_storeu_ps (zi + k * zstride, r[k]);
+      }
+    }
+  }
+}
+
+KERNEL void
+dw_avx512_blocks (const int M, const int NV, const int R, float *du,
+    const float *inp, const float *dout, const SimclrConvShape *s, int b0,
+    int b1, int r0, int r1, float *work)
+{
+  const int C = s->C, OC = s->OC, a = M + 2;
+  const int T = simclr_winograd_dw_block_tiles (M == 4 ?
+      &simclr_winograd43_dw_avx512 : &simclr_winograd_dw_avx512, s);
+  const int pw = (r1 - r0) * a;
+  const size_t vstride = dw_stride (T, C), zstride = dw_stride (T, OC);
+  float *V = work, *Z = work + (size_t) pw * vstride;
+  const int TH = (s->OH + M - 1) / M, TW = (s->OW + M - 1) / M;
+  const long per_img = (long) TH * TW;
+  const long ntiles = (long) (b1 - b0) * per_img;
+  for (long t0 = 0; t0 < ntiles; t0 += T) {
+    int nt = ntiles - t0 < T ? (int) (ntiles - t0) : T;
+    for (int t = 0; t < nt;) {
+      long g = t0 + t;
+      int b = b0 + (int) (g / per_img), r = (int) (g % per_img);
+      int th = r / TW, tw = r % TW;
+      int n = TW - tw < nt - t ? TW - tw : nt - t;
+      const float *img = inp + (size_t) b * s->H * s->W * C;
+      const float *dimg = dout + (size_t) b * s->OH * s->OW * OC;
+      if (M == 4) {
+        in_segment43 (V + (size_t) t * C, vstride, img, s, th, tw, n, r0, r1);
+        dy_segment43 (Z + (size_t) t * OC, zstride, dimg, s, th, tw, n, r0,
+            r1);
+      } else {
+        in_segment (V + (size_t) t * C, vstride, img, s, th, tw, n, r0, r1);
+        dy_segment (Z + (size_t) t * OC, zstride, dimg, s, th, tw, n, r0,
+            r1);
+      }
+      t += n;
+    }
+    for (int e = 0; e < pw; e++) {
+      float *due = du + (size_t) (r0 * a + e) * OC * C;
+      const float *ve = V + (size_t) e * vstride;
+      const float *ze = Z + (size_t) e * zstride;
+      for (int o0 = 0; o0 < OC; o0 += R)
+        for (int c0 = 0; c0 < C; c0 += 16 * NV)
+          dw_gemm_block (NV, R, due, ze, ve, nt, C, OC, o0, c0);
+    }
+  }
+}
+
+/* R*NV = 16 accumulators; R divides OC (a multiple of 16). */
+__attribute__ ((target (AVX512))) static void
+wino_dw_avx512 (float *du, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1, int r0, int r1, float *work)
+{
+  if (s->C % 64 == 0)
+    dw_avx512_blocks (2, 4, 4, du, inp, dout, s, b0, b1, r0, r1, work);
+  else if (s->C % 32 == 0)
+    dw_avx512_blocks (2, 2, 8, du, inp, dout, s, b0, b1, r0, r1, work);
+  else
+    dw_avx512_blocks (2, 1, 16, du, inp, dout, s, b0, b1, r0, r1, work);
+}
+
+__attribute__ ((target (AVX512))) static void
+wino43_dw_avx512 (float *du, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1, int r0, int r1, float *work)
+{
+  if (s->C % 64 == 0)
+    dw_avx512_blocks (4, 4, 4, du, inp, dout, s, b0, b1, r0, r1, work);
+  else if (s->C % 32 == 0)
+    dw_avx512_blocks (4, 2, 8, du, inp, dout, s, b0, b1, r0, r1, work);
+  else
+    dw_avx512_blocks (4, 1, 16, du, inp, dout, s, b0, b1, r0, r1, work);
+}
+
+/* Shapes routed here (cpu.c tries F(4x4, 3x3) first): 3x3 s1 p1, C and
+ * OC multiples of 16. From `bench-conv --tiles` (AMD EPYC Zen 5, one
+ * thread, thread CPU time, best of 5, on a shared machine, load 4-6),
+ * direct:Winograd time of the weight gradient, F(2x2, 3x3) / F(4x4, 3x3):
+ *   w0.25 28x28 16->16   b512  0.91 / 1.41               F(4x4)
+ *   w0.25 14x14 32->32   b512  1.32 / 1.56               F(4x4)
+ *   w0.25 7x7 64->64     b512  1.16 / 1.71               F(4x4)
+ *   w0.25 4x4 128->128   b512  1.21 / 1.59               F(4x4)
+ *   w1 28x28 64->64      b32   1.73 / 2.21               F(4x4)
+ *   w1 14x14 128->128    b32   1.45 / 1.25               F(2x2)
+ *   w1 7x7 256->256      b32   0.89 / 0.74               neither
+ *   w1 4x4 512->512      b32   0.50 / 0.35               neither
+ * (batch 256: the same within 0.05.) du, P C OC floats, is reread every
+ * block of tiles: past 128*128 channel pairs it no longer stays in L2. At
+ * 128*128, F(4x4, 3x3)'s 36 points win on a 4x4 map (one tile covers it)
+ * and lose on 14x14 (16x16 covered). */
+static int
+wino_dw_avx512_ok (const SimclrConvShape *s)
+{
+  return simclr_winograd_shape_ok (s) && s->C % 16 == 0 &&
+      s->OC % 16 == 0 && (size_t) s->C * s->OC <= 128 * 128;
+}
+
+static int
+wino43_dw_avx512_ok (const SimclrConvShape *s)
+{
+  return simclr_winograd_shape_ok (s) && s->C % 16 == 0 &&
+      s->OC % 16 == 0 && ((size_t) s->C * s->OC <= 64 * 64 ||
+      ((size_t) s->C * s->OC <= 128 * 128 && s->H <= 4 && s->W <= 4));
+}
+
+const SimclrWinogradKernels simclr_winograd_dw_avx512 = {
+  .m = 2,
+  .ok = wino_dw_avx512_ok,
+  .dweight = wino_dw_avx512,
+};
+
+const SimclrWinogradKernels simclr_winograd43_dw_avx512 = {
+  .m = 4,
+  .ok = wino43_dw_avx512_ok,
+  .dweight = wino43_dw_avx512,
+};
+
 /* ---------------------------------------------------------------------------
  * F(4x4, 3x3), AVX2 + FMA (CPUs without AVX-512): the same blocks and
  * arithmetic as the AVX-512 set, 8 channels per vector; taps outside the

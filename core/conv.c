@@ -9,7 +9,9 @@
  *   buffer stays bounded (and cache-sized for thin layers).
  * - 3x3 stride-1 pad-1 shapes a set's Winograd predicate takes (measured
  *   faster there than its direct kernel): Winograd F(4x4, 3x3) or
- *   F(2x2, 3x3) in conv-winograd.c.
+ *   F(2x2, 3x3) in conv-winograd.c; the weight gradient by its own
+ *   predicates (winograd_dweight), threads splitting the transformed
+ *   points (conv_backward_weight_winograd).
  * The input gradient of a stride-1 convolution whose transposed shape a
  * direct or Winograd kernel takes runs as the forward of the transposed
  * convolution (turned weights), of a strided one as a direct gather where a
@@ -202,6 +204,36 @@ conv_pick_winograd (const SimclrConvShape *s, int dinput)
   return conv_pick_winograd_set (s, dinput, &wk) ? wk : NULL;
 }
 
+/* The weight-gradient Winograd kernel routed for this shape (the best set
+ * whose winograd_dweight predicate takes it; *set gets that set), or
+ * NULL: the direct kernel or GEMM. */
+static const SimclrWinogradKernels *
+conv_pick_winograd_dw (const SimclrConvShape *s, const SimclrKernelSet **set)
+{
+  if (!simclr_winograd_shape_ok (s))
+    return NULL;
+  for (const SimclrKernelSet *const *k = conv_kernels (s)->set; *k; k++)
+    for (int i = 0; i < 2; i++) {
+      const SimclrWinogradKernels *w = (*k)->winograd_dweight[i];
+      if (w && w->ok (s)) {
+        if (set)
+          *set = *k;
+        return w;
+      }
+    }
+  return NULL;
+}
+
+/* Workers of a Winograd weight gradient: one per row of transformed
+ * points at most (the split that keeps each point's sum on one thread). */
+static int
+conv_winograd_dw_workers (const SimclrWinogradKernels *wk,
+    const SimclrConvShape *s)
+{
+  int t = conv_threads (s);
+  return t < wk->m + 2 ? t : wk->m + 2;
+}
+
 static const SimclrConvKernels *
 conv_pick_forward (const SimclrConvShape *s)
 {
@@ -259,6 +291,10 @@ conv_pass_set (const SimclrConvShape *s, SimclrConvOp op, int *wino)
   const SimclrKernelSet *k;
   int dinput = 0;
   *wino = 0;
+  if (op == SIMCLR_CONV_DWEIGHT && conv_pick_winograd_dw (s, &k)) {
+    *wino = 1;
+    return k;
+  }
   if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
     s = &t, op = SIMCLR_CONV_FORWARD, dinput = 1;
   if (op == SIMCLR_CONV_FORWARD &&
@@ -291,6 +327,8 @@ simclr_conv2d_winograd_tile (const SimclrConvShape *s, SimclrConvOp op)
   SimclrConvShape t;
   const SimclrWinogradKernels *wk;
   int dinput = 0;
+  if (op == SIMCLR_CONV_DWEIGHT)
+    return (wk = conv_pick_winograd_dw (s, NULL)) ? wk->m : 0;
   if (op == SIMCLR_CONV_DINPUT && conv_transposed_shape (s, &t))
     s = &t, op = SIMCLR_CONV_FORWARD, dinput = 1;
   if (op != SIMCLR_CONV_FORWARD ||
@@ -342,6 +380,15 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   if (conv_transposed_shape (s, &t) && (wk = conv_pick_winograd (&t, 1)) &&
       need < conv_winograd_scratch (wk, &t))
     need = conv_winograd_scratch (wk, &t);
+  /* Winograd weight gradient: du (points, OC, C), one work buffer per
+   * worker */
+  if ((wk = conv_pick_winograd_dw (s, NULL)) != NULL) {
+    size_t dw = simclr_winograd_u_floats (wk, s) +
+        (size_t) conv_winograd_dw_workers (wk, s) *
+        simclr_winograd_dw_work_floats (wk, s);
+    if (need < dw)
+      need = dw;
+  }
   return need;
 }
 /* ---------------------------------------------------------------------------
@@ -833,6 +880,75 @@ simclr_conv2d_forward (float *out, const float *inp, const float *weight,
   simclr_conv2d_forward_epilogue (out, inp, weight, bias, NULL, s, scratch);
 }
 
+/* One worker of a Winograd weight gradient: the points of rows [r0, r1)
+ * over the whole batch. */
+typedef struct {
+  const SimclrWinogradKernels *wk;
+  const SimclrConvShape *s;
+  float *du, *work;
+  const float *inp, *dout;
+  int r0, r1;
+} ConvDwTask;
+
+static void
+conv_dw_run (void *ctx, int task)
+{
+  ConvDwTask *t = (ConvDwTask *) ctx + task;
+  const size_t plane = (size_t) t->s->OC * t->s->C;
+  const int a = t->wk->m + 2;
+  memset (t->du + (size_t) t->r0 * a * plane, 0,
+      sizeof (float) * (t->r1 - t->r0) * a * plane);
+  t->wk->dweight (t->du, t->inp, t->dout, t->s, 0, t->s->B, t->r0, t->r1,
+      t->work);
+}
+
+/* Weight gradient by Winograd (conv-winograd.c): workers take fixed rows
+ * of the transformed points, each summing its points over every tile in
+ * the same order, so the bits do not depend on the thread count; then
+ * dweight += G^T du G. Scratch: du, then the workers' buffers. */
+static void
+conv_backward_weight_winograd (float *dweight, float *dbias,
+    const float *dout, const float *inp, const SimclrWinogradKernels *wk,
+    const SimclrConvShape *s, float *scratch)
+{
+  const int OC = s->OC, a = wk->m + 2;
+  if (dbias) {
+    /* per image, then into dbias (as conv_backward_task: a float sum over
+     * every row of a large batch drifts) */
+    const size_t rows = (size_t) s->OH * s->OW;
+    for (int b = 0; b < s->B; b++) {
+      float part[OC];
+      memset (part, 0, sizeof (part));
+      const float *d = dout + (size_t) b * rows * OC;
+      for (size_t r = 0; r < rows; r++)
+        for (int o = 0; o < OC; o++)
+          part[o] += d[r * OC + o];
+      for (int o = 0; o < OC; o++)
+        dbias[o] += part[o];
+    }
+  }
+  ConvDwTask tasks[CONV_MAX_THREADS];
+  const int workers = conv_winograd_dw_workers (wk, s);
+  float *du = scratch;
+  float *work = du + simclr_winograd_u_floats (wk, s);
+  for (int i = 0; i < workers; i++) {
+    tasks[i].wk = wk;
+    tasks[i].s = s;
+    tasks[i].du = du;
+    tasks[i].inp = inp;
+    tasks[i].dout = dout;
+    tasks[i].work = work + (size_t) i * simclr_winograd_dw_work_floats (wk,
+        s);
+    tasks[i].r0 = a * i / workers;
+    tasks[i].r1 = a * (i + 1) / workers;
+  }
+  if (workers > 1)
+    simclr_parallel_for (workers, conv_dw_run, tasks);
+  else
+    conv_dw_run (tasks, 0);
+  simclr_winograd_dweight_out (wk, dweight, du, s->C, OC);
+}
+
 void
 simclr_conv2d_backward_weight (float *dweight, float *dbias,
     const float *dout, const float *inp, const SimclrConvShape *s,
@@ -855,6 +971,12 @@ simclr_conv2d_backward_weight (float *dweight, float *dbias,
     return;
   }
 
+  const SimclrWinogradKernels *wdw = conv_pick_winograd_dw (s, NULL);
+  if (wdw) {
+    conv_backward_weight_winograd (dweight, dbias, dout, inp, wdw, s,
+        scratch);
+    return;
+  }
   const SimclrConvKernels *direct = conv_pick_dweight (s);
   const size_t K = (size_t) s->KH * s->KW * s->C;
   ConvTask tasks[CONV_MAX_THREADS];

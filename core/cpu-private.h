@@ -63,6 +63,15 @@ typedef struct {
   void (*forward) (float *out, const float *inp, const float *u,
       const float *bias, int accumulate, const SimclrConvShape *s, int b0,
       int b1, float *work);
+  /* Weight gradient (NULL in the forward kernels; forward is NULL in the
+   * weight-gradient ones, whose ok() routes dweight): accumulates du
+   * (points, OC, C) += the transformed weight gradient of images [b0, b1),
+   * points of rows [r0, r1) of the (m+2) x (m+2) tile only (threads split
+   * the points, so each point's sum runs over all tiles in one order on
+   * any thread count); work: simclr_winograd_dw_work_floats (s) floats.
+   * simclr_winograd_dweight_out turns du into the weight gradient. */
+  void (*dweight) (float *du, const float *inp, const float *dout,
+      const SimclrConvShape *s, int b0, int b1, int r0, int r1, float *work);
 } SimclrWinogradKernels;
 
 /* One instruction set's kernels (one row of cpu.c's table). */
@@ -77,6 +86,9 @@ typedef struct {
    * only (F(4x4, 3x3): its rounding noise is tolerable there, not in the
    * forward: see cpu.c); NULL: none (further). */
   const SimclrWinogradKernels *winograd_dinput[2];
+  /* Weight-gradient Winograd kernels, tried in this order; NULL: none
+   * (further). */
+  const SimclrWinogradKernels *winograd_dweight[2];
 } SimclrKernelSet;
 
 /* The sets usable at one level, best first, NULL-terminated. */
@@ -125,6 +137,10 @@ extern const SimclrWinogradKernels simclr_winograd_avx512;
 extern const SimclrWinogradKernels simclr_winograd43_generic;
 extern const SimclrWinogradKernels simclr_winograd43_avx512;
 extern const SimclrWinogradKernels simclr_winograd43_avx2;
+extern const SimclrWinogradKernels simclr_winograd_dw_generic;
+extern const SimclrWinogradKernels simclr_winograd43_dw_generic;
+extern const SimclrWinogradKernels simclr_winograd_dw_avx512;
+extern const SimclrWinogradKernels simclr_winograd43_dw_avx512;
 
 /* Test hook: makes @a run its hot loops at @level (clamped to the CPU's
  * best). The level an augmenter starts with is simclr_cpu_level (); all

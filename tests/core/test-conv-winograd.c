@@ -1,6 +1,9 @@
 /* test-conv-winograd.c: Winograd F(2x2, 3x3) and F(4x4, 3x3) convolutions
  * (conv-winograd.c) against a double-precision naive convolution written
- * here.
+ * here; the weight-gradient kernels against a double-precision naive weight
+ * gradient (test_dweight, with its own error bound: see there), directly
+ * (twins always, AVX-512 where the CPU has it; split over two workers'
+ * points and two halves of the batch) and through conv.c with each table.
  *
  * 1. Each Winograd kernel set the machine has (the portable twins always,
  *    AVX-512 where the CPU has it), called directly, forward and input
@@ -339,6 +342,288 @@ test_kernels (gconstpointer data)
   g_free (x);
 }
 
+/* ---------------------------------------------------------------------------
+ * Weight gradient (conv-winograd.c's dweight kernels).
+ *
+ * Reference: dW[o][kh][kw][c] = sum over images and output pixels of
+ * dy[o] x[c] at the tap's input pixel, in double. Error bound. Winograd
+ * forms, per tile of m x m outputs and its (m+2) x (m+2) input window,
+ * V = B^T d B and Z = A dy A^T in float, sums V (.) Z over the n tiles of
+ * the call in one float chain per point and (c, o), and applies G^T . G in
+ * double, rounded once into dW. Expanding everything, every term is some
+ * x_p dy_q of one tile (p in its input window, q among its outputs) with
+ * coefficient sum_{i,k} G_{i,kh} G_{k,kw} B^T_{i,p1} B^T_{k,p2} A_{i,q1}
+ * A_{k,q2}, whose absolute value is at most f_m = (max over kh, p1, q1 of
+ * sum_i |G_{i,kh}| |B^T_{i,p1}| |A_{i,q1}|)^2 (computed below from the
+ * matrices: 4 for F(2x2, 3x3), 113.8 for F(4x4, 3x3)). Each float
+ * operation rounds by at most eps of the mass it acts on, and no chain of
+ * operations is longer than n + 8 (3 in each transform, the product, n
+ * additions), so with the tile mass
+ *   T(o, c) = sum over tiles (sum_p |x_p,c|) (sum_q |dy_q,o|)
+ * (T >= the reference's own sum of |dy x| of every tap: each of those
+ * pairs lies in one tile),
+ *   |dW - ref| <= f_m (n + 8) eps T(o, c) + eps |dW before|
+ * a worst case. A wrong transform or index is off by O(T / n) per tile:
+ * over the batch, O(ref) itself, far above the observed errors, which are
+ * printed and also held to a tighter observed limit below. */
+
+/* The transforms (Lavin & Gray 2015), as conv-winograd.c states them. */
+static const double BT23[4][4] = {
+  {1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1},
+};
+static const double A23[4][2] = { {1, 0}, {1, 1}, {1, -1}, {0, -1} };
+static const double G23t[4][3] = {
+  {1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1},
+};
+static const double BT43[6][6] = {
+  {4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+  {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1},
+};
+static const double A43[6][4] = {
+  {1, 0, 0, 0}, {1, 1, 1, 1}, {1, -1, 1, -1}, {1, 2, 4, 8}, {1, -2, 4, -8},
+  {0, 0, 0, 1},
+};
+static const double G43t[6][3] = {
+  {1.0 / 4, 0, 0}, {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+  {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+  {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1},
+};
+
+/* f_m above. */
+static double
+dw_factor (int m)
+{
+  const int a = m + 2;
+  double best = 0.0;
+  for (int kh = 0; kh < 3; kh++)
+    for (int p = 0; p < a; p++)
+      for (int q = 0; q < m; q++) {
+        double sum = 0.0;
+        for (int i = 0; i < a; i++)
+          sum += m == 4 ? fabs (G43t[i][kh] * BT43[i][p] * A43[i][q]) :
+              fabs (G23t[i][kh] * BT23[i][p] * A23[i][q]);
+        if (sum > best)
+          best = sum;
+      }
+  return best * best;
+}
+
+/* ref (OC, 3, 3, C) = the weight gradient in double, S its per-weight sum
+ * of |dy x|, T[m == 4] (OC, C) the tile masses for m = 2 and 4. */
+static void
+ref_dweight (double *ref, double *S, double *T2, double *T4,
+    const float *x, const float *dy, int B, int H, int W, int C, int OC)
+{
+  memset (ref, 0, sizeof (double) * OC * 9 * C);
+  memset (S, 0, sizeof (double) * OC * 9 * C);
+  for (int b = 0; b < B; b++)
+    for (int oh = 0; oh < H; oh++)
+      for (int ow = 0; ow < W; ow++)
+        for (int kh = 0; kh < 3; kh++)
+          for (int kw = 0; kw < 3; kw++) {
+            int ih = oh - 1 + kh, iw = ow - 1 + kw;
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+              continue;
+            const float *xp = x + (((size_t) b * H + ih) * W + iw) * C;
+            const float *dp = dy + (((size_t) b * H + oh) * W + ow) * OC;
+            for (int o = 0; o < OC; o++)
+              for (int c = 0; c < C; c++) {
+                size_t i = ((size_t) o * 9 + kh * 3 + kw) * C + c;
+                ref[i] += (double) dp[o] * xp[c];
+                S[i] += fabs ((double) dp[o] * xp[c]);
+              }
+          }
+  for (int mi = 0; mi < 2; mi++) {
+    const int m = mi ? 4 : 2;
+    double *T = mi ? T4 : T2;
+    double *sx = g_new (double, C), *sd = g_new (double, OC);
+    memset (T, 0, sizeof (double) * OC * C);
+    for (int b = 0; b < B; b++)
+      for (int oh = 0; oh < H; oh += m)
+        for (int ow = 0; ow < W; ow += m) {
+          memset (sx, 0, sizeof (double) * C);
+          memset (sd, 0, sizeof (double) * OC);
+          for (int i = 0; i < m + 2; i++)
+            for (int j = 0; j < m + 2; j++) {
+              int ih = oh - 1 + i, iw = ow - 1 + j;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                continue;
+              for (int c = 0; c < C; c++)
+                sx[c] += fabs (x[(((size_t) b * H + ih) * W + iw) * C + c]);
+            }
+          for (int i = 0; i < m && oh + i < H; i++)
+            for (int j = 0; j < m && ow + j < W; j++)
+              for (int o = 0; o < OC; o++)
+                sd[o] += fabs (dy[(((size_t) b * H + oh + i) * W + ow + j) *
+                        OC + o]);
+          for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++)
+              T[(size_t) o * C + c] += sd[o] * sx[c];
+        }
+    g_free (sd);
+    g_free (sx);
+  }
+}
+
+/* Checks got (OC, 3, 3, C) = base + ref within the bound of tile side m
+ * (0: a direct kernel or GEMM, a chain of up to B H W products per weight
+ * in one sum: n = B H W, factor 1, mass S) with n tiles per chain; returns
+ * the worst err / (eps mass), the mass being T (or S for m = 0). */
+static double
+check_dw_bound (const char *what, const float *got, const double *ref,
+    const double *S, const double *T2, const double *T4, const float *base,
+    int m, long n, int C, int OC)
+{
+  const double f = m ? dw_factor (m) : 1.0;
+  double worst = 0.0;
+  for (int o = 0; o < OC; o++)
+    for (int t = 0; t < 9; t++)
+      for (int c = 0; c < C; c++) {
+        size_t i = ((size_t) o * 9 + t) * C + c;
+        double mass = m == 4 ? T4[(size_t) o * C + c] :
+            m == 2 ? T2[(size_t) o * C + c] : S[i];
+        double b = base ? base[i] : 0.0;
+        double want = ref[i] + b;
+        double err = fabs ((double) got[i] - want);
+        double bound = f * (n + 8) * FLT_EPSILON * mass +
+            FLT_EPSILON * fabs (b) + 1e-30;
+        if (!(err <= bound))
+          g_error ("%s: dweight[%d][%d][%d][%d] is %.9g, want %.9g (error "
+              "%.3g > bound %.3g)", what, o, t / 3, t % 3, c, got[i], want,
+              err, bound);
+        if (mass > 0 && err / (FLT_EPSILON * mass) > worst)
+          worst = err / (FLT_EPSILON * mass);
+      }
+  return worst;
+}
+
+/* The weight-gradient kernels to run a shape on: the twins always,
+ * AVX-512 where the CPU has it and C, OC are multiples of 16. */
+static int
+dw_kernel_sets (const SimclrWinogradKernels *k[4], const char *names[4],
+    int C, int OC)
+{
+  int n = 0;
+  k[n] = &simclr_winograd_dw_generic;
+  names[n++] = "generic dweight F(2,3)";
+  k[n] = &simclr_winograd43_dw_generic;
+  names[n++] = "generic dweight F(4,3)";
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (simclr_cpu_best_level () >= SIMCLR_CPU_AVX512 && C % 16 == 0 &&
+      OC % 16 == 0) {
+    k[n] = &simclr_winograd_dw_avx512;
+    names[n++] = "avx512 dweight F(2,3)";
+    k[n] = &simclr_winograd43_dw_avx512;
+    names[n++] = "avx512 dweight F(4,3)";
+  }
+#endif
+  return n;
+}
+
+static void
+test_dweight (gconstpointer data)
+{
+  const Spec *sp = data;
+  SimclrConvShape s;
+  shape_of (&s, sp, sp->C, sp->OC);
+  const int C = s.C, OC = s.OC;
+  const size_t nin = (size_t) s.B * s.H * s.W * C;
+  const size_t nout = (size_t) s.B * s.H * s.W * OC;
+  const size_t nw = (size_t) OC * 9 * C;
+  float *x = g_new (float, nin), *dy = g_new (float, nout);
+  fill (x, nin, sp->lo, sp->hi);
+  fill (dy, nout, -1, 1);
+  double *ref = g_new (double, nw), *S = g_new (double, nw);
+  double *T2 = g_new (double, (size_t) OC * C), *T4 = g_new (double,
+      (size_t) OC * C);
+  ref_dweight (ref, S, T2, T4, x, dy, s.B, s.H, s.W, C, OC);
+  float *base = g_new (float, nw), *dw = g_new (float, nw);
+  fill (base, nw, -1, 1);
+
+  const SimclrWinogradKernels *k[4];
+  const char *names[4];
+  int nk = dw_kernel_sets (k, names, C, OC);
+  for (int i = 0; i < nk; i++) {
+    const int m = k[i]->m, a = m + 2;
+    float *du = g_new (float, simclr_winograd_u_floats (k[i], &s));
+    float *work = g_new (float, simclr_winograd_dw_work_floats (k[i], &s));
+    fill (work, simclr_winograd_dw_work_floats (k[i], &s), 1e6, 2e6);
+    memset (du, 0, sizeof (float) * simclr_winograd_u_floats (k[i], &s));
+    /* two workers' rows of points ([0, 1) and [1, a)), each in two halves
+     * of the batch (b0 > 0; one chain per point all the same) */
+    int half = s.B / 2;
+    for (int r = 0; r < 2; r++) {
+      int r0 = r ? 1 : 0, r1 = r ? a : 1;
+      if (half > 0)
+        k[i]->dweight (du, x, dy, &s, 0, half, r0, r1, work);
+      k[i]->dweight (du, x, dy, &s, half, s.B, r0, r1, work);
+    }
+    memcpy (dw, base, sizeof (float) * nw);
+    simclr_winograd_dweight_out (k[i], dw, du, C, OC);
+    long n = (long) s.B * ((s.H + m - 1) / m) * ((s.W + m - 1) / m);
+    char what[128];
+    g_snprintf (what, sizeof (what), "%s %s", sp->name, names[i]);
+    double wr = check_dw_bound (what, dw, ref, S, T2, T4, base, m, n, C, OC);
+    g_test_message ("%s %s: worst error / (eps T) %.2f (%ld tiles, factor "
+        "%.1f)", sp->name, names[i], wr, n, dw_factor (m));
+    /* Observed on every case here: at most 1.6 eps T for either tile
+     * (against S, the reference's own mass: up to 2.6 for F(2x2, 3x3)
+     * and 21 for F(4x4, 3x3) at 128 channels, the direct kernel 1.9);
+     * past 8 (16) the error is beyond rounding (e.g. a transform
+     * coefficient off by a rounding-sized amount, which the worst-case
+     * bound could miss on a small batch). */
+    g_assert_cmpfloat (wr, <, m == 4 ? 16.0 : 8.0);
+    g_free (work);
+    g_free (du);
+  }
+
+  /* through conv.c at the level in use with each table, accumulating into
+   * a non-zero dweight; dbias alongside */
+  const SimclrKernels *tabs[3] = {
+    simclr_cpu_kernels_winograd_at (simclr_cpu_level ()),
+    simclr_cpu_kernels_winograd43_at (simclr_cpu_level ()),
+    simclr_cpu_kernels_direct_at (simclr_cpu_level ()),
+  };
+  float *wt = g_new (float, nw);
+  fill (wt, nw, -0.5, 0.5);
+  for (int tab = 0; tab < 3; tab++) {
+    s.kernels = tabs[tab];
+    float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
+    float *dbias = g_new0 (float, OC);
+    memcpy (dw, base, sizeof (float) * nw);
+    simclr_conv2d_backward_weight (dw, dbias, dy, x, &s, scratch);
+    int m = simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_DWEIGHT);
+    long n = m ? (long) s.B * ((s.H + m - 1) / m) * ((s.W + m - 1) / m) :
+        (long) s.B * s.H * s.W;
+    double wr = check_dw_bound ("conv.c weight gradient", dw, ref, S, T2, T4,
+        base, m, n, C, OC);
+    for (int o = 0; o < OC; o++) {
+      double want = 0.0, mass = 0.0;
+      for (size_t r = 0; r < (size_t) s.B * s.H * s.W; r++) {
+        want += dy[r * OC + o];
+        mass += fabs (dy[r * OC + o]);
+      }
+      g_assert_cmpfloat (fabs (dbias[o] - want), <=,
+          (s.B * s.H * s.W + 1) * FLT_EPSILON * mass);
+    }
+    g_test_message ("%s via conv.c (%s table): weight gradient %s F(%d,3) "
+        "(F(0,3): not Winograd), worst error / (eps T, or S) %.2f", sp->name,
+        tab == 2 ? "direct" : tab ? "f43" : "default",
+        simclr_conv2d_kernel_name (&s, SIMCLR_CONV_DWEIGHT), m, wr);
+    g_free (dbias);
+    g_free (scratch);
+  }
+  g_free (wt);
+  g_free (dw);
+  g_free (base);
+  g_free (T4);
+  g_free (T2);
+  g_free (S);
+  g_free (ref);
+  g_free (dy);
+  g_free (x);
+}
+
 /* The ResNet-18 w0.25 3x3 stride-1 layers, as the model runs them. */
 static const int layers[4][3] = {
   {28, 16, 16}, {14, 32, 32}, {7, 64, 64}, {4, 128, 128},
@@ -349,12 +634,14 @@ static const int layers[4][3] = {
  * to 64 channels on AVX-512 and AVX2, F(2x2, 3x3) for 128 on AVX-512;
  * except that the default table (not @f43) keeps F(4x4, 3x3) out of the
  * forward: there it runs F(2x2, 3x3) for 64 and 128 channels on AVX-512
- * only. */
+ * only. The weight gradient: F(4x4, 3x3) on every layer on AVX-512 (4x4
+ * maps at 128 channels), in both tables. */
 static int
 expected_tile (int f43, SimclrCpuLevel level, int l, SimclrConvOp op)
 {
+  (void) l;
   if (op == SIMCLR_CONV_DWEIGHT)
-    return 0;
+    return level >= SIMCLR_CPU_AVX512 ? 4 : 0;
   if (!f43 && op == SIMCLR_CONV_FORWARD)
     return level >= SIMCLR_CPU_AVX512 && l >= 2 ? 2 : 0;
   if (level >= SIMCLR_CPU_AVX512)
@@ -420,8 +707,26 @@ test_dispatch (void)
                 SIMCLR_CONV_FORWARD), ==, m != 0);
         g_assert_cmpint (simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT),
             ==, md != 0);
-        g_assert_false (simclr_conv2d_uses_winograd (&s,
-                SIMCLR_CONV_DWEIGHT));
+        int mw = expected_tile (t, level, l, SIMCLR_CONV_DWEIGHT);
+        g_assert_cmpint (simclr_conv2d_winograd_tile (&s,
+                SIMCLR_CONV_DWEIGHT), ==, mw);
+        g_assert_cmpint (simclr_conv2d_uses_winograd (&s,
+                SIMCLR_CONV_DWEIGHT), ==, mw != 0);
+        if (t == 0) {
+          SimclrConvShape dflt = s;
+          dflt.kernels = NULL;
+          g_assert_cmpint (simclr_conv2d_winograd_tile (&dflt,
+                  SIMCLR_CONV_DWEIGHT), ==, on ? mw : 0);
+        }
+        if (mw) {
+          g_assert_cmpstr (simclr_conv2d_kernel_name (&s,
+                  SIMCLR_CONV_DWEIGHT), ==, simclr_cpu_level_name (level));
+          /* the scratch covers du and the workers' buffers */
+          const SimclrWinogradKernels *wk = &simclr_winograd43_dw_avx512;
+          g_assert_cmpuint (simclr_conv2d_scratch_floats (&s), >=,
+              simclr_winograd_u_floats (wk, &s) + 2 *
+              simclr_winograd_dw_work_floats (wk, &s));
+        }
         if (m) {
           g_assert_cmpstr (simclr_conv2d_kernel_name (&s,
                   SIMCLR_CONV_FORWARD), ==, simclr_cpu_level_name (level));
@@ -439,6 +744,8 @@ test_dispatch (void)
         g_assert_false (simclr_conv2d_uses_winograd (&d,
                 SIMCLR_CONV_FORWARD));
         g_assert_false (simclr_conv2d_uses_winograd (&d, SIMCLR_CONV_DINPUT));
+        g_assert_false (simclr_conv2d_uses_winograd (&d,
+                SIMCLR_CONV_DWEIGHT));
       }
   /* taken by F(4x4, 3x3) (f43 table): C*OC up to 64*64, channels
    * multiples of 16; by the default table for the input gradient only */
@@ -461,7 +768,21 @@ test_dispatch (void)
             SIMCLR_CONV_FORWARD), ==, 0);
     g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
             SIMCLR_CONV_DINPUT), ==, m);
+    /* the weight gradient: F(4x4, 3x3) on AVX-512 only, both tables */
+    for (int t = 0; t < 2; t++) {
+      f4[i].kernels = tabs[t];
+      g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
+              SIMCLR_CONV_DWEIGHT), ==, level >= SIMCLR_CPU_AVX512 ? 4 : 0);
+    }
   }
+  /* the weight gradient at 128*128 channel pairs: F(4x4, 3x3) on maps up
+   * to 4x4, F(2x2, 3x3) on larger ones (AVX-512) */
+  SimclrConvShape w2 = {.B = 8, .H = 14, .W = 14, .C = 128, .OC = 128,
+    .KH = 3, .KW = 3, .stride = 1, .pad = 1, .kernels = tabs[0]
+  };
+  g_assert_cmpint (simclr_conv2d_shape_init (&w2), ==, 0);
+  g_assert_cmpint (simclr_conv2d_winograd_tile (&w2, SIMCLR_CONV_DWEIGHT),
+      ==, level >= SIMCLR_CPU_AVX512 ? 2 : 0);
   /* refused by both tables: channels not multiples of 16 (or 8 for AVX2's
    * C) either way, strided, 5x5, pad 0, 1x1, a transformed weight above
    * 128*128*16 floats */
@@ -495,11 +816,15 @@ test_dispatch (void)
               SIMCLR_CONV_FORWARD));
       g_assert_false (simclr_conv2d_uses_winograd (&r[i],
               SIMCLR_CONV_DINPUT));
+      g_assert_false (simclr_conv2d_uses_winograd (&r[i],
+              SIMCLR_CONV_DWEIGHT));
     }
 }
 
 /* Threads 1 and 2 give identical bits (each tile's arithmetic does not
- * depend on the block or worker it falls in), forward and input gradient. */
+ * depend on the block or worker it falls in; each weight-gradient point is
+ * summed by one worker over all tiles in one order), forward, input
+ * gradient and weight gradient. */
 static void
 test_threads (gconstpointer data)
 {
@@ -522,11 +847,14 @@ test_threads (gconstpointer data)
    * on Winograd */
   int wf = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_FORWARD);
   int wd = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DINPUT);
+  int ww = simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DWEIGHT);
   g_assert_cmpint (wf, ==, expected_tile (job[1], level, job[0],
           SIMCLR_CONV_FORWARD) != 0);
   g_assert_cmpint (wd, ==, expected_tile (job[1], level, job[0],
           SIMCLR_CONV_DINPUT) != 0);
-  if (!wf && !wd) {
+  g_assert_cmpint (ww, ==, expected_tile (job[1], level, job[0],
+          SIMCLR_CONV_DWEIGHT) != 0);
+  if (!wf && !wd && !ww) {
     g_test_skip ("not a Winograd shape at this level");
     return;
   }
@@ -550,9 +878,15 @@ test_threads (gconstpointer data)
   simclr_conv2d_forward (o2, x, w, bias, &s, scratch);
   simclr_conv2d_backward_input_set (d1, dout, w, &s1, scratch);
   simclr_conv2d_backward_input_set (d2, dout, w, &s, scratch);
+  /* the weight gradient, accumulated onto the same non-zero start */
+  float *g1 = g_new (float, nw), *g2 = g_new (float, nw);
+  fill (g1, nw, -1, 1);
+  memcpy (g2, g1, sizeof (float) * nw);
+  simclr_conv2d_backward_weight (g1, NULL, dout, x, &s1, scratch);
+  simclr_conv2d_backward_weight (g2, NULL, dout, x, &s, scratch);
   g_test_message ("%dx%d %d->%d batch %d: %d workers, winograd forward %d, "
-      "input gradient %d", s.H, s.W, s.C, s.OC, s.B,
-      simclr_conv2d_max_workers (&s), wf, wd);
+      "input gradient %d, weight gradient %d", s.H, s.W, s.C, s.OC, s.B,
+      simclr_conv2d_max_workers (&s), wf, wd, ww);
   g_assert_cmpint (simclr_conv2d_max_workers (&s), ==, 2);
   for (size_t i = 0; wf && i < nout; i++)
     if (memcmp (&o1[i], &o2[i], sizeof (float)) != 0)
@@ -562,6 +896,12 @@ test_threads (gconstpointer data)
     if (memcmp (&d1[i], &d2[i], sizeof (float)) != 0)
       g_error ("input gradient %zu: %.9g on 1 thread, %.9g on 2", i, d1[i],
           d2[i]);
+  for (size_t i = 0; ww && i < nw; i++)
+    if (memcmp (&g1[i], &g2[i], sizeof (float)) != 0)
+      g_error ("weight gradient %zu: %.9g on 1 thread, %.9g on 2", i, g1[i],
+          g2[i]);
+  g_free (g2);
+  g_free (g1);
   g_free (scratch);
   g_free (d2);
   g_free (d1);
@@ -584,6 +924,9 @@ main (int argc, char **argv)
     char *path = g_strdup_printf ("/conv-winograd/kernels/%s",
         specs[i].name);
     g_test_add_data_func (path, &specs[i], test_kernels);
+    g_free (path);
+    path = g_strdup_printf ("/conv-winograd/dweight/%s", specs[i].name);
+    g_test_add_data_func (path, &specs[i], test_dweight);
     g_free (path);
   }
   g_test_add_func ("/conv-winograd/dispatch", test_dispatch);
