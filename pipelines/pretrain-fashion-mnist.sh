@@ -80,6 +80,12 @@
 #                      With --minutes there is no EOS at the deadline (ranks
 #                      must end at the same step): the calibrated schedule ends
 #                      the run
+#   --handoff H        queue (default): the views go through a queue, so
+#                      the source and the augmentation run in their own
+#                      thread; none: no queue, the encoder's thread runs
+#                      them between steps (under --ranks each rank is bound
+#                      to one core, where the second thread only adds a
+#                      hand-off per view)
 #   --monitor          post the kNN accuracy of the frozen h on 1000 test
 #                      images every epoch (simclrencoder monitor-location);
 #                      also written to monitor.csv beside the metrics CSV
@@ -96,7 +102,9 @@
 # --interval steps (otherwise, or --quiet-progress); every metrics row is in
 # the metrics CSV, and errors, warnings and checkpoint messages are printed.
 # Environment: BUILD (build folder holding plugins/libgstsimclr.so and
-# tools/simclr-split; default build). Where the time goes, per rank, printed
+# tools/simclr-split; default build); MPIRUN (default mpirun) and
+# MPIRUN_ARGS (more mpirun arguments under --ranks, e.g. "--bind-to none";
+# by default Open MPI binds rank r to core r). Where the time goes, per rank, printed
 # at the end: GST_DEBUG=simclrencoder:4,simclraugment:4 (the encoder's ms per
 # step, wall and thread CPU, of input / forward / exchange with the loss /
 # apply (backward, gradient sum, optimiser) / after, and every thread's CPU
@@ -136,6 +144,7 @@ proj_hidden=0
 ranks=1
 seed=1
 monitor=0
+handoff=queue
 checkpoint=""
 metrics=""
 data=/usr/share/datasets/fashion-mnist
@@ -175,6 +184,7 @@ while [ $# -gt 0 ]; do
     --ranks) ranks="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --monitor) monitor=1; shift ;;
+    --handoff) handoff="$2"; shift 2 ;;
     --checkpoint) checkpoint="$2"; checkpoint_set=1; shift 2 ;;
     --metrics) metrics="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
@@ -184,6 +194,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+case "$handoff" in
+  queue|none) ;;
+  *) echo "pretrain-fashion-mnist.sh: --handoff $handoff: queue or none" >&2; exit 2 ;;
+esac
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 if [ ! -f "$build/plugins/libgstsimclr.so" ]; then
   echo "pretrain-fashion-mnist.sh: no $build/plugins/libgstsimclr.so;" \
@@ -235,6 +249,8 @@ if [ "$ranks" -gt 1 ]; then
   # Allow root (containers); only rank 0 posts the training messages.
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
   launcher=("${MPIRUN:-mpirun}" -np "$ranks")
+  # shellcheck disable=SC2206 # MPIRUN_ARGS is a list of words
+  [ -z "${MPIRUN_ARGS:-}" ] || launcher+=($MPIRUN_ARGS)
   [ "$ranks" -le "$(nproc)" ] || launcher+=(--oversubscribe)
   for v in GST_PLUGIN_PATH_1_0 GST_REGISTRY_1_0 OPENBLAS_NUM_THREADS; do
     launcher+=(-x "$v")
@@ -310,6 +326,9 @@ run () {
     echo "seconds,step,epoch,knn_top1" > "$mcsv"
   fi
   local rank_batch=$((batch / ranks))   # a resume takes batch from its file
+  local queue_el=""
+  [ "$handoff" = queue ] \
+    && queue_el="! queue max-size-buffers=$((2 * (views + small_views) * batch))"
   if [ "$n" -le "$steps_per_epoch" ]; then
     source_props="epochs=1 num-samples=$((n * rank_batch))"
   else
@@ -334,7 +353,7 @@ run () {
     simclrdatasetsrc location="$data" shuffle=true seed="$seed" $source_props \
     ! simclraugment size="$size" views="$views" seed="$seed" crop-scale-min="$crop_min" \
         blur-probability="$blur" jitter-strength="$jitter" $small_props \
-    ! queue max-size-buffers=$((2 * (views + small_views) * batch)) \
+    $queue_el \
     ! simclrencoder batch-size="$rank_batch" views="$views" width="$width" stem="$stem" \
         total-steps="$n" \
         proj-hidden="$proj_hidden" seed="$seed" $monitor_props \

@@ -9,6 +9,10 @@
 #   2. the metrics CSV has the 3 steps with a finite loss close to ln(2N-1)
 #      = ln 31 at the start (the loss over all 32 views of both ranks)
 #   3. a batch that does not split over the ranks is refused with a message
+#   4. --handoff none (no queue: each rank's encoder thread runs its source
+#      and augmentation) trains the same 3 steps: the same losses, digit for
+#      digit, as 1.
+#   5. an unknown --handoff is refused with a message
 set -u
 ROOT=$1
 BUILD=$2
@@ -29,7 +33,7 @@ ok () {
   n=$((n + 1))
   if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failures=$((failures + 1)); fi
 }
-echo "1..3"
+echo "1..5"
 
 timeout 120 bash "$ROOT/pipelines/pretrain-fashion-mnist.sh" --ranks 2 --steps 3 \
   --batch-size 16 --proj-hidden 64 --seed 7 --interval 1 --data "$DATA" \
@@ -65,5 +69,28 @@ if [ "$rc" != 0 ] && grep -q "not a multiple of --ranks 3" "$TMP/log2"; then
 else
   sed 's/^/# /' "$TMP/log2"
   ok 1 "batch 16 over 3 ranks is refused"
+fi
+timeout 120 bash "$ROOT/pipelines/pretrain-fashion-mnist.sh" --ranks 2 --steps 3 \
+  --batch-size 16 --proj-hidden 64 --seed 7 --interval 1 --data "$DATA" \
+  --handoff none --out "$TMP/none" > "$TMP/log3" 2>&1
+rc=$?
+losses () { awk -F, 'NR > 1 { print $3 }' "$1" 2>/dev/null | tr '\n' ' '; }
+if [ "$rc" = 0 ] && [ -n "$(losses "$csv")" ] \
+    && [ "$(losses "$TMP/none/metrics.csv")" = "$(losses "$csv")" ]; then
+  ok 0 "--handoff none: the same losses ($(losses "$csv"))"
+else
+  sed 's/^/# /' "$TMP/log3"
+  echo "# rc $rc losses '$(losses "$TMP/none/metrics.csv")', with the queue '$(losses "$csv")'"
+  ok 1 "--handoff none: the same losses as with the queue"
+fi
+
+timeout 60 bash "$ROOT/pipelines/pretrain-fashion-mnist.sh" --ranks 2 --steps 1 \
+  --batch-size 16 --handoff fifo --data "$DATA" --out "$TMP/bad2" > "$TMP/log4" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && grep -q -- "--handoff fifo: queue or none" "$TMP/log4"; then
+  ok 0 "--handoff fifo is refused (exit $rc)"
+else
+  sed 's/^/# /' "$TMP/log4"
+  ok 1 "--handoff fifo is refused"
 fi
 [ "$failures" = 0 ]
