@@ -6,9 +6,12 @@
 # A B, B A, A B, ... so that a drifting load hits both sides alike. Each run
 # gives the sustained views/s as bench/compare-peer-pretrain.sh measures it:
 # the mean of the sink's per-interval views-per-second (metrics CSV) after
-# the first two intervals. Prints each run, then min / median / max per side
-# and the ratio of the medians B / A. On a shared machine the ratio is the
-# figure to quote, with the load printed at start and end.
+# the first two intervals. Beside it, each run's work CPU in ms per step
+# (bench-lib.sh work_cpu: every thread's CPU minus what MPI polled away,
+# mean and max over the ranks, set-up included), which other jobs on the
+# cores disturb far less than views/s. Prints each run, then min / median /
+# max per side and the ratios of the medians B / A. On a shared machine the
+# ratios are the figures to quote, with the load printed at start and end.
 #
 # Usage: bench/ab-pretrain.sh [--rounds R] [--steps S] [--ranks K]
 #            [--a-env "VAR=value ..."] [--b-env "VAR=value ..."]
@@ -69,16 +72,17 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
 # run SIDE TREE ENV ARGS: one run, prints its sustained views/s ("nan" if
-# none)
+# none), then its work CPU ms per step, mean and max over the ranks
 run () {
   local side=$1 tree=$2 envw=$3 args=$4
   rm -rf "$out/$side"
   # shellcheck disable=SC2086 # envw, extra and args are lists of words
-  env $envw BUILD="$tree/build" OPENBLAS_NUM_THREADS=1 \
+  env GST_DEBUG=simclrencoder:4 GST_DEBUG_NO_COLOR=1 SIMCLR_MPI_STATS=1 \
+    $envw BUILD="$tree/build" OPENBLAS_NUM_THREADS=1 \
     bash "$tree/pipelines/pretrain-fashion-mnist.sh" --steps "$steps" \
     --batch-size 256 --crop-min 0.2 --interval 10 --checkpoint-interval 100000 \
     "${ranks_args[@]}" $extra $args --out "$out/$side" > "$out/$side.log" 2>&1
-  sustained_views "$out/$side/metrics.csv"
+  echo "$(sustained_views "$out/$side/metrics.csv") $(work_cpu "$out/$side.log" "$steps")"
 }
 
 echo "# ab-pretrain: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -86,23 +90,31 @@ echo "# A: $a_tree ${a_env:+($a_env)} ${a_args:+[$a_args]} at $(git -C "$a_tree"
 echo "# B: $b_tree ${b_env:+($b_env)} ${b_args:+[$b_args]} at $(git -C "$b_tree" rev-parse --short HEAD 2>/dev/null)"
 echo "# each: pretrain-fashion-mnist.sh --steps $steps --batch-size 256 --crop-min 0.2 ${ranks_args[*]} $extra"
 echo "# load at start $(cut -d' ' -f1-3 /proc/loadavg)"
-as=() bs=()
+as=() bs=() acs=() bcs=() acx=() bcx=()
 for r in $(seq 1 "$rounds"); do
   order="a b"
   [ $((r % 2)) = 0 ] && order="b a"
   for side in $order; do
     if [ "$side" = a ]; then
-      v=$(run a "$a_tree" "$a_env" "$a_args"); as+=("$v")
+      set -- $(run a "$a_tree" "$a_env" "$a_args"); as+=("$1"); acs+=("$2"); acx+=("$3")
     else
-      v=$(run b "$b_tree" "$b_env" "$b_args"); bs+=("$v")
+      set -- $(run b "$b_tree" "$b_env" "$b_args"); bs+=("$1"); bcs+=("$2"); bcx+=("$3")
     fi
-    echo "# round $r $side: $v views/s (load $(cut -d' ' -f1 /proc/loadavg))"
+    echo "# round $r $side: $1 views/s, work CPU $2 ms/step (max over ranks $3) (load $(cut -d' ' -f1 /proc/loadavg))"
   done
 done
 echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+ratio () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b / a }'; }
 set -- $(stats "${as[@]}"); a_min=$1 a_med=$2 a_max=$3
 set -- $(stats "${bs[@]}"); b_min=$1 b_med=$2 b_max=$3
-printf '| side | sustained views/s median (min-max) |\n|---|---|\n'
-printf '| A | %s (%s-%s) |\n' "$a_med" "$a_min" "$a_max"
-printf '| B | %s (%s-%s) |\n' "$b_med" "$b_min" "$b_max"
-printf '| B / A (medians) | %s |\n' "$(awk -v a="$a_med" -v b="$b_med" 'BEGIN { printf "%.3f", b / a }')"
+set -- $(stats "${acs[@]}"); ac_min=$1 ac_med=$2 ac_max=$3
+set -- $(stats "${bcs[@]}"); bc_min=$1 bc_med=$2 bc_max=$3
+set -- $(stats "${acx[@]}"); ax_min=$1 ax_med=$2 ax_max=$3
+set -- $(stats "${bcx[@]}"); bx_min=$1 bx_med=$2 bx_max=$3
+printf '| side | sustained views/s median (min-max) | work CPU ms/step, mean over ranks | max over ranks |\n|---|---|---|---|\n'
+printf '| A | %s (%s-%s) | %s (%s-%s) | %s (%s-%s) |\n' "$a_med" "$a_min" "$a_max" \
+  "$ac_med" "$ac_min" "$ac_max" "$ax_med" "$ax_min" "$ax_max"
+printf '| B | %s (%s-%s) | %s (%s-%s) | %s (%s-%s) |\n' "$b_med" "$b_min" "$b_max" \
+  "$bc_med" "$bc_min" "$bc_max" "$bx_med" "$bx_min" "$bx_max"
+printf '| B / A (medians) | %s | %s | %s |\n' "$(ratio "$a_med" "$b_med")" \
+  "$(ratio "$ac_med" "$bc_med")" "$(ratio "$ax_med" "$bx_med")"

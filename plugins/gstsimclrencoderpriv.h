@@ -148,6 +148,10 @@ typedef struct
   gdouble coll_cpu[GST_SIMCLR_N_PHASES], step_coll_cpu[GST_SIMCLR_N_PHASES];
   gdouble mark_coll, mark_coll_cpu;
   gdouble setup_coll, setup_coll_cpu;   /* in them up to the end of step 2 */
+  /* This thread's page faults (getrusage RUSAGE_THREAD) at the end of
+   * step 2: memory freed to the system and touched again costs a fault per
+   * page (and on a virtual machine the host's work behind it). */
+  glong minflt0, majflt0;
   gfloat wait_steps[GST_SIMCLR_PROFILE_STEPS];
 } GstSimclrStepProfile;
 

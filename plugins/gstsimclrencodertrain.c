@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "simclr/ckptdir.h"
@@ -571,8 +572,13 @@ gst_simclr_encoder_profile_step (GstSimclrEncoder * self)
   if (!p->enabled)
     return;
   if (++p->seen == 2) {
+    struct rusage ru;
     p->setup_coll = p->mark_coll;
     p->setup_coll_cpu = p->mark_coll_cpu;
+    if (getrusage (RUSAGE_THREAD, &ru) == 0) {
+      p->minflt0 = ru.ru_minflt;
+      p->majflt0 = ru.ru_majflt;
+    }
   } else if (p->seen > 2) {
     gdouble waited = 0;
     for (gint i = 0; i < GST_SIMCLR_N_PHASES; i++) {
@@ -654,10 +660,18 @@ gst_simclr_encoder_profile_report (GstSimclrEncoder * self)
     tw += p->wall[i];
     tc += p->cpu[i];
   }
-  GST_INFO_OBJECT (self, "step profile, rank %d of %d, %" G_GUINT64_FORMAT
-      " steps after the first 2, ms per step wall/thread-CPU: total "
-      "%.1f/%.1f:%s", gst_simclr_mpi_rank (), gst_simclr_mpi_size (),
-      p->steps, 1e3 * tw / p->steps, 1e3 * tc / p->steps, line->str);
+  {
+    struct rusage ru;
+    if (getrusage (RUSAGE_THREAD, &ru) != 0)
+      memset (&ru, 0, sizeof ru);
+    GST_INFO_OBJECT (self, "step profile, rank %d of %d, %" G_GUINT64_FORMAT
+        " steps after the first 2, ms per step wall/thread-CPU: total "
+        "%.1f/%.1f:%s; page faults per step %.1f minor, %.1f major",
+        gst_simclr_mpi_rank (), gst_simclr_mpi_size (), p->steps,
+        1e3 * tw / p->steps, 1e3 * tc / p->steps, line->str,
+        (gdouble) (ru.ru_minflt - p->minflt0) / p->steps,
+        (gdouble) (ru.ru_majflt - p->majflt0) / p->steps);
+  }
   if (gst_simclr_mpi_active ()) {
     /* Open MPI polls while it waits, so a phase's CPU includes its wait:
      * CPU minus the collectives' CPU is the rank's own work. */
