@@ -446,6 +446,12 @@ static const ConvSpec conv_fast_specs[] = {
   {"s1-c64-oc16-w9", 2, 4, 9, 64, 16, 3, 3, 1, 1, 0, 1},
   {"s1-c64-oc32-w3", 3, 3, 3, 64, 32, 3, 3, 1, 1, 1, 2},
   {"s1-c32-oc16-w16", 2, 3, 16, 32, 16, 3, 3, 1, 1, 0, 1},
+  /* the C = 1 stem (AVX-512: padded image, 9 taps in one sweep): rows of
+   * two blocks (W 28), a short last block and an odd row (W 13), two
+   * groups of 16 outputs, several chunks on 2 threads */
+  {"stem-c1-oc16-w28", 3, 28, 28, 1, 16, 3, 3, 1, 1, 1, 2},
+  {"stem-c1-oc32-w13", 2, 9, 13, 1, 32, 3, 3, 1, 1, 0, 1},
+  {"stem-c1-chunks-t2", 0, 28, 28, 1, 16, 3, 3, 1, 1, 0, 2},
 };
 
 /* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall
