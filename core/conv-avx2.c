@@ -15,6 +15,8 @@
  */
 #include "cpu-private.h"
 
+#include <string.h>
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
@@ -101,12 +103,126 @@ direct_fwd_row (const int NV, const int R, float *o, const float *img,
     direct_fwd_block (NV, 1, o, img, wp, bias, accumulate, s, oh, ow);
 }
 
+/* The C = 1 stem (3x3, stride 1, pad 1, one input channel), as in
+ * conv-avx512.c: each image copied into a zero-bordered buffer, 8 output
+ * channels at a time; the forward keeps the 9 weight vectors in registers
+ * (6 pixels per block), the weight gradient sums the 9 taps in 9
+ * independent chains in one sweep (the blocks above: one chain per tap). */
+#define C1_MAX_W 64
+#define C1_R 6
+#define C1_PW (C1_MAX_W + 2 + C1_R)
+
+static int
+c1_ok (const SimclrConvShape *s)
+{
+  return s->C == 1 && s->KH == 3 && s->KW == 3 && s->stride == 1 &&
+      s->pad == 1 && s->W <= C1_MAX_W && s->H <= C1_MAX_W;
+}
+
+/* xp ((H + 2) x C1_PW) = image (H, W) with a zero border */
+static void
+c1_pad_image (float *xp, const float *img, int H, int W)
+{
+  memset (xp, 0, sizeof (float) * C1_PW);
+  for (int ih = 0; ih < H; ih++) {
+    float *row = xp + (size_t) (ih + 1) * C1_PW;
+    row[0] = 0.0f;
+    memcpy (row + 1, img + (size_t) ih * W, sizeof (float) * W);
+    memset (row + W + 1, 0, sizeof (float) * (C1_PW - W - 1));
+  }
+  memset (xp + (size_t) (H + 1) * C1_PW, 0, sizeof (float) * C1_PW);
+}
+
+__attribute__ ((target ("avx2,fma"))) static void
+c1_forward (float *out, const float *inp, const float *wp,
+    const float *bias, int accumulate, const SimclrConvShape *s, int b0,
+    int b1)
+{
+  const int H = s->H, W = s->W, OC = s->OC;
+  float xp[(C1_MAX_W + 2) * C1_PW];
+  for (int b = b0; b < b1; b++) {
+    c1_pad_image (xp, inp + (size_t) b * H * W, H, W);
+    for (int o0 = 0; o0 < OC; o0 += 8) {
+      __m256 w[9];
+      for (int t = 0; t < 9; t++)
+        w[t] = _mm256_loadu_ps (wp + (size_t) t * OC + o0);
+      for (int oh = 0; oh < H; oh++) {
+        float *o = out + ((size_t) b * H + oh) * W * OC + o0;
+        for (int ow0 = 0; ow0 < W; ow0 += C1_R) {
+          __m256 acc[C1_R];
+#pragma GCC unroll 6
+          for (int r = 0; r < C1_R; r++)
+            acc[r] = _mm256_setzero_ps ();
+#pragma GCC unroll 3
+          for (int kh = 0; kh < 3; kh++) {
+            const float *x = xp + (size_t) (oh + kh) * C1_PW + ow0;
+#pragma GCC unroll 3
+            for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 6
+              for (int r = 0; r < C1_R; r++)
+                acc[r] = _mm256_fmadd_ps (_mm256_broadcast_ss (x + r + kw),
+                    w[kh * 3 + kw], acc[r]);
+          }
+          int nr = W - ow0 < C1_R ? W - ow0 : C1_R;
+          for (int r = 0; r < nr; r++) {
+            float *dst = o + (size_t) (ow0 + r) * OC;
+            __m256 y = acc[r];
+            if (accumulate)
+              y = _mm256_add_ps (y, _mm256_loadu_ps (dst));
+            else if (bias)
+              y = _mm256_add_ps (y, _mm256_loadu_ps (bias + o0));
+            _mm256_storeu_ps (dst, y);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* dwp (3, 3, 1, OC) += the weight gradient of images [b0, b1). */
+__attribute__ ((target ("avx2,fma"))) static void
+c1_dweight (float *dwp, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  const int H = s->H, W = s->W, OC = s->OC;
+  float xp[(C1_MAX_W + 2) * C1_PW];
+  for (int o0 = 0; o0 < OC; o0 += 8) {
+    __m256 acc[9];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++)
+      acc[t] = _mm256_loadu_ps (dwp + (size_t) t * OC + o0);
+    for (int b = b0; b < b1; b++) {
+      c1_pad_image (xp, inp + (size_t) b * H * W, H, W);
+      for (int oh = 0; oh < H; oh++) {
+        const float *d = dout + ((size_t) b * H + oh) * W * OC + o0;
+        const float *x = xp + (size_t) oh * C1_PW;
+        for (int ow = 0; ow < W; ow++) {
+          __m256 dv = _mm256_loadu_ps (d + (size_t) ow * OC);
+#pragma GCC unroll 3
+          for (int kh = 0; kh < 3; kh++)
+#pragma GCC unroll 3
+            for (int kw = 0; kw < 3; kw++)
+              acc[kh * 3 + kw] = _mm256_fmadd_ps (_mm256_broadcast_ss (x +
+                      (size_t) kh * C1_PW + ow + kw), dv, acc[kh * 3 + kw]);
+        }
+      }
+    }
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; t++)
+      _mm256_storeu_ps (dwp + (size_t) t * OC + o0, acc[t]);
+  }
+}
+
 /* out (B,OH,OW,OC) for images [b0, b1): = conv + bias, or += conv. */
 __attribute__ ((target ("avx2,fma"))) static void
 conv_direct_forward (float *out, const float *inp, const float *wp,
     const float *bias, int accumulate, const SimclrConvShape *s, int b0,
     int b1)
 {
+  if (c1_ok (s)) {
+    c1_forward (out, inp, wp, bias, accumulate, s, b0, b1);
+    return;
+  }
   for (int b = b0; b < b1; b++) {
     const float *img = inp + (size_t) b * s->H * s->W * s->C;
     for (int oh = 0; oh < s->OH; oh++) {
@@ -234,6 +350,10 @@ __attribute__ ((target ("avx2,fma"))) static void
 conv_direct_dweight (float *dwp, const float *inp, const float *dout,
     const SimclrConvShape *s, int b0, int b1)
 {
+  if (c1_ok (s)) {
+    c1_dweight (dwp, inp, dout, s, b0, b1);
+    return;
+  }
   /* CB*NV accumulators + NV dout vectors + 1 broadcast <= 16 registers;
    * OC = 32 runs as two halves of 16 (6 x 2 blocks beat 2 x 4). */
   switch (s->OC / 8) {
