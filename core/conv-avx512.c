@@ -643,6 +643,101 @@ dw_s1_ok (const SimclrConvShape *s)
       s->OC == 16 && s->C % 8 == 0;
 }
 
+/* Weight gradient of a 3x3 stride-2 pad-1 convolution, sliding along the
+ * row as s2_dinp_block does: input pixel 2 ow + 1 meets dout pixel ow
+ * through kw = 2 and ow + 1 through kw = 0, so with both dout vectors in
+ * registers the taps kw = 0, 1, 2 of one (kh, channel block) take two
+ * broadcasts per output pixel and input channel for three multiply-adds
+ * each (dw_block: one per tap). acc[kw][j][v] is dwp[kh][kw][c0 + j][o0 +
+ * 16 v ..], kept in registers over the chunk of images. */
+#define DW_S2_CB 4
+
+KERNEL void
+dw_s2_block (float *dwp, const float *inp, const float *dout,
+    const SimclrConvShape *s, int b0, int b1, int kh, int c0, int o0)
+{
+  const int C = s->C, OC = s->OC, H = s->H, W = s->W, OW = s->OW;
+  const int CB = DW_S2_CB, NV = 2;
+  __m512 acc[3][DW_S2_CB][2];
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 4
+    for (int j = 0; j < CB; j++)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++)
+        acc[kw][j][v] = _mm512_loadu_ps (dwp + (((size_t) kh * 3 + kw) * C +
+                c0 + j) * OC + o0 + 16 * v);
+  for (int b = b0; b < b1; b++)
+    for (int oh = 0; oh < s->OH; oh++) {
+      int ih = 2 * oh - 1 + kh;
+      if (ih < 0 || ih >= H)
+        continue;
+      const float *x = inp + ((size_t) b * H + ih) * W * C + c0;
+      const float *d = dout + ((size_t) b * s->OH + oh) * OW * OC + o0;
+      __m512 dv[2], dn[2];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++)
+        dv[v] = _mm512_loadu_ps (d + 16 * v);
+      int ow = 0;
+      /* every pixel but the last: x[2 ow] (kw 1), x[2 ow + 1] (kw 2 with
+       * dout ow, kw 0 with dout ow + 1) */
+      for (; ow + 1 < OW; ow++) {
+        const float *xp = x + (size_t) 2 * ow * C;
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+          dn[v] = _mm512_loadu_ps (d + (size_t) (ow + 1) * OC + 16 * v);
+#pragma GCC unroll 4
+        for (int j = 0; j < CB; j++) {
+          __m512 x1 = _mm512_set1_ps (xp[j]);
+          __m512 x2 = _mm512_set1_ps (xp[C + j]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; v++) {
+            acc[1][j][v] = _mm512_fmadd_ps (x1, dv[v], acc[1][j][v]);
+            acc[2][j][v] = _mm512_fmadd_ps (x2, dv[v], acc[2][j][v]);
+            acc[0][j][v] = _mm512_fmadd_ps (x2, dn[v], acc[0][j][v]);
+          }
+        }
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+          dv[v] = dn[v];
+      }
+      /* the last: kw 1, and kw 2 where 2 ow + 1 is inside the row */
+      const float *xp = x + (size_t) 2 * ow * C;
+      const int has2 = 2 * ow + 1 < W;
+#pragma GCC unroll 4
+      for (int j = 0; j < CB; j++) {
+        __m512 x1 = _mm512_set1_ps (xp[j]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+          acc[1][j][v] = _mm512_fmadd_ps (x1, dv[v], acc[1][j][v]);
+        if (has2) {
+          __m512 x2 = _mm512_set1_ps (xp[C + j]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; v++)
+            acc[2][j][v] = _mm512_fmadd_ps (x2, dv[v], acc[2][j][v]);
+        }
+      }
+    }
+#pragma GCC unroll 3
+  for (int kw = 0; kw < 3; kw++)
+#pragma GCC unroll 4
+    for (int j = 0; j < CB; j++)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++)
+        _mm512_storeu_ps (dwp + (((size_t) kh * 3 + kw) * C + c0 + j) * OC +
+            o0 + 16 * v, acc[kw][j][v]);
+}
+
+/* Whether dw_s2_block serves the shape: 3x3 s2 p1, input channels in
+ * blocks of 4, outputs in groups of 32, rows covered (2 OW >= W). */
+static int
+dw_s2_ok (const SimclrConvShape *s)
+{
+  return s->KH == 3 && s->KW == 3 && s->stride == 2 && s->pad == 1 &&
+      s->C % DW_S2_CB == 0 && s->OC % 32 == 0 && 2 * s->OW >= s->W &&
+      2 * s->OH >= s->H;
+}
+
 /* dwp (KH, KW, C, OC) += dout^T x columns of images [b0, b1): the weight
  * gradient in the packed layout. */
 __attribute__ ((target (AVX512))) static void
@@ -651,6 +746,14 @@ avx512_dweight (float *dwp, const float *inp, const float *dout,
 {
   if (c1_ok (s)) {
     c1_dweight (dwp, inp, dout, s, b0, b1);
+    return;
+  }
+  if (dw_s2_ok (s)) {
+    /* 3*CB*NV accumulators + 2*NV dout vectors + 2 broadcasts */
+    for (int o0 = 0; o0 < s->OC; o0 += 32)
+      for (int kh = 0; kh < 3; kh++)
+        for (int c0 = 0; c0 < s->C; c0 += DW_S2_CB)
+          dw_s2_block (dwp, inp, dout, s, b0, b1, kh, c0, o0);
     return;
   }
   if (dw_s1_ok (s)) {
