@@ -738,6 +738,10 @@ dw_s2_ok (const SimclrConvShape *s)
       2 * s->OH >= s->H;
 }
 
+/* Input + dout bytes of the images one round of dw_rows blocks sweeps
+ * (below L2's 1 MiB with room for the packed gradient). */
+#define DW_GROUP_BYTES (384 * 1024)
+
 /* dwp (KH, KW, C, OC) += dout^T x columns of images [b0, b1): the weight
  * gradient in the packed layout. */
 __attribute__ ((target (AVX512))) static void
@@ -763,16 +767,30 @@ avx512_dweight (float *dwp, const float *inp, const float *dout,
         dw_s1_block (1, 8, dwp, inp, dout, s, b0, b1, kh, c0);
     return;
   }
-  /* CB*NV accumulators + NV dout vectors + a broadcast within 32
-   * registers; wider layers in groups of 32 channels. */
-  if (s->OC == 16) {
-    dw_rows (1, 16, dwp, inp, dout, s, b0, b1, 0);
-  } else if (s->OC == 48) {
-    dw_rows (1, 16, dwp, inp, dout, s, b0, b1, 0);
-    dw_rows (2, 12, dwp, inp, dout, s, b0, b1, 16);
-  } else {
-    for (int o0 = 0; o0 < s->OC; o0 += 32)
-      dw_rows (2, 12, dwp, inp, dout, s, b0, b1, o0);
+  /* Every block sweeps the chunk's input and dout once, so a chunk sized
+   * for im2col columns (conv.c: 31-96 images of a 1x1 stride-2 shortcut,
+   * 2 MB) would stream from L3 once per block (24 blocks at 64 -> 128
+   * channels): run the blocks over groups of images that stay in L2. Each
+   * gradient element still sums its terms in image order (the block
+   * stores and reloads its accumulators between groups): same results. */
+  const size_t img_bytes = sizeof (float) * ((size_t) s->H * s->W * s->C +
+      (size_t) s->OH * s->OW * s->OC);
+  int g = (int) (DW_GROUP_BYTES / img_bytes);
+  if (g < 1)
+    g = 1;
+  for (int bg = b0; bg < b1; bg += g) {
+    int be = b1 - bg < g ? b1 : bg + g;
+    /* CB*NV accumulators + NV dout vectors + a broadcast within 32
+     * registers; wider layers in groups of 32 channels. */
+    if (s->OC == 16) {
+      dw_rows (1, 16, dwp, inp, dout, s, bg, be, 0);
+    } else if (s->OC == 48) {
+      dw_rows (1, 16, dwp, inp, dout, s, bg, be, 0);
+      dw_rows (2, 12, dwp, inp, dout, s, bg, be, 16);
+    } else {
+      for (int o0 = 0; o0 < s->OC; o0 += 32)
+        dw_rows (2, 12, dwp, inp, dout, s, bg, be, o0);
+    }
   }
 }
 
