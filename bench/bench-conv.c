@@ -381,7 +381,7 @@ compare_tiles (const Shape *sh, int batch, int reps)
 /* --tiles, weight gradient: one shape on one thread, the direct table's
  * weight gradient (conv.c) at the level in use against each weight-gradient
  * Winograd kernel of that level called directly (AVX-512: F(2x2, 3x3) and
- * F(4x4, 3x3); zeroing du, the kernel over all points and images, and the
+ * F(4x4, 3x3); AVX2: F(4x4, 3x3); zeroing du, the kernel over all points and images, and the
  * G^T du G transform into dweight, all in every call), alternated in every
  * repetition: ms, GFLOP/s counted as the direct convolution's, and
  * direct / kernel. This is how the dweight predicates were chosen. */
@@ -392,13 +392,17 @@ compare_tiles_dw (const Shape *sh, int batch, int reps)
   SimclrCpuLevel level = simclr_cpu_level ();
   const SimclrWinogradKernels *wk[2];
   int nk = 0;
+  int vec = 16;
   if (level >= SIMCLR_CPU_AVX512) {
     wk[nk++] = &simclr_winograd_dw_avx512;
     wk[nk++] = &simclr_winograd43_dw_avx512;
+  } else if (level >= SIMCLR_CPU_AVX2) {
+    wk[nk++] = &simclr_winograd43_dw_avx2;
+    vec = 8;
   }
   SimclrConvShape s = shape_at (sh, batch, 1);
   if (nk == 0 || simclr_conv2d_shape_init (&s) != 0 ||
-      !simclr_winograd_shape_ok (&s) || s.C % 16 || s.OC % 16)
+      !simclr_winograd_shape_ok (&s) || s.C % vec || s.OC % vec)
     return;
   s.kernels = simclr_cpu_kernels_direct_at (level);
   size_t nin = (size_t) s.B * s.H * s.W * s.C, K = (size_t) 9 * s.C;

@@ -141,6 +141,7 @@ extern const SimclrWinogradKernels simclr_winograd_dw_generic;
 extern const SimclrWinogradKernels simclr_winograd43_dw_generic;
 extern const SimclrWinogradKernels simclr_winograd_dw_avx512;
 extern const SimclrWinogradKernels simclr_winograd43_dw_avx512;
+extern const SimclrWinogradKernels simclr_winograd43_dw_avx2;
 
 /* Test hook: makes @a run its hot loops at @level (clamped to the CPU's
  * best). The level an augmenter starts with is simclr_cpu_level (); all

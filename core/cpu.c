@@ -22,14 +22,14 @@
 /* One row per instruction set, lowest first. The generic level has no
  * kernels of its own: it is the portable path every operation falls back
  * to. The last member: the weight gradient's Winograd kernels (AVX-512:
- * F(4x4, 3x3) first; their rounding error, test-conv-winograd.c's
+ * F(4x4, 3x3) first; AVX2: F(4x4, 3x3); their rounding error, test-conv-winograd.c's
  * test_dweight, left the equivalence tests within their tolerances; the
  * same in the f43 rows). */
 static const SimclrKernelSet kernel_sets[] = {
   {SIMCLR_CPU_GENERIC, "generic", NULL, {NULL}, {NULL}},
 #ifdef CPU_X86
   {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2, {NULL},
-      {&simclr_winograd43_avx2}},
+      {&simclr_winograd43_avx2}, {&simclr_winograd43_dw_avx2}},
   {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512,
       {&simclr_winograd_avx512}, {&simclr_winograd43_avx512},
       {&simclr_winograd43_dw_avx512, &simclr_winograd_dw_avx512}},
@@ -48,7 +48,7 @@ static const SimclrKernelSet wino43_sets[] = {
   {SIMCLR_CPU_GENERIC, "generic", NULL, {NULL}, {NULL}},
 #ifdef CPU_X86
   {SIMCLR_CPU_AVX2, "avx2", &simclr_conv_kernels_avx2,
-      {&simclr_winograd43_avx2}, {NULL}},
+      {&simclr_winograd43_avx2}, {NULL}, {&simclr_winograd43_dw_avx2}},
   {SIMCLR_CPU_AVX512, "avx512", &simclr_conv_kernels_avx512,
       {&simclr_winograd43_avx512, &simclr_winograd_avx512}, {NULL},
       {&simclr_winograd43_dw_avx512, &simclr_winograd_dw_avx512}},

@@ -498,9 +498,10 @@ check_dw_bound (const char *what, const float *got, const double *ref,
 }
 
 /* The weight-gradient kernels to run a shape on: the twins always,
- * AVX-512 where the CPU has it and C, OC are multiples of 16. */
+ * AVX-512 where the CPU has it and C, OC are multiples of 16, AVX2 where
+ * it has that and they are multiples of 8. */
 static int
-dw_kernel_sets (const SimclrWinogradKernels *k[4], const char *names[4],
+dw_kernel_sets (const SimclrWinogradKernels *k[5], const char *names[5],
     int C, int OC)
 {
   int n = 0;
@@ -515,6 +516,11 @@ dw_kernel_sets (const SimclrWinogradKernels *k[4], const char *names[4],
     names[n++] = "avx512 dweight F(2,3)";
     k[n] = &simclr_winograd43_dw_avx512;
     names[n++] = "avx512 dweight F(4,3)";
+  }
+  if (simclr_cpu_best_level () >= SIMCLR_CPU_AVX2 && C % 8 == 0 &&
+      OC % 8 == 0) {
+    k[n] = &simclr_winograd43_dw_avx2;
+    names[n++] = "avx2 dweight F(4,3)";
   }
 #endif
   return n;
@@ -540,8 +546,8 @@ test_dweight (gconstpointer data)
   float *base = g_new (float, nw), *dw = g_new (float, nw);
   fill (base, nw, -1, 1);
 
-  const SimclrWinogradKernels *k[4];
-  const char *names[4];
+  const SimclrWinogradKernels *k[5];
+  const char *names[5];
   int nk = dw_kernel_sets (k, names, C, OC);
   for (int i = 0; i < nk; i++) {
     const int m = k[i]->m, a = m + 2;
@@ -635,13 +641,13 @@ static const int layers[4][3] = {
  * except that the default table (not @f43) keeps F(4x4, 3x3) out of the
  * forward: there it runs F(2x2, 3x3) for 64 and 128 channels on AVX-512
  * only. The weight gradient: F(4x4, 3x3) on every layer on AVX-512 (4x4
- * maps at 128 channels), in both tables. */
+ * maps at 128 channels) and AVX2, in both tables. */
 static int
 expected_tile (int f43, SimclrCpuLevel level, int l, SimclrConvOp op)
 {
   (void) l;
   if (op == SIMCLR_CONV_DWEIGHT)
-    return level >= SIMCLR_CPU_AVX512 ? 4 : 0;
+    return level >= SIMCLR_CPU_AVX2 ? 4 : 0;
   if (!f43 && op == SIMCLR_CONV_FORWARD)
     return level >= SIMCLR_CPU_AVX512 && l >= 2 ? 2 : 0;
   if (level >= SIMCLR_CPU_AVX512)
@@ -722,7 +728,8 @@ test_dispatch (void)
           g_assert_cmpstr (simclr_conv2d_kernel_name (&s,
                   SIMCLR_CONV_DWEIGHT), ==, simclr_cpu_level_name (level));
           /* the scratch covers du and the workers' buffers */
-          const SimclrWinogradKernels *wk = &simclr_winograd43_dw_avx512;
+          const SimclrWinogradKernels *wk = level >= SIMCLR_CPU_AVX512 ?
+              &simclr_winograd43_dw_avx512 : &simclr_winograd43_dw_avx2;
           g_assert_cmpuint (simclr_conv2d_scratch_floats (&s), >=,
               simclr_winograd_u_floats (wk, &s) + 2 *
               simclr_winograd_dw_work_floats (wk, &s));
@@ -768,21 +775,21 @@ test_dispatch (void)
             SIMCLR_CONV_FORWARD), ==, 0);
     g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
             SIMCLR_CONV_DINPUT), ==, m);
-    /* the weight gradient: F(4x4, 3x3) on AVX-512 only, both tables */
+    /* the weight gradient: F(4x4, 3x3) on AVX-512 and AVX2, both tables */
     for (int t = 0; t < 2; t++) {
       f4[i].kernels = tabs[t];
       g_assert_cmpint (simclr_conv2d_winograd_tile (&f4[i],
-              SIMCLR_CONV_DWEIGHT), ==, level >= SIMCLR_CPU_AVX512 ? 4 : 0);
+              SIMCLR_CONV_DWEIGHT), ==, m);
     }
   }
-  /* the weight gradient at 128*128 channel pairs: F(4x4, 3x3) on maps up
-   * to 4x4, F(2x2, 3x3) on larger ones (AVX-512) */
+  /* the weight gradient at 128*128 channel pairs: on AVX-512 F(4x4, 3x3)
+   * on maps up to 4x4, F(2x2, 3x3) on larger ones; on AVX2 F(4x4, 3x3) */
   SimclrConvShape w2 = {.B = 8, .H = 14, .W = 14, .C = 128, .OC = 128,
     .KH = 3, .KW = 3, .stride = 1, .pad = 1, .kernels = tabs[0]
   };
   g_assert_cmpint (simclr_conv2d_shape_init (&w2), ==, 0);
   g_assert_cmpint (simclr_conv2d_winograd_tile (&w2, SIMCLR_CONV_DWEIGHT),
-      ==, level >= SIMCLR_CPU_AVX512 ? 2 : 0);
+      ==, level >= SIMCLR_CPU_AVX512 ? 2 : level >= SIMCLR_CPU_AVX2 ? 4 : 0);
   /* refused by both tables: channels not multiples of 16 (or 8 for AVX2's
    * C) either way, strided, 5x5, pad 0, 1x1, a transformed weight above
    * 128*128*16 floats */
@@ -816,8 +823,15 @@ test_dispatch (void)
               SIMCLR_CONV_FORWARD));
       g_assert_false (simclr_conv2d_uses_winograd (&r[i],
               SIMCLR_CONV_DINPUT));
-      g_assert_false (simclr_conv2d_uses_winograd (&r[i],
-              SIMCLR_CONV_DWEIGHT));
+      /* the weight gradient of 3x3 s1 p1 shapes whose channels are
+       * multiples of 8 (80->72, 40->40) goes to AVX2's F(4x4, 3x3) from
+       * AVX2 up; the rest is refused */
+      const SimclrConvShape *q = &r[i];
+      int dw8 = q->KH == 3 && q->KW == 3 && q->stride == 1 && q->pad == 1 &&
+          q->C % 8 == 0 && q->OC % 8 == 0 && q->C * q->OC <= 128 * 128;
+      g_assert_cmpint (simclr_conv2d_winograd_tile (&r[i],
+              SIMCLR_CONV_DWEIGHT), ==, dw8 && level >= SIMCLR_CPU_AVX2 ?
+          4 : 0);
     }
 }
 
