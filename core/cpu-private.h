@@ -122,6 +122,23 @@ const SimclrKernels *simclr_cpu_kernels_winograd43_at (SimclrCpuLevel level);
  * one shape. NULL when the CPU lacks @level. */
 const SimclrKernels *simclr_cpu_kernels_direct_at (SimclrCpuLevel level);
 
+/* Test hook: from now on simclr_cpu_kernels () returns @k (NULL: the
+ * table chosen at detection again), in every thread; returns the one
+ * forced before (NULL: none). For tests that run one computation under two
+ * kernel tables in one process (the noise floor of the data-parallel
+ * equivalence tests). A model sizes its convolution scratch for the table
+ * in force when it is created: run it only while that table is in force.
+ * Not synchronised: call it while no convolution runs. */
+const SimclrKernels *simclr_cpu_force_kernels (const SimclrKernels *k);
+
+/* For noise floors: another table than simclr_cpu_kernels ()'s, whose
+ * convolutions round differently from it: every convolution direct at the
+ * same level when that one routes Winograd, else the direct kernels of
+ * another level (avx2's for generic, generic's for the others). NULL when
+ * the CPU has no other (a generic-only CPU).
+ * *name (if not NULL) gets its setting, e.g. "SIMCLR_CPU=generic". */
+const SimclrKernels *simclr_cpu_kernels_other (const char **name);
+
 /* Parses a SIMCLR_CPU value against a CPU whose best level is @best:
  * returns the level to use; when the value is not honoured (unknown, or
  * above @best) writes why into @msg (size @msg_size), else makes it "".

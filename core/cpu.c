@@ -86,6 +86,8 @@ static struct {
   /* SIMCLR_WINOGRAD: 0 direct only, 1 (default) F(2x2, 3x3) where routed,
    * 2 (=f43) F(4x4, 3x3) first */
   int winograd;
+  /* simclr_cpu_force_kernels's table, NULL: none */
+  const SimclrKernels *forced;
 } cpu = {.once = PTHREAD_ONCE_INIT };
 
 const char *
@@ -226,6 +228,8 @@ const SimclrKernels *
 simclr_cpu_kernels (void)
 {
   cpu_init ();
+  if (cpu.forced)
+    return cpu.forced;
   return cpu.winograd == 2 ? &cpu.wino43[cpu.level] :
       cpu.winograd ? &cpu.kernels[cpu.level] : &cpu.direct[cpu.level];
 }
@@ -265,4 +269,32 @@ simclr_cpu_kernels_direct_at (SimclrCpuLevel level)
   if ((int) level < 0 || level > cpu.best)
     return NULL;
   return &cpu.direct[level];
+}
+
+const SimclrKernels *
+simclr_cpu_force_kernels (const SimclrKernels *k)
+{
+  cpu_init ();
+  const SimclrKernels *was = cpu.forced;
+  cpu.forced = k;
+  return was;
+}
+
+const SimclrKernels *
+simclr_cpu_kernels_other (const char **name)
+{
+  cpu_init ();
+  if (cpu.winograd && cpu.level >= SIMCLR_CPU_AVX2) {
+    if (name)
+      *name = "every convolution direct (SIMCLR_WINOGRAD=0)";
+    return &cpu.direct[cpu.level];
+  }
+  SimclrCpuLevel other = cpu.level == SIMCLR_CPU_GENERIC ? SIMCLR_CPU_AVX2 :
+      SIMCLR_CPU_GENERIC;
+  if (other > cpu.best)
+    return NULL;
+  if (name)
+    *name = other == SIMCLR_CPU_AVX2 ? "SIMCLR_CPU=avx2 SIMCLR_WINOGRAD=0" :
+        "SIMCLR_CPU=generic";
+  return &cpu.direct[other];
 }

@@ -16,6 +16,7 @@
 #include "simclr/trainer.h"
 
 #include "fake-comm.h"
+#include "cpu-private.h"
 
 #define REPLICA_MAX 4
 #define REPLICA_MAX_STEPS 32
@@ -33,6 +34,8 @@ typedef struct {
   ReplicaViewsFunc views_of;
   double tol_loss;              /* |loss - one trainer's| per step */
   double tol_update;            /* ||p - ref|| / ||ref - init|| */
+  int first_step;               /* step 0 of this run is views_of's step
+                                 * first_step (replica_lockstep) */
 } ReplicaPlan;
 
 typedef struct {
@@ -57,9 +60,36 @@ int replica_run (const ReplicaPlan *plan, SimclrTrainer **t, Replica *reps);
 float *replica_reference (const ReplicaPlan *plan, SimclrTrainer *ref,
     double *losses);
 
-/* Fails the test unless every replica ran all steps, their losses equal
- * replica 0's bitwise and @ref_losses within plan->tol_loss, and their
- * parameters equal replica 0's bitwise and @ref's within plan->tol_update
- * relative to @ref's update from @init. */
+/* Fails the test unless every replica ran all steps and their losses and
+ * parameters equal replica 0's bitwise. */
+void replica_assert_identical (const ReplicaPlan *plan, const Replica *reps);
+
+/* Fails the test unless replica_assert_identical holds, the losses are
+ * within plan->tol_loss of @ref_losses and the parameters within
+ * plan->tol_update of @ref's relative to @ref's update from @init. */
 void replica_assert_equivalent (const ReplicaPlan *plan, const Replica *reps,
     SimclrTrainer *ref, const double *ref_losses, const float *init);
+
+/* Lockstep (as tests/mpi/test-mpi-equivalence.c): before each of
+ * plan->steps steps (<= REPLICA_MAX_STEPS; views_of's steps
+ * plan->first_step + 0, 1, ...) every replica @t takes @ref's weights,
+ * velocity and BN running statistics, the replicas make one step
+ * (replica_run, joining again; replica_assert_identical) and @ref makes
+ * its step on all samples from the same state. In a free run, rounding
+ * noise (the replicas sum in another order) is amplified from step to
+ * step and by ReLU flips; in lockstep each step is compared from one
+ * state. @r gets each step's errors. With @alt (configured as @ref,
+ * created under @alt_kernels, simclr_cpu_force_kernels), the noise floor
+ * in the same run: @alt makes @ref's step from the same state under
+ * @alt_kernels and @fl gets its errors against @ref. */
+typedef struct {
+  int steps;
+  double loss[REPLICA_MAX_STEPS];       /* |loss - @ref's| */
+  double update[REPLICA_MAX_STEPS];     /* ||p - ref|| / ||ref - before||
+                                         * over all parameters */
+  double buffers[REPLICA_MAX_STEPS];    /* max |b - ref| / (1 + |ref|) */
+} ReplicaSteps;
+
+void replica_lockstep (const ReplicaPlan *plan, SimclrTrainer **t,
+    SimclrTrainer *ref, SimclrTrainer *alt, const SimclrKernels *alt_kernels,
+    ReplicaSteps *r, ReplicaSteps *fl);
