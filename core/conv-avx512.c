@@ -916,6 +916,180 @@ avx512_backward_data (float *dinp, const float *dout, const float *wt,
   }
 }
 
+/* Input gradient of a 3x3 stride-2 pad-1 convolution, scattered along the
+ * row: input pixel iw = 2 ow - 1 + kw, so dout pixel ow reaches input
+ * pixels 2 ow - 1, 2 ow and 2 ow + 1 through kw = 0, 1, 2, and one
+ * broadcast of dout (oh, ow, o) feeds three multiply-adds (the gather
+ * above: one). A block owns the 2R input pixels 2 ow0 .. 2 ow0 + 2R - 1 of
+ * one input row and sums every contribution to them, reading dout pixels
+ * ow0 .. ow0 + R (the last only through kw = 0), so it writes its pixels
+ * once: no zeroing pass and no read-modify-write in write mode. Input row
+ * ih takes kh = 1 from dout row ih / 2 when even, kh = 0 from (ih + 1) / 2
+ * and kh = 2 from (ih - 1) / 2 when odd. Optionally the block also adds
+ * the input gradient of the block's 1x1 stride-2 pad-0 shortcut, which
+ * reaches even rows' even pixels only (dsc (B,OH,OW,ocsc), wsc (ocsc, C)):
+ * the two gradients of the block input in one pass (conv.c
+ * simclr_conv2d_backward_input_s2_shortcut). wt packed (3, 3, OC, C);
+ * channels [c0, c0 + 16). */
+#define S2_R 7
+
+KERNEL void
+s2_dinp_block (const int NV, const int R, float *drow, const float *dimg,
+    const float *wt, const float *dsc_img, const float *wsc, int ocsc,
+    int accumulate, const SimclrConvShape *s, int ih, int ow0, int c0)
+{
+  const int C = s->C, OC = s->OC, OW = s->OW, W = s->W;
+  __m512 acc[2 * S2_R][2];
+#pragma GCC unroll 14
+  for (int i = 0; i < 2 * R; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++)
+      acc[i][v] = _mm512_setzero_ps ();
+  for (int k = 0; k < 2; k++) {
+    int kh, oh;
+    if (ih % 2 == 0) {
+      if (k > 0)
+        break;
+      kh = 1;
+      oh = ih / 2;
+    } else {
+      kh = k == 0 ? 0 : 2;
+      oh = k == 0 ? (ih + 1) / 2 : (ih - 1) / 2;
+      if (oh >= s->OH)
+        continue;
+    }
+    const float *orow = dimg + (size_t) oh * OW * OC;
+    const float *p[S2_R + 1];
+#pragma GCC unroll 8
+    for (int r = 0; r <= R; r++)
+      p[r] = ow0 + r < OW ? orow + (size_t) (ow0 + r) * OC : conv_zeros;
+    const float *w = wt + (size_t) kh * 3 * OC * C + c0;
+    const size_t tap = (size_t) OC * C;
+    for (int o = 0; o < OC; o++, w += C) {
+      __m512 w0[2], w1[2], w2[2];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) {
+        w0[v] = _mm512_loadu_ps (w + 16 * v);
+        w1[v] = _mm512_loadu_ps (w + tap + 16 * v);
+        w2[v] = _mm512_loadu_ps (w + 2 * tap + 16 * v);
+      }
+#pragma GCC unroll 8
+      for (int r = 0; r <= R; r++) {
+        __m512 x = _mm512_set1_ps (p[r][o]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) {
+          if (r >= 1)
+            acc[2 * r - 1][v] = _mm512_fmadd_ps (x, w0[v],
+                acc[2 * r - 1][v]);
+          if (r < R) {
+            acc[2 * r][v] = _mm512_fmadd_ps (x, w1[v], acc[2 * r][v]);
+            acc[2 * r + 1][v] = _mm512_fmadd_ps (x, w2[v],
+                acc[2 * r + 1][v]);
+          }
+        }
+      }
+    }
+  }
+  if (dsc_img && ih % 2 == 0) {
+    const float *srow = dsc_img + (size_t) (ih / 2) * OW * ocsc;
+    const float *p[S2_R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+      p[r] = ow0 + r < OW ? srow + (size_t) (ow0 + r) * ocsc : conv_zeros;
+    const float *w = wsc + c0;
+    for (int o = 0; o < ocsc; o++, w += C) {
+      __m512 wv[2];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++)
+        wv[v] = _mm512_loadu_ps (w + 16 * v);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        __m512 x = _mm512_set1_ps (p[r][o]);
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+          acc[2 * r][v] = _mm512_fmadd_ps (x, wv[v], acc[2 * r][v]);
+      }
+    }
+  }
+#pragma GCC unroll 14
+  for (int i = 0; i < 2 * R; i++) {
+    int iw = 2 * ow0 + i;
+    if (iw >= W)
+      break;
+    float *dst = drow + (size_t) iw * C + c0;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) {
+      __m512 y = acc[i][v];
+      if (accumulate)
+        y = _mm512_add_ps (y, _mm512_loadu_ps (dst + 16 * v));
+      _mm512_storeu_ps (dst + 16 * v, y);
+    }
+  }
+}
+
+/* One input row's blocks of R (then the rest) dout pixels, channel
+ * groups of 16 NV. */
+KERNEL void
+s2_dinp_row (const int NV, const int R, float *drow, const float *dimg,
+    const float *wt, const float *simg, const float *wsc, int ocsc,
+    int accumulate, const SimclrConvShape *s, int ih)
+{
+  const int OW = s->OW;
+  for (int c0 = 0; c0 < s->C; c0 += 16 * NV) {
+    int ow0 = 0;
+    for (; ow0 + R <= OW; ow0 += R)
+      s2_dinp_block (NV, R, drow, dimg, wt, simg, wsc, ocsc, accumulate, s,
+          ih, ow0, c0);
+    /* the rest, in blocks of one size each */
+#pragma GCC unroll 7
+    for (int r = R - 1; r >= 1; r--)
+      if (OW - ow0 == r)
+        s2_dinp_block (NV, r, drow, dimg, wt, simg, wsc, ocsc, accumulate,
+            s, ih, ow0, c0);
+  }
+}
+
+/* dinp (B,H,W,C) = (or += with accumulate) the input gradient of images
+ * [b0, b1) of a 3x3 stride-2 pad-1 convolution, plus with dsc that of the
+ * 1x1 stride-2 pad-0 shortcut on the same input (dsc (B,OH,OW,ocsc), wsc
+ * (ocsc, C), the unpacked weight); wt packed (3, 3, OC, C). Blocks of 7
+ * dout pixels x 16 channels (14 accumulators) where rows are 7 or 14
+ * pixels; on shorter rows of 32k channels, 4 x 32 (16 accumulators), so a
+ * broadcast serves 6 multiply-adds (bench-conv: 7x7x64 -> 128 ran 122
+ * GFLOP/s with 4 x 16, slower than the gather). */
+__attribute__ ((target (AVX512))) static void
+avx512_dinput_s2 (float *dinp, const float *dout, const float *wt,
+    const float *dsc, const float *wsc, int ocsc, int accumulate,
+    const SimclrConvShape *s, int b0, int b1)
+{
+  const int wide = s->OW % S2_R != 0 && s->C % 32 == 0;
+  for (int b = b0; b < b1; b++) {
+    const float *dimg = dout + (size_t) b * s->OH * s->OW * s->OC;
+    const float *simg = dsc ? dsc + (size_t) b * s->OH * s->OW * ocsc :
+        NULL;
+    for (int ih = 0; ih < s->H; ih++) {
+      float *drow = dinp + ((size_t) b * s->H + ih) * s->W * s->C;
+      if (wide)
+        s2_dinp_row (2, 4, drow, dimg, wt, simg, wsc, ocsc, accumulate, s,
+            ih);
+      else
+        s2_dinp_row (1, S2_R, drow, dimg, wt, simg, wsc, ocsc, accumulate,
+            s, ih);
+    }
+  }
+}
+
+/* 3x3 stride-2 pad-1 with C a multiple of 16 (the blocks take 16
+ * channels at a time); its output must cover the input (2 OW >= W). */
+static int
+avx512_dinput_s2_ok (const SimclrConvShape *s)
+{
+  return s->KH == 3 && s->KW == 3 && s->stride == 2 && s->pad == 1 &&
+      s->C % 16 == 0 && s->C <= CONV_DIRECT_MAX_C &&
+      s->OC <= CONV_DIRECT_MAX_C && 2 * s->OW >= s->W &&
+      2 * s->OH >= s->H;
+}
+
 /* Channel counts the blocks cover: 16, 32, 48, or a multiple of 64. */
 static int
 avx512_channels_ok (int n)
@@ -952,5 +1126,7 @@ const SimclrConvKernels simclr_conv_kernels_avx512 = {
   .dweight = avx512_dweight,
   .backward_data_ok = avx512_backward_data_ok,
   .backward_data = avx512_backward_data,
+  .dinput_s2_ok = avx512_dinput_s2_ok,
+  .dinput_s2 = avx512_dinput_s2,
 };
 #endif

@@ -255,6 +255,23 @@ conv_pick_backward_data (const SimclrConvShape *s)
   return k ? k->conv : NULL;
 }
 
+/* The best set's 3x3 stride-2 pad-1 input gradient (written once per input
+ * pixel, the shortcut's optionally fused) for this shape, or NULL. Taken
+ * before the set's gather: bench-conv measured it faster on every stride-2
+ * ResNet-18 shape here. */
+static const SimclrConvKernels *
+conv_pick_dinput_s2 (const SimclrConvShape *s)
+{
+  if (s->KH != 3 || s->KW != 3 || s->stride != 2 || s->pad != 1)
+    return NULL;
+  for (const SimclrKernelSet *const *k = conv_kernels (s)->set; *k; k++) {
+    const SimclrConvKernels *c = (*k)->conv;
+    if (c && c->dinput_s2 && c->dinput_s2_ok (s))
+      return c;
+  }
+  return NULL;
+}
+
 /* The input gradient of a stride-1 convolution is itself a stride-1
  * convolution: dinp = conv (dout, w') with C and OC swapped, the kernel
  * turned by 180 degrees, w'[c][kh][kw][o] = w[o][KH-1-kh][KW-1-kw][c], and
@@ -369,7 +386,8 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   if (conv_transposed_shape (s, &t) && need < (size_t) s->OC * K)
     need = (size_t) s->OC * K;
   /* Or a strided one gathered directly: its packed weight. */
-  if (conv_pick_backward_data (s) && need < (size_t) s->OC * K)
+  if ((conv_pick_backward_data (s) || conv_pick_dinput_s2 (s)) &&
+      need < (size_t) s->OC * K)
     need = (size_t) s->OC * K;
   /* Winograd, forward or the transposed convolution of the input
    * gradient, also run alone */
@@ -566,6 +584,10 @@ typedef struct {
   /* backward */
   float *dinp, *dweight, *dbias;
   const float *dout;
+  /* input gradient of a 3x3 stride-2 convolution: the fused 1x1
+   * shortcut's dout (B,OH,OW,ocsc) and weight (ocsc, C), or NULL */
+  const float *dsc, *wsc;
+  int ocsc;
 } ConvTask;
 
 static void
@@ -721,6 +743,15 @@ conv_backward_data_task (void *arg)
     memset (t->dinp + (size_t) b * in_img, 0, sizeof (float) * n * in_img);
     t->direct->backward_data (t->dinp, t->dout, t->wpack, s, b, b + n);
   }
+  return NULL;
+}
+
+static void *
+conv_dinput_s2_task (void *arg)
+{
+  ConvTask *t = arg;
+  t->direct->dinput_s2 (t->dinp, t->dout, t->wpack, t->dsc, t->wsc,
+      t->ocsc, t->accumulate, t->s, t->img_begin, t->img_end);
   return NULL;
 }
 
@@ -1011,6 +1042,53 @@ simclr_conv2d_backward_weight (float *dweight, float *dbias,
   }
 }
 
+/* dinp (B,H,W,C) += (accumulate) or = the input gradient of a 3x3
+ * stride-2 pad-1 convolution by the set's kernel k, plus with dsc that of
+ * a 1x1 stride-2 shortcut (dsc (B,OH,OW,ocsc), wsc (ocsc, C)). */
+static void
+conv_dinput_s2 (const SimclrConvKernels *k, float *dinp, const float *dout,
+    const float *weight, const float *dsc, const float *wsc, int ocsc,
+    const SimclrConvShape *s, float *scratch, int accumulate)
+{
+  ConvTask tasks[CONV_MAX_THREADS];
+  const size_t wfloats = (size_t) s->OC * 9 * s->C;
+  conv_pack_weight (scratch, weight, s, CONV_PACK_OC_C);
+  int workers = conv_split (tasks, s, scratch + wfloats, 0);
+  for (int i = 0; i < workers; i++) {
+    tasks[i].dinp = dinp;
+    tasks[i].dout = dout;
+    tasks[i].wpack = scratch;
+    tasks[i].direct = k;
+    tasks[i].accumulate = accumulate;
+    tasks[i].dsc = dsc;
+    tasks[i].wsc = wsc;
+    tasks[i].ocsc = ocsc;
+  }
+  conv_run_tasks (tasks, workers, conv_dinput_s2_task);
+}
+
+int
+simclr_conv2d_s2_shortcut_fusable (const SimclrConvShape *s,
+    const SimclrConvShape *ssc)
+{
+  return conv_pick_dinput_s2 (s) != NULL && ssc->KH == 1 && ssc->KW == 1 &&
+      ssc->stride == 2 && ssc->pad == 0 && ssc->B == s->B &&
+      ssc->H == s->H && ssc->W == s->W && ssc->C == s->C &&
+      ssc->OH == s->OH && ssc->OW == s->OW;
+}
+
+int
+simclr_conv2d_backward_input_s2_shortcut (float *dinp, const float *dout,
+    const float *weight, const SimclrConvShape *s, const float *dsc,
+    const float *wsc, const SimclrConvShape *ssc, float *scratch)
+{
+  if (!simclr_conv2d_s2_shortcut_fusable (s, ssc))
+    return 0;
+  conv_dinput_s2 (conv_pick_dinput_s2 (s), dinp, dout, weight, dsc, wsc,
+      ssc->OC, s, scratch, 0);
+  return 1;
+}
+
 /* dinp (B,H,W,C) += (accumulate) or = the input gradient. */
 static void
 conv_backward_input (float *dinp, const float *dout, const float *weight,
@@ -1032,7 +1110,10 @@ conv_backward_input (float *dinp, const float *dout, const float *weight,
   ConvTask tasks[CONV_MAX_THREADS];
   const SimclrConvKernels *gather;
   const SimclrWinogradKernels *wino;
-  if (conv_transposed_shape (s, &ts) &&
+  if ((gather = conv_pick_dinput_s2 (s)) != NULL) {
+    conv_dinput_s2 (gather, dinp, dout, weight, NULL, NULL, 0, s, scratch,
+        accumulate);
+  } else if (conv_transposed_shape (s, &ts) &&
       (wino = conv_pick_winograd (&ts, 1)) != NULL) {
     /* dinp (+)= conv (dout) with the turned weight, by Winograd */
     conv_forward_winograd (dinp, dout, weight, wino, CONV_PACK_TURNED, NULL,

@@ -41,6 +41,15 @@ typedef struct {
   int (*backward_data_ok) (const SimclrConvShape *s);
   void (*backward_data) (float *dinp, const float *dout, const float *wt,
       const SimclrConvShape *s, int b0, int b1);
+  /* The input gradient of a 3x3 stride-2 pad-1 convolution, written
+   * (dinp = ...) or with accumulate added (dinp += ...); with dsc (not
+   * NULL) plus that of a 1x1 stride-2 pad-0 convolution on the same input
+   * (a ResNet block's downsampling shortcut): dsc (B,OH,OW,ocsc), wsc
+   * (ocsc, C) as stored. wt (3, 3, OC, C). NULL: the set has none. */
+  int (*dinput_s2_ok) (const SimclrConvShape *s);
+  void (*dinput_s2) (float *dinp, const float *dout, const float *wt,
+      const float *dsc, const float *wsc, int ocsc, int accumulate,
+      const SimclrConvShape *s, int b0, int b1);
 } SimclrConvKernels;
 
 /* Winograd F(m x m, 3x3) forward of one instruction set, for 3x3 stride-1

@@ -123,6 +123,19 @@ void simclr_conv2d_backward_input (float *dinp, const float *dout,
  * no other term yet, instead of zeroing it first (a pass over memory). */
 void simclr_conv2d_backward_input_set (float *dinp, const float *dout,
     const float *weight, const SimclrConvShape *s, float *scratch);
+/* A ResNet block's two input gradients in one pass: writes dinp (B,H,W,C)
+ * = the input gradient of the 3x3 stride-2 pad-1 convolution s (dout,
+ * weight) + that of the 1x1 stride-2 pad-0 shortcut ssc on the same input
+ * (dsc (B,OH,OW,ssc->OC), wsc (ssc->OC, C)), where a kernel set of the
+ * CPU's level has such a kernel (simclr_conv2d_s2_shortcut_fusable);
+ * returns 1 then, else 0 without touching dinp (the caller runs the two
+ * separately). Scratch as for s. */
+int simclr_conv2d_s2_shortcut_fusable (const SimclrConvShape *s,
+    const SimclrConvShape *ssc);
+int simclr_conv2d_backward_input_s2_shortcut (float *dinp,
+    const float *dout, const float *weight, const SimclrConvShape *s,
+    const float *dsc, const float *wsc, const SimclrConvShape *ssc,
+    float *scratch);
 
 void simclr_conv2d_forward_naive (float *out, const float *inp,
     const float *weight, const float *bias, const SimclrConvShape *s);

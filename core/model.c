@@ -1366,6 +1366,18 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
       if (b->has_ds)
         unit_backward (m, &b->ds, D, 0, A, T, b->x, B);
     }
+    /* A two-unit block whose unit 0 is a 3x3 stride-2 convolution and
+     * whose shortcut a 1x1 stride-2 one: where a kernel set takes the
+     * pair, the two input gradients of x are written in one pass
+     * (simclr_conv2d_backward_input_s2_shortcut) instead of the shortcut
+     * writing D and unit 0 adding to it, two passes over the largest
+     * tensor of the block. The shortcut's dout then waits in T while unit
+     * 0's goes to the spare buffer; the pass counts as unit 0's input
+     * gradient in the profile. */
+    SimclrConvShape cs0 = b->u[0].cs, csd = b->ds.cs;
+    cs0.B = csd.B = B;
+    const int pair = fused && b->has_ds && b->n_units == 2 &&
+        simclr_conv2d_s2_shortcut_fusable (&cs0, &csd);
     float *cur = A, *spare = N;
     for (int j = b->n_units - 1; j >= 0; j--) {
       Unit *u = &b->u[j];
@@ -1377,9 +1389,15 @@ simclr_model_backward_input (SimclrModel *m, const float *dz, float *dinput,
             fused && j == b->n_units - 1 ? dmask : NULL, T, b->u[j - 1].b,
             B);
         if (fused && j == b->n_units - 1 && b->has_ds)
-          unit_backward (m, &b->ds, D, 0, A, T, b->x, B);
+          unit_backward (m, &b->ds, pair ? NULL : D, 0, A, T, b->x, B);
         spare = cur;
         cur = nxt;
+      } else if (pair) {
+        unit_backward (m, u, NULL, 0, cur, spare, b->x, B);
+        double t0 = prof_now (m);
+        simclr_conv2d_backward_input_s2_shortcut (D, spare, P (m, u->conv),
+            &cs0, T, P (m, b->ds.conv), &csd, m->conv_scratch);
+        prof_add (m, u, &cs0, SIMCLR_PROFILE_CONV_DINPUT, t0);
       } else {
         unit_backward (m, u, D, 1, cur, T, b->x, B);
       }

@@ -452,6 +452,11 @@ static const ConvSpec conv_fast_specs[] = {
   {"stem-c1-oc16-w28", 3, 28, 28, 1, 16, 3, 3, 1, 1, 1, 2},
   {"stem-c1-oc32-w13", 2, 9, 13, 1, 32, 3, 3, 1, 1, 0, 1},
   {"stem-c1-chunks-t2", 0, 28, 28, 1, 16, 3, 3, 1, 1, 0, 2},
+  /* AVX-512 3x3 stride-2 input gradient scattered along rows: two blocks
+   * of 7 (W 28), a wide row of 4 + 1 (C 32, W 9, even H), 4 + 4 (C 64) */
+  {"s2-scatter-c16-w28", 2, 28, 28, 16, 32, 3, 3, 2, 1, 0, 2},
+  {"s2-scatter-c32-w9-h10", 3, 10, 9, 32, 16, 3, 3, 2, 1, 0, 1},
+  {"s2-scatter-c64-w16", 2, 6, 16, 64, 32, 3, 3, 2, 1, 0, 2},
 };
 
 /* With OpenBLAS running 2 threads the workers slice their GEMMs (or fall
@@ -605,6 +610,118 @@ test_conv_fast_vs_naive (gconstpointer data)
     conv_compare (&s, sp->bias, FALSE);
   }
 }
+
+/* dx (B,H,W,C) += the input gradient of convolution s, in double: the
+ * reference of the fused stride-2 + shortcut input gradient. */
+static void
+conv_dinput_double (double *dx, const float *dout, const float *w,
+    const SimclrConvShape *s)
+{
+  for (int b = 0; b < s->B; b++)
+    for (int oh = 0; oh < s->OH; oh++)
+      for (int ow = 0; ow < s->OW; ow++)
+        for (int o = 0; o < s->OC; o++) {
+          double d = dout[(((size_t) b * s->OH + oh) * s->OW + ow) * s->OC +
+              o];
+          for (int kh = 0; kh < s->KH; kh++)
+            for (int kw = 0; kw < s->KW; kw++) {
+              int ih = oh * s->stride - s->pad + kh;
+              int iw = ow * s->stride - s->pad + kw;
+              if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W)
+                continue;
+              for (int c = 0; c < s->C; c++)
+                dx[(((size_t) b * s->H + ih) * s->W + iw) * s->C + c] +=
+                    d * w[(((size_t) o * s->KH + kh) * s->KW + kw) * s->C +
+                    c];
+            }
+        }
+}
+
+typedef struct {
+  const char *name;
+  int B, H, W, C, OC, OCsc, threads;
+} S2ShortcutSpec;
+
+/* A ResNet block's two input gradients in one pass (the 3x3 stride-2 pad-1
+ * conv1 and the 1x1 stride-2 shortcut, written into a dinp holding
+ * garbage) against the double-precision sum of both. Where the level has
+ * no such kernel (below AVX-512) the call must refuse and leave dinp
+ * alone; at AVX-512 it must take these shapes. */
+static void
+test_conv_s2_shortcut (gconstpointer data)
+{
+  const S2ShortcutSpec *sp = data;
+  SimclrConvShape s = { .B = sp->B, .H = sp->H, .W = sp->W, .C = sp->C,
+    .OC = sp->OC, .KH = 3, .KW = 3, .stride = 2, .pad = 1,
+    .threads = sp->threads };
+  SimclrConvShape ssc = s;
+  ssc.OC = sp->OCsc;
+  ssc.KH = ssc.KW = 1;
+  ssc.pad = 0;
+  g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+  g_assert_cmpint (simclr_conv2d_shape_init (&ssc), ==, 0);
+  size_t nin = (size_t) s.B * s.H * s.W * s.C;
+  size_t nout = (size_t) s.B * s.OH * s.OW * s.OC;
+  size_t nsc = (size_t) s.B * ssc.OH * ssc.OW * ssc.OC;
+  float *w = g_new (float, (size_t) s.OC * 9 * s.C);
+  float *wsc = g_new (float, (size_t) ssc.OC * s.C);
+  float *dout = g_new (float, nout), *dsc = g_new (float, nsc);
+  float *dx = g_new (float, nin), *dx0 = g_new (float, nin);
+  float *ref = g_new (float, nin);
+  double *refd = g_new0 (double, nin);
+  float *scratch = g_new (float, simclr_conv2d_scratch_floats (&s) + 1);
+  fill_uniform (w, NULL, (size_t) s.OC * 9 * s.C, -1, 1);
+  fill_uniform (wsc, NULL, (size_t) ssc.OC * s.C, -1, 1);
+  fill_uniform (dout, NULL, nout, -1, 1);
+  fill_uniform (dsc, NULL, nsc, -1, 1);
+  fill_uniform (dx, NULL, nin, 1e3, 2e3);
+  memcpy (dx0, dx, sizeof (float) * nin);
+  conv_dinput_double (refd, dout, w, &s);
+  conv_dinput_double (refd, dsc, wsc, &ssc);
+  for (size_t i = 0; i < nin; i++)
+    ref[i] = (float) refd[i];
+
+  int fused = simclr_conv2d_backward_input_s2_shortcut (dx, dout, w, &s,
+      dsc, wsc, &ssc, scratch);
+  g_test_message ("%s: level %s, fused %d", sp->name,
+      simclr_cpu_level_name (simclr_cpu_level ()), fused);
+  g_assert_cmpint (fused, ==, simclr_conv2d_s2_shortcut_fusable (&s, &ssc));
+  if (simclr_cpu_level () == SIMCLR_CPU_AVX512)
+    g_assert_cmpint (fused, ==, 1);
+  if (fused)
+    g_assert_true (check_float_close ("fused dinp", dx, ref, nin, 1e-5,
+            "double"));
+  else
+    g_assert_cmpmem (dx, sizeof (float) * nin, dx0, sizeof (float) * nin);
+
+  /* a shortcut of another shape is refused, dinp untouched */
+  SimclrConvShape bad = ssc;
+  bad.stride = 1;
+  g_assert_cmpint (simclr_conv2d_shape_init (&bad), ==, 0);
+  memcpy (dx, dx0, sizeof (float) * nin);
+  g_assert_cmpint (simclr_conv2d_backward_input_s2_shortcut (dx, dout, w,
+          &s, dsc, wsc, &bad, scratch), ==, 0);
+  g_assert_cmpmem (dx, sizeof (float) * nin, dx0, sizeof (float) * nin);
+
+  g_free (w);
+  g_free (wsc);
+  g_free (dout);
+  g_free (dsc);
+  g_free (dx);
+  g_free (dx0);
+  g_free (ref);
+  g_free (refd);
+  g_free (scratch);
+}
+
+static const S2ShortcutSpec s2_shortcut_specs[] = {
+  /* the three ResNet-18 w0.25 block shapes at a small batch, one odd row
+   * (W 13) and channels of 48 */
+  {"w25-l2-28x28x16-32", 3, 28, 28, 16, 32, 32, 2},
+  {"w25-l3-14x14x32-64", 4, 14, 14, 32, 64, 64, 2},
+  {"w25-l4-7x7x64-128", 5, 7, 7, 64, 128, 128, 1},
+  {"odd-13x11x48-16-sc24", 2, 13, 11, 48, 16, 24, 1},
+};
 
 /* Eval mode's convolution epilogue (batch norm scale/shift, residual,
  * ReLU per chunk) gives exactly the convolution followed by the separate
@@ -1397,6 +1514,13 @@ main (int argc, char **argv)
         conv_fast_specs[i].name);
     g_test_add_data_func (path, &conv_fast_specs[i], test_conv_fast_vs_naive);
     g_free (path);
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS (s2_shortcut_specs); i++) {
+    char path[128];
+    g_snprintf (path, sizeof path, "/layers/conv/s2-shortcut-dinput/%s",
+        s2_shortcut_specs[i].name);
+    g_test_add_data_func (path, &s2_shortcut_specs[i],
+        test_conv_s2_shortcut);
   }
   g_test_add_func ("/layers/conv/bad-shape", test_conv_bad_shape);
   g_test_add_func ("/layers/conv/threads-agree", test_conv_threads_agree);
