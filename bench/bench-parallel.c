@@ -13,47 +13,12 @@
  *
  * Usage: bench-parallel [--threads T] [--reps R] [--calls N] [--min]
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "layers-private.h"
-
-typedef struct {
-  void (*fn) (void *ctx, int task);
-  void *ctx;
-  int task;
-} SpawnJob;
-
-static void *
-spawn_job (void *arg)
-{
-  SpawnJob *j = arg;
-  j->fn (j->ctx, j->task);
-  return NULL;
-}
-
-/* the per-call threads simclr_parallel_for used before the pool */
-static void
-parallel_for_spawn (int tasks, void (*fn) (void *ctx, int task), void *ctx)
-{
-  pthread_t tid[SIMCLR_MAX_THREADS];
-  int started[SIMCLR_MAX_THREADS] = { 0 };
-  SpawnJob jobs[SIMCLR_MAX_THREADS];
-  for (int i = 1; i < tasks; i++) {
-    jobs[i] = (SpawnJob) { fn, ctx, i };
-    started[i] = pthread_create (&tid[i], NULL, spawn_job, &jobs[i]) == 0;
-  }
-  fn (ctx, 0);
-  for (int i = 1; i < tasks; i++) {
-    if (started[i])
-      pthread_join (tid[i], NULL);
-    else
-      fn (ctx, i);
-  }
-}
 
 typedef struct {
   const float *a, *b;
@@ -144,7 +109,7 @@ main (int argc, char **argv)
     if (nc < 1)
       nc = 1;
     simclr_parallel_for (threads, job_task, &j);        /* warm-up */
-    parallel_for_spawn (threads, job_task, &j);
+    simclr_parallel_for_spawn (threads, job_task, &j);
     for (int r = 0; r < reps; r++) {
       for (int side = 0; side < 2; side++) {
         const int pool = (r + side) % 2 == 0;
@@ -153,7 +118,7 @@ main (int argc, char **argv)
           if (pool)
             simclr_parallel_for (threads, job_task, &j);
           else
-            parallel_for_spawn (threads, job_task, &j);
+            simclr_parallel_for_spawn (threads, job_task, &j);
         }
         double us = (now () - t0) * 1e6 / nc;
         if (pool)

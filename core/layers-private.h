@@ -30,6 +30,10 @@
 #define SIMCLR_MAX_THREADS 16
 void simclr_parallel_for (int tasks, void (*fn) (void *ctx, int task),
     void *ctx);
+/* The same without the pool: tasks 1.. on threads started for this call
+ * (what simclr_parallel_for falls back to when the pool is busy). */
+void simclr_parallel_for_spawn (int tasks,
+    void (*fn) (void *ctx, int task), void *ctx);
 
 /* In-place sum across data-parallel replicas (MPI_Allreduce with MPI_SUM).
  * NULL means one replica: the local values are the global ones. */

@@ -50,9 +50,10 @@ parallel_job (void *arg)
   return NULL;
 }
 
-/* Without the pool: tasks 1.. on threads started for this call. */
-static void
-parallel_for_spawn (int tasks, void (*fn) (void *ctx, int task), void *ctx)
+/* Without the pool: tasks 1.. on threads started for this call (also
+ * bench-parallel's baseline). */
+void
+simclr_parallel_for_spawn (int tasks, void (*fn) (void *ctx, int task), void *ctx)
 {
   pthread_t tid[SIMCLR_MAX_THREADS];
   int started[SIMCLR_MAX_THREADS] = { 0 };
@@ -258,12 +259,12 @@ simclr_parallel_for (int tasks, void (*fn) (void *ctx, int task), void *ctx)
   }
   pthread_once (&pool_once, pool_init);
   if (pthread_mutex_trylock (&pool.busy) != 0) {
-    parallel_for_spawn (tasks, fn, ctx);
+    simclr_parallel_for_spawn (tasks, fn, ctx);
     return;
   }
   if (pool.closed) {
     pthread_mutex_unlock (&pool.busy);
-    parallel_for_spawn (tasks, fn, ctx);
+    simclr_parallel_for_spawn (tasks, fn, ctx);
     return;
   }
   pool_grow (tasks - 1);
