@@ -70,6 +70,16 @@ size_t simclr_winograd_dw_work_floats (const SimclrWinogradKernels *k,
 void simclr_winograd_dweight_out (const SimclrWinogradKernels *k,
     float *dweight, const float *du, int C, int OC);
 
+/* The same for the output channels [o0, o1) from @groups partial sums
+ * du_g (P, OC, C), du_g = du + g P OC C (each the sum over its own tiles):
+ * per element their sum in double, in the order of g, then G^T . G in
+ * double, rounded once into dweight. Rows of different calls are
+ * independent (threads may split them). With groups = 1, o0 = 0, o1 = OC:
+ * simclr_winograd_dweight_out. */
+void simclr_winograd_dweight_out_sum (const SimclrWinogradKernels *k,
+    float *dweight, const float *du, int groups, int o0, int o1, int C,
+    int OC);
+
 /* Whether conv.c runs this pass of the shape on a Winograd kernel (the
  * input gradient: as the forward of the transposed convolution); for tests
  * and benchmarks. simclr_conv2d_kernel_name names the set either way. */
@@ -78,3 +88,8 @@ int simclr_conv2d_uses_winograd (const SimclrConvShape *s, SimclrConvOp op);
 /* The output tile side m of the Winograd kernel conv.c runs this pass on
  * (2 or 4), 0 when it runs none; for tests and benchmarks. */
 int simclr_conv2d_winograd_tile (const SimclrConvShape *s, SimclrConvOp op);
+
+/* The image groups conv.c cuts a Winograd weight gradient of this shape
+ * into (each summed into its own partial du; a function of the shape
+ * only), 0 when it runs none; for tests and benchmarks. */
+int simclr_conv2d_winograd_dw_groups (const SimclrConvShape *s);

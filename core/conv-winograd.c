@@ -258,9 +258,12 @@ simclr_winograd_weight (const SimclrWinogradKernels *k, float *u,
  * tile and channel pair: 16 for 4 outputs' worth of positions instead of
  * 36 (F(2x2, 3x3)), 36 for 16 instead of 144 (F(4x4, 3x3)).
  * The sums over tiles run in the tiles' order (image by image, tile rows
- * top down), one point's sum on one thread: conv.c splits the points'
- * rows, not the images, over threads, so the bits do not depend on the
- * thread count. */
+ * top down) within a call's images [b0, b1), one point's sum on one
+ * thread: conv.c cuts the batch into a number of image groups fixed by
+ * the shape (each summed by these kernels into its own partial du) and
+ * splits groups x rows of points over its threads, then adds the partials
+ * in double in group order in simclr_winograd_dweight_out_sum, so the bits
+ * do not depend on the thread count. */
 
 /* Target floats of a weight-gradient block's V + Z (all points): one
  * point's slice (T (C + OC) floats) is what a GEMM sweep rereads. */
@@ -311,33 +314,77 @@ static const double G23[4][3] = {
   {0, 0, 1},
 };
 
+/* Channels of one step of the weight-side transform (its inner loops run
+ * over them: contiguous in du and dweight, vectorizable). */
+#define DW_OUT_CB 16
+
+/* dweight (OC, 3, 3, C) channels [c0, c0 + nc) of row o += G^T du G, du
+ * summed over the groups first (simclr_winograd_dweight_out_sum). Per
+ * element the operations of a scalar loop in the same order (inlined with
+ * a constant nc for full steps). */
+static inline __attribute__ ((always_inline)) void
+dw_out_step (const int nc, float *dweight, const float *du, int groups,
+    size_t gstride, size_t plane, int a, const double (*G)[3], int o,
+    int c0, int C)
+{
+  const float *d = du + (size_t) o * C + c0;
+  double t[6][3][DW_OUT_CB];    /* du G */
+  for (int i = 0; i < a; i++) {
+    double r[6][DW_OUT_CB];     /* row i of du, groups summed */
+    for (int l = 0; l < a; l++) {
+      const float *src = d + (size_t) (i * a + l) * plane;
+      for (int j = 0; j < nc; j++)
+        r[l][j] = src[j];
+      for (int g = 1; g < groups; g++)
+        for (int j = 0; j < nc; j++)
+          r[l][j] += src[g * gstride + j];
+    }
+    for (int kw = 0; kw < 3; kw++) {
+      for (int j = 0; j < nc; j++)
+        t[i][kw][j] = 0.0;
+      for (int l = 0; l < a; l++)
+        for (int j = 0; j < nc; j++)
+          t[i][kw][j] += r[l][j] * G[l][kw];
+    }
+  }
+  for (int kh = 0; kh < 3; kh++)
+    for (int kw = 0; kw < 3; kw++) {
+      double acc[DW_OUT_CB];
+      for (int j = 0; j < nc; j++)
+        acc[j] = 0.0;
+      for (int i = 0; i < a; i++)
+        for (int j = 0; j < nc; j++)
+          acc[j] += G[i][kh] * t[i][kw][j];
+      float *dst = dweight + ((size_t) o * 9 + kh * 3 + kw) * C + c0;
+      for (int j = 0; j < nc; j++)
+        dst[j] = (float) (dst[j] + acc[j]);
+    }
+}
+
+void
+simclr_winograd_dweight_out_sum (const SimclrWinogradKernels *k,
+    float *dweight, const float *du, int groups, int o0, int o1, int C,
+    int OC)
+{
+  const int a = k->m + 2;
+  const double (*G)[3] = k->m == 4 ? G43 : G23;
+  const size_t plane = (size_t) OC * C, gstride = (size_t) a * a * plane;
+  for (int o = o0; o < o1; o++) {
+    int c0 = 0;
+    for (; c0 + DW_OUT_CB <= C; c0 += DW_OUT_CB)
+      dw_out_step (DW_OUT_CB, dweight, du, groups, gstride, plane, a, G, o,
+          c0, C);
+    if (c0 < C)
+      dw_out_step (C - c0, dweight, du, groups, gstride, plane, a, G, o, c0,
+          C);
+  }
+}
+
 void
 simclr_winograd_dweight_out (const SimclrWinogradKernels *k,
     float *dweight, const float *du, int C, int OC)
 {
-  const int a = k->m + 2;
-  const double (*G)[3] = k->m == 4 ? G43 : G23;
-  const size_t plane = (size_t) OC * C;
-  for (int o = 0; o < OC; o++)
-    for (int c = 0; c < C; c++) {
-      const float *d = du + (size_t) o * C + c;
-      double t[6][3];           /* du G */
-      for (int i = 0; i < a; i++)
-        for (int kw = 0; kw < 3; kw++) {
-          double acc = 0.0;
-          for (int l = 0; l < a; l++)
-            acc += d[(size_t) (i * a + l) * plane] * G[l][kw];
-          t[i][kw] = acc;
-        }
-      for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++) {
-          double acc = 0.0;
-          for (int i = 0; i < a; i++)
-            acc += G[i][kh] * t[i][kw];
-          float *dst = dweight + ((size_t) o * 9 + kh * 3 + kw) * C + c;
-          *dst = (float) (*dst + acc);
-        }
-    }
+  simclr_winograd_dweight_out_sum (k, dweight, du, 1, 0, OC, C, OC);
 }
 
 /* Tiles of one image: TH x TW, 2x2 outputs each. */

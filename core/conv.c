@@ -10,8 +10,8 @@
  * - 3x3 stride-1 pad-1 shapes a set's Winograd predicate takes (measured
  *   faster there than its direct kernel): Winograd F(4x4, 3x3) or
  *   F(2x2, 3x3) in conv-winograd.c; the weight gradient by its own
- *   predicates (winograd_dweight), threads splitting the transformed
- *   points (conv_backward_weight_winograd).
+ *   predicates (winograd_dweight), threads splitting fixed groups of
+ *   images and the transformed points (conv_backward_weight_winograd).
  * The input gradient of a stride-1 convolution whose transposed shape a
  * direct or Winograd kernel takes runs as the forward of the transposed
  * convolution (turned weights), of a strided one as a direct gather where a
@@ -224,14 +224,47 @@ conv_pick_winograd_dw (const SimclrConvShape *s, const SimclrKernelSet **set)
   return NULL;
 }
 
+/* Image groups of a Winograd weight gradient: the batch is cut into this
+ * many groups, each summed over its own tiles into its own partial du,
+ * the partials added in a fixed order at the end. A pure function of the
+ * shape (never of the thread count), so the bits do not depend on the
+ * threads. Two groups while a partial du (P C OC floats) is at most
+ * CONV_WINO_DW_GROUP_FLOATS: two workers then each read and transform only
+ * half of x and dy, where splitting the points made both read and
+ * transform all of them (the first pass of each transform in full). Past
+ * it one group, the points split: each worker's half of du and of the
+ * block of transformed tiles then stays in its L2, where a whole du per
+ * worker did not. Measured (AMD EPYC Zen 5, batch 512, F(4x4, 3x3), in
+ * one process alternating the variants 41 times on a machine at load
+ * 6-7; per call the largest worker's thread CPU time, what the wall time
+ * would be on idle cores), 2 groups : 1 group, medians of two runs: 2
+ * threads 28x28 16->16 0.77, 14x14 32->32 0.81-0.86, 7x7 64->64
+ * 0.94-0.96 (left at 1 group: 1.01-1.03 on one thread, and a step saves
+ * little there), 4x4 128->128 1.21-1.46; 1 thread 1.00-1.05 up to 32
+ * channels, 1.03-1.27 at 128. */
+#ifndef CONV_WINO_DW_GROUP_FLOATS
+#define CONV_WINO_DW_GROUP_FLOATS (64 * 1024)
+#endif
+
+static int
+conv_winograd_dw_groups (const SimclrWinogradKernels *wk,
+    const SimclrConvShape *s)
+{
+  if (s->B < 2 ||
+      simclr_winograd_u_floats (wk, s) > CONV_WINO_DW_GROUP_FLOATS)
+    return 1;
+  return 2;
+}
+
 /* Workers of a Winograd weight gradient: one per row of transformed
- * points at most (the split that keeps each point's sum on one thread). */
+ * points and group at most. */
 static int
 conv_winograd_dw_workers (const SimclrWinogradKernels *wk,
     const SimclrConvShape *s)
 {
-  int t = conv_threads (s);
-  return t < wk->m + 2 ? t : wk->m + 2;
+  int t = conv_threads (s), units = conv_winograd_dw_groups (wk, s) *
+      (wk->m + 2);
+  return t < units ? t : units;
 }
 
 static const SimclrConvKernels *
@@ -354,6 +387,13 @@ simclr_conv2d_winograd_tile (const SimclrConvShape *s, SimclrConvOp op)
   return wk->m;
 }
 
+int
+simclr_conv2d_winograd_dw_groups (const SimclrConvShape *s)
+{
+  const SimclrWinogradKernels *wk = conv_pick_winograd_dw (s, NULL);
+  return wk ? conv_winograd_dw_groups (wk, s) : 0;
+}
+
 /* Scratch of a Winograd forward: the packed weight (9*C*OC), its
  * transform u, then one work buffer per worker. */
 static size_t
@@ -398,10 +438,11 @@ simclr_conv2d_scratch_floats (const SimclrConvShape *s)
   if (conv_transposed_shape (s, &t) && (wk = conv_pick_winograd (&t, 1)) &&
       need < conv_winograd_scratch (wk, &t))
     need = conv_winograd_scratch (wk, &t);
-  /* Winograd weight gradient: du (points, OC, C), one work buffer per
-   * worker */
+  /* Winograd weight gradient: du (points, OC, C) per image group, one
+   * work buffer per worker */
   if ((wk = conv_pick_winograd_dw (s, NULL)) != NULL) {
-    size_t dw = simclr_winograd_u_floats (wk, s) +
+    size_t dw = (size_t) conv_winograd_dw_groups (wk, s) *
+        simclr_winograd_u_floats (wk, s) +
         (size_t) conv_winograd_dw_workers (wk, s) *
         simclr_winograd_dw_work_floats (wk, s);
     if (need < dw)
@@ -911,32 +952,53 @@ simclr_conv2d_forward (float *out, const float *inp, const float *weight,
   simclr_conv2d_forward_epilogue (out, inp, weight, bias, NULL, s, scratch);
 }
 
-/* One worker of a Winograd weight gradient: the points of rows [r0, r1)
- * over the whole batch. */
+/* One worker of a Winograd weight gradient: units [u0, u1) of the
+ * groups x rows of transformed points (unit g a + r: the points of row r
+ * over the images of group g, summed into group g's partial du), then
+ * the output rows [o0, o1) of G^T du G. */
 typedef struct {
   const SimclrWinogradKernels *wk;
   const SimclrConvShape *s;
-  float *du, *work;
+  float *du, *work, *dweight;
   const float *inp, *dout;
-  int r0, r1;
+  int groups, u0, u1, o0, o1;
 } ConvDwTask;
 
 static void
 conv_dw_run (void *ctx, int task)
 {
   ConvDwTask *t = (ConvDwTask *) ctx + task;
-  const size_t plane = (size_t) t->s->OC * t->s->C;
+  const SimclrConvShape *s = t->s;
+  const size_t plane = (size_t) s->OC * s->C;
   const int a = t->wk->m + 2;
-  memset (t->du + (size_t) t->r0 * a * plane, 0,
-      sizeof (float) * (t->r1 - t->r0) * a * plane);
-  t->wk->dweight (t->du, t->inp, t->dout, t->s, 0, t->s->B, t->r0, t->r1,
-      t->work);
+  for (int u = t->u0; u < t->u1;) {
+    /* this group's rows in [u0, u1) */
+    const int g = u / a, r0 = u % a;
+    const int r1 = t->u1 - g * a < a ? t->u1 - g * a : a;
+    float *du = t->du + (size_t) g * a * a * plane;
+    memset (du + (size_t) r0 * a * plane, 0,
+        sizeof (float) * (r1 - r0) * a * plane);
+    t->wk->dweight (du, t->inp, t->dout, s,
+        (int) ((long) s->B * g / t->groups),
+        (int) ((long) s->B * (g + 1) / t->groups), r0, r1, t->work);
+    u = g * a + r1;
+  }
 }
 
-/* Weight gradient by Winograd (conv-winograd.c): workers take fixed rows
- * of the transformed points, each summing its points over every tile in
- * the same order, so the bits do not depend on the thread count; then
- * dweight += G^T du G. Scratch: du, then the workers' buffers. */
+static void
+conv_dw_out_run (void *ctx, int task)
+{
+  ConvDwTask *t = (ConvDwTask *) ctx + task;
+  simclr_winograd_dweight_out_sum (t->wk, t->dweight, t->du, t->groups,
+      t->o0, t->o1, t->s->C, t->s->OC);
+}
+
+/* Weight gradient by Winograd (conv-winograd.c): the images are cut into
+ * conv_winograd_dw_groups groups, each summed over its tiles in the same
+ * order into its own partial du; workers take fixed shares of the units
+ * (group, row of points), so the bits do not depend on the thread count;
+ * then dweight += G^T (sum of the partials) G, the workers splitting the
+ * output channels. Scratch: the partials, then the workers' buffers. */
 static void
 conv_backward_weight_winograd (float *dweight, float *dbias,
     const float *dout, const float *inp, const SimclrWinogradKernels *wk,
@@ -959,25 +1021,33 @@ conv_backward_weight_winograd (float *dweight, float *dbias,
     }
   }
   ConvDwTask tasks[CONV_MAX_THREADS];
+  const int groups = conv_winograd_dw_groups (wk, s);
+  const int units = groups * a;
   const int workers = conv_winograd_dw_workers (wk, s);
   float *du = scratch;
-  float *work = du + simclr_winograd_u_floats (wk, s);
+  float *work = du + (size_t) groups * simclr_winograd_u_floats (wk, s);
   for (int i = 0; i < workers; i++) {
     tasks[i].wk = wk;
     tasks[i].s = s;
     tasks[i].du = du;
+    tasks[i].dweight = dweight;
     tasks[i].inp = inp;
     tasks[i].dout = dout;
     tasks[i].work = work + (size_t) i * simclr_winograd_dw_work_floats (wk,
         s);
-    tasks[i].r0 = a * i / workers;
-    tasks[i].r1 = a * (i + 1) / workers;
+    tasks[i].groups = groups;
+    tasks[i].u0 = units * i / workers;
+    tasks[i].u1 = units * (i + 1) / workers;
+    tasks[i].o0 = OC * i / workers;
+    tasks[i].o1 = OC * (i + 1) / workers;
   }
-  if (workers > 1)
+  if (workers > 1) {
     simclr_parallel_for (workers, conv_dw_run, tasks);
-  else
+    simclr_parallel_for (workers, conv_dw_out_run, tasks);
+  } else {
     conv_dw_run (tasks, 0);
-  simclr_winograd_dweight_out (wk, dweight, du, s->C, OC);
+    conv_dw_out_run (tasks, 0);
+  }
 }
 
 void

@@ -22,6 +22,9 @@
  *    level has it, and never for other shapes or levels; by default unless
  *    SIMCLR_WINOGRAD=0 (meson runs this test with 0, f43 and unset);
  *    threads 1 and 2 give identical bits.
+ * 4. The weight gradient's image groups through conv.c (the number a
+ *    function of the shape): threads 1, 2, 3 and 5 give identical bits on
+ *    an odd batch, within the reference's bound (test_dweight_groups).
  *
  * Error bound. Let S(y) = sum over taps and channels of |w| |x| for output
  * y (computed with the reference). A float dot product of n terms is off by
@@ -837,8 +840,9 @@ test_dispatch (void)
 
 /* Threads 1 and 2 give identical bits (each tile's arithmetic does not
  * depend on the block or worker it falls in; each weight-gradient point is
- * summed by one worker over all tiles in one order), forward, input
- * gradient and weight gradient. */
+ * summed by one worker over the tiles of its image group in one order, the
+ * groups fixed by the shape: test_dweight_groups), forward, input gradient
+ * and weight gradient. */
 static void
 test_threads (gconstpointer data)
 {
@@ -927,6 +931,82 @@ test_threads (gconstpointer data)
   g_free (x);
 }
 
+/* The weight gradient's image groups (conv.c cuts the batch into a number
+ * of groups that depends on the shape only, each summed into its own
+ * partial du, and splits groups x rows of points over the workers): on an
+ * odd batch (uneven groups) threads 1, 2, 3 and 5 (shares that cut a
+ * group's rows) give identical bits, accumulated onto a non-zero start,
+ * each within test_dweight's bound of the reference. The ResNet-18 w0.25
+ * layers take 2 groups up to 32 channels (a partial du of at most
+ * 64 Ki floats), 1 above, and a batch of 1 one group. */
+static void
+test_dweight_groups (gconstpointer data)
+{
+  const int *layer = layers[*(const int *) data];
+  SimclrConvShape s = { .B = 37, .H = layer[0], .W = layer[0],
+    .C = layer[1], .OC = layer[2], .KH = 3, .KW = 3, .stride = 1, .pad = 1,
+    .threads = 1
+  };
+  g_assert_cmpint (simclr_conv2d_shape_init (&s), ==, 0);
+  if (!simclr_conv2d_uses_winograd (&s, SIMCLR_CONV_DWEIGHT)) {
+    g_assert_cmpint (simclr_conv2d_winograd_dw_groups (&s), ==, 0);
+    g_test_skip ("no Winograd weight gradient at this level");
+    return;
+  }
+  const int m = simclr_conv2d_winograd_tile (&s, SIMCLR_CONV_DWEIGHT);
+  const int groups = simclr_conv2d_winograd_dw_groups (&s);
+  g_assert_cmpint (groups, ==, s.C <= 32 ? 2 : 1);
+  SimclrConvShape one = s;
+  one.B = 1;
+  g_assert_cmpint (simclr_conv2d_shape_init (&one), ==, 0);
+  g_assert_cmpint (simclr_conv2d_winograd_dw_groups (&one), ==, 1);
+  const int C = s.C, OC = s.OC;
+  const size_t nin = (size_t) s.B * s.H * s.W * C;
+  const size_t nout = (size_t) s.B * s.H * s.W * OC;
+  const size_t nw = (size_t) OC * 9 * C;
+  float *x = g_new (float, nin), *dy = g_new (float, nout);
+  fill (x, nin, -1, 1);
+  fill (dy, nout, -1, 1);
+  double *ref = g_new (double, nw), *S = g_new (double, nw);
+  double *T2 = g_new (double, (size_t) OC * C), *T4 = g_new (double,
+      (size_t) OC * C);
+  ref_dweight (ref, S, T2, T4, x, dy, s.B, s.H, s.W, C, OC);
+  float *base = g_new (float, nw), *g1 = g_new (float, nw);
+  float *gt = g_new (float, nw);
+  fill (base, nw, -1, 1);
+  const long n = (long) s.B * ((s.H + m - 1) / m) * ((s.W + m - 1) / m);
+  static const int threads[4] = { 1, 2, 3, 5 };
+  for (int i = 0; i < 4; i++) {
+    SimclrConvShape st = s;
+    st.threads = threads[i];
+    g_assert_cmpint (simclr_conv2d_winograd_dw_groups (&st), ==, groups);
+    float *scratch = g_new (float, simclr_conv2d_scratch_floats (&st) + 1);
+    float *dw = i ? gt : g1;
+    memcpy (dw, base, sizeof (float) * nw);
+    simclr_conv2d_backward_weight (dw, NULL, dy, x, &st, scratch);
+    g_free (scratch);
+    char what[96];
+    g_snprintf (what, sizeof (what), "%dx%d %d->%d batch %d, %d groups, "
+        "%d threads", s.H, s.W, C, OC, s.B, groups, threads[i]);
+    double wr = check_dw_bound (what, dw, ref, S, T2, T4, base, m, n, C, OC);
+    g_assert_cmpfloat (wr, <, m == 4 ? 16.0 : 8.0);
+    g_test_message ("%s: F(%d,3), worst error / (eps T) %.2f", what, m, wr);
+    for (size_t j = 0; i && j < nw; j++)
+      if (memcmp (&gt[j], &g1[j], sizeof (float)) != 0)
+        g_error ("%s: weight gradient %zu is %.9g, %.9g on 1 thread", what,
+            j, gt[j], g1[j]);
+  }
+  g_free (gt);
+  g_free (g1);
+  g_free (base);
+  g_free (T4);
+  g_free (T2);
+  g_free (S);
+  g_free (ref);
+  g_free (dy);
+  g_free (x);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -952,6 +1032,13 @@ main (int argc, char **argv)
         jobs[j][1] ? "-f43" : "", layers[jobs[j][0]][0],
         layers[jobs[j][0]][0], layers[jobs[j][0]][1]);
     g_test_add_data_func (path, jobs[j], test_threads);
+    g_free (path);
+  }
+  static const int dw_layers[4] = { 0, 1, 2, 3 };
+  for (int l = 0; l < 4; l++) {
+    char *path = g_strdup_printf ("/conv-winograd/dweight-groups/%dx%d-%d",
+        layers[l][0], layers[l][0], layers[l][1]);
+    g_test_add_data_func (path, &dw_layers[l], test_dweight_groups);
     g_free (path);
   }
   int rc = g_test_run ();
