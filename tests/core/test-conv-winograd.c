@@ -24,7 +24,9 @@
  *    threads 1 and 2 give identical bits.
  * 4. The weight gradient's image groups through conv.c (the number a
  *    function of the shape): threads 1, 2, 3 and 5 give identical bits on
- *    an odd batch, within the reference's bound (test_dweight_groups).
+ *    an odd batch, within the reference's bound (test_dweight_groups); the
+ *    weight-side transform of the summed groups' du, every vector-width
+ *    clone the same bits, against a double reference (test_dweight_out).
  *
  * Error bound. Let S(y) = sum over taps and channels of |w| |x| for output
  * y (computed with the reference). A float dot product of n terms is off by
@@ -931,6 +933,112 @@ test_threads (gconstpointer data)
   g_free (x);
 }
 
+/* G^T (sum of the groups' du) G into dweight (simclr_winograd_dweight_out_
+ * sum): each vector-width clone (picked by the kernel set: generic, AVX2,
+ * AVX-512) gives the same bits as the twin's, rows split over calls the
+ * same bits as one call, and all agree with a double reference written
+ * here to a rounding of the result (the sums are in double, rounded once):
+ * channel counts below, at and past a step of 64, 1 and 3 groups. */
+static void
+test_dweight_out (void)
+{
+  static const int shapes[5][2] = {
+    {16, 16}, {128, 128}, {3, 5}, {80, 48}, {64, 136},
+  };
+  for (int mi = 0; mi < 2; mi++) {
+    const int m = mi ? 4 : 2, a = m + 2, P = a * a;
+    const double (*G)[3] = m == 4 ? G43t : G23t;
+    const SimclrWinogradKernels *k[3];
+    const char *names[3];
+    int nk = 0;
+    k[nk] = m == 4 ? &simclr_winograd43_dw_generic :
+        &simclr_winograd_dw_generic;
+    names[nk++] = "generic";
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (simclr_cpu_best_level () >= SIMCLR_CPU_AVX512) {
+      k[nk] = m == 4 ? &simclr_winograd43_dw_avx512 :
+          &simclr_winograd_dw_avx512;
+      names[nk++] = "avx512";
+    }
+    if (m == 4 && simclr_cpu_best_level () >= SIMCLR_CPU_AVX2) {
+      k[nk] = &simclr_winograd43_dw_avx2;
+      names[nk++] = "avx2";
+    }
+#endif
+    for (int si = 0; si < 5; si++)
+      for (int groups = 1; groups <= 3; groups += 2) {
+        const int C = shapes[si][0], OC = shapes[si][1];
+        const size_t plane = (size_t) OC * C, nw = (size_t) OC * 9 * C;
+        const size_t ndu = (size_t) groups * P * plane;
+        float *du = g_new (float, ndu), *base = g_new (float, nw);
+        float *first = g_new (float, nw), *got = g_new (float, nw);
+        fill (du, ndu, -1, 1);
+        fill (base, nw, -1, 1);
+        for (int i = 0; i < nk; i++)
+          for (int split = 0; split < 2; split++) {
+            memcpy (got, base, sizeof (float) * nw);
+            if (split) {
+              simclr_winograd_dweight_out_sum (k[i], got, du, groups, 0,
+                  OC / 3, C, OC);
+              simclr_winograd_dweight_out_sum (k[i], got, du, groups,
+                  OC / 3, OC, C, OC);
+            } else {
+              simclr_winograd_dweight_out_sum (k[i], got, du, groups, 0, OC,
+                  C, OC);
+            }
+            if (i == 0 && !split) {
+              memcpy (first, got, sizeof (float) * nw);
+              if (groups == 1) {
+                /* the one-group entry point is the same */
+                float *one = g_new (float, nw);
+                memcpy (one, base, sizeof (float) * nw);
+                simclr_winograd_dweight_out (k[i], one, du, C, OC);
+                g_assert_cmpmem (one, sizeof (float) * nw, first,
+                    sizeof (float) * nw);
+                g_free (one);
+              }
+              continue;
+            }
+            for (size_t j = 0; j < nw; j++)
+              if (memcmp (&got[j], &first[j], sizeof (float)) != 0)
+                g_error ("F(%d,3) %d->%d, %d groups, %s%s: dweight %zu is "
+                    "%.9g, the generic twin's %.9g", m, C, OC, groups,
+                    names[i], split ? " (rows split)" : "", j, got[j],
+                    first[j]);
+          }
+        /* against the reference */
+        for (int o = 0; o < OC; o++)
+          for (int c = 0; c < C; c++)
+            for (int kh = 0; kh < 3; kh++)
+              for (int kw = 0; kw < 3; kw++) {
+                double want = 0.0, mass = 0.0;
+                for (int i = 0; i < a; i++)
+                  for (int l = 0; l < a; l++) {
+                    double d = 0.0;
+                    for (int g = 0; g < groups; g++)
+                      d += du[(size_t) g * P * plane +
+                          (size_t) (i * a + l) * plane + (size_t) o * C + c];
+                    want += G[i][kh] * d * G[l][kw];
+                    mass += fabs (G[i][kh] * d * G[l][kw]);
+                  }
+                size_t j = ((size_t) o * 9 + kh * 3 + kw) * C + c;
+                want += base[j];
+                double err = fabs ((double) first[j] - want);
+                double bound = FLT_EPSILON * fabs (want) + 1e-12 * (mass +
+                    fabs (base[j])) + 1e-30;
+                if (!(err <= bound))
+                  g_error ("F(%d,3) %d->%d, %d groups: dweight[%d][%d][%d]"
+                      "[%d] is %.9g, want %.9g (error %.3g > %.3g)", m, C,
+                      OC, groups, o, kh, kw, c, first[j], want, err, bound);
+              }
+        g_free (got);
+        g_free (first);
+        g_free (base);
+        g_free (du);
+      }
+  }
+}
+
 /* The weight gradient's image groups (conv.c cuts the batch into a number
  * of groups that depends on the shape only, each summed into its own
  * partial du, and splits groups x rows of points over the workers): on an
@@ -1034,6 +1142,7 @@ main (int argc, char **argv)
     g_test_add_data_func (path, jobs[j], test_threads);
     g_free (path);
   }
+  g_test_add_func ("/conv-winograd/dweight-out", test_dweight_out);
   static const int dw_layers[4] = { 0, 1, 2, 3 };
   for (int l = 0; l < 4; l++) {
     char *path = g_strdup_printf ("/conv-winograd/dweight-groups/%dx%d-%d",
