@@ -97,6 +97,14 @@ simclr_winograd_block_tiles (const SimclrWinogradKernels *k,
     t = 16;
   if (t > 1024)
     t = 1024;
+  /* F(4x4, 3x3) past 64*64 channel pairs: the transformed weight (36 C
+   * OC floats, 2.3 MiB at 128*128) no longer stays in L2 and is reread
+   * every block, so at least 48 tiles a block (V + M then mostly in L3).
+   * `bench-conv --tiles`, 4x4x128->128 b512, one thread, direct/F(4x4,
+   * 3x3) time, medians of 3 runs at load 6: 2.64 at 16 tiles, 2.87 at
+   * 36, 2.97 at 48, 2.87 at 64 and 96; AVX2 2.8 -> 3.0-3.15. */
+  if (k->m == 4 && (size_t) s->C * s->OC > 64 * 64 && t < 48)
+    t = 48;
   return (int) t;
 }
 
@@ -600,6 +608,17 @@ at6 (float y[4], const float m[6])
   y[1] = b + 2.0f * d;
   y[2] = a + 4.0f * c;
   y[3] = (b + 8.0f * d) + m[5];
+}
+
+/* Whether F(4x4, 3x3) multiplies less than F(2x2, 3x3) on this map: 36
+ * points per 4x4 tile against 16 per 2x2 tile (4x4: 36 against 64, 14x14:
+ * 576 against 784; 2x2: 36 against 16; 5x5 and 6x6: 144 both). */
+static int
+wino43_fewer_points (const SimclrConvShape *s)
+{
+  size_t p43 = (size_t) 36 * ((s->OH + 3) / 4) * ((s->OW + 3) / 4);
+  size_t p23 = (size_t) 16 * ((s->OH + 1) / 2) * ((s->OW + 1) / 2);
+  return p43 < p23;
 }
 
 static void
@@ -1390,15 +1409,29 @@ wino43_avx512_forward (float *out, const float *inp, const float *u,
 }
 
 /* Shapes routed here (conv.c, before F(2x2, 3x3)): 3x3 s1 p1 with C and
- * OC multiples of 16 and C*OC at most 64*64 (the transformed weight, 36 C
- * OC floats, within 576 KiB: it stays in L2 across blocks of tiles; at
- * 128*128 it is 2.3 MiB and F(2x2, 3x3) wins). Measurements: see the
+ * OC multiples of 16 and C*OC at most 128*128. At 128*128 the transformed
+ * weight (2.3 MiB) outgrows L2; what had made F(2x2, 3x3) win there was
+ * the weight transform (6 ms a call, cache-set conflicts, see weight43)
+ * and the blocks' points 4 KiB apart (see wino_pstride), not the GEMMs.
+ * `bench-conv --tiles`, one thread, thread CPU time, best of 5-7, load
+ * 5-7 (direct:F(2x2, 3x3) / direct:F(4x4, 3x3) time):
+ *   w0.25 4x4 128->128  b512  1.70-1.88 / 2.64-3.00
+ *   w1 14x14 128->128   b64   2.18-2.23 / 2.59-2.98; b32 2.07-2.12 / 2.44-2.68
+ *   w1 7x7 256->256     b64   1.77-1.81 / 2.02-2.26 (not taken: unchecked
+ *                             against the equivalence tests)
+ *   w1 4x4 512->512     b32   0.63 / 0.64-0.72 (not taken)
+ * Past 64*64 pairs only on maps where F(4x4, 3x3) multiplies less than
+ * F(2x2, 3x3) (wino43_fewer_points: not 2x2, 5x5, 6x6), where the GEMMs
+ * dominate; on a 2x2 map (36 points against 16) it routed test-replica's
+ * 12x12 model's layer4 and moved its loss 2.9e-5 from one trainer's
+ * (tolerance 1e-5). Earlier measurements of 16-64 channels: see the
  * commit and STATUS.md. */
 static int
 wino43_avx512_ok (const SimclrConvShape *s)
 {
   return simclr_winograd_shape_ok (s) && s->C % 16 == 0 &&
-      s->OC % 16 == 0 && (size_t) s->C * s->OC <= 64 * 64;
+      s->OC % 16 == 0 && ((size_t) s->C * s->OC <= 64 * 64 ||
+      ((size_t) s->C * s->OC <= 128 * 128 && wino43_fewer_points (s)));
 }
 
 const SimclrWinogradKernels simclr_winograd43_avx512 = {
@@ -1914,12 +1947,16 @@ wino43_avx2_forward (float *out, const float *inp, const float *u,
 }
 
 /* Shapes routed here: see the commit and STATUS.md. C a multiple of 8, OC
- * of 16, C*OC at most 64*64 as on AVX-512. */
+ * of 16, C*OC at most 128*128 as on AVX-512 (past 64*64 on the same maps). At 128*128, `SIMCLR_CPU=avx2
+ * bench-conv --tiles` (Zen 5 held to AVX2, one thread, best of 5, load 5)
+ * direct (GEMM there):F(4x4, 3x3) time: w0.25 4x4 b512 3.0-3.15, b256
+ * 2.8; w1 14x14 b64 2.6, b32 2.3-2.4. */
 static int
 wino43_avx2_ok (const SimclrConvShape *s)
 {
   return simclr_winograd_shape_ok (s) && s->C % 8 == 0 &&
-      s->OC % 16 == 0 && (size_t) s->C * s->OC <= 64 * 64;
+      s->OC % 16 == 0 && ((size_t) s->C * s->OC <= 64 * 64 ||
+      ((size_t) s->C * s->OC <= 128 * 128 && wino43_fewer_points (s)));
 }
 
 const SimclrWinogradKernels simclr_winograd43_avx2 = {

@@ -17,8 +17,8 @@
  *    with accumulation into non-zero gradients.
  * 3. The dispatch really takes Winograd for the routed shapes (batch 512
  *    and 256 as in training, forward and input gradient; F(4x4, 3x3) for
- *    16-64 channels, in the forward only with SIMCLR_WINOGRAD=f43;
- *    F(2x2, 3x3) for 128, and for 64 in the default forward) where the
+ *    16-128 channels, in the forward only with SIMCLR_WINOGRAD=f43;
+ *    F(2x2, 3x3) for 64 and 128 in the default forward) where the
  *    level has it, and never for other shapes or levels; by default unless
  *    SIMCLR_WINOGRAD=0 (meson runs this test with 0, f43 and unset);
  *    threads 1 and 2 give identical bits.
@@ -159,6 +159,9 @@ static const Spec specs[] = {
   {"l3-7x7x64-64", 3, 7, 7, 64, 64, -1, 1},
   {"l4-4x4x128-128", 4, 4, 4, 128, 128, -1, 1},
   {"l4-offset-inputs", 2, 4, 4, 128, 128, 90, 110},
+  {"w1-l2-14x14x128-128", 2, 14, 14, 128, 128, -1, 1},
+  {"partial-6x9x128-128", 3, 6, 9, 128, 128, -1, 1},
+  {"c128-oc64-7x5", 2, 7, 5, 128, 64, -1, 1},
   {"l1-large-magnitude", 1, 28, 28, 16, 16, -1e4, 1e4},
   {"odd-5x7-16-32", 3, 5, 7, 16, 32, -1, 1},
   {"odd-9x3-48-16", 2, 9, 3, 48, 16, -1, 1},
@@ -642,8 +645,7 @@ static const int layers[4][3] = {
 
 /* The Winograd tile conv.c runs pass @op of the ResNet-18 w0.25 layer @l
  * on at @level (0: none), as cpu.c's tables route it: F(4x4, 3x3) for 16
- * to 64 channels on AVX-512 and AVX2, F(2x2, 3x3) for 128 on AVX-512;
- * except that the default table (not @f43) keeps F(4x4, 3x3) out of the
+ * to 128 channels on AVX-512 and AVX2; except that the default table (not @f43) keeps F(4x4, 3x3) out of the
  * forward: there it runs F(2x2, 3x3) for 64 and 128 channels on AVX-512
  * only. The weight gradient: F(4x4, 3x3) on every layer on AVX-512 (4x4
  * maps at 128 channels) and AVX2, in both tables. */
@@ -655,9 +657,7 @@ expected_tile (int f43, SimclrCpuLevel level, int l, SimclrConvOp op)
     return level >= SIMCLR_CPU_AVX2 ? 4 : 0;
   if (!f43 && op == SIMCLR_CONV_FORWARD)
     return level >= SIMCLR_CPU_AVX512 && l >= 2 ? 2 : 0;
-  if (level >= SIMCLR_CPU_AVX512)
-    return l < 3 ? 4 : 2;
-  return level >= SIMCLR_CPU_AVX2 && l < 3 ? 4 : 0;
+  return level >= SIMCLR_CPU_AVX2 ? 4 : 0;
 }
 
 /* The dispatch takes Winograd exactly where the tables route it (see
@@ -759,7 +759,7 @@ test_dispatch (void)
         g_assert_false (simclr_conv2d_uses_winograd (&d,
                 SIMCLR_CONV_DWEIGHT));
       }
-  /* taken by F(4x4, 3x3) (f43 table): C*OC up to 64*64, channels
+  /* taken by F(4x4, 3x3) (f43 table): C*OC up to 128*128, channels
    * multiples of 16; by the default table for the input gradient only */
   SimclrConvShape f4[] = {
     {.B = 8, .H = 8, .W = 8, .C = 16, .OC = 64, .KH = 3, .KW = 3,
@@ -795,11 +795,29 @@ test_dispatch (void)
   g_assert_cmpint (simclr_conv2d_shape_init (&w2), ==, 0);
   g_assert_cmpint (simclr_conv2d_winograd_tile (&w2, SIMCLR_CONV_DWEIGHT),
       ==, level >= SIMCLR_CPU_AVX512 ? 2 : level >= SIMCLR_CPU_AVX2 ? 4 : 0);
+  /* F(4x4, 3x3) past 64*64 channel pairs (the f43 table's forward, both
+   * tables' input gradient) only on maps where it multiplies less than
+   * F(2x2, 3x3): 14x14, not 2x2 (there F(2x2, 3x3) on AVX-512, the GEMM
+   * path on AVX2) */
+  for (int i = 0; i < 2; i++) {
+    SimclrConvShape q = {.B = 8, .H = i ? 2 : 14, .W = i ? 2 : 14,
+      .C = 128, .OC = 128, .KH = 3, .KW = 3, .stride = 1, .pad = 1,
+      .kernels = tabs[1]
+    };
+    g_assert_cmpint (simclr_conv2d_shape_init (&q), ==, 0);
+    int want = i == 0 ? (level >= SIMCLR_CPU_AVX2 ? 4 : 0) :
+        (level >= SIMCLR_CPU_AVX512 ? 2 : 0);
+    g_assert_cmpint (simclr_conv2d_winograd_tile (&q, SIMCLR_CONV_FORWARD),
+        ==, want);
+    q.kernels = tabs[0];
+    g_assert_cmpint (simclr_conv2d_winograd_tile (&q, SIMCLR_CONV_DINPUT),
+        ==, want);
+  }
   /* refused by both tables: channels not multiples of 16 (or 8 for AVX2's
    * C) either way, strided, 5x5, pad 0, 1x1, a transformed weight above
    * 128*128*16 floats */
   SimclrConvShape r[] = {
-    {.B = 8, .H = 8, .W = 8, .C = 80, .OC = 72, .KH = 3, .KW = 3,
+    {.B = 8, .H = 8, .W = 8, .C = 72, .OC = 72, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
     {.B = 8, .H = 8, .W = 8, .C = 40, .OC = 40, .KH = 3, .KW = 3,
         .stride = 1, .pad = 1},
@@ -829,7 +847,7 @@ test_dispatch (void)
       g_assert_false (simclr_conv2d_uses_winograd (&r[i],
               SIMCLR_CONV_DINPUT));
       /* the weight gradient of 3x3 s1 p1 shapes whose channels are
-       * multiples of 8 (80->72, 40->40) goes to AVX2's F(4x4, 3x3) from
+       * multiples of 8 (72->72, 40->40) goes to AVX2's F(4x4, 3x3) from
        * AVX2 up; the rest is refused */
       const SimclrConvShape *q = &r[i];
       int dw8 = q->KH == 3 && q->KW == 3 && q->stride == 1 && q->pad == 1 &&
