@@ -32,13 +32,16 @@
  *    when half its steps flip); the allowed flip count is max(MAX_FLIPS,
  *    FLOOR_FACTOR x the floor run's), at most 3/4 of the steps, so a fault
  *    of every step still fails. A floor lifting a tolerance above
- *    FLOOR_CEILING x the fixed one fails the test. Why: Winograd F(4x4,
- *    3x3) in the forward rounds ~10x coarser than F(2x2, 3x3) (per image
- *    the same bits whatever the batch split) and flipped 7 of 20 lockstep
- *    steps with a median update error of 1.19e-3 (> the fixed 1e-3 and 5):
- *    the same single-rank computation under direct kernels measured the
- *    same 1.19e-3 and 5 flips against the reference, so the fixed
- *    tolerances failed a kernel, not the data-parallel code.
+ *    FLOOR_CEILING x the fixed one fails the test (the update's only where
+ *    it is checked, in 3: with F(4x4, 3x3) in the forward the multi-crop
+ *    case's floor run flipped 5 of 10 steps, and its median update error,
+ *    5.9e-3, refused there, failed a case that checks no update). Why:
+ *    Winograd F(4x4, 3x3) in the forward rounds ~10x coarser than F(2x2,
+ *    3x3) (per image the same bits whatever the batch split) and flipped 7
+ *    of 20 lockstep steps with a median update error of 1.19e-3 (> the
+ *    fixed 1e-3 and 5): the same single-rank computation under direct
+ *    kernels measured the same 1.19e-3 and 5 flips against the reference,
+ *    so the fixed tolerances failed a kernel, not the data-parallel code.
  *    Why lockstep: 20 free steps are chaotic. A ReLU input within float
  *    noise of 0 flips between the two runs (their sums run in other
  *    orders); at SIMCLR_CPU=avx2 one such flip made the free runs' losses
@@ -755,6 +758,7 @@ typedef struct {
   double loss, grad, upd, buf;
   int flips;                    /* allowed steps above grad */
   gboolean ok;
+  gboolean upd_ok;              /* upd's floor accepted (only 3 checks upd) */
 } Tolerances;
 
 static double
@@ -774,7 +778,7 @@ tolerances (const LockstepResult *fl, int steps)
   /* without a floor: MAX_FLIPS, and fewer than half the steps (the median
    * step within the gradient tolerance) */
   Tolerances t = {TOL_LOSS, TOL_MV_GRAD, TOL_STEP_UPDATE, TOL_BUF,
-    MIN (MAX_FLIPS, (steps - 1) / 2), TRUE};
+    MIN (MAX_FLIPS, (steps - 1) / 2), TRUE, TRUE};
   if (!fl)
     return t;
   t.loss = floored (TOL_LOSS, fl->worst_loss, &t.ok);
@@ -782,7 +786,7 @@ tolerances (const LockstepResult *fl, int steps)
    * median is a ReLU flip's when half its steps flip, as at 3 views with
    * F(4x4, 3x3)) */
   t.grad = floored (TOL_MV_GRAD, fl->quartile, &t.ok);
-  t.upd = floored (TOL_STEP_UPDATE, fl->median_upd, &t.ok);
+  t.upd = floored (TOL_STEP_UPDATE, fl->median_upd, &t.upd_ok);
   t.buf = floored (TOL_BUF, fl->worst_buf, &t.ok);
   /* ReLU flips: FLOOR_FACTOR x the floor run's count, at most 3/4 of the
    * steps (a fault of every step still fails) */
@@ -824,11 +828,13 @@ run_lockstep_case (const char *label, int steps, LockstepResult *r)
       "quartile %.3g (median %.3g), median update error %.3g, BN statistics "
       "%.3g, %d steps above %.3g; tolerances max(fixed, %d x floor): "
       "losses %.3g, gradient %.3g, update %.3g, BN statistics %.3g, at most "
-      "%d steps above the gradient tolerance%s\n", label,
+      "%d steps above the gradient tolerance%s%s\n", label,
       floor_name, fl.worst_loss, fl.quartile, fl.median, fl.median_upd,
       fl.worst_buf, count_above (fl.step_err, steps, t.grad), t.grad,
       FLOOR_FACTOR, t.loss, t.grad, t.upd, t.buf, t.flips, t.ok ? "" :
-      " (REFUSED: a floor above the ceiling; fixed tolerances, not ok)");
+      " (REFUSED: a floor above the ceiling; fixed tolerances, not ok)",
+      t.upd_ok ? "" : " (the update's floor REFUSED: above the ceiling; "
+      "not ok where the update is checked)");
   return t;
 }
 
@@ -974,7 +980,7 @@ main (int argc, char **argv)
         "tensor: %s), its BN statistics by %.3g (not checked: chaotic)\n",
         relative_update (ref, init), STEPS, ue, where, be);
     int flips = count_above (lr.step_err, STEPS, tol.grad);
-    gboolean ok3 = tol.ok && flips <= tol.flips
+    gboolean ok3 = tol.ok && tol.upd_ok && flips <= tol.flips
         && lr.median_upd <= tol.upd && lr.worst_buf <= tol.buf;
     printf ("%s 3 - %d steps in lockstep: %d steps' worst gradient error "
         "above %.3g (ReLU flips, <= %d; median %.3g, worst %.3g at %s), "
