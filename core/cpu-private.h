@@ -92,7 +92,7 @@ typedef struct {
    * takes a shape runs it); NULL: none (further). */
   const SimclrWinogradKernels *winograd[2];
   /* Tried before those for the input gradient's transposed convolution
-   * only (F(4x4, 3x3): its rounding noise is tolerable there, not in the
+   * only (the SIMCLR_WINOGRAD=f23 rows: F(4x4, 3x3) there, not in the
    * forward: see cpu.c); NULL: none (further). */
   const SimclrWinogradKernels *winograd_dinput[2];
   /* Weight-gradient Winograd kernels, tried in this order; NULL: none
@@ -118,12 +118,15 @@ const SimclrKernels *simclr_cpu_kernels (void);
 const SimclrKernels *simclr_cpu_kernels_at (SimclrCpuLevel level);
 
 /* The kernels of @level with the Winograd kernels routed whatever
- * SIMCLR_WINOGRAD says (tests, benchmarks); NULL when the CPU lacks it. */
+ * SIMCLR_WINOGRAD says, F(4x4, 3x3) on input gradients only (the table
+ * SIMCLR_WINOGRAD=f23 selects; tests, benchmarks); NULL when the CPU
+ * lacks it. */
 const SimclrKernels *simclr_cpu_kernels_winograd_at (SimclrCpuLevel level);
 
-/* The same with Winograd F(4x4, 3x3) tried first where its predicate takes
- * the shape (the table SIMCLR_WINOGRAD=f43 selects; not the default: see
- * cpu.c wino43_sets). NULL when the CPU lacks @level. */
+/* The same with Winograd F(4x4, 3x3) tried first in the forward too where
+ * its predicate takes the shape (the default table, also
+ * SIMCLR_WINOGRAD=f43; cpu.c wino43_sets). NULL when the CPU lacks
+ * @level. */
 const SimclrKernels *simclr_cpu_kernels_winograd43_at (SimclrCpuLevel level);
 
 /* The same sets without their Winograd kernels (every convolution on the

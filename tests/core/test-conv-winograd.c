@@ -17,10 +17,10 @@
  *    with accumulation into non-zero gradients.
  * 3. The dispatch really takes Winograd for the routed shapes (batch 512
  *    and 256 as in training, forward and input gradient; F(4x4, 3x3) for
- *    16-128 channels, in the forward only with SIMCLR_WINOGRAD=f43;
- *    F(2x2, 3x3) for 64 and 128 in the default forward) where the
+ *    16-128 channels, in the forward too unless SIMCLR_WINOGRAD=f23;
+ *    F(2x2, 3x3) for 64 and 128 in the f23 forward) where the
  *    level has it, and never for other shapes or levels; by default unless
- *    SIMCLR_WINOGRAD=0 (meson runs this test with 0, f43 and unset);
+ *    SIMCLR_WINOGRAD=0 (meson runs this test with 0, f23 and unset);
  *    threads 1 and 2 give identical bits.
  * 4. The weight gradient's image groups through conv.c (the number a
  *    function of the shape): threads 1, 2, 3 and 5 give identical bits on
@@ -674,11 +674,11 @@ test_dispatch (void)
   };
   const SimclrKernels *direct = simclr_cpu_kernels_direct_at (level);
   g_assert_nonnull (direct);
-  /* the default table routes F(2x2, 3x3) unless SIMCLR_WINOGRAD=0;
-   * SIMCLR_WINOGRAD=f43 selects the F(4x4, 3x3) table */
+  /* the default table is the f43 one (F(4x4, 3x3) in the forward too);
+   * SIMCLR_WINOGRAD=f23 selects tabs[0], SIMCLR_WINOGRAD=0 the direct */
   const char *env = g_getenv ("SIMCLR_WINOGRAD");
   int on = !(env && (!strcmp (env, "0") || !g_ascii_strcasecmp (env, "off")));
-  int f43 = env && !g_ascii_strcasecmp (env, "f43");
+  int f43 = on && !(env && !g_ascii_strcasecmp (env, "f23"));
   g_assert_true (simclr_cpu_kernels () == (f43 ? tabs[1] : on ? tabs[0] :
           direct));
   for (int l = 0; l < 4; l++)
