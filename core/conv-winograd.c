@@ -195,8 +195,10 @@ weight43_pairs (float *u, const float *wp, size_t plane, size_t j0,
     }
 }
 
-static void
-weight43 (float *u, const float *wp, int C, int OC)
+/* Every plane's pairs, WINO_WT_PAIRS at a time; inlined into each
+ * instruction set's function below, so one body serves all three. */
+__attribute__ ((always_inline)) static inline void
+weight43_planes (float *u, const float *wp, int C, int OC)
 {
   const size_t plane = (size_t) C * OC;
   size_t j0 = 0;
@@ -204,6 +206,12 @@ weight43 (float *u, const float *wp, int C, int OC)
     weight43_pairs (u, wp, plane, j0, WINO_WT_PAIRS);
   if (j0 < plane)
     weight43_pairs (u, wp, plane, j0, (int) (plane - j0));
+}
+
+static void
+weight43 (float *u, const float *wp, int C, int OC)
+{
+  weight43_planes (u, wp, C, OC);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -212,24 +220,14 @@ weight43 (float *u, const float *wp, int C, int OC)
 __attribute__ ((target ("avx512f,avx512dq,avx512vl,avx512bw"))) static void
 weight43_avx512 (float *u, const float *wp, int C, int OC)
 {
-  const size_t plane = (size_t) C * OC;
-  size_t j0 = 0;
-  for (; j0 + WINO_WT_PAIRS <= plane; j0 += WINO_WT_PAIRS)
-    weight43_pairs (u, wp, plane, j0, WINO_WT_PAIRS);
-  if (j0 < plane)
-    weight43_pairs (u, wp, plane, j0, (int) (plane - j0));
+  weight43_planes (u, wp, C, OC);
 }
 
 /* The same on 4 doubles per vector, for the AVX2 kernels. */
 __attribute__ ((target ("avx2"))) static void
 weight43_avx2 (float *u, const float *wp, int C, int OC)
 {
-  const size_t plane = (size_t) C * OC;
-  size_t j0 = 0;
-  for (; j0 + WINO_WT_PAIRS <= plane; j0 += WINO_WT_PAIRS)
-    weight43_pairs (u, wp, plane, j0, WINO_WT_PAIRS);
-  if (j0 < plane)
-    weight43_pairs (u, wp, plane, j0, (int) (plane - j0));
+  weight43_planes (u, wp, C, OC);
 }
 #endif
 
