@@ -158,6 +158,12 @@ const SimclrKernels *simclr_cpu_kernels_other (const char **name);
 SimclrCpuLevel simclr_cpu_parse_level (const char *value, SimclrCpuLevel best,
     char *msg, size_t msg_size);
 
+/* SIMCLR_WINOGRAD's value: 2 (f43, the default; NULL or empty), 1 (f23),
+ * 0 (0 or off). An unknown value gives 2 and, if @msg is not NULL, a
+ * message naming it. */
+int simclr_cpu_parse_winograd (const char *value, char *msg,
+    size_t msg_size);
+
 /* The kernel sets (one per file). */
 extern const SimclrConvKernels simclr_conv_kernels_avx2;
 extern const SimclrConvKernels simclr_conv_kernels_avx512;

@@ -128,6 +128,21 @@ simclr_cpu_parse_level (const char *value, SimclrCpuLevel best, char *msg,
   return best;
 }
 
+int
+simclr_cpu_parse_winograd (const char *value, char *msg, size_t msg_size)
+{
+  if (value == NULL || value[0] == '\0' || strcasecmp (value, "f43") == 0)
+    return 2;
+  if (strcmp (value, "0") == 0 || strcasecmp (value, "off") == 0)
+    return 0;
+  if (strcasecmp (value, "f23") == 0)
+    return 1;
+  if (msg && msg_size > 0)
+    snprintf (msg, msg_size, "SIMCLR_WINOGRAD=%.64s is not a routing "
+        "(known: f43, the default; f23; 0 or off): using f43", value);
+  return 2;
+}
+
 static void
 cpu_detect (void)
 {
@@ -155,13 +170,10 @@ cpu_detect (void)
    * threads), F(4x4, 3x3) in the forward too (wino43_sets);
    * SIMCLR_WINOGRAD=0 keeps every convolution direct, e.g. to compare the
    * two paths; SIMCLR_WINOGRAD=f23 keeps F(4x4, 3x3) out of the forward
-   * (the default before; kernel_sets); f43 (or any other value) is the
-   * default. */
-  const char *wg = getenv ("SIMCLR_WINOGRAD");
-  cpu.winograd = wg && (strcmp (wg, "0") == 0
-      || strcasecmp (wg, "off") == 0) ? 0 : 2;
-  if (wg && strcasecmp (wg, "f23") == 0)
-    cpu.winograd = 1;
+   * (the default before; kernel_sets); f43 is the default, and so is an
+   * unknown value (reported by simclr_cpu_check_env). */
+  cpu.winograd = simclr_cpu_parse_winograd (getenv ("SIMCLR_WINOGRAD"),
+      cpu.env_msg[0] ? NULL : cpu.env_msg, sizeof (cpu.env_msg));
 
   for (int l = 0; l < SIMCLR_CPU_N_LEVELS; l++) {
     SimclrKernels *k = &cpu.kernels[l], *d = &cpu.direct[l];
@@ -182,7 +194,7 @@ cpu_detect (void)
       cpu.winograd ? " +winograd f23" : "",
       level_names[cpu.best],
       cpu.features & SIMCLR_CPU_FEATURE_AVX512_BF16 ? ", avx512_bf16" : "",
-      cpu.env_msg[0] ? " [SIMCLR_CPU not honoured]" : "");
+      cpu.env_msg[0] ? " [environment not honoured]" : "");
 }
 
 static void

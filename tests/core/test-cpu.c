@@ -67,6 +67,30 @@ test_parse (void)
   g_assert_cmpuint (strlen (small), ==, sizeof (small) - 1);
 }
 
+/* SIMCLR_WINOGRAD: the known routings, and an unknown value named in the
+ * message (the default used). */
+static void
+test_parse_winograd (void)
+{
+  const struct { const char *value; int want; } ok[] = {
+    {NULL, 2}, {"", 2}, {"f43", 2}, {"F43", 2}, {"f23", 1}, {"0", 0},
+    {"off", 0}, {"OFF", 0},
+  };
+  char msg[SIMCLR_ERROR_MESSAGE_SIZE];
+  for (size_t i = 0; i < G_N_ELEMENTS (ok); i++) {
+    msg[0] = 'x';
+    msg[1] = '\0';
+    g_assert_cmpint (simclr_cpu_parse_winograd (ok[i].value, msg,
+            sizeof (msg)), ==, ok[i].want);
+    g_assert_cmpstr (msg, ==, "x");
+  }
+  g_assert_cmpint (simclr_cpu_parse_winograd ("f42", msg, sizeof (msg)), ==,
+      2);
+  g_assert_nonnull (strstr (msg, "SIMCLR_WINOGRAD=f42"));
+  g_assert_nonnull (strstr (msg, "using f43"));
+  g_assert_cmpint (simclr_cpu_parse_winograd ("1", NULL, 0), ==, 2);
+}
+
 static void
 test_names (void)
 {
@@ -165,6 +189,7 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cpu/parse", test_parse);
+  g_test_add_func ("/cpu/parse-winograd", test_parse_winograd);
   g_test_add_func ("/cpu/names", test_names);
   g_test_add_func ("/cpu/detected", test_detected);
   g_test_add_func ("/cpu/conv-paths", test_conv_paths);
